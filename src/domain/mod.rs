@@ -1,0 +1,11 @@
+//! Domain knowledge: the KEs, Synapse's log format, the client's reports,
+//! HAR files, secrets to redact.
+
+pub mod diag;
+pub mod har;
+pub mod ke;
+pub mod redact;
+pub mod signatures;
+pub mod synapse_log;
+
+pub use ke::{Ke, KeSet, PerKe};

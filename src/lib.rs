@@ -1,0 +1,6 @@
+//! callcap: capture, line up and bundle the evidence of end-to-end-encryption
+//! faults in a Matrix deployment during a live call.
+
+pub mod config;
+pub mod domain;
+pub mod sources;

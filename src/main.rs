@@ -1,0 +1,3 @@
+fn main() {
+    println!("callcap {}", env!("CARGO_PKG_VERSION"));
+}
