@@ -1,6 +1,12 @@
 //! callcap: capture, line up and bundle the evidence of end-to-end-encryption
 //! faults in a Matrix deployment during a live call.
 
+pub mod analyze;
+pub mod app;
+pub mod bundle;
+pub mod capture;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod sources;
+pub mod verdicts;

@@ -41,6 +41,10 @@ impl Signatures {
     pub fn embedded() -> Self {
         Signatures {}
     }
+
+    pub fn from_toml(_text: &str, _path: &std::path::Path) -> Result<Self, String> {
+        Ok(Signatures {})
+    }
 }
 
 /// Matches server lines and client messages against all KEs at once.

@@ -15,13 +15,17 @@ pub enum SourceStatus {
     /// Bytes can arrive.
     Live,
     /// Connected, but nothing arrives and keepalives fail.
-    Stalled { reason: String },
+    Stalled {
+        reason: String,
+    },
     Reconnecting {
         attempt: u32,
         next_try_ms: u64,
         reason: String,
     },
-    Error { reason: String },
+    Error {
+        reason: String,
+    },
     /// Finished (end of a file being replayed, or shut down).
     Stopped,
 }
@@ -84,7 +88,7 @@ pub enum Input {
 /// Rows are JSON objects keyed by column name.
 pub type Row = serde_json::Map<String, serde_json::Value>;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DbChange {
     pub query: String,
     pub added: Vec<Row>,
@@ -92,7 +96,7 @@ pub struct DbChange {
     pub changed: Vec<Row>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DbPoll {
     pub at: DateTime<Utc>,
     pub duration_ms: u64,

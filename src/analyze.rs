@@ -1,0 +1,205 @@
+//! `callcap analyze`: the live pipeline run over files that already exist.
+//! Deterministic, so tests and benchmarks drive the same code the console
+//! uses: sources → capture → App → journal → bundle.
+
+use crate::app::event::Event;
+use crate::app::{App, Effect, Subject};
+use crate::bundle::export::{self, SourceDescriptions};
+use crate::bundle::journal::{JOURNAL_PREFIX, Journal};
+use crate::bundle::journal_entry::JournalEntry;
+use crate::capture::Capture;
+use crate::cli::AnalyzeArgs;
+use crate::config::HumanDuration;
+use crate::domain::signatures::Signatures;
+use crate::domain::synapse_log::LogClock;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A usage or input error: exit code 2 with a one-line message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+const CHUNK: usize = 4 * 1024 * 1024;
+
+/// Runs the analysis; returns the bundle's path.
+pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
+    let clock =
+        LogClock::new(&args.timezone).map_err(|e| UsageError(format!("--timezone: {e}")))?;
+    let restart = HumanDuration::parse(&args.restart_timeout)
+        .map_err(|e| UsageError(format!("--restart-timeout: {e}")))?;
+    let sigs = match &args.signatures {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                UsageError(format!(
+                    "cannot read signatures file '{}': {e}",
+                    p.display()
+                ))
+            })?;
+            Signatures::from_toml(&text, p).map_err(|e| UsageError(e.to_string()))?
+        }
+        None => Signatures::embedded(),
+    };
+    for log in &args.logs {
+        check_readable_file(log, "log")?;
+    }
+    let diags = expand(&args.diags, "diag", &["json"])?;
+    let hars = expand(&args.hars, "har", &["har"])?;
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
+    let journal_dir = out.join(format!(
+        "{JOURNAL_PREFIX}{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    ));
+    let journal = Journal::create(&journal_dir)
+        .map_err(|e| UsageError(format!("cannot write to --out '{}': {e}", out.display())))?;
+
+    let subject = Subject {
+        user_id: args.user_id.clone(),
+        device_id: args.device_id.clone(),
+        participants: args.participants.clone(),
+    };
+    let mut app = App::new(
+        subject,
+        restart.as_duration().as_millis().min(u32::MAX as u128) as u32,
+    );
+    let mut capture = Capture::new(journal, sigs, clock, args.event_ids.clone())
+        .map_err(|e| UsageError(format!("signatures: {e}")))?;
+    let started = Utc::now();
+    capture.journal.record(&JournalEntry::Start {
+        at: started,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        mode: "analyze".into(),
+        user_id: args.user_id.clone(),
+        device_id: args.device_id.clone(),
+        participants: args.participants.clone(),
+        timezone: args.timezone.clone(),
+    })?;
+    if !args.event_ids.is_empty() {
+        let fx = app.update(Event::Command {
+            cmd: crate::app::event::Command::AddEventIds {
+                ids: args.event_ids.clone(),
+            },
+            at: started,
+        });
+        apply(&mut capture, fx)?;
+    }
+
+    // Client artefacts first: their KE-3 event ids become part of the
+    // server pattern before the log is read, so one pass suffices.
+    for path in diags.iter().chain(hars.iter()) {
+        let at = mtime(path).unwrap_or(started);
+        let artifact = capture
+            .client_file(path, at)
+            .map_err(|e| UsageError(format!("cannot read '{}': {e}", path.display())))?;
+        let fx = app.update(Event::Client(Box::new(artifact)));
+        apply(&mut capture, fx)?;
+    }
+
+    let mut sources: SourceDescriptions = Vec::new();
+    for (i, log) in args.logs.iter().enumerate() {
+        let before = capture.lines();
+        let mut f = File::open(log)
+            .map_err(|e| UsageError(format!("cannot read log '{}': {e}", log.display())))?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| UsageError(format!("cannot read log '{}': {e}", log.display())))?;
+            if n == 0 {
+                break;
+            }
+            let batch = capture.server_chunk("server-log", &buf[..n])?;
+            let fx = app.update(Event::Server(Box::new(batch)));
+            apply(&mut capture, fx)?;
+        }
+        let last = i + 1 == args.logs.len();
+        let batch = capture.end_of_input("server-log", !last)?;
+        let fx = app.update(Event::Server(Box::new(batch)));
+        apply(&mut capture, fx)?;
+        sources.push(json!({
+            "name": "server-log",
+            "kind": "file",
+            "path": log.display().to_string(),
+            "lines": capture.lines() - before,
+        }));
+    }
+    for p in diags.iter().chain(hars.iter()) {
+        sources.push(json!({"name": "client", "kind": "file", "path": p.display().to_string()}));
+    }
+
+    let label = match &args.label {
+        Some(l) => export::sanitize_label(l),
+        None => export::default_label(&app),
+    };
+    let now = Utc::now();
+    let path = export::export(&app, &mut capture.journal, &out, &label, &sources, now)?;
+    Ok(path)
+}
+
+/// Runs the App's effects that make sense offline.
+fn apply(capture: &mut Capture, effects: Vec<Effect>) -> anyhow::Result<()> {
+    for e in effects {
+        match e {
+            Effect::Journal(entry) => capture.journal.record(&entry)?,
+            Effect::Ke3Ids(ids) => capture
+                .add_ke3_ids(&ids)
+                .map_err(|e| UsageError(format!("KE-3 event ids: {e}")))?,
+            Effect::Export { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_readable_file(p: &Path, what: &str) -> Result<(), UsageError> {
+    let meta = std::fs::metadata(p)
+        .map_err(|e| UsageError(format!("cannot read {what} '{}': {e}", p.display())))?;
+    if meta.is_dir() {
+        return Err(UsageError(format!(
+            "cannot read {what} '{}': it is a directory",
+            p.display()
+        )));
+    }
+    File::open(p).map_err(|e| UsageError(format!("cannot read {what} '{}': {e}", p.display())))?;
+    Ok(())
+}
+
+/// Files as given, and folders expanded to their files with these extensions.
+fn expand(paths: &[PathBuf], what: &str, exts: &[&str]) -> Result<Vec<PathBuf>, UsageError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p)
+            .map_err(|e| UsageError(format!("cannot read {what} '{}': {e}", p.display())))?;
+        if meta.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| {
+                    UsageError(format!("cannot read {what} folder '{}': {e}", p.display()))
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && f.extension()
+                            .and_then(|x| x.to_str())
+                            .is_some_and(|x| exts.iter().any(|e| x.eq_ignore_ascii_case(e)))
+                })
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            check_readable_file(p, what)?;
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn mtime(p: &Path) -> Option<DateTime<Utc>> {
+    std::fs::metadata(p)
+        .ok()?
+        .modified()
+        .ok()
+        .map(DateTime::<Utc>::from)
+}

@@ -1,0 +1,201 @@
+//! What flows into the pure [`App`](super::App): everything, including time,
+//! arrives as an [`Event`].
+
+use crate::domain::har::OffendingKey;
+use crate::domain::{Ke, KeSet};
+use crate::sources::{DbPoll, SourceStatus};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A server line that matched at least one KE, already redacted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerHit {
+    /// 1-based line number in `server/homeserver.log`.
+    pub line_no: u64,
+    /// The record's time (continuation lines inherit the previous record's).
+    pub at: Option<DateTime<Utc>>,
+    /// Redacted, lossily decoded, shortened for display.
+    pub text: String,
+    pub kes: KeSet,
+    /// 1-based line number in each `server/KE-n.log` (0 where not matched).
+    pub ke_line_no: [u64; 4],
+    pub error: bool,
+    pub level: Option<String>,
+    /// Synapse's `One time key <alg>:<id> already exists` conflict, if any.
+    pub offending: Option<OffendingKey>,
+}
+
+/// One "Processed request" line, reduced to what latency analysis needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessSample {
+    pub line_no: u64,
+    pub at: DateTime<Utc>,
+    pub processing_ms: u32,
+    pub status: u16,
+    /// `/sync`, `/events` and other long-polls, excluded from latency.
+    pub long_poll: bool,
+    /// A delayed-event restart (path or body form).
+    pub delayed_restart: bool,
+    pub requester: Option<String>,
+    pub method: String,
+    pub path: String,
+}
+
+/// The result of ingesting one chunk of server log bytes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerBatch {
+    pub source: String,
+    /// Lines in `server/homeserver.log` after this batch.
+    pub lines_total: u64,
+    pub bytes_total: u64,
+    /// Log time of the first and last record in this batch.
+    pub first_at: Option<DateTime<Utc>>,
+    pub last_at: Option<DateTime<Utc>>,
+    pub hits: Vec<ServerHit>,
+    pub access: Vec<AccessSample>,
+    /// Lines with Synapse's to-device tracing (`synapse.9533_debug`) naming a
+    /// device: `(line_no, at, user/device text)`.
+    pub to_device: Vec<ToDeviceTrace>,
+    pub redactions: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToDeviceTrace {
+    pub line_no: u64,
+    pub at: Option<DateTime<Utc>>,
+    pub text: String,
+}
+
+/// A client entry from a diag report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientEntry {
+    /// File name inside `client/`.
+    pub file: String,
+    pub index: usize,
+    pub at: Option<DateTime<Utc>>,
+    pub level: Option<String>,
+    pub ke: Option<Ke>,
+    pub error: bool,
+    /// Redacted.
+    pub message: String,
+}
+
+/// A client artefact picked up (diag report or HAR), already copied
+/// (redacted) into the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientArtifact {
+    /// File name inside `client/`.
+    pub file: String,
+    pub kind: ArtifactKind,
+    pub arrived_at: DateTime<Utc>,
+    pub bytes: u64,
+    /// Why it could not be parsed (kept verbatim, listed as unparsed).
+    pub unparsed: Option<String>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub sdk_version: Option<String>,
+    pub entries: Vec<ClientEntry>,
+    /// KE-3 event ids harvested from `Error decrypting event (id=…)`.
+    pub ke3_event_ids: Vec<String>,
+    /// `keys/upload` conflicts found in a HAR: (entry index, key).
+    pub har_conflicts: Vec<HarConflict>,
+    pub har_keys_upload: usize,
+    pub redactions: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HarConflict {
+    pub entry_index: usize,
+    pub at: Option<DateTime<Utc>>,
+    pub status: u16,
+    pub algorithm: String,
+    pub key_id: String,
+    /// The `key` field the client uploaded for that id (from the request).
+    pub uploaded_key: Option<String>,
+    /// The `key` field the server said it holds.
+    pub stored_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtifactKind {
+    Diag,
+    Har,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The clock: drives elapsed time, rates and redraws.
+    Tick {
+        now: DateTime<Utc>,
+    },
+    Server(Box<ServerBatch>),
+    Client(Box<ClientArtifact>),
+    Status {
+        source: String,
+        status: SourceStatus,
+        at: DateTime<Utc>,
+    },
+    Gap {
+        source: String,
+        down_ms: u64,
+        caught_up_bytes: u64,
+        at: DateTime<Utc>,
+    },
+    ClockOffset {
+        source: String,
+        offset_ms: i64,
+        bound_ms: u64,
+        at: DateTime<Utc>,
+    },
+    Db(Box<DbPoll>),
+    Note {
+        source: String,
+        text: String,
+        at: DateTime<Utc>,
+    },
+    /// The operator's commands (from the keymap or a prompt).
+    Command {
+        cmd: Command,
+        at: DateTime<Utc>,
+    },
+    /// The bundle was written.
+    Exported {
+        path: String,
+        at: DateTime<Utc>,
+    },
+    ExportFailed {
+        reason: String,
+        at: DateTime<Utc>,
+    },
+}
+
+/// Operator commands that change the capture (not the view).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Adds a marker stamped at `at` (the key press), labelled later.
+    Mark {
+        label: String,
+    },
+    Relabel {
+        id: u32,
+        label: String,
+    },
+    DeleteMarker {
+        id: u32,
+    },
+    /// Ticks or unticks a checklist step (1-based).
+    Checklist {
+        step: u8,
+        done: bool,
+    },
+    /// Adds KE-3 event ids by hand.
+    AddEventIds {
+        ids: Vec<String>,
+    },
+    /// Ask to export with this label.
+    Export {
+        label: String,
+    },
+}

@@ -1,0 +1,864 @@
+//! The pure heart of callcap: [`App::update`] takes an [`Event`] and returns
+//! [`Effect`]s. No IO, no clock reads, no terminal: time arrives on events.
+
+pub mod checklist;
+pub mod event;
+pub mod stats;
+
+use crate::bundle::journal_entry::JournalEntry;
+use crate::domain::Ke;
+use crate::sources::{DbPoll, Row, SourceStatus};
+use checklist::{AutoCheck, Checklist};
+use chrono::{DateTime, Utc};
+use event::{AccessSample, ClientArtifact, ClientEntry, Command, Event, ServerHit};
+use serde::Serialize;
+use stats::{MinuteLatency, Occurrences, minute_of};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+/// Lines kept per pane for display; everything is in the journal anyway.
+pub const PANE_CAPACITY: usize = 2000;
+/// Evidence references kept per kind (the bundle has the rest).
+const EVIDENCE_CAP: usize = 200;
+
+/// What the loop must do on the App's behalf.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Journal(JournalEntry),
+    /// New KE-3 event ids: extend the server matcher, look them up.
+    Ke3Ids(Vec<String>),
+    Export {
+        label: String,
+    },
+}
+
+/// Who the capture is about.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Subject {
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub participants: Vec<String>,
+}
+
+impl Subject {
+    /// Strings whose presence marks a line as about the tracked people.
+    pub fn needles(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.user_id.iter().cloned().collect();
+        v.extend(self.device_id.iter().cloned());
+        for p in &self.participants {
+            // `@user:hs/DEVICE` names a device too.
+            match p.split_once('/') {
+                Some((u, d)) => {
+                    v.push(u.to_string());
+                    v.push(d.to_string());
+                }
+                None => v.push(p.clone()),
+            }
+        }
+        v.retain(|s| !s.is_empty());
+        v
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Marker {
+    pub id: u32,
+    pub at: DateTime<Utc>,
+    pub label: String,
+    pub checklist_step: Option<u8>,
+    pub last_lines: BTreeMap<String, u64>,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceInfo {
+    pub status: SourceStatus,
+    pub since: DateTime<Utc>,
+    pub last_data_at: Option<DateTime<Utc>>,
+    pub gaps: u32,
+    pub clock_offset_ms: Option<i64>,
+    pub clock_bound_ms: Option<u64>,
+}
+
+/// One line shown in a KE pane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaneLine {
+    pub line_no: u64,
+    pub ke_line_no: u64,
+    pub at: Option<DateTime<Utc>>,
+    pub text: String,
+    pub error: bool,
+    pub tracked: bool,
+    /// `server` or `client`.
+    pub origin: &'static str,
+}
+
+/// A reference to evidence: `file:line` or `file#entries[N]`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct EvidenceRef(pub String);
+
+/// A one-time key id the server refused, with what is known about it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OffendingKeyInfo {
+    pub algorithm: String,
+    pub key_id: String,
+    pub seen: u64,
+    pub first_at: Option<DateTime<Utc>>,
+    /// The `key` the server said it holds (from the error text).
+    pub stored_key: Option<String>,
+    /// The `key` the client uploaded (error text or HAR request).
+    pub uploaded_key: Option<String>,
+    pub evidence: Vec<EvidenceRef>,
+}
+
+/// A KE-4 timeout seen by the client or implied by a slow restart request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timeout {
+    pub at: DateTime<Utc>,
+    /// `client` or `server`.
+    pub origin: &'static str,
+    pub evidence: EvidenceRef,
+    /// For a server restart request: how long it took.
+    pub took_ms: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DbState {
+    pub polls: u64,
+    pub first: Option<DbPoll>,
+    pub last: Option<DbPoll>,
+    pub last_ok_at: Option<DateTime<Utc>>,
+    pub changes: u64,
+    pub problems: BTreeMap<String, String>,
+    /// (poll time, signed_curve25519 OTK count of our device).
+    pub otk_series: Vec<(DateTime<Utc>, i64)>,
+    /// (poll time, pending to-device messages for our device).
+    pub backlog_series: Vec<(DateTime<Utc>, i64)>,
+}
+
+/// The whole capture state.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub subject: Subject,
+    pub restart_timeout_ms: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub now: Option<DateTime<Utc>>,
+    /// Earliest and latest evidence time seen (log, client, operator).
+    pub window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    pub server: [Occurrences; 4],
+    pub client: [Occurrences; 4],
+    pub panes: [VecDeque<PaneLine>; 4],
+    pub lines_total: u64,
+    pub bytes_total: u64,
+    pub server_redactions: u64,
+    /// Keyed by `alg:id`.
+    pub offending: BTreeMap<String, OffendingKeyInfo>,
+    /// KE-3 event ids with where they were seen.
+    pub ke3_ids: BTreeMap<String, Vec<EvidenceRef>>,
+    pub timeouts: Vec<Timeout>,
+    pub latency: BTreeMap<i64, MinuteLatency>,
+    pub access_lines: u64,
+    /// Evidence of to-device traffic for our device (server side).
+    pub to_device_for_us: Vec<EvidenceRef>,
+    pub to_device_for_us_count: u64,
+    /// `sendToDevice` requests seen from participants.
+    pub send_to_device: u64,
+    pub artifacts: Vec<ClientArtifact>,
+    seen_client: HashSet<u64>,
+    pub client_errors: Vec<(Ke, EvidenceRef, String)>,
+    pub markers: Vec<Marker>,
+    next_marker: u32,
+    pub checklist: Checklist,
+    pub sources: BTreeMap<String, SourceInfo>,
+    pub db: DbState,
+    /// The latest notes for the status line (newest last).
+    pub notes: VecDeque<(DateTime<Utc>, String, String)>,
+    pub exported: Option<String>,
+    pub export_error: Option<String>,
+}
+
+impl App {
+    pub fn new(subject: Subject, restart_timeout_ms: u32) -> App {
+        App {
+            subject,
+            restart_timeout_ms,
+            started_at: None,
+            now: None,
+            window: (None, None),
+            server: Default::default(),
+            client: Default::default(),
+            panes: Default::default(),
+            lines_total: 0,
+            bytes_total: 0,
+            server_redactions: 0,
+            offending: BTreeMap::new(),
+            ke3_ids: BTreeMap::new(),
+            timeouts: Vec::new(),
+            latency: BTreeMap::new(),
+            access_lines: 0,
+            to_device_for_us: Vec::new(),
+            to_device_for_us_count: 0,
+            send_to_device: 0,
+            artifacts: Vec::new(),
+            seen_client: HashSet::new(),
+            client_errors: Vec::new(),
+            markers: Vec::new(),
+            next_marker: 1,
+            checklist: Checklist::embedded(),
+            sources: BTreeMap::new(),
+            db: DbState::default(),
+            notes: VecDeque::new(),
+            exported: None,
+            export_error: None,
+        }
+    }
+
+    pub fn update(&mut self, event: Event) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match event {
+            Event::Tick { now } => self.tick(now),
+            Event::Server(batch) => self.on_server(*batch, &mut fx),
+            Event::Client(artifact) => self.on_client(*artifact, &mut fx),
+            Event::Status { source, status, at } => self.on_status(source, status, at, &mut fx),
+            Event::Gap {
+                source,
+                down_ms,
+                caught_up_bytes,
+                at,
+            } => {
+                self.tick(at);
+                if let Some(s) = self.sources.get_mut(&source) {
+                    s.gaps += 1;
+                }
+                self.note(
+                    at,
+                    &source,
+                    format!("gap: link down {down_ms} ms, {caught_up_bytes} bytes caught up"),
+                );
+                fx.push(Effect::Journal(JournalEntry::Gap {
+                    at,
+                    source,
+                    down_ms,
+                    caught_up_bytes,
+                }));
+            }
+            Event::ClockOffset {
+                source,
+                offset_ms,
+                bound_ms,
+                at,
+            } => {
+                self.tick(at);
+                if let Some(s) = self.sources.get_mut(&source) {
+                    s.clock_offset_ms = Some(offset_ms);
+                    s.clock_bound_ms = Some(bound_ms);
+                }
+                let ev = format!("remote clock offset {offset_ms:+} ms (±{bound_ms} ms)");
+                self.auto(AutoCheck::StartNoted, &ev, at, &mut fx);
+                fx.push(Effect::Journal(JournalEntry::ClockOffset {
+                    at,
+                    source,
+                    offset_ms,
+                    bound_ms,
+                }));
+            }
+            Event::Db(poll) => self.on_db(*poll, &mut fx),
+            Event::Note { source, text, at } => {
+                self.tick(at);
+                self.note(at, &source, text.clone());
+                fx.push(Effect::Journal(JournalEntry::Note { at, source, text }));
+            }
+            Event::Command { cmd, at } => self.on_command(cmd, at, &mut fx),
+            Event::Exported { path, at } => {
+                self.tick(at);
+                self.exported = Some(path.clone());
+                self.auto(AutoCheck::BundleWritten, &path, at, &mut fx);
+            }
+            Event::ExportFailed { reason, at } => {
+                self.tick(at);
+                self.note(at, "bundle", format!("export failed: {reason}"));
+                self.export_error = Some(reason);
+            }
+        }
+        fx
+    }
+
+    fn tick(&mut self, now: DateTime<Utc>) {
+        if self.started_at.is_none() {
+            self.started_at = Some(now);
+        }
+        self.now = Some(self.now.map_or(now, |n| n.max(now)));
+    }
+
+    fn widen(&mut self, t: DateTime<Utc>) {
+        self.window.0 = Some(self.window.0.map_or(t, |f| f.min(t)));
+        self.window.1 = Some(self.window.1.map_or(t, |l| l.max(t)));
+    }
+
+    fn note(&mut self, at: DateTime<Utc>, source: &str, text: String) {
+        self.notes.push_back((at, source.to_string(), text));
+        while self.notes.len() > 50 {
+            self.notes.pop_front();
+        }
+    }
+
+    fn auto(&mut self, what: AutoCheck, evidence: &str, at: DateTime<Utc>, fx: &mut Vec<Effect>) {
+        for (step, stamp) in self.checklist.observe(what, evidence, at) {
+            fx.push(Effect::Journal(JournalEntry::Checklist { step, stamp }));
+        }
+    }
+
+    fn is_tracked(&self, text: &str) -> bool {
+        self.subject
+            .needles()
+            .iter()
+            .any(|n| text.contains(n.as_str()))
+    }
+
+    fn on_server(&mut self, batch: event::ServerBatch, fx: &mut Vec<Effect>) {
+        self.lines_total = batch.lines_total;
+        self.bytes_total = batch.bytes_total;
+        self.server_redactions += batch.redactions;
+        for t in [batch.first_at, batch.last_at].into_iter().flatten() {
+            self.widen(t);
+        }
+        let device = self.subject.device_id.clone();
+        for hit in batch.hits {
+            self.on_hit(hit, fx);
+        }
+        for a in batch.access {
+            self.on_access(a);
+        }
+        for tr in batch.to_device {
+            if device.as_deref().is_some_and(|d| tr.text.contains(d)) {
+                self.to_device_for_us_count += 1;
+                if self.to_device_for_us.len() < EVIDENCE_CAP {
+                    self.to_device_for_us
+                        .push(EvidenceRef(format!("server/homeserver.log:{}", tr.line_no)));
+                }
+            }
+        }
+    }
+
+    fn on_hit(&mut self, hit: ServerHit, _fx: &mut [Effect]) {
+        let tracked = self.is_tracked(&hit.text);
+        for ke in hit.kes.iter() {
+            let i = ke.index();
+            self.server[i].add(hit.at, hit.error);
+            let pane = &mut self.panes[i];
+            pane.push_back(PaneLine {
+                line_no: hit.line_no,
+                ke_line_no: hit.ke_line_no[i],
+                at: hit.at,
+                text: hit.text.clone(),
+                error: hit.error,
+                tracked,
+                origin: "server",
+            });
+            if pane.len() > PANE_CAPACITY {
+                pane.pop_front();
+            }
+        }
+        if let Some(off) = &hit.offending {
+            let key = format!("{}:{}", off.algorithm, off.key_id);
+            let info = self
+                .offending
+                .entry(key)
+                .or_insert_with(|| OffendingKeyInfo {
+                    algorithm: off.algorithm.clone(),
+                    key_id: off.key_id.clone(),
+                    first_at: hit.at,
+                    ..Default::default()
+                });
+            info.seen += 1;
+            if info.stored_key.is_none() {
+                info.stored_key = key_field(off.old_key.as_ref());
+            }
+            if info.uploaded_key.is_none() {
+                info.uploaded_key = key_field(off.new_key.as_ref());
+            }
+            if info.evidence.len() < 5 {
+                let n = hit.ke_line_no[Ke::Ke1.index()];
+                let r = if n > 0 {
+                    format!("server/KE-1.log:{n}")
+                } else {
+                    format!("server/homeserver.log:{}", hit.line_no)
+                };
+                info.evidence.push(EvidenceRef(r));
+            }
+        }
+    }
+
+    fn on_access(&mut self, a: AccessSample) {
+        self.access_lines += 1;
+        if a.path.contains("/sendToDevice/") {
+            let from_participant = a.requester.as_deref().is_some_and(|r| {
+                self.subject
+                    .participants
+                    .iter()
+                    .any(|p| p.split('/').next() == Some(r))
+            });
+            if from_participant || self.subject.participants.is_empty() {
+                self.send_to_device += 1;
+            }
+        }
+        if a.long_poll {
+            return;
+        }
+        let m = minute_of(a.at);
+        self.latency
+            .entry(m)
+            .or_default()
+            .add(a.processing_ms, self.restart_timeout_ms);
+        if a.delayed_restart && a.processing_ms >= self.restart_timeout_ms {
+            if self.timeouts.len() < 10_000 {
+                self.timeouts.push(Timeout {
+                    at: a.at,
+                    origin: "server",
+                    evidence: EvidenceRef(format!("server/homeserver.log:{}", a.line_no)),
+                    took_ms: Some(a.processing_ms),
+                });
+            }
+        }
+    }
+
+    fn on_client(&mut self, artifact: ClientArtifact, fx: &mut Vec<Effect>) {
+        let at = artifact.arrived_at;
+        self.tick(at);
+        let mut new_ids = Vec::new();
+        for e in &artifact.entries {
+            self.on_client_entry(e);
+        }
+        for id in &artifact.ke3_event_ids {
+            let refs = self.ke3_ids.entry(id.clone()).or_insert_with(|| {
+                new_ids.push(id.clone());
+                Vec::new()
+            });
+            if let Some(e) = artifact
+                .entries
+                .iter()
+                .find(|e| e.message.contains(id.as_str()))
+            {
+                if refs.len() < 5 {
+                    refs.push(EvidenceRef(format!(
+                        "client/{}#entries[{}]",
+                        e.file, e.index
+                    )));
+                }
+            }
+        }
+        for c in &artifact.har_conflicts {
+            let key = format!("{}:{}", c.algorithm, c.key_id);
+            let info = self
+                .offending
+                .entry(key)
+                .or_insert_with(|| OffendingKeyInfo {
+                    algorithm: c.algorithm.clone(),
+                    key_id: c.key_id.clone(),
+                    first_at: c.at,
+                    ..Default::default()
+                });
+            info.seen += 1;
+            if c.uploaded_key.is_some() {
+                // The request body is the authoritative "new" value.
+                info.uploaded_key = c.uploaded_key.clone();
+            }
+            if info.stored_key.is_none() {
+                info.stored_key = c.stored_key.clone();
+            }
+            if info.evidence.len() < 5 {
+                info.evidence.push(EvidenceRef(format!(
+                    "client/{}#log.entries[{}]",
+                    artifact.file, c.entry_index
+                )));
+            }
+        }
+        let kind = match artifact.kind {
+            event::ArtifactKind::Diag => "diag report",
+            event::ArtifactKind::Har => "HAR",
+            event::ArtifactKind::Other => "file",
+        };
+        let evidence = format!("{kind} {}", artifact.file);
+        if artifact.kind != event::ArtifactKind::Other {
+            self.auto(AutoCheck::ClientArtifact, &evidence, at, fx);
+        }
+        if !new_ids.is_empty() {
+            let ev = new_ids.join(", ");
+            self.auto(AutoCheck::Ke3Ids, &ev, at, fx);
+            fx.push(Effect::Ke3Ids(new_ids));
+        }
+        fx.push(Effect::Journal(JournalEntry::Client {
+            at,
+            artifact: Box::new(artifact.clone()),
+        }));
+        self.artifacts.push(artifact);
+    }
+
+    fn on_client_entry(&mut self, e: &ClientEntry) {
+        let Some(ke) = e.ke else { return };
+        // The same entry in two overlapping reports counts once.
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            e.at.hash(&mut h);
+            e.level.hash(&mut h);
+            e.message.hash(&mut h);
+            h.finish()
+        };
+        if !self.seen_client.insert(key) {
+            return;
+        }
+        if let Some(t) = e.at {
+            self.widen(t);
+        }
+        let i = ke.index();
+        self.client[i].add(e.at, e.error);
+        let r = EvidenceRef(format!("client/{}#entries[{}]", e.file, e.index));
+        if ke == Ke::Ke1 {
+            if let Some(off) = crate::domain::har::parse_otk_conflict(&e.message) {
+                let info = self
+                    .offending
+                    .entry(format!("{}:{}", off.algorithm, off.key_id))
+                    .or_insert_with(|| OffendingKeyInfo {
+                        algorithm: off.algorithm.clone(),
+                        key_id: off.key_id.clone(),
+                        first_at: e.at,
+                        ..Default::default()
+                    });
+                info.seen += 1;
+                if info.stored_key.is_none() {
+                    info.stored_key = key_field(off.old_key.as_ref());
+                }
+                if info.uploaded_key.is_none() {
+                    info.uploaded_key = key_field(off.new_key.as_ref());
+                }
+                if info.evidence.len() < 5 {
+                    info.evidence.push(r.clone());
+                }
+            }
+        }
+        if self.client_errors.len() < 10 * EVIDENCE_CAP {
+            self.client_errors.push((ke, r.clone(), e.message.clone()));
+        }
+        if ke == Ke::Ke4 && is_client_timeout(&e.message) {
+            if let Some(at) = e.at {
+                if self.timeouts.len() < 10_000 {
+                    self.timeouts.push(Timeout {
+                        at,
+                        origin: "client",
+                        evidence: r,
+                        took_ms: None,
+                    });
+                }
+            }
+        }
+        let tracked = self.is_tracked(&e.message);
+        let pane = &mut self.panes[i];
+        pane.push_back(PaneLine {
+            line_no: 0,
+            ke_line_no: 0,
+            at: e.at,
+            text: format!("[client] {}", e.message),
+            error: e.error,
+            tracked,
+            origin: "client",
+        });
+        if pane.len() > PANE_CAPACITY {
+            pane.pop_front();
+        }
+    }
+
+    fn on_status(
+        &mut self,
+        source: String,
+        status: SourceStatus,
+        at: DateTime<Utc>,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.tick(at);
+        let changed = self.sources.get(&source).map(|s| &s.status) != Some(&status);
+        if !changed {
+            return;
+        }
+        if status == SourceStatus::Live && source == "server-log" {
+            self.auto(AutoCheck::ServerLive, "server log stream live", at, fx);
+        }
+        let entry = self.sources.entry(source.clone()).or_insert(SourceInfo {
+            status: status.clone(),
+            since: at,
+            last_data_at: None,
+            gaps: 0,
+            clock_offset_ms: None,
+            clock_bound_ms: None,
+        });
+        entry.status = status.clone();
+        entry.since = at;
+        fx.push(Effect::Journal(JournalEntry::Status { at, source, status }));
+    }
+
+    fn on_db(&mut self, poll: DbPoll, fx: &mut Vec<Effect>) {
+        let at = poll.at;
+        self.tick(at);
+        self.db.polls += 1;
+        self.db.changes += poll.changes.len() as u64;
+        self.db.problems = poll.problems.clone();
+        if !poll.results.is_empty() {
+            self.db.last_ok_at = Some(at);
+            let device = self.subject.device_id.clone();
+            if let Some(rows) = poll.results.get("otk_counts") {
+                let n = rows
+                    .iter()
+                    .filter(|r| str_field(r, "algorithm") == Some("signed_curve25519"))
+                    .filter_map(|r| int_field(r, "count"))
+                    .sum();
+                self.db.otk_series.push((at, n));
+            }
+            if let Some(rows) = poll.results.get("device_inbox_pending") {
+                let n = rows
+                    .iter()
+                    .filter(|r| device.is_none() || str_field(r, "device_id") == device.as_deref())
+                    .filter(|r| {
+                        self.subject.user_id.is_none()
+                            || str_field(r, "user_id") == self.subject.user_id.as_deref()
+                    })
+                    .filter_map(|r| int_field(r, "pending"))
+                    .sum();
+                self.db.backlog_series.push((at, n));
+            }
+            self.auto(AutoCheck::Database, "database polled", at, fx);
+            if self.db.first.is_none() {
+                self.db.first = Some(poll.clone());
+            }
+        }
+        fx.push(Effect::Journal(JournalEntry::DbPoll {
+            at,
+            duration_ms: poll.duration_ms,
+            changes: poll.changes.clone(),
+            problems: poll.problems.clone(),
+        }));
+        if !poll.results.is_empty() {
+            self.db.last = Some(poll);
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command, at: DateTime<Utc>, fx: &mut Vec<Effect>) {
+        self.tick(at);
+        match cmd {
+            Command::Mark { label } => {
+                let label = if label.trim().is_empty() {
+                    "fault".to_string()
+                } else {
+                    label.trim().to_string()
+                };
+                let id = self.next_marker;
+                self.next_marker += 1;
+                let mut last_lines = BTreeMap::new();
+                last_lines.insert("server-log".to_string(), self.lines_total);
+                last_lines.insert("client".to_string(), self.artifacts.len() as u64);
+                last_lines.insert("database".to_string(), self.db.polls);
+                let m = Marker {
+                    id,
+                    at,
+                    label: label.clone(),
+                    checklist_step: self.checklist.current(),
+                    last_lines: last_lines.clone(),
+                    deleted: false,
+                };
+                self.widen(at);
+                fx.push(Effect::Journal(JournalEntry::Marker {
+                    at,
+                    id,
+                    label: label.clone(),
+                    checklist_step: m.checklist_step,
+                    last_lines,
+                }));
+                self.markers.push(m);
+                self.auto(AutoCheck::Marker, &format!("marker {id} '{label}'"), at, fx);
+            }
+            Command::Relabel { id, label } => {
+                if let Some(m) = self.markers.iter_mut().find(|m| m.id == id && !m.deleted) {
+                    m.label = label.clone();
+                    fx.push(Effect::Journal(JournalEntry::MarkerRelabel {
+                        at,
+                        id,
+                        label,
+                    }));
+                }
+            }
+            Command::DeleteMarker { id } => {
+                if let Some(m) = self.markers.iter_mut().find(|m| m.id == id && !m.deleted) {
+                    m.deleted = true;
+                    fx.push(Effect::Journal(JournalEntry::MarkerDelete { at, id }));
+                }
+            }
+            Command::Checklist { step, done } => {
+                if let Some(stamp) = self.checklist.set(step, done, at) {
+                    fx.push(Effect::Journal(JournalEntry::Checklist { step, stamp }));
+                }
+            }
+            Command::AddEventIds { ids } => {
+                let new: Vec<String> = ids
+                    .into_iter()
+                    .filter(|id| !self.ke3_ids.contains_key(id))
+                    .collect();
+                if !new.is_empty() {
+                    for id in &new {
+                        self.ke3_ids.insert(id.clone(), Vec::new());
+                    }
+                    fx.push(Effect::Journal(JournalEntry::EventIds {
+                        at,
+                        ids: new.clone(),
+                    }));
+                    fx.push(Effect::Ke3Ids(new));
+                }
+            }
+            Command::Export { label } => fx.push(Effect::Export { label }),
+        }
+    }
+
+    /// Restores a marker, checklist stamp or other structured entry from a
+    /// journal (recovery and replay). Server lines are re-ingested separately.
+    pub fn restore(&mut self, entry: JournalEntry) {
+        match entry {
+            JournalEntry::Start {
+                at,
+                user_id,
+                device_id,
+                participants,
+                ..
+            } => {
+                self.tick(at);
+                if self.subject.user_id.is_none() {
+                    self.subject.user_id = user_id;
+                }
+                if self.subject.device_id.is_none() {
+                    self.subject.device_id = device_id;
+                }
+                if self.subject.participants.is_empty() {
+                    self.subject.participants = participants;
+                }
+            }
+            JournalEntry::Status { at, source, status } => {
+                let _ = self.update(Event::Status { source, status, at });
+            }
+            JournalEntry::Gap {
+                at,
+                source,
+                down_ms,
+                caught_up_bytes,
+            } => {
+                let _ = self.update(Event::Gap {
+                    source,
+                    down_ms,
+                    caught_up_bytes,
+                    at,
+                });
+            }
+            JournalEntry::ClockOffset {
+                at,
+                source,
+                offset_ms,
+                bound_ms,
+            } => {
+                let _ = self.update(Event::ClockOffset {
+                    source,
+                    offset_ms,
+                    bound_ms,
+                    at,
+                });
+            }
+            JournalEntry::Client { artifact, .. } => {
+                let _ = self.update(Event::Client(artifact));
+            }
+            JournalEntry::Marker {
+                at,
+                id,
+                label,
+                checklist_step,
+                last_lines,
+            } => {
+                self.tick(at);
+                self.widen(at);
+                self.next_marker = self.next_marker.max(id + 1);
+                self.markers.push(Marker {
+                    id,
+                    at,
+                    label,
+                    checklist_step,
+                    last_lines,
+                    deleted: false,
+                });
+            }
+            JournalEntry::MarkerRelabel { id, label, .. } => {
+                if let Some(m) = self.markers.iter_mut().find(|m| m.id == id) {
+                    m.label = label;
+                }
+            }
+            JournalEntry::MarkerDelete { id, .. } => {
+                if let Some(m) = self.markers.iter_mut().find(|m| m.id == id) {
+                    m.deleted = true;
+                }
+            }
+            JournalEntry::Checklist { step, stamp } => self.checklist.restore(step, stamp),
+            JournalEntry::DbPoll { .. } => {}
+            JournalEntry::EventIds { ids, .. } => {
+                for id in ids {
+                    self.ke3_ids.entry(id).or_default();
+                }
+            }
+            JournalEntry::Note { at, source, text } => self.note(at, &source, text),
+            JournalEntry::Exported { .. } => {}
+        }
+    }
+
+    /// Live (not deleted) markers.
+    pub fn live_markers(&self) -> impl Iterator<Item = &Marker> {
+        self.markers.iter().filter(|m| !m.deleted)
+    }
+
+    /// The capture's time span: evidence window, else wall-clock span.
+    pub fn span(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let start = match (self.window.0, self.started_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let end = match (self.window.1, self.now) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        (start, end)
+    }
+
+    /// Per-KE server counts.
+    pub fn server_counts(&self) -> [u64; 4] {
+        [0, 1, 2, 3].map(|i| self.server[i].count)
+    }
+
+    pub fn client_counts(&self) -> [u64; 4] {
+        [0, 1, 2, 3].map(|i| self.client[i].count)
+    }
+}
+
+/// The `key` field of a one-time key object (signatures do not count).
+fn key_field(v: Option<&serde_json::Value>) -> Option<String> {
+    let v = v?;
+    match v {
+        serde_json::Value::Object(o) => o.get("key").and_then(|k| k.as_str()).map(str::to_string),
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn is_client_timeout(message: &str) -> bool {
+    message.contains("timed out") || message.contains("timeout")
+}
+
+fn str_field<'a>(row: &'a Row, key: &str) -> Option<&'a str> {
+    row.get(key).and_then(|v| v.as_str())
+}
+
+fn int_field(row: &Row, key: &str) -> Option<i64> {
+    row.get(key).and_then(|v| {
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    })
+}

@@ -1,0 +1,177 @@
+//! Counters whose memory does not grow with the number of lines: per-minute
+//! buckets, first/last seen, and per-minute request latency.
+
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// Minutes since the epoch.
+pub fn minute_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(60)
+}
+
+pub fn minute_start(m: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(m * 60, 0).unwrap_or_default()
+}
+
+/// One KE's server or client occurrences.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Occurrences {
+    pub count: u64,
+    pub errors: u64,
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    /// Matches per minute (only minutes with matches).
+    pub per_minute: BTreeMap<i64, u32>,
+}
+
+impl Occurrences {
+    pub fn add(&mut self, at: Option<DateTime<Utc>>, error: bool) {
+        self.count += 1;
+        if error {
+            self.errors += 1;
+        }
+        if let Some(t) = at {
+            self.first = Some(self.first.map_or(t, |f| f.min(t)));
+            self.last = Some(self.last.map_or(t, |l| l.max(t)));
+            *self.per_minute.entry(minute_of(t)).or_default() += 1;
+        }
+    }
+
+    /// Matches within the minute before `now`.
+    pub fn rate_per_minute(&self, now: DateTime<Utc>) -> u32 {
+        let m = minute_of(now);
+        // The current partial minute plus the previous one, weighted, gives
+        // a steadier number than either alone.
+        let cur = self.per_minute.get(&m).copied().unwrap_or(0) as f64;
+        let prev = self.per_minute.get(&(m - 1)).copied().unwrap_or(0) as f64;
+        let frac = (now.timestamp().rem_euclid(60)) as f64 / 60.0;
+        (cur + prev * (1.0 - frac)).round() as u32
+    }
+}
+
+/// Per-minute latency of the homeserver's own requests, excluding long-polls.
+/// Keeps an exact count at or above the restart timeout (for the decision)
+/// and a log-scale histogram (for the displayed p99).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MinuteLatency {
+    pub n: u32,
+    pub at_or_above_timeout: u32,
+    pub max_ms: u32,
+    hist: Vec<(u16, u32)>,
+}
+
+fn bucket(ms: u32) -> u16 {
+    if ms < 64 {
+        return ms as u16;
+    }
+    let lz = 31 - ms.leading_zeros(); // floor(log2)
+    let sub = (ms >> (lz - 5)) & 31; // 32 sub-buckets per doubling
+    (64 + (lz - 6) * 32 + sub) as u16
+}
+
+fn bucket_low(b: u16) -> u32 {
+    let b = b as u32;
+    if b < 64 {
+        return b;
+    }
+    let lz = (b - 64) / 32 + 6;
+    let sub = (b - 64) % 32;
+    (1 << lz) | (sub << (lz - 5))
+}
+
+impl MinuteLatency {
+    pub fn add(&mut self, ms: u32, timeout_ms: u32) {
+        self.n += 1;
+        if ms >= timeout_ms {
+            self.at_or_above_timeout += 1;
+        }
+        self.max_ms = self.max_ms.max(ms);
+        let b = bucket(ms);
+        match self.hist.binary_search_by_key(&b, |(k, _)| *k) {
+            Ok(i) => self.hist[i].1 += 1,
+            Err(i) => self.hist.insert(i, (b, 1)),
+        }
+    }
+
+    /// Nearest-rank p99 is at or above the timeout, exactly.
+    pub fn p99_at_or_above_timeout(&self) -> bool {
+        if self.n == 0 {
+            return false;
+        }
+        let rank = (self.n as u64 * 99).div_ceil(100);
+        // Values below the timeout fill ranks 1..=below; p99 is at or above
+        // the timeout when its rank lies past them.
+        let below = (self.n - self.at_or_above_timeout) as u64;
+        rank > below
+    }
+
+    /// Approximate nearest-rank p99 in ms (within ~3 %).
+    pub fn p99_ms(&self) -> u32 {
+        if self.n == 0 {
+            return 0;
+        }
+        let rank = (self.n as u64 * 99).div_ceil(100);
+        let mut seen = 0u64;
+        for (b, c) in &self.hist {
+            seen += *c as u64;
+            if seen >= rank {
+                return bucket_low(*b).min(self.max_ms);
+            }
+        }
+        self.max_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_tight() {
+        let mut last = 0;
+        for ms in [
+            0u32, 1, 63, 64, 65, 100, 1000, 1999, 2000, 2047, 5000, 60_000, 600_000,
+        ] {
+            let b = bucket(ms);
+            assert!(b >= last);
+            last = b;
+            let low = bucket_low(b);
+            assert!(low <= ms, "{ms}: low {low}");
+            assert!(
+                (ms - low) as f64 <= ms as f64 * 0.04 + 1.0,
+                "{ms}: low {low}"
+            );
+        }
+    }
+
+    #[test]
+    fn p99_decision_is_exact_at_the_threshold() {
+        let mut m = MinuteLatency::default();
+        for _ in 0..98 {
+            m.add(10, 2000);
+        }
+        m.add(2000, 2000);
+        assert!(
+            !m.p99_at_or_above_timeout(),
+            "99 samples: p99 is the 99th, 10 ms"
+        );
+        m.add(2500, 2000);
+        // 100 samples: rank 99 is the 99th smallest, which is 2000.
+        assert!(m.p99_at_or_above_timeout());
+        assert!(m.p99_ms() >= 1900);
+    }
+
+    #[test]
+    fn occurrences_count_per_minute() {
+        let mut o = Occurrences::default();
+        let t = DateTime::from_timestamp(1_780_000_030, 0).unwrap();
+        o.add(Some(t), true);
+        o.add(Some(t), false);
+        o.add(None, false);
+        assert_eq!(o.count, 3);
+        assert_eq!(o.errors, 1);
+        assert_eq!(o.per_minute.values().sum::<u32>(), 2);
+        assert_eq!(o.rate_per_minute(t), 2);
+    }
+}

@@ -1,0 +1,148 @@
+//! Finishing a journal into a bundle: the derived files (markers, checklist,
+//! timeline, database results, report, manifest) are written into the
+//! journal folder, which is then renamed to the bundle's label. Until the
+//! rename the folder keeps its journal name, so a half-written bundle is never
+//! mistaken for a finished one.
+
+use super::journal::{self, Journal};
+use super::{manifest, report, timeline};
+use crate::app::App;
+use crate::verdicts;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// What the runner knows about its sources (paths, hosts), for the manifest.
+pub type SourceDescriptions = Vec<Value>;
+
+/// Writes the bundle and returns its final path.
+pub fn export(
+    app: &App,
+    journal: &mut Journal,
+    out_dir: &Path,
+    label: &str,
+    sources: &SourceDescriptions,
+    now: DateTime<Utc>,
+) -> io::Result<PathBuf> {
+    journal.flush()?;
+    write_db_files(app, journal)?;
+    let live_markers: Vec<_> = app.live_markers().cloned().collect();
+    journal.write_whole(
+        "markers.json",
+        &pretty(&serde_json::to_value(&live_markers).map_err(io::Error::other)?),
+        0,
+    )?;
+    journal.write_whole("checklist.json", &pretty(&checklist_json(app)), 0)?;
+
+    let entries = journal::read_entries(&journal.dir).unwrap_or_default();
+    let tl = timeline::build(app, &entries);
+    let mut buf = Vec::new();
+    for item in &tl {
+        buf.extend_from_slice(item.to_string().as_bytes());
+        buf.push(b'\n');
+    }
+    journal.write_whole("timeline.jsonl", &buf, 0)?;
+
+    let verdicts = verdicts::decide(app);
+    let facts = journal.facts();
+    let report = report::render(app, label, &verdicts, &facts, sources, now);
+    journal.write_whole("report.md", report.as_bytes(), 0)?;
+
+    let facts = journal.facts();
+    let m = manifest::build(app, label, &verdicts, &facts, sources, now);
+    journal.flush()?;
+    fs::write(journal.dir.join("manifest.json"), pretty(&m))?;
+
+    let target = free_name(out_dir, label);
+    fs::rename(&journal.dir, &target)?;
+    journal.dir = target.clone();
+    Ok(target)
+}
+
+fn pretty(v: &Value) -> Vec<u8> {
+    let mut b = serde_json::to_vec_pretty(v).unwrap_or_default();
+    b.push(b'\n');
+    b
+}
+
+fn write_db_files(app: &App, journal: &mut Journal) -> io::Result<()> {
+    let (Some(first), Some(last)) = (&app.db.first, &app.db.last) else {
+        return Ok(());
+    };
+    let to_obj = |p: &crate::sources::DbPoll| -> Value {
+        serde_json::to_value(&p.results).unwrap_or(Value::Null)
+    };
+    journal.write_whole("db/first.json", &pretty(&to_obj(first)), 0)?;
+    journal.write_whole("db/last.json", &pretty(&to_obj(last)), 0)?;
+    let mut sql = String::new();
+    for (name, q) in &last.sql {
+        sql.push_str(&format!("-- name: {name}\n{}\n\n", q.trim_end()));
+    }
+    journal.write_whole("db/queries.sql", sql.as_bytes(), 0)?;
+    Ok(())
+}
+
+pub fn checklist_json(app: &App) -> Value {
+    let steps: Vec<Value> = app
+        .checklist
+        .steps
+        .iter()
+        .map(|s| {
+            json!({
+                "step": s.number,
+                "title": s.title,
+                "detail": s.detail,
+                "done": s.done,
+                "auto": s.auto,
+                "stamps": s.stamps,
+            })
+        })
+        .collect();
+    let never: Vec<u8> = app
+        .checklist
+        .steps
+        .iter()
+        .filter(|s| s.stamps.is_empty())
+        .map(|s| s.number)
+        .collect();
+    json!({ "steps": steps, "never_done": never })
+}
+
+/// `<out>/<label>`, or `<label>-2`, `-3` … when taken.
+pub fn free_name(out_dir: &Path, label: &str) -> PathBuf {
+    let base = out_dir.join(label);
+    if !base.exists() {
+        return base;
+    }
+    (2..)
+        .map(|i| out_dir.join(format!("{label}-{i}")))
+        .find(|p| !p.exists())
+        .unwrap_or(base)
+}
+
+/// The default label: `call-YYYYMMDDTHHMMSSZ` from the capture's first time.
+pub fn default_label(app: &App) -> String {
+    match app.span().0 {
+        Some(t) => format!("call-{}", t.format("%Y%m%dT%H%M%SZ")),
+        None => "call-unknown".to_string(),
+    }
+}
+
+/// Labels become folder names: keep them to a safe alphabet.
+pub fn sanitize_label(label: &str) -> String {
+    let s: String = label
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('.').to_string();
+    if s.is_empty() { "call".to_string() } else { s }
+}

@@ -1,0 +1,211 @@
+//! The on-disk journal: a folder laid out like the bundle, appended to as
+//! data arrives, so memory stays flat and a crash loses nothing. Exporting
+//! finishes the folder in place and renames it to the bundle's label.
+
+use super::journal_entry::JournalEntry;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+pub const SERVER_LOG: &str = "server/homeserver.log";
+pub const ENTRIES: &str = "journal.jsonl";
+pub const KE_LOGS: [&str; 4] = [
+    "server/KE-1.log",
+    "server/KE-2.log",
+    "server/KE-3.log",
+    "server/KE-4.log",
+];
+/// Prefix of journal folders inside the output folder.
+pub const JOURNAL_PREFIX: &str = ".callcap-journal-";
+
+/// What the manifest says of a file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileFacts {
+    pub bytes: u64,
+    pub sha256: String,
+    pub redactions: u64,
+}
+
+/// An append-only file whose checksum is kept as it is written.
+#[derive(Debug)]
+pub struct HashedFile {
+    out: BufWriter<File>,
+    hasher: Sha256,
+    pub bytes: u64,
+    pub redactions: u64,
+}
+
+impl HashedFile {
+    pub fn create(path: &Path) -> io::Result<HashedFile> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(path)?;
+        Ok(HashedFile {
+            out: BufWriter::with_capacity(256 * 1024, f),
+            hasher: Sha256::new(),
+            bytes: 0,
+            redactions: 0,
+        })
+    }
+
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.out.write_all(buf)?;
+        self.hasher.update(buf);
+        self.bytes += buf.len() as u64;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    pub fn facts(&self) -> FileFacts {
+        FileFacts {
+            bytes: self.bytes,
+            sha256: hex::encode(self.hasher.clone().finalize()),
+            redactions: self.redactions,
+        }
+    }
+}
+
+/// Checksums a file already on disk.
+pub fn hash_file(path: &Path) -> io::Result<FileFacts> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let bytes = io::copy(&mut f, &mut h)?;
+    Ok(FileFacts {
+        bytes,
+        sha256: hex::encode(h.finalize()),
+        redactions: 0,
+    })
+}
+
+#[derive(Debug)]
+pub struct Journal {
+    pub dir: PathBuf,
+    pub server: HashedFile,
+    pub ke: [HashedFile; 4],
+    entries: HashedFile,
+    /// Files written whole (client copies, db results): path → facts.
+    pub written: BTreeMap<String, FileFacts>,
+    db_changes: Option<HashedFile>,
+}
+
+impl Journal {
+    /// Creates a fresh journal folder `dir` (must not exist).
+    pub fn create(dir: &Path) -> io::Result<Journal> {
+        fs::create_dir_all(dir.parent().unwrap_or(Path::new(".")))?;
+        fs::create_dir(dir)?;
+        for sub in ["server", "client", "db"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        let ke = [
+            HashedFile::create(&dir.join(KE_LOGS[0]))?,
+            HashedFile::create(&dir.join(KE_LOGS[1]))?,
+            HashedFile::create(&dir.join(KE_LOGS[2]))?,
+            HashedFile::create(&dir.join(KE_LOGS[3]))?,
+        ];
+        Ok(Journal {
+            dir: dir.to_path_buf(),
+            server: HashedFile::create(&dir.join(SERVER_LOG))?,
+            ke,
+            entries: HashedFile::create(&dir.join(ENTRIES))?,
+            written: BTreeMap::new(),
+            db_changes: None,
+        })
+    }
+
+    pub fn record(&mut self, entry: &JournalEntry) -> io::Result<()> {
+        let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.entries.write(&line)?;
+        // Structured entries are rare and precious: make them durable now.
+        self.entries.flush()
+    }
+
+    /// Appends one change line to `db/changes.jsonl`.
+    pub fn db_change(&mut self, line: &serde_json::Value) -> io::Result<()> {
+        if self.db_changes.is_none() {
+            self.db_changes = Some(HashedFile::create(&self.dir.join("db/changes.jsonl"))?);
+        }
+        if let Some(f) = self.db_changes.as_mut() {
+            let mut buf = serde_json::to_vec(line).map_err(io::Error::other)?;
+            buf.push(b'\n');
+            f.write(&buf)?;
+            f.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes a whole file (replacing it) and remembers its facts.
+    pub fn write_whole(&mut self, rel: &str, data: &[u8], redactions: u64) -> io::Result<()> {
+        let path = self.dir.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let tmp = path.with_extension("partial");
+        fs::write(&tmp, data)?;
+        fs::rename(&tmp, &path)?;
+        let mut h = Sha256::new();
+        h.update(data);
+        self.written.insert(
+            rel.to_string(),
+            FileFacts {
+                bytes: data.len() as u64,
+                sha256: hex::encode(h.finalize()),
+                redactions,
+            },
+        );
+        Ok(())
+    }
+
+    /// Remembers the facts of a file written by someone else into the folder.
+    pub fn adopt(&mut self, rel: &str, facts: FileFacts) {
+        self.written.insert(rel.to_string(), facts);
+    }
+
+    /// Pushes buffered bytes to the OS (called after each batch).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.server.flush()?;
+        for k in &mut self.ke {
+            k.flush()?;
+        }
+        self.entries.flush()
+    }
+
+    /// Facts of every file the journal wrote, keyed by bundle path.
+    pub fn facts(&self) -> BTreeMap<String, FileFacts> {
+        let mut m = self.written.clone();
+        m.insert(SERVER_LOG.to_string(), self.server.facts());
+        for (i, k) in self.ke.iter().enumerate() {
+            m.insert(KE_LOGS[i].to_string(), k.facts());
+        }
+        m.insert(ENTRIES.to_string(), self.entries.facts());
+        if let Some(f) = &self.db_changes {
+            m.insert("db/changes.jsonl".to_string(), f.facts());
+        }
+        m
+    }
+}
+
+/// Reads `journal.jsonl`, skipping a torn last line (a crash mid-write).
+pub fn read_entries(dir: &Path) -> io::Result<Vec<JournalEntry>> {
+    let text = fs::read(dir.join(ENTRIES))?;
+    let mut out = Vec::new();
+    for line in text.split(|b| *b == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        if let Ok(e) = serde_json::from_slice::<JournalEntry>(line) {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,8 @@
+//! The journal on disk and the evidence bundle made from it.
+
+pub mod export;
+pub mod journal;
+pub mod journal_entry;
+pub mod manifest;
+pub mod report;
+pub mod timeline;

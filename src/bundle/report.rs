@@ -1,0 +1,431 @@
+//! `report.md`: for a human on the planning call. The decision tree comes
+//! first, then the evidence it rests on, each item referenced as `file:line`.
+
+use super::journal::FileFacts;
+use super::manifest::rfc3339;
+use crate::app::App;
+use crate::app::stats::minute_of;
+use crate::domain::Ke;
+use crate::verdicts::Verdicts;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// A sparkline of per-minute counts over `[from, to]`, at most `width` wide.
+pub fn sparkline(per_minute: &BTreeMap<i64, u32>, from: i64, to: i64, width: usize) -> String {
+    if to < from || width == 0 {
+        return String::new();
+    }
+    let minutes = (to - from + 1) as usize;
+    let per_cell = minutes.div_ceil(width).max(1);
+    let cells = minutes.div_ceil(per_cell);
+    let mut v = vec![0u64; cells];
+    for (m, n) in per_minute.range(from..=to) {
+        v[((m - from) as usize) / per_cell] += *n as u64;
+    }
+    let max = v.iter().copied().max().unwrap_or(0);
+    v.iter()
+        .map(|&n| {
+            if n == 0 {
+                ' '
+            } else {
+                SPARK[((n * 7).div_ceil(max.max(1))) as usize % 8]
+            }
+        })
+        .collect()
+}
+
+fn t(x: Option<DateTime<Utc>>) -> String {
+    x.map(rfc3339).unwrap_or_else(|| "–".into())
+}
+
+pub fn render(
+    app: &App,
+    label: &str,
+    verdicts: &Verdicts,
+    facts: &BTreeMap<String, FileFacts>,
+    sources: &[Value],
+    now: DateTime<Utc>,
+) -> String {
+    let mut r = String::new();
+    let (start, end) = app.span();
+    let start = start.unwrap_or(now);
+    let end = end.unwrap_or(now);
+    let _ = writeln!(r, "# callcap evidence bundle `{label}`\n");
+    let _ = writeln!(
+        r,
+        "- Window: {} → {} ({} min)",
+        rfc3339(start),
+        rfc3339(end),
+        (end - start).num_minutes()
+    );
+    let _ = writeln!(
+        r,
+        "- User: {}",
+        app.subject.user_id.as_deref().unwrap_or("(not set)")
+    );
+    let _ = writeln!(
+        r,
+        "- Device: {}",
+        app.subject.device_id.as_deref().unwrap_or("(not set)")
+    );
+    if !app.subject.participants.is_empty() {
+        let _ = writeln!(r, "- Participants: {}", app.subject.participants.join(", "));
+    }
+    let _ = writeln!(
+        r,
+        "- Server log: {} lines, {} bytes, {} secrets redacted",
+        app.lines_total, app.bytes_total, app.server_redactions
+    );
+    for s in sources {
+        let _ = writeln!(r, "- Source: `{}`", s);
+    }
+
+    let _ = writeln!(r, "\n## Decision tree (runbook §2)\n");
+    let names = [
+        (
+            "Q1",
+            "Does the KE-1 offending key_id exist in e2e_one_time_keys_json with a different value?",
+        ),
+        (
+            "Q2",
+            "Are to-device events present for our device, and does the client fail to decrypt them?",
+        ),
+        (
+            "Q3",
+            "KE-3: is content.algorithm absent in event_json on the homeserver?",
+        ),
+        (
+            "Q4",
+            "Do delayed-event timeouts coincide with homeserver latency spikes?",
+        ),
+    ];
+    for ((q, question), (_, v)) in names.iter().zip(verdicts.iter()) {
+        let _ = writeln!(r, "### {q}. {question}\n");
+        let _ = writeln!(r, "**→ `{}`**: {}\n", v.answer, v.summary);
+        if !v.basis.is_empty() {
+            let _ = writeln!(r, "Evidence:");
+            for b in &v.basis {
+                let _ = writeln!(r, "- `{b}`{}", quote(app, b));
+            }
+            let _ = writeln!(r);
+        }
+    }
+
+    let _ = writeln!(r, "## Per-KE counts\n");
+    let (m0, m1) = (minute_of(start), minute_of(end));
+    let _ = writeln!(
+        r,
+        "| KE | meaning | server | errors | client | first seen | last seen | per minute |"
+    );
+    let _ = writeln!(r, "|---|---|---:|---:|---:|---|---|---|");
+    for ke in Ke::ALL {
+        let s = &app.server[ke.index()];
+        let c = &app.client[ke.index()];
+        let first = [s.first, c.first].into_iter().flatten().min();
+        let last = [s.last, c.last].into_iter().flatten().max();
+        let mut merged = s.per_minute.clone();
+        for (m, n) in &c.per_minute {
+            *merged.entry(*m).or_default() += n;
+        }
+        let _ = writeln!(
+            r,
+            "| {} | {} | {} | {} | {} | {} | {} | `{}` |",
+            ke,
+            ke.meaning(),
+            s.count,
+            s.errors,
+            c.count,
+            t(first),
+            t(last),
+            sparkline(&merged, m0, m1, 60)
+        );
+    }
+    let _ = writeln!(
+        r,
+        "\nServer lines per KE are in `server/KE-1.log` … `server/KE-4.log`; line N there is cited as `server/KE-n.log:N`."
+    );
+
+    let _ = writeln!(r, "\n## KE-1: offending one-time keys\n");
+    if app.offending.is_empty() {
+        let _ = writeln!(r, "None seen.");
+    } else {
+        let _ = writeln!(
+            r,
+            "| key | seen | first | stored key (server) | uploaded key (client) | evidence |"
+        );
+        let _ = writeln!(r, "|---|---:|---|---|---|---|");
+        for (k, o) in &app.offending {
+            let _ = writeln!(
+                r,
+                "| `{k}` | {} | {} | `{}` | `{}` | {} |",
+                o.seen,
+                t(o.first_at),
+                o.stored_key.as_deref().unwrap_or("?"),
+                o.uploaded_key.as_deref().unwrap_or("?"),
+                o.evidence
+                    .iter()
+                    .map(|e| format!("`{}`", e.0))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+
+    let _ = writeln!(r, "\n## KE-3: event ids\n");
+    if app.ke3_ids.is_empty() {
+        let _ = writeln!(r, "None harvested.");
+    }
+    for (id, refs) in &app.ke3_ids {
+        let _ = writeln!(
+            r,
+            "- `{id}` {}",
+            refs.iter()
+                .map(|e| format!("`{}`", e.0))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+
+    let _ = writeln!(r, "\n## KE-4: timeouts and homeserver latency\n");
+    let _ = writeln!(
+        r,
+        "Restart timeout: {} ms. Latency is the p99 of \"Processed request\" times in the same minute, /sync and other long-polls excluded.\n",
+        app.restart_timeout_ms
+    );
+    if app.timeouts.is_empty() {
+        let _ = writeln!(r, "No timeouts seen.");
+    } else {
+        let _ = writeln!(
+            r,
+            "| time | origin | took | minute p99 | requests | p99 ≥ timeout | evidence |"
+        );
+        let _ = writeln!(r, "|---|---|---:|---:|---:|---|---|");
+        for to in app.timeouts.iter().take(200) {
+            let l = app.latency.get(&minute_of(to.at));
+            let _ = writeln!(
+                r,
+                "| {} | {} | {} | {} | {} | {} | `{}` |",
+                rfc3339(to.at),
+                to.origin,
+                to.took_ms
+                    .map(|m| format!("{m} ms"))
+                    .unwrap_or_else(|| "–".into()),
+                l.map(|l| format!("≈{} ms", l.p99_ms()))
+                    .unwrap_or_else(|| "no requests".into()),
+                l.map(|l| l.n).unwrap_or(0),
+                if l.is_some_and(|l| l.p99_at_or_above_timeout()) {
+                    "yes"
+                } else {
+                    "no"
+                },
+                to.evidence.0
+            );
+        }
+        if app.timeouts.len() > 200 {
+            let _ = writeln!(
+                r,
+                "\n… and {} more (see `timeline.jsonl`).",
+                app.timeouts.len() - 200
+            );
+        }
+    }
+
+    let _ = writeln!(r, "\n## Fault markers\n");
+    let markers: Vec<_> = app.live_markers().collect();
+    if markers.is_empty() {
+        let _ = writeln!(r, "None set.");
+    }
+    for m in markers {
+        let _ = writeln!(
+            r,
+            "- {} **{}** (marker {}, checklist step {}, server line {})",
+            rfc3339(m.at),
+            m.label,
+            m.id,
+            m.checklist_step
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "–".into()),
+            m.last_lines.get("server-log").copied().unwrap_or(0)
+        );
+    }
+
+    let _ = writeln!(r, "\n## Capture checklist (runbook §4)\n");
+    for s in &app.checklist.steps {
+        let stamps = s
+            .stamps
+            .iter()
+            .map(|st| {
+                format!(
+                    "{} {} by {}{}",
+                    if st.done { "ticked" } else { "unticked" },
+                    rfc3339(st.at),
+                    st.by,
+                    st.evidence
+                        .as_ref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let _ = writeln!(
+            r,
+            "- [{}] {}. {}{}",
+            if s.done { "x" } else { " " },
+            s.number,
+            s.title,
+            if s.stamps.is_empty() {
+                " — never done".to_string()
+            } else {
+                format!(" — {stamps}")
+            }
+        );
+    }
+
+    let _ = writeln!(r, "\n## Client artefacts\n");
+    if app.artifacts.is_empty() {
+        let _ = writeln!(r, "None.");
+    }
+    for a in &app.artifacts {
+        let mut per = [0u32; 4];
+        for e in &a.entries {
+            if let Some(k) = e.ke {
+                per[k.index()] += 1;
+            }
+        }
+        let _ = writeln!(
+            r,
+            "- `client/{}` ({:?}, {} bytes, arrived {}){}{}",
+            a.file,
+            a.kind,
+            a.bytes,
+            rfc3339(a.arrived_at),
+            match &a.unparsed {
+                Some(why) => format!(" — **unparsed**: {why}"),
+                None => String::new(),
+            },
+            if a.entries.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " — entries KE-1 {} / KE-2 {} / KE-3 {} / KE-4 {}",
+                    per[0], per[1], per[2], per[3]
+                )
+            }
+        );
+    }
+
+    if app.db.polls > 0 {
+        let _ = writeln!(r, "\n## Database\n");
+        let _ = writeln!(
+            r,
+            "{} polls, {} changes, last success {}.",
+            app.db.polls,
+            app.db.changes,
+            t(app.db.last_ok_at)
+        );
+        for (q, p) in &app.db.problems {
+            let _ = writeln!(r, "- problem `{q}`: {p}");
+        }
+        if !app.db.otk_series.is_empty() {
+            let _ = writeln!(
+                r,
+                "\nsigned_curve25519 OTK count over time: {}",
+                series(&app.db.otk_series)
+            );
+        }
+        if !app.db.backlog_series.is_empty() {
+            let _ = writeln!(
+                r,
+                "\nTo-device backlog for our device over time: {}",
+                series(&app.db.backlog_series)
+            );
+        }
+        if let Some(rows) = app
+            .db
+            .last
+            .as_ref()
+            .and_then(|p| p.results.get("event_lookup"))
+        {
+            let _ = writeln!(r, "\nKE-3 event lookups:");
+            for row in rows {
+                let _ = writeln!(r, "- `{}`", Value::Object(row.clone()));
+            }
+        }
+    }
+
+    let _ = writeln!(r, "\n## Files\n");
+    for (p, f) in facts {
+        let _ = writeln!(
+            r,
+            "- `{p}`: {} bytes, sha256 `{}`{}",
+            f.bytes,
+            f.sha256,
+            if f.redactions > 0 {
+                format!(", {} redactions", f.redactions)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let _ = writeln!(r, "- `manifest.json`: checksums above");
+    r
+}
+
+fn series(s: &[(DateTime<Utc>, i64)]) -> String {
+    let mut out = Vec::new();
+    let mut last: Option<i64> = None;
+    for (at, n) in s {
+        if last != Some(*n) {
+            out.push(format!("{} → {n}", at.format("%H:%M:%S")));
+            last = Some(*n);
+        }
+    }
+    out.join(", ")
+}
+
+/// A short quote of the cited evidence where the App still holds it.
+fn quote(app: &App, reference: &str) -> String {
+    if let Some(rest) = reference.strip_prefix("server/KE-") {
+        let (ke, line) = rest.split_once(".log:").unwrap_or(("", ""));
+        let (Some(ke), Ok(n)) = (Ke::parse(ke), line.parse::<u64>()) else {
+            return String::new();
+        };
+        if let Some(l) = app.panes[ke.index()]
+            .iter()
+            .find(|l| l.origin == "server" && l.ke_line_no == n)
+        {
+            return format!(": {}", clip(&l.text));
+        }
+    }
+    if let Some((_, r, msg)) = app.client_errors.iter().find(|(_, r, _)| r.0 == reference) {
+        let _ = r;
+        return format!(": {}", clip(msg));
+    }
+    String::new()
+}
+
+fn clip(s: &str) -> String {
+    let s: String = s.chars().take(160).collect();
+    format!("`{}`", s.replace('`', "'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparkline_scales_to_the_busiest_cell() {
+        let mut m = BTreeMap::new();
+        m.insert(10, 1);
+        m.insert(12, 8);
+        let s = sparkline(&m, 10, 13, 10);
+        assert_eq!(s.chars().count(), 4);
+        assert_eq!(s.chars().nth(2), Some('█'));
+        assert_eq!(s.chars().nth(1), Some(' '));
+    }
+}

@@ -1,0 +1,162 @@
+//! `timeline.jsonl`: one JSON object a line, time-sorted, each with `at`
+//! (RFC 3339 UTC), `source` and `kind`. Server matches appear as per-minute
+//! summaries with a reference to their first line, so the file stays small
+//! whatever the log's size; the lines themselves are in `server/KE-n.log`.
+
+use super::journal_entry::JournalEntry;
+use super::manifest::rfc3339;
+use crate::app::App;
+use crate::app::stats::minute_start;
+use crate::domain::Ke;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<Value> {
+    let mut items: Vec<(DateTime<Utc>, Value)> = Vec::new();
+    let mut push = |at: DateTime<Utc>, source: &str, kind: &str, extra: Value| {
+        let mut v = json!({"at": rfc3339(at), "source": source, "kind": kind});
+        if let (Some(o), Value::Object(x)) = (v.as_object_mut(), extra) {
+            o.extend(x);
+        }
+        items.push((at, v));
+    };
+    for e in entries {
+        match e {
+            JournalEntry::Start { at, mode, .. } => {
+                push(*at, "callcap", "start", json!({"mode": mode}))
+            }
+            JournalEntry::Status { at, source, status } => {
+                push(*at, source, "status", json!({"status": status}))
+            }
+            JournalEntry::Gap {
+                at,
+                source,
+                down_ms,
+                caught_up_bytes,
+            } => push(
+                *at,
+                source,
+                "gap",
+                json!({"down_ms": down_ms, "caught_up_bytes": caught_up_bytes}),
+            ),
+            JournalEntry::ClockOffset {
+                at,
+                source,
+                offset_ms,
+                bound_ms,
+            } => push(
+                *at,
+                source,
+                "clock-offset",
+                json!({"offset_ms": offset_ms, "bound_ms": bound_ms}),
+            ),
+            JournalEntry::Client { at, artifact } => {
+                push(
+                    *at,
+                    "client",
+                    "artifact",
+                    json!({"file": format!("client/{}", artifact.file), "type": artifact.kind}),
+                );
+                for en in &artifact.entries {
+                    if let (Some(t), Some(ke)) = (en.at, en.ke) {
+                        push(
+                            t,
+                            "client",
+                            "entry",
+                            json!({
+                                "ke": ke,
+                                "ref": format!("client/{}#entries[{}]", en.file, en.index),
+                                "message": en.message,
+                            }),
+                        );
+                    }
+                }
+            }
+            JournalEntry::Marker { at, id, label, .. } => {
+                push(*at, "operator", "marker", json!({"id": id, "label": label}))
+            }
+            JournalEntry::MarkerRelabel { at, id, label } => push(
+                *at,
+                "operator",
+                "marker-relabel",
+                json!({"id": id, "label": label}),
+            ),
+            JournalEntry::MarkerDelete { at, id } => {
+                push(*at, "operator", "marker-delete", json!({"id": id}))
+            }
+            JournalEntry::Checklist { step, stamp } => push(
+                stamp.at,
+                if stamp.by == "operator" {
+                    "operator"
+                } else {
+                    "callcap"
+                },
+                "checklist",
+                json!({"step": step, "done": stamp.done, "evidence": stamp.evidence}),
+            ),
+            JournalEntry::DbPoll {
+                at,
+                duration_ms,
+                changes,
+                problems,
+            } => {
+                if !changes.is_empty() || !problems.is_empty() {
+                    push(
+                        *at,
+                        "database",
+                        "poll",
+                        json!({
+                            "duration_ms": duration_ms,
+                            "changed_queries": changes.iter().map(|c| c.query.clone()).collect::<Vec<_>>(),
+                            "problems": problems,
+                        }),
+                    )
+                }
+            }
+            JournalEntry::EventIds { at, ids } => {
+                push(*at, "operator", "event-ids", json!({"ids": ids}))
+            }
+            JournalEntry::Note { at, source, text } => {
+                push(*at, source, "note", json!({"text": text}))
+            }
+            JournalEntry::Exported { at, path } => {
+                push(*at, "callcap", "exported", json!({"path": path}))
+            }
+        }
+    }
+    for ke in Ke::ALL {
+        for (m, n) in &app.server[ke.index()].per_minute {
+            push(
+                minute_start(*m),
+                "server",
+                "ke-minute",
+                json!({"ke": ke, "count": n}),
+            );
+        }
+    }
+    for t in &app.timeouts {
+        if t.origin == "server" {
+            push(
+                t.at,
+                "server",
+                "slow-restart",
+                json!({"ref": t.evidence.0, "took_ms": t.took_ms}),
+            );
+        }
+    }
+    for (m, l) in &app.latency {
+        push(
+            minute_start(*m),
+            "server",
+            "latency-minute",
+            json!({
+                "requests": l.n,
+                "p99_ms": l.p99_ms(),
+                "max_ms": l.max_ms,
+                "p99_at_or_above_restart_timeout": l.p99_at_or_above_timeout(),
+            }),
+        );
+    }
+    items.sort_by_key(|(t, _)| *t);
+    items.into_iter().map(|(_, v)| v).collect()
+}

@@ -1,0 +1,506 @@
+//! The capture stage between sources and the App: splits server bytes into
+//! lines, matches every KE in one pass, redacts, journals, and hands the App
+//! only what it shows or counts. Client files are copied (redacted) and parsed
+//! here too. This is the hot path of `analyze` and of a log flood.
+
+use crate::app::event::{
+    AccessSample, ArtifactKind, ClientArtifact, ClientEntry, HarConflict, ServerBatch, ServerHit,
+    ToDeviceTrace,
+};
+use crate::bundle::journal::Journal;
+use crate::domain::diag::{ke3_event_id, parse_diag};
+use crate::domain::har::{parse_otk_conflict, redact_har, scan_har};
+use crate::domain::redact::Redactor;
+use crate::domain::signatures::{Matcher, Signatures};
+use crate::domain::synapse_log::{LogClock, parse_access, parse_record, parse_timestamp_prefix};
+use crate::domain::{Ke, KeSet};
+use chrono::{DateTime, Utc};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+/// Display text of a line is cut here (the journal keeps the whole line).
+const DISPLAY_MAX: usize = 1000;
+/// How far back a continuation line looks for its record's time.
+const LOOKBACK_LINES: usize = 2000;
+/// A diag report larger than this is kept verbatim but not parsed.
+const DIAG_PARSE_MAX: u64 = 64 * 1024 * 1024;
+const TO_DEVICE_TRACE: &[u8] = b"Storing to-device messages";
+
+pub struct Capture {
+    pub journal: Journal,
+    sigs: Signatures,
+    matcher: Matcher,
+    redactor: Redactor,
+    clock: LogClock,
+    ke3_ids: Vec<String>,
+    partial: Vec<u8>,
+    lines: u64,
+    bytes: u64,
+    ke_lines: [u64; 4],
+    last_record_at: Option<DateTime<Utc>>,
+    trace_finder: memchr::memmem::Finder<'static>,
+}
+
+impl Capture {
+    pub fn new(
+        journal: Journal,
+        sigs: Signatures,
+        clock: LogClock,
+        ke3_ids: Vec<String>,
+    ) -> Result<Capture, String> {
+        let matcher = Matcher::new(&sigs, &ke3_ids)?;
+        Ok(Capture {
+            journal,
+            sigs,
+            matcher,
+            redactor: Redactor::new(),
+            clock,
+            ke3_ids,
+            partial: Vec::new(),
+            lines: 0,
+            bytes: 0,
+            ke_lines: [0; 4],
+            last_record_at: None,
+            trace_finder: memchr::memmem::Finder::new(TO_DEVICE_TRACE),
+        })
+    }
+
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    /// Adds KE-3 event ids to the server pattern (lines from now on).
+    pub fn add_ke3_ids(&mut self, ids: &[String]) -> Result<(), String> {
+        let mut changed = false;
+        for id in ids {
+            if !self.ke3_ids.contains(id) {
+                self.ke3_ids.push(id.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            self.matcher = Matcher::new(&self.sigs, &self.ke3_ids)?;
+        }
+        Ok(())
+    }
+
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Ingests a chunk of log bytes (any alignment). Complete lines are
+    /// journaled at once; an incomplete last line waits for the next chunk.
+    pub fn server_chunk(&mut self, source: &str, bytes: &[u8]) -> io::Result<ServerBatch> {
+        let mut batch = ServerBatch {
+            source: source.to_string(),
+            ..Default::default()
+        };
+        if self.partial.is_empty() {
+            match memchr::memrchr(b'\n', bytes) {
+                Some(i) => {
+                    self.process(&bytes[..=i], &mut batch)?;
+                    self.partial.extend_from_slice(&bytes[i + 1..]);
+                }
+                None => self.partial.extend_from_slice(bytes),
+            }
+        } else {
+            self.partial.extend_from_slice(bytes);
+            if let Some(i) = memchr::memrchr(b'\n', &self.partial) {
+                let rest = self.partial.split_off(i + 1);
+                let complete = std::mem::replace(&mut self.partial, rest);
+                self.process(&complete, &mut batch)?;
+            }
+        }
+        self.journal.flush()?;
+        batch.lines_total = self.lines;
+        batch.bytes_total = self.bytes;
+        Ok(batch)
+    }
+
+    /// Ends a file: an unterminated last line becomes a line. With
+    /// `terminate`, a newline is added after it (between input files) so
+    /// the next file's first line stays a line of its own.
+    pub fn end_of_input(&mut self, source: &str, terminate: bool) -> io::Result<ServerBatch> {
+        let mut batch = ServerBatch {
+            source: source.to_string(),
+            ..Default::default()
+        };
+        if !self.partial.is_empty() {
+            let mut last = std::mem::take(&mut self.partial);
+            if terminate {
+                last.push(b'\n');
+            }
+            self.process(&last, &mut batch)?;
+        }
+        self.journal.flush()?;
+        batch.lines_total = self.lines;
+        batch.bytes_total = self.bytes;
+        Ok(batch)
+    }
+
+    fn process(&mut self, buf: &[u8], batch: &mut ServerBatch) -> io::Result<()> {
+        let (red, n) = self.redactor.redact_bytes(buf);
+        self.journal.server.write(&red)?;
+        self.journal.server.redactions += n as u64;
+        batch.redactions += n as u64;
+        self.bytes += buf.len() as u64;
+
+        batch.first_at = first_record_time(buf).map(|t| self.clock.to_utc(t));
+        let base_line = self.lines;
+        let prev_record_at = self.last_record_at;
+
+        let mut hits: Vec<(usize, usize, crate::domain::signatures::LineMatch)> = Vec::new();
+        self.matcher.scan(buf, |s, e, m| hits.push((s, e, m)));
+
+        // Line numbers: count newlines between consecutive hits.
+        let mut counted_to = 0usize;
+        let mut line_no = base_line;
+        for (s, e, m) in hits {
+            line_no += memchr::memchr_iter(b'\n', &buf[counted_to..s]).count() as u64;
+            counted_to = s;
+            let this_line = line_no + 1;
+            let line = &buf[s..e];
+            let head = parse_record(line);
+            let at = match &head {
+                Some(h) => Some(self.clock.to_utc(h.at)),
+                None => lookback_time(buf, s)
+                    .map(|t| self.clock.to_utc(t))
+                    .or(prev_record_at),
+            };
+            if m.access {
+                if let (Some(h), Some(at)) = (&head, at) {
+                    let msg = String::from_utf8_lossy(h.message);
+                    if let Some(a) = parse_access(&msg) {
+                        batch.access.push(access_sample(this_line, at, a));
+                    }
+                }
+            }
+            if m.kes.is_empty() {
+                continue;
+            }
+            let (red_line, rn) = self.redactor.redact_bytes(line);
+            let mut ke_line_no = [0u64; 4];
+            for ke in m.kes.iter() {
+                let i = ke.index();
+                self.ke_lines[i] += 1;
+                ke_line_no[i] = self.ke_lines[i];
+                let f = &mut self.journal.ke[i];
+                f.write(&red_line)?;
+                f.write(b"\n")?;
+                f.redactions += rn as u64;
+            }
+            let text = display_text(&red_line);
+            let offending = if m.kes.contains(Ke::Ke1) {
+                parse_otk_conflict(&text)
+            } else {
+                None
+            };
+            batch.hits.push(ServerHit {
+                line_no: this_line,
+                at,
+                text,
+                kes: m.kes,
+                ke_line_no,
+                error: m.error,
+                level: head.map(|h| h.level.to_string()),
+                offending,
+            });
+        }
+        // Synapse's to-device tracing (`synapse.9533_debug`) names user/device.
+        for pos in self.trace_finder.find_iter(buf) {
+            let s = memchr::memrchr(b'\n', &buf[..pos]).map_or(0, |i| i + 1);
+            let e = memchr::memchr(b'\n', &buf[pos..]).map_or(buf.len(), |i| pos + i);
+            let n = base_line + memchr::memchr_iter(b'\n', &buf[..s]).count() as u64 + 1;
+            let (red_line, _) = self.redactor.redact_bytes(&buf[s..e]);
+            batch.to_device.push(ToDeviceTrace {
+                line_no: n,
+                at: parse_timestamp_prefix(&buf[s..e]).map(|t| self.clock.to_utc(t)),
+                text: display_text(&red_line),
+            });
+        }
+        let total_newlines = memchr::memchr_iter(b'\n', buf).count() as u64;
+        // A final line without newline (end of input) is still a line.
+        let unterminated = u64::from(!buf.is_empty() && !buf.ends_with(b"\n"));
+        self.lines = base_line + total_newlines + unterminated;
+        if let Some(t) = last_record_time(buf) {
+            self.last_record_at = Some(self.clock.to_utc(t));
+        }
+        batch.last_at = self.last_record_at;
+        if batch.first_at.is_none() {
+            batch.first_at = batch.last_at;
+        }
+        Ok(())
+    }
+
+    /// Copies a client download into `client/` (redacted) and parses it.
+    /// Never fails on bad content: unparsable files are kept verbatim.
+    pub fn client_file(
+        &mut self,
+        path: &Path,
+        arrived_at: DateTime<Utc>,
+    ) -> io::Result<ClientArtifact> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "client-file".into());
+        let name = self.unique_client_name(&name);
+        let rel = format!("client/{name}");
+        let lower = name.to_ascii_lowercase();
+        let kind = if lower.ends_with(".har") {
+            ArtifactKind::Har
+        } else if lower.ends_with(".json") {
+            ArtifactKind::Diag
+        } else {
+            ArtifactKind::Other
+        };
+        let mut art = ClientArtifact {
+            file: name.clone(),
+            kind,
+            arrived_at,
+            bytes: 0,
+            unparsed: None,
+            user_id: None,
+            device_id: None,
+            sdk_version: None,
+            entries: Vec::new(),
+            ke3_event_ids: Vec::new(),
+            har_conflicts: Vec::new(),
+            har_keys_upload: 0,
+            redactions: 0,
+        };
+        let meta = std::fs::metadata(path)?;
+        art.bytes = meta.len();
+        match kind {
+            ArtifactKind::Har => {
+                let out_path = self.journal.dir.join(&rel);
+                let n = {
+                    let input = BufReader::new(File::open(path)?);
+                    let mut out = BufWriter::new(File::create(&out_path)?);
+                    let n =
+                        redact_har(input, &mut out, &self.redactor).map_err(io::Error::other)?;
+                    out.flush()?;
+                    n
+                };
+                let mut facts = crate::bundle::journal::hash_file(&out_path)?;
+                facts.redactions = n as u64;
+                self.journal.adopt(&rel, facts);
+                art.redactions = n as u64;
+                match scan_har(BufReader::new(File::open(path)?)) {
+                    Ok(sum) => {
+                        art.har_keys_upload = sum.keys_upload.len();
+                        for x in sum.keys_upload {
+                            let Some(off) = x.offending else { continue };
+                            let id = format!("{}:{}", off.algorithm, off.key_id);
+                            let uploaded = x
+                                .request_keys
+                                .iter()
+                                .find(|(k, _)| *k == id)
+                                .and_then(|(_, v)| key_of(v))
+                                .or_else(|| off.new_key.as_ref().and_then(key_of));
+                            art.har_conflicts.push(HarConflict {
+                                entry_index: x.entry_index,
+                                at: x.started,
+                                status: x.status,
+                                algorithm: off.algorithm.clone(),
+                                key_id: off.key_id.clone(),
+                                uploaded_key: uploaded,
+                                stored_key: off.old_key.as_ref().and_then(key_of),
+                            });
+                        }
+                    }
+                    Err(e) => art.unparsed = Some(e.to_string()),
+                }
+            }
+            ArtifactKind::Diag | ArtifactKind::Other => {
+                let mut raw = Vec::new();
+                File::open(path)?
+                    .take(DIAG_PARSE_MAX)
+                    .read_to_end(&mut raw)?;
+                let complete = (raw.len() as u64) >= meta.len();
+                let (red, n) = if complete {
+                    self.redactor.redact_bytes(&raw)
+                } else {
+                    (std::borrow::Cow::Borrowed(&raw[..]), 0)
+                };
+                if complete {
+                    self.journal.write_whole(&rel, &red, n as u64)?;
+                } else {
+                    // Too big to parse: copy streaming, redacted per chunk.
+                    self.copy_redacted(path, &rel)?;
+                }
+                art.redactions = n as u64;
+                if kind == ArtifactKind::Diag && complete {
+                    match parse_diag(&raw, &self.matcher) {
+                        Ok(report) => {
+                            art.user_id = report.user_id.clone();
+                            art.device_id = report.device_id.clone();
+                            art.sdk_version = report.sdk_version.clone();
+                            for e in report.entries {
+                                let (msg, _) = self.redactor.redact_str(&e.message);
+                                let msg = msg.into_owned();
+                                if e.ke == Some(Ke::Ke3) {
+                                    if let Some(id) = ke3_event_id(&msg) {
+                                        if !art.ke3_event_ids.contains(&id) {
+                                            art.ke3_event_ids.push(id);
+                                        }
+                                    }
+                                }
+                                let error = self
+                                    .matcher
+                                    .classify_client(&msg)
+                                    .map(|c| c.error)
+                                    .unwrap_or(e.ke.is_some());
+                                art.entries.push(ClientEntry {
+                                    file: name.clone(),
+                                    index: e.index,
+                                    at: e.ts,
+                                    level: e.level,
+                                    ke: e.ke,
+                                    error,
+                                    message: msg,
+                                });
+                            }
+                        }
+                        Err(e) => art.unparsed = Some(e.to_string()),
+                    }
+                } else if kind == ArtifactKind::Diag {
+                    art.unparsed = Some(format!("larger than {DIAG_PARSE_MAX} bytes"));
+                }
+            }
+        }
+        Ok(art)
+    }
+
+    fn copy_redacted(&mut self, path: &Path, rel: &str) -> io::Result<()> {
+        let out_path = self.journal.dir.join(rel);
+        let mut input = BufReader::new(File::open(path)?);
+        let mut out = crate::bundle::journal::HashedFile::create(&out_path)?;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            if let Some(i) = memchr::memrchr(b'\n', &pending) {
+                let rest = pending.split_off(i + 1);
+                let (red, c) = self.redactor.redact_bytes(&pending);
+                out.write(&red)?;
+                out.redactions += c as u64;
+                pending = rest;
+            }
+        }
+        let (red, c) = self.redactor.redact_bytes(&pending);
+        out.write(&red)?;
+        out.redactions += c as u64;
+        out.flush()?;
+        self.journal.adopt(rel, out.facts());
+        Ok(())
+    }
+
+    fn unique_client_name(&self, name: &str) -> String {
+        let taken = |n: &str| self.journal.dir.join("client").join(n).exists();
+        if !taken(name) {
+            return name.to_string();
+        }
+        let (stem, ext) = match name.rfind('.') {
+            Some(i) => (&name[..i], &name[i..]),
+            None => (name, ""),
+        };
+        (2..)
+            .map(|i| format!("{stem}-{i}{ext}"))
+            .find(|n| !taken(n))
+            .unwrap_or_else(|| name.to_string())
+    }
+}
+
+fn key_of(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Object(o) => o.get("key").and_then(|k| k.as_str()).map(str::to_string),
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn display_text(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let cut = &line[..line.len().min(DISPLAY_MAX * 4)];
+    let mut s = String::from_utf8_lossy(cut).into_owned();
+    if s.chars().count() > DISPLAY_MAX {
+        s = s.chars().take(DISPLAY_MAX).collect();
+        s.push('…');
+    }
+    s
+}
+
+fn first_record_time(buf: &[u8]) -> Option<chrono::NaiveDateTime> {
+    buf.split(|b| *b == b'\n')
+        .take(LOOKBACK_LINES)
+        .find_map(parse_timestamp_prefix)
+}
+
+fn last_record_time(buf: &[u8]) -> Option<chrono::NaiveDateTime> {
+    buf.rsplit(|b| *b == b'\n')
+        .take(LOOKBACK_LINES)
+        .find_map(parse_timestamp_prefix)
+}
+
+/// The time of the record a continuation line at `start` belongs to.
+fn lookback_time(buf: &[u8], start: usize) -> Option<chrono::NaiveDateTime> {
+    buf[..start]
+        .rsplit(|b| *b == b'\n')
+        .take(LOOKBACK_LINES)
+        .find_map(parse_timestamp_prefix)
+}
+
+fn is_long_poll(path: &str) -> bool {
+    let p = path.split('?').next().unwrap_or(path);
+    p.ends_with("/sync")
+        || p.contains("/sync?")
+        || p.ends_with("/events")
+        || p.contains("/org.matrix.simplified_msc3575/sync")
+        || p.contains("/notifications")
+}
+
+fn is_delayed_restart(method: &str, path: &str) -> bool {
+    let p = path.split('?').next().unwrap_or(path);
+    let Some(i) = p.find("/delayed_events/") else {
+        return false;
+    };
+    let rest = &p[i + "/delayed_events/".len()..];
+    method == "POST" && (rest.ends_with("/restart") || !rest.contains('/'))
+}
+
+fn access_sample(
+    line_no: u64,
+    at: DateTime<Utc>,
+    a: crate::domain::synapse_log::AccessLine,
+) -> AccessSample {
+    let ms = (a.processing_s * 1000.0).round();
+    AccessSample {
+        line_no,
+        at,
+        processing_ms: if ms.is_finite() && ms > 0.0 {
+            ms.min(u32::MAX as f64) as u32
+        } else {
+            0
+        },
+        status: a.status,
+        long_poll: is_long_poll(&a.path),
+        delayed_restart: is_delayed_restart(&a.method, &a.path),
+        requester: a.requester,
+        method: a.method,
+        path: a.path,
+    }
+}
+
+/// KE set of a client message (for re-deriving and for display).
+pub fn client_kes(matcher: &Matcher, message: &str) -> KeSet {
+    let mut s = KeSet::default();
+    if let Some(c) = matcher.classify_client(message) {
+        s.insert(c.ke);
+    }
+    s
+}

@@ -1,0 +1,350 @@
+//! The runbook's decision tree (§2, Q1–Q4), answered from the evidence the
+//! App holds. Each answer cites its basis as references into the bundle and
+//! says "insufficient-evidence" rather than guess.
+
+use crate::app::stats::minute_of;
+use crate::app::{App, EvidenceRef};
+use crate::domain::Ke;
+use crate::sources::Row;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub answer: &'static str,
+    pub summary: String,
+    pub basis: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdicts {
+    pub q1: Verdict,
+    pub q2: Verdict,
+    pub q3: Verdict,
+    pub q4: Verdict,
+}
+
+impl Verdicts {
+    pub fn iter(&self) -> [(&'static str, &Verdict); 4] {
+        [
+            ("Q1", &self.q1),
+            ("Q2", &self.q2),
+            ("Q3", &self.q3),
+            ("Q4", &self.q4),
+        ]
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        for (q, v) in self.iter() {
+            m.insert(
+                q.to_string(),
+                json!({"answer": v.answer, "summary": v.summary, "basis": v.basis}),
+            );
+        }
+        Value::Object(m)
+    }
+}
+
+pub const INSUFFICIENT: &str = "insufficient-evidence";
+
+pub fn decide(app: &App) -> Verdicts {
+    Verdicts {
+        q1: q1(app),
+        q2: q2(app),
+        q3: q3(app),
+        q4: q4(app),
+    }
+}
+
+fn refs(v: &[EvidenceRef], n: usize) -> Vec<String> {
+    v.iter().take(n).map(|r| r.0.clone()).collect()
+}
+
+fn rows<'a>(app: &'a App, query: &str) -> Option<&'a Vec<Row>> {
+    app.db.last.as_ref().and_then(|p| p.results.get(query))
+}
+
+fn s<'a>(row: &'a Row, key: &str) -> Option<&'a str> {
+    row.get(key).and_then(|v| v.as_str())
+}
+
+fn stored_key(row: &Row) -> Option<String> {
+    let raw = row.get("key_json")?;
+    let v: Value = match raw {
+        Value::String(t) => serde_json::from_str(t).ok()?,
+        other => other.clone(),
+    };
+    v.get("key").and_then(|k| k.as_str()).map(str::to_string)
+}
+
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(t)) => matches!(t.as_str(), "t" | "true" | "1"),
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+fn q1(app: &App) -> Verdict {
+    let ke1_errors = app.server[Ke::Ke1.index()].errors + app.client[Ke::Ke1.index()].count;
+    let mut basis: Vec<String> = app
+        .offending
+        .values()
+        .flat_map(|o| o.evidence.iter().take(2).map(|r| r.0.clone()))
+        .take(6)
+        .collect();
+    if ke1_errors == 0 && app.offending.is_empty() {
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary: "No KE-1 one-time-key conflict was seen in the server log, the client reports or a HAR.".into(),
+            basis,
+        };
+    }
+    let Some(inventory) = rows(app, "otk_inventory") else {
+        let hint = match app
+            .offending
+            .values()
+            .find(|o| o.stored_key.is_some() && o.uploaded_key.is_some())
+        {
+            Some(o) if o.stored_key != o.uploaded_key => format!(
+                "the server's error for {}:{} shows a stored key different from the uploaded one, which suggests divergence",
+                o.algorithm, o.key_id
+            ),
+            _ => {
+                "the error text alone cannot tell divergence from exhaustion or an SDK loop".into()
+            }
+        };
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary: format!("KE-1 conflicts were seen but the database was not read; {hint}."),
+            basis,
+        };
+    };
+    for o in app.offending.values() {
+        let stored = inventory.iter().find(|r| {
+            s(r, "algorithm") == Some(o.algorithm.as_str())
+                && s(r, "key_id") == Some(o.key_id.as_str())
+        });
+        if let (Some(row), Some(up)) = (stored, o.uploaded_key.as_deref()) {
+            if let Some(st) = stored_key(row) {
+                if st != up {
+                    basis.push("db/last.json#otk_inventory".into());
+                    return Verdict {
+                        answer: "divergence",
+                        summary: format!(
+                            "One-time key {}:{} is stored on the homeserver with a different key than the client keeps uploading: the OTK state has diverged (KE-1 root).",
+                            o.algorithm, o.key_id
+                        ),
+                        basis,
+                    };
+                }
+            }
+        }
+    }
+    let otk_zero = rows(app, "otk_counts").is_some_and(|r| {
+        r.iter()
+            .filter(|x| s(x, "algorithm") == Some("signed_curve25519"))
+            .filter_map(|x| x.get("count").and_then(|c| c.as_i64()))
+            .sum::<i64>()
+            == 0
+    });
+    let fallback_used =
+        rows(app, "fallback_keys").is_some_and(|r| r.iter().any(|x| truthy(x.get("used"))));
+    basis.push("db/last.json#otk_inventory".into());
+    if otk_zero && fallback_used {
+        basis.push("db/last.json#otk_counts".into());
+        basis.push("db/last.json#fallback_keys".into());
+        return Verdict {
+            answer: "exhaustion",
+            summary: "No offending key is stored with a different value, the device has 0 signed_curve25519 one-time keys and its fallback key is used: OTK exhaustion, not divergence.".into(),
+            basis,
+        };
+    }
+    Verdict {
+        answer: "sdk-regression",
+        summary: "KE-1 conflicts were seen but the offending key is not stored with a different value and the keys are not exhausted: suspect the SDK's upload loop.".into(),
+        basis,
+    }
+}
+
+fn q2(app: &App) -> Verdict {
+    let mut basis = Vec::new();
+    let backlog_max = app
+        .db
+        .backlog_series
+        .iter()
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap_or(0);
+    let db_read = !app.db.backlog_series.is_empty();
+    if backlog_max > 0 {
+        basis.push("db/last.json#device_inbox_pending".into());
+    }
+    basis.extend(refs(&app.to_device_for_us, 3));
+    let present = backlog_max > 0 || app.to_device_for_us_count > 0;
+    let ke2: Vec<&(Ke, EvidenceRef, String)> = app
+        .client_errors
+        .iter()
+        .filter(|(k, _, _)| *k == Ke::Ke2)
+        .collect();
+    let markers = app.live_markers().count();
+    if present && !ke2.is_empty() {
+        basis.extend(ke2.iter().take(3).map(|(_, r, _)| r.0.clone()));
+        return Verdict {
+            answer: "linked",
+            summary: format!(
+                "To-device messages for our device reached the homeserver and the client shows {} KE-2 signature(s): KE-1 ⇒ KE-2 link confirmed.",
+                ke2.len()
+            ),
+            basis,
+        };
+    }
+    if present && markers > 0 {
+        return Verdict {
+            answer: "sfu-downstream",
+            summary: format!(
+                "To-device messages reached our device, the client shows no KE-2 signature, yet {markers} fault marker(s) were set: look at LiveKit/SFU, not crypto."
+            ),
+            basis,
+        };
+    }
+    if !present && db_read {
+        return Verdict {
+            answer: "not-targeted",
+            summary: "No to-device message for our device was queued or traced during the call: stale device id or membership (see KE-4).".into(),
+            basis: vec!["db/last.json#device_inbox_pending".into()],
+        };
+    }
+    Verdict {
+        answer: INSUFFICIENT,
+        summary: if present {
+            "To-device messages reached our device, but there is neither a client KE-2 signature nor a fault marker.".into()
+        } else {
+            "Whether to-device messages reached our device is unknown: the database was not read and the server log has no to-device tracing for it.".into()
+        },
+        basis,
+    }
+}
+
+fn q3(app: &App) -> Verdict {
+    let mut basis: Vec<String> = app
+        .ke3_ids
+        .values()
+        .flat_map(|v| v.iter().take(1).map(|r| r.0.clone()))
+        .take(5)
+        .collect();
+    if app.ke3_ids.is_empty() {
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary: "No KE-3 event id was harvested from the client reports.".into(),
+            basis,
+        };
+    }
+    let lookups: Vec<&Row> = rows(app, "event_lookup")
+        .map(|r| {
+            r.iter()
+                .filter(|x| s(x, "event_id").is_some_and(|id| app.ke3_ids.contains_key(id)))
+                .collect()
+        })
+        .unwrap_or_default();
+    if lookups.is_empty() {
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary: format!(
+                "{} KE-3 event id(s) were harvested but none could be looked up in event_json.",
+                app.ke3_ids.len()
+            ),
+            basis,
+        };
+    }
+    basis.push("db/last.json#event_lookup".into());
+    let has_alg = |r: &Row| -> bool {
+        if let Some(v) = r.get("has_algorithm") {
+            return truthy(Some(v));
+        }
+        !matches!(r.get("algorithm"), None | Some(Value::Null))
+    };
+    if let Some(bad) = lookups.iter().find(|r| !has_alg(r)) {
+        return Verdict {
+            answer: "malformed-event",
+            summary: format!(
+                "Event {} is stored on the homeserver without content.algorithm: a malformed event was persisted (sender or federation), independent of KE-1.",
+                s(bad, "event_id").unwrap_or("?")
+            ),
+            basis,
+        };
+    }
+    Verdict {
+        answer: "client-deserialization",
+        summary: format!(
+            "All {} looked-up KE-3 event(s) have content.algorithm on the homeserver: the client fails to deserialize them.",
+            lookups.len()
+        ),
+        basis,
+    }
+}
+
+fn q4(app: &App) -> Verdict {
+    let timeout = app.restart_timeout_ms;
+    if app.timeouts.is_empty() {
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary:
+                "No delayed-event timeout was seen (client KE-4 timeouts or slow restart requests)."
+                    .into(),
+            basis: Vec::new(),
+        };
+    }
+    if app.latency.is_empty() {
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary: format!(
+                "{} delayed-event timeout(s) were seen, but the server log has no access lines to measure the homeserver's latency.",
+                app.timeouts.len()
+            ),
+            basis: app
+                .timeouts
+                .iter()
+                .take(5)
+                .map(|t| t.evidence.0.clone())
+                .collect(),
+        };
+    }
+    let mut slow = Vec::new();
+    let mut fast = Vec::new();
+    for t in &app.timeouts {
+        let m = minute_of(t.at);
+        let minute_slow = app
+            .latency
+            .get(&m)
+            .is_some_and(|l| l.p99_at_or_above_timeout());
+        let request_slow = t.took_ms.is_some_and(|ms| ms >= timeout);
+        if minute_slow || request_slow {
+            slow.push(t);
+        } else {
+            fast.push(t);
+        }
+    }
+    let total = app.timeouts.len();
+    if slow.len() * 2 >= total {
+        Verdict {
+            answer: "homeserver-latency",
+            summary: format!(
+                "{} of {total} delayed-event timeouts fall in minutes where the homeserver's p99 (excluding /sync) was at or above {timeout} ms or the restart itself took that long.",
+                slow.len()
+            ),
+            basis: slow.iter().take(6).map(|t| t.evidence.0.clone()).collect(),
+        }
+    } else {
+        Verdict {
+            answer: "client-retry",
+            summary: format!(
+                "Only {} of {total} delayed-event timeouts fall in minutes of homeserver latency at or above {timeout} ms: suspect the client's MembershipManager retries.",
+                slow.len()
+            ),
+            basis: fast.iter().take(6).map(|t| t.evidence.0.clone()).collect(),
+        }
+    }
+}
