@@ -1,0 +1,100 @@
+//! Helpers for tests that run the real binary and check the bundle it wrote.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_callcap"))
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `callcap` with args; backtraces off so stderr is stable.
+pub fn callcap(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run callcap")
+}
+
+/// The bundle path: the last line of stdout.
+pub fn bundle_path(out: &Output) -> PathBuf {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    PathBuf::from(last.trim())
+}
+
+pub fn manifest(bundle: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(bundle.join("manifest.json")).expect("manifest.json");
+    serde_json::from_str(&text).expect("manifest is JSON")
+}
+
+/// Every file's checksum in the manifest matches the file as written, and
+/// every file in the folder (but the manifest) is listed.
+pub fn verify_checksums(bundle: &Path) {
+    let m = manifest(bundle);
+    let files = m["files"].as_array().expect("files");
+    let mut listed = std::collections::BTreeSet::new();
+    for f in files {
+        let rel = f["path"].as_str().unwrap();
+        let data = std::fs::read(bundle.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(f["bytes"].as_u64().unwrap(), data.len() as u64, "{rel} bytes");
+        let sum = hex::encode(Sha256::digest(&data));
+        assert_eq!(f["sha256"].as_str().unwrap(), sum, "{rel} sha256");
+        listed.insert(rel.to_string());
+    }
+    for entry in walk(bundle) {
+        let rel = entry.strip_prefix(bundle).unwrap().to_string_lossy().into_owned();
+        if rel != "manifest.json" {
+            assert!(listed.contains(&rel), "{rel} is in the bundle but not in the manifest");
+        }
+    }
+}
+
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+pub fn count_lines(data: &[u8]) -> usize {
+    let n = data.iter().filter(|b| **b == b'\n').count();
+    if !data.is_empty() && !data.ends_with(b"\n") { n + 1 } else { n }
+}
+
+/// `LC_ALL=C grep -cE pattern file`, the oracle for server counts.
+pub fn grep_count(pattern: &str, file: &Path, fixed: bool) -> u64 {
+    let out = Command::new("grep")
+        .env("LC_ALL", "C")
+        .arg("-c")
+        .arg(if fixed { "-F" } else { "-E" })
+        .arg("-e")
+        .arg(pattern)
+        .arg(file)
+        .output()
+        .expect("grep");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+/// Runs the repository's log generator.
+pub fn generate_log(out: &Path, args: &[&str]) {
+    let st = Command::new("python3")
+        .arg(repo().join("bench/gen_synapse_log.py"))
+        .arg(out)
+        .args(args)
+        .status()
+        .expect("python3");
+    assert!(st.success());
+}
