@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Benchmark: `callcap analyze` (one pass, bundle written) against grep -cE and
+# rg -c running the runbook's patterns one pass per KE, on a ~1 GB
+# Synapse-shaped log. Prints wall times, peak RSS and the ratio.
+#
+# usage: bench/analyze.sh [SIZE_BYTES]   (default 1 GiB; data cached in $BENCH_DIR)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE=${1:-1073741824}
+BENCH_DIR=${BENCH_DIR:-/tmp/callcap-bench}
+mkdir -p "$BENCH_DIR"
+LOG=$BENCH_DIR/homeserver-$SIZE.log
+
+for tool in rg:ripgrep /usr/bin/time:time; do
+  bin=${tool%%:*}; pkg=${tool##*:}
+  command -v "$bin" >/dev/null 2>&1 || { echo "installing $pkg" >&2; apt-get install -y -qq "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$pkg" >/dev/null; }; }
+done
+
+[ -s "$LOG" ] || python3 bench/gen_synapse_log.py "$LOG" --bytes "$SIZE" --event-id '$SASBBzoqjEvent1:lotus.example'
+cargo build --release --quiet
+BIN=target/release/callcap
+
+KE1='keys/upload|One time key .* already exists|OneTimeKey'
+KE2='io.element.call.encryption_keys|m.room.encrypted|/sendToDevice|to_device'
+KE4='delayed_event|msc4140|msc4157|update_delayed'
+CLIENT='already exists|missing key at index|io.element.call.encryption_keys|MissingKey|DecryptionError|update_delayed_event|delayed event'
+
+# Warm the page cache so every contender reads from memory.
+cat "$LOG" > /dev/null
+
+measure() { # name, command...
+  local name=$1; shift
+  local out; out=$( { /usr/bin/time -f '%e %M' "$@" > /dev/null; } 2>&1 | tail -1 )
+  echo "$name $out"
+}
+
+OUT=$BENCH_DIR/out; rm -rf "$OUT"; mkdir -p "$OUT"
+echo "log: $(du -h "$LOG" | cut -f1), $(wc -l < "$LOG") lines"
+results=$(
+  measure callcap "$BIN" analyze --log "$LOG" --out "$OUT" --label bench
+  measure grep sh -c "for p in '$KE1' '$KE2' '$KE4' '$CLIENT'; do LC_ALL=C grep -cE \"\$p\" '$LOG'; done"
+  measure rg sh -c "for p in '$KE1' '$KE2' '$KE4' '$CLIENT'; do rg -c \"\$p\" '$LOG'; done"
+)
+echo "$results" | awk '{ printf "%-8s %7.2f s  peak RSS %6.1f MiB\n", $1, $2, $3/1024 }'
+c=$(echo "$results" | awk '$1=="callcap"{print $2}')
+r=$(echo "$results" | awk '$1=="rg"{print $2}')
+g=$(echo "$results" | awk '$1=="grep"{print $2}')
+awk -v c="$c" -v r="$r" -v g="$g" 'BEGIN { printf "callcap/rg(4 passes) = %.2f   callcap/grep(4 passes) = %.2f\n", c/r, c/g }'
+rm -rf "$OUT"
