@@ -19,6 +19,75 @@ pub struct Cli {
 pub enum Cmd {
     /// Analyse files that already exist (saved logs, diag reports, HARs) and write a bundle.
     Analyze(AnalyzeArgs),
+    /// Run the console on the sources in the config (the default with a config present).
+    Live(LiveArgs),
+    /// Run the console on a recorded call that goes wrong (no network, no config).
+    Demo(DemoArgs),
+    /// Replay a bundle as if it were live; a headless replay writes a new bundle.
+    Replay(ReplayArgs),
+    /// Turn a journal left behind by a crash or `kill -9` into a bundle.
+    Recover(RecoverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// The config file (default: ~/.config/callcap/config.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the journal and the bundle go (overrides `[bundle] out`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No UI: capture until SIGINT/SIGTERM/SIGHUP, then write the bundle.
+    #[arg(long)]
+    pub headless: bool,
+    /// Start this many lines back in the server log instead of at the end.
+    #[arg(long, value_name = "N")]
+    pub backfill: Option<u64>,
+    /// The bundle's label (default: call-YYYYMMDDTHHMMSSZ).
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Playback speed (2 = twice as fast as the recording).
+    #[arg(long, default_value_t = 2.0)]
+    pub speed: f64,
+    /// Where the bundle goes (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No UI: play to the end, then write the bundle.
+    #[arg(long)]
+    pub headless: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The bundle folder to replay.
+    pub bundle: PathBuf,
+    /// Playback speed (10 = ten times as fast as the recording).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// No UI: play to the end, then write a new bundle and print its path.
+    #[arg(long)]
+    pub headless: bool,
+    /// Where the new bundle goes (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The config file (for `[call]` and the keymap).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The journal folder (default: the newest `.callcap-journal-*` in --out).
+    pub journal: Option<PathBuf>,
+    /// Where the bundle goes (default: the journal's folder).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,19 +1,23 @@
 use callcap::analyze::{self, UsageError};
 use callcap::cli::{Cli, Cmd};
+use callcap::commands;
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Cmd::Analyze(args)) => analyze::run(&args).map(|p| println!("{}", p.display())),
-        None => {
-            eprintln!("callcap: give a command (try `callcap --help`)");
-            return ExitCode::from(2);
-        }
+        Some(Cmd::Analyze(args)) => analyze::run(&args).map(Some),
+        Some(cmd) => commands::run(Some(cmd)),
+        None => commands::run(None),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Some(path)) => {
+            // The bundle's path is always the last line of stdout.
+            println!("{}", path.display());
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("callcap: {e}");
             if e.downcast_ref::<UsageError>().is_some() {

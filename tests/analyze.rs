@@ -48,22 +48,52 @@ fn counts_equal_grep_and_every_checksum_verifies_on_a_large_log() {
     let diag = diag_report(tmp.path(), "lotus-crypto-diag-1782842415000.json");
     let out_dir = tmp.path().join("out");
     let out = callcap(&[
-        "analyze", "--log", log.to_str().unwrap(), "--diag", diag.to_str().unwrap(),
-        "--user-id", "@alice:lotus.example", "--device-id", "RWDSUMBAID",
-        "--out", out_dir.to_str().unwrap(),
+        "analyze",
+        "--log",
+        log.to_str().unwrap(),
+        "--diag",
+        diag.to_str().unwrap(),
+        "--user-id",
+        "@alice:lotus.example",
+        "--device-id",
+        "RWDSUMBAID",
+        "--out",
+        out_dir.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bundle = bundle_path(&out);
     assert!(bundle.starts_with(&out_dir), "{}", bundle.display());
     let m = manifest(&bundle);
     assert_eq!(m["format"], "callcap-bundle/1");
     let server = &m["counts"]["server"];
-    assert_eq!(server["KE-1"].as_u64().unwrap(), grep_count(KE1, &log, false));
-    assert_eq!(server["KE-2"].as_u64().unwrap(), grep_count(KE2, &log, false));
-    assert_eq!(server["KE-3"].as_u64().unwrap(), grep_count(EVENT_ID, &log, true));
-    assert_eq!(server["KE-4"].as_u64().unwrap(), grep_count(KE4, &log, false));
-    assert!(server["KE-1"].as_u64().unwrap() > 1000, "the generator makes a KE-1 storm");
-    assert!(server["KE-3"].as_u64().unwrap() > 0, "the harvested KE-3 id is searched for");
+    assert_eq!(
+        server["KE-1"].as_u64().unwrap(),
+        grep_count(KE1, &log, false)
+    );
+    assert_eq!(
+        server["KE-2"].as_u64().unwrap(),
+        grep_count(KE2, &log, false)
+    );
+    assert_eq!(
+        server["KE-3"].as_u64().unwrap(),
+        grep_count(EVENT_ID, &log, true)
+    );
+    assert_eq!(
+        server["KE-4"].as_u64().unwrap(),
+        grep_count(KE4, &log, false)
+    );
+    assert!(
+        server["KE-1"].as_u64().unwrap() > 1000,
+        "the generator makes a KE-1 storm"
+    );
+    assert!(
+        server["KE-3"].as_u64().unwrap() > 0,
+        "the harvested KE-3 id is searched for"
+    );
     let client = &m["counts"]["client"];
     assert_eq!(client, &json!({"KE-1": 1, "KE-2": 2, "KE-3": 1, "KE-4": 1}));
 
@@ -71,16 +101,34 @@ fn counts_equal_grep_and_every_checksum_verifies_on_a_large_log() {
     let input = std::fs::read(&log).unwrap();
     let kept = std::fs::read(bundle.join("server/homeserver.log")).unwrap();
     assert_eq!(count_lines(&kept), count_lines(&input));
-    assert_eq!(kept, input, "no secrets in this log: the copy is byte for byte");
+    assert_eq!(
+        kept, input,
+        "no secrets in this log: the copy is byte for byte"
+    );
     for (i, pat) in [(1, KE1), (2, KE2), (4, KE4)] {
         let ke_log = std::fs::read(bundle.join(format!("server/KE-{i}.log"))).unwrap();
-        assert_eq!(count_lines(&ke_log) as u64, grep_count(pat, &log, false), "KE-{i}.log");
+        assert_eq!(
+            count_lines(&ke_log) as u64,
+            grep_count(pat, &log, false),
+            "KE-{i}.log"
+        );
     }
     assert_eq!(m["label"].as_str().unwrap(), "call-20260630T180000Z");
     assert!(bundle.ends_with("call-20260630T180000Z"));
-    assert!(m["started_at"].as_str().unwrap().starts_with("2026-06-30T18:00:00"));
+    assert!(
+        m["started_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-06-30T18:00:00")
+    );
     assert_eq!(m["user_id"], "@alice:lotus.example");
-    for f in ["markers.json", "checklist.json", "timeline.jsonl", "report.md", "client/lotus-crypto-diag-1782842415000.json"] {
+    for f in [
+        "markers.json",
+        "checklist.json",
+        "timeline.jsonl",
+        "report.md",
+        "client/lotus-crypto-diag-1782842415000.json",
+    ] {
         assert!(bundle.join(f).is_file(), "{f}");
     }
     // The timeline is time-sorted and every item has at/source/kind.
@@ -94,7 +142,10 @@ fn counts_equal_grep_and_every_checksum_verifies_on_a_large_log() {
         last = at;
     }
     let report = std::fs::read_to_string(bundle.join("report.md")).unwrap();
-    assert!(report.contains("signed_curve25519:AAAAAAAAAFA"), "offending key id in report");
+    assert!(
+        report.contains("signed_curve25519:AAAAAAAAAFA"),
+        "offending key id in report"
+    );
     assert!(report.contains(EVENT_ID), "KE-3 event id in report");
     assert!(report.contains("Decision tree"));
 }
@@ -126,15 +177,34 @@ fn planted_secrets_never_reach_the_bundle_and_lines_stay_lines() {
             "content": {"mimeType": "application/json", "text": "{\"errcode\":\"M_UNKNOWN\",\"error\":\"One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {\\\"key\\\":\\\"stored\\\"}; new key: {'key': 'uploaded'}\"}"}}
     }]}})).unwrap()).unwrap();
     let out_dir = tmp.path().join("out");
-    let out = callcap(&["analyze", "--log", log.to_str().unwrap(), "--diag", diag.to_str().unwrap(),
-        "--har", har.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--label", "secrets"]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = callcap(&[
+        "analyze",
+        "--log",
+        log.to_str().unwrap(),
+        "--diag",
+        diag.to_str().unwrap(),
+        "--har",
+        har.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--label",
+        "secrets",
+    ]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bundle = bundle_path(&out);
     assert!(bundle.ends_with("secrets"));
     for f in walk(&bundle) {
         let data = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
         for secret in [token, refresh, recovery, "hunter2secret", "abcdef123456"] {
-            assert!(!data.contains(secret), "{secret} leaked into {}", f.display());
+            assert!(
+                !data.contains(secret),
+                "{secret} leaked into {}",
+                f.display()
+            );
         }
     }
     let kept = std::fs::read(bundle.join("server/homeserver.log")).unwrap();
@@ -154,10 +224,26 @@ fn several_logs_are_read_in_the_order_given() {
     let b = tmp.path().join("homeserver.log");
     // The rotated file lacks its final newline: the next file still starts a line.
     std::fs::write(&a, "2026-06-29 23:59:59,000 - synapse.x - 1 - INFO - sentinel - first keys/upload\n2026-06-29 23:59:59,500 - synapse.x - 1 - INFO - sentinel - second").unwrap();
-    std::fs::write(&b, "2026-06-30 00:00:00,000 - synapse.x - 1 - INFO - sentinel - third keys/upload\n").unwrap();
+    std::fs::write(
+        &b,
+        "2026-06-30 00:00:00,000 - synapse.x - 1 - INFO - sentinel - third keys/upload\n",
+    )
+    .unwrap();
     let out_dir = tmp.path().join("out");
-    let out = callcap(&["analyze", "--log", a.to_str().unwrap(), "--log", b.to_str().unwrap(), "--out", out_dir.to_str().unwrap()]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = callcap(&[
+        "analyze",
+        "--log",
+        a.to_str().unwrap(),
+        "--log",
+        b.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bundle = bundle_path(&out);
     let kept = std::fs::read_to_string(bundle.join("server/homeserver.log")).unwrap();
     let lines: Vec<&str> = kept.lines().collect();

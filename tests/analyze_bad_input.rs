@@ -25,8 +25,13 @@ fn s(p: &Path) -> &str {
 fn garbage_invalid_utf8_long_lines_crlf_and_empty_files_are_kept_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
     let mut data: Vec<u8> = Vec::new();
-    data.extend_from_slice(b"2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - sentinel - keys/upload ok\r\n");
-    data.extend_from_slice(&[0xff, 0xfe, 0x00, 0x80, b' ', b'k', b'e', b'y', b's', b'/', b'u', b'p', b'l', b'o', b'a', b'd', b'\n']);
+    data.extend_from_slice(
+        b"2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - sentinel - keys/upload ok\r\n",
+    );
+    data.extend_from_slice(&[
+        0xff, 0xfe, 0x00, 0x80, b' ', b'k', b'e', b'y', b's', b'/', b'u', b'p', b'l', b'o', b'a',
+        b'd', b'\n',
+    ]);
     data.extend((0..10 * 1024 * 1024).map(|i| b"abcdefghij"[i % 10]));
     data.extend_from_slice(b" to_device\n");
     data.extend_from_slice(b"\x00\x01\x02 binary \xc3\x28 garbage\n");
@@ -35,20 +40,47 @@ fn garbage_invalid_utf8_long_lines_crlf_and_empty_files_are_kept_byte_for_byte()
     std::fs::write(&log, &data).unwrap();
     let out_dir = tmp.path().join("out");
     let b = analyze_ok(&["analyze", "--log", s(&log), "--out", s(&out_dir)]);
-    assert_eq!(std::fs::read(b.join("server/homeserver.log")).unwrap(), data);
+    assert_eq!(
+        std::fs::read(b.join("server/homeserver.log")).unwrap(),
+        data
+    );
     let m = manifest(&b);
-    assert_eq!(m["counts"]["server"]["KE-1"], grep_count("keys/upload", &log, false));
+    assert_eq!(
+        m["counts"]["server"]["KE-1"],
+        grep_count("keys/upload", &log, false)
+    );
     assert_eq!(m["counts"]["server"]["KE-2"], 1);
     assert_eq!(m["counts"]["server"]["KE-4"], 1);
 
     let empty = tmp.path().join("empty.log");
     std::fs::write(&empty, b"").unwrap();
-    let b = analyze_ok(&["analyze", "--log", s(&empty), "--out", s(&out_dir), "--label", "empty"]);
-    assert_eq!(std::fs::read(b.join("server/homeserver.log")).unwrap().len(), 0);
+    let b = analyze_ok(&[
+        "analyze",
+        "--log",
+        s(&empty),
+        "--out",
+        s(&out_dir),
+        "--label",
+        "empty",
+    ]);
+    assert_eq!(
+        std::fs::read(b.join("server/homeserver.log"))
+            .unwrap()
+            .len(),
+        0
+    );
 
     let norecords = tmp.path().join("norecords.log");
     std::fs::write(&norecords, b"just text\nmore text keys/upload\n").unwrap();
-    let b = analyze_ok(&["analyze", "--log", s(&norecords), "--out", s(&out_dir), "--label", "norecords"]);
+    let b = analyze_ok(&[
+        "analyze",
+        "--log",
+        s(&norecords),
+        "--out",
+        s(&out_dir),
+        "--label",
+        "norecords",
+    ]);
     assert_eq!(manifest(&b)["counts"]["server"]["KE-1"], 1);
 }
 
@@ -56,16 +88,38 @@ fn garbage_invalid_utf8_long_lines_crlf_and_empty_files_are_kept_byte_for_byte()
 fn truncated_or_non_json_diag_reports_are_kept_verbatim_and_listed_as_unparsed() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("hs.log");
-    std::fs::write(&log, b"2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - sentinel - hello\n").unwrap();
+    std::fs::write(
+        &log,
+        b"2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - sentinel - hello\n",
+    )
+    .unwrap();
     let dl = tmp.path().join("downloads");
     std::fs::create_dir(&dl).unwrap();
     let truncated = b"{\"userId\": \"@a:hs\", \"entries\": [{\"ts\": 1, \"message\": \"Missing";
     std::fs::write(dl.join("lotus-crypto-diag-1.json"), truncated).unwrap();
-    std::fs::write(dl.join("lotus-crypto-diag-2.json"), b"<html>not json</html>").unwrap();
+    std::fs::write(
+        dl.join("lotus-crypto-diag-2.json"),
+        b"<html>not json</html>",
+    )
+    .unwrap();
     let out_dir = tmp.path().join("out");
-    let b = analyze_ok(&["analyze", "--log", s(&log), "--diag", s(&dl), "--out", s(&out_dir)]);
-    assert_eq!(std::fs::read(b.join("client/lotus-crypto-diag-1.json")).unwrap(), truncated);
-    assert_eq!(std::fs::read(b.join("client/lotus-crypto-diag-2.json")).unwrap(), b"<html>not json</html>");
+    let b = analyze_ok(&[
+        "analyze",
+        "--log",
+        s(&log),
+        "--diag",
+        s(&dl),
+        "--out",
+        s(&out_dir),
+    ]);
+    assert_eq!(
+        std::fs::read(b.join("client/lotus-crypto-diag-1.json")).unwrap(),
+        truncated
+    );
+    assert_eq!(
+        std::fs::read(b.join("client/lotus-crypto-diag-2.json")).unwrap(),
+        b"<html>not json</html>"
+    );
     let report = std::fs::read_to_string(b.join("report.md")).unwrap();
     assert_eq!(report.matches("**unparsed**").count(), 2, "{report}");
 }
@@ -79,7 +133,10 @@ fn missing_or_unreadable_inputs_exit_2_naming_the_file() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.contains("nope.log") && err.contains("No such file"), "{err}");
+    assert!(
+        err.contains("nope.log") && err.contains("No such file"),
+        "{err}"
+    );
     assert!(!out_dir.exists(), "no work was done");
 
     let out = callcap(&["analyze", "--log", s(tmp.path()), "--out", s(&out_dir)]);
@@ -88,7 +145,15 @@ fn missing_or_unreadable_inputs_exit_2_naming_the_file() {
 
     let log = tmp.path().join("hs.log");
     std::fs::write(&log, b"x\n").unwrap();
-    let out = callcap(&["analyze", "--log", s(&log), "--diag", s(&tmp.path().join("gone.json")), "--out", s(&out_dir)]);
+    let out = callcap(&[
+        "analyze",
+        "--log",
+        s(&log),
+        "--diag",
+        s(&tmp.path().join("gone.json")),
+        "--out",
+        s(&out_dir),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("gone.json"));
 }
@@ -130,11 +195,26 @@ fn a_large_har_is_streamed_and_its_conflicts_found() {
         write!(f, "]}}}}").unwrap();
     }
     let log = tmp.path().join("hs.log");
-    std::fs::write(&log, b"2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - sentinel - hello\n").unwrap();
+    std::fs::write(
+        &log,
+        b"2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - sentinel - hello\n",
+    )
+    .unwrap();
     let out_dir = tmp.path().join("out");
-    let b = analyze_ok(&["analyze", "--log", s(&log), "--har", s(&har), "--out", s(&out_dir)]);
+    let b = analyze_ok(&[
+        "analyze",
+        "--log",
+        s(&log),
+        "--har",
+        s(&har),
+        "--out",
+        s(&out_dir),
+    ]);
     let report = std::fs::read_to_string(b.join("report.md")).unwrap();
-    assert!(report.contains("signed_curve25519:AAAAAAAAAJ4"), "conflict from the HAR is reported");
+    assert!(
+        report.contains("signed_curve25519:AAAAAAAAAJ4"),
+        "conflict from the HAR is reported"
+    );
     let copy = std::fs::read_to_string(b.join("client/big.har")).unwrap();
     assert!(!copy.contains("syt_abc_def_ghi"));
     let v: serde_json::Value = serde_json::from_str(&copy).expect("the redacted HAR is still JSON");

@@ -109,3 +109,5 @@ pub struct DbPoll {
     /// The SQL actually run, keyed by query name (after column adaptation).
     pub sql: std::collections::BTreeMap<String, String>,
 }
+
+pub mod replay;

@@ -43,15 +43,26 @@ pub fn verify_checksums(bundle: &Path) {
     for f in files {
         let rel = f["path"].as_str().unwrap();
         let data = std::fs::read(bundle.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        assert_eq!(f["bytes"].as_u64().unwrap(), data.len() as u64, "{rel} bytes");
+        assert_eq!(
+            f["bytes"].as_u64().unwrap(),
+            data.len() as u64,
+            "{rel} bytes"
+        );
         let sum = hex::encode(Sha256::digest(&data));
         assert_eq!(f["sha256"].as_str().unwrap(), sum, "{rel} sha256");
         listed.insert(rel.to_string());
     }
     for entry in walk(bundle) {
-        let rel = entry.strip_prefix(bundle).unwrap().to_string_lossy().into_owned();
+        let rel = entry
+            .strip_prefix(bundle)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if rel != "manifest.json" {
-            assert!(listed.contains(&rel), "{rel} is in the bundle but not in the manifest");
+            assert!(
+                listed.contains(&rel),
+                "{rel} is in the bundle but not in the manifest"
+            );
         }
     }
 }
@@ -71,7 +82,11 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 
 pub fn count_lines(data: &[u8]) -> usize {
     let n = data.iter().filter(|b| **b == b'\n').count();
-    if !data.is_empty() && !data.ends_with(b"\n") { n + 1 } else { n }
+    if !data.is_empty() && !data.ends_with(b"\n") {
+        n + 1
+    } else {
+        n
+    }
 }
 
 /// `LC_ALL=C grep -cE pattern file`, the oracle for server counts.
@@ -85,7 +100,10 @@ pub fn grep_count(pattern: &str, file: &Path, fixed: bool) -> u64 {
         .arg(file)
         .output()
         .expect("grep");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 /// Runs the repository's log generator.

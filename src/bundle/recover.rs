@@ -1,0 +1,172 @@
+//! `callcap recover`: turns a journal left behind by a crash or `kill -9`
+//! into a bundle. The journal's server log and client copies are re-ingested
+//! (they are already redacted) and its structured entries restored.
+
+use super::export::{self, SourceDescriptions};
+use super::journal::{self, JOURNAL_PREFIX, Journal, SERVER_LOG};
+use super::journal_entry::JournalEntry;
+use crate::analyze::UsageError;
+use crate::app::event::Event;
+use crate::app::{App, Effect, Subject};
+use crate::capture::Capture;
+use crate::domain::signatures::Signatures;
+use crate::domain::synapse_log::LogClock;
+use crate::sources::{DbPoll, Row};
+use chrono::Utc;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub const RECOVERED_SUFFIX: &str = ".recovered";
+
+/// The newest unfinished journal in `out`.
+pub fn newest_journal(out: &Path) -> Option<PathBuf> {
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(out)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(JOURNAL_PREFIX) && !n.ends_with(RECOVERED_SUFFIX) && e.path().is_dir()
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p)
+}
+
+pub fn recover(
+    old: &Path,
+    out: &Path,
+    label: Option<&str>,
+    restart_timeout_ms: u32,
+) -> anyhow::Result<PathBuf> {
+    if !old.join(SERVER_LOG).is_file() || !old.join(journal::ENTRIES).is_file() {
+        return Err(UsageError(format!("'{}' is not a callcap journal", old.display())).into());
+    }
+    let entries = journal::read_entries(old)?;
+    let mut subject = Subject::default();
+    let mut tz = "UTC".to_string();
+    for e in &entries {
+        if let JournalEntry::Start {
+            user_id,
+            device_id,
+            participants,
+            timezone,
+            ..
+        } = e
+        {
+            subject = Subject {
+                user_id: user_id.clone(),
+                device_id: device_id.clone(),
+                participants: participants.clone(),
+            };
+            tz = timezone.clone();
+        }
+    }
+    let new_dir = out.join(format!(
+        "{JOURNAL_PREFIX}{}-{}-recover",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    ));
+    let journal = Journal::create(&new_dir)
+        .map_err(|e| UsageError(format!("cannot write to --out '{}': {e}", out.display())))?;
+    let clock = LogClock::new(&tz).unwrap_or_else(|_| LogClock::utc());
+    let mut capture = Capture::new(journal, Signatures::embedded(), clock, Vec::new())
+        .map_err(|e| anyhow::anyhow!("signatures: {e}"))?;
+    let mut app = App::new(subject, restart_timeout_ms);
+
+    for e in entries {
+        match e {
+            JournalEntry::Client { artifact, .. } => {
+                let src = old.join("client").join(&artifact.file);
+                if src.is_file() {
+                    let data = std::fs::read(&src)?;
+                    capture.journal.write_whole(
+                        &format!("client/{}", artifact.file),
+                        &data,
+                        artifact.redactions,
+                    )?;
+                }
+                let fx = app.update(Event::Client(artifact));
+                apply(&mut capture, fx)?;
+            }
+            JournalEntry::EventIds { ref ids, .. } => {
+                capture.add_ke3_ids(ids).map_err(|e| anyhow::anyhow!(e))?;
+                capture.journal.record(&e)?;
+                app.restore(e);
+            }
+            other => {
+                capture.journal.record(&other)?;
+                app.restore(other);
+            }
+        }
+    }
+    // Database state as it was last written.
+    let read_db = |name: &str| -> Option<BTreeMap<String, Vec<Row>>> {
+        serde_json::from_slice(&std::fs::read(old.join("db").join(name)).ok()?).ok()
+    };
+    for name in ["first.json", "last.json"] {
+        if let Some(results) = read_db(name) {
+            let at = app.now.unwrap_or_else(Utc::now);
+            let poll = DbPoll {
+                at,
+                duration_ms: 0,
+                results,
+                changes: Vec::new(),
+                problems: BTreeMap::new(),
+                sql: BTreeMap::new(),
+            };
+            let _ = app.update(Event::Db(Box::new(poll)));
+        }
+    }
+    if let Ok(changes) = std::fs::read(old.join("db/changes.jsonl")) {
+        capture
+            .journal
+            .write_whole("db/changes.jsonl", &changes, 0)?;
+    }
+    let mut f = std::fs::File::open(old.join(SERVER_LOG))?;
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let b = capture.server_chunk("server-log", &buf[..n])?;
+        let fx = app.update(Event::Server(Box::new(b)));
+        apply(&mut capture, fx)?;
+    }
+    let b = capture.end_of_input("server-log", false)?;
+    let fx = app.update(Event::Server(Box::new(b)));
+    apply(&mut capture, fx)?;
+
+    let label = match label {
+        Some(l) => export::sanitize_label(l),
+        None => export::default_label(&app),
+    };
+    let sources: SourceDescriptions = vec![
+        serde_json::json!({"name": "server-log", "kind": "recovered-journal", "path": old.display().to_string()}),
+    ];
+    let path = export::export(
+        &app,
+        &mut capture.journal,
+        out,
+        &label,
+        &sources,
+        Utc::now(),
+    )?;
+    let mut done = old.as_os_str().to_owned();
+    done.push(RECOVERED_SUFFIX);
+    let _ = std::fs::rename(old, PathBuf::from(done));
+    Ok(path)
+}
+
+fn apply(capture: &mut Capture, fx: Vec<Effect>) -> anyhow::Result<()> {
+    for e in fx {
+        match e {
+            Effect::Journal(entry) => capture.journal.record(&entry)?,
+            Effect::Ke3Ids(ids) => capture.add_ke3_ids(&ids).map_err(|e| anyhow::anyhow!(e))?,
+            Effect::Export { .. } => {}
+        }
+    }
+    Ok(())
+}

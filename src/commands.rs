@@ -1,0 +1,143 @@
+//! The console commands: live, demo, replay, recover.
+
+use crate::analyze::UsageError;
+use crate::cli::Cmd;
+use crate::config::{Config, expand_tilde};
+use crate::live::{self, LiveOptions, Mode};
+use crate::sources::replay::Recording;
+use std::path::{Path, PathBuf};
+
+/// The default config file: `~/.config/callcap/config.toml`.
+pub fn default_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "callcap").map(|d| d.config_dir().join("config.toml"))
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p).map_err(|e| UsageError(e.to_string()))?),
+        None => match default_config_path().filter(|p| p.is_file()) {
+            Some(p) => Ok(Config::load(&p).map_err(|e| UsageError(e.to_string()))?),
+            None => Ok(Config::default()),
+        },
+    }
+}
+
+fn out_dir(cli: Option<&PathBuf>, cfg: &Config) -> PathBuf {
+    cli.cloned()
+        .or_else(|| cfg.bundle.out.as_ref().map(|p| expand_tilde(p)))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .max(2),
+        )
+        .enable_all()
+        .build()?)
+}
+
+/// Runs a console command; returns the bundle path to print.
+pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
+    match cmd {
+        None => {
+            let Some(p) = default_config_path().filter(|p| p.is_file()) else {
+                return Err(UsageError(
+                    "no config found (~/.config/callcap/config.toml): try `callcap demo`, `callcap live --config FILE` or `callcap --help`".into(),
+                )
+                .into());
+            };
+            let cfg = load_config(Some(&p))?;
+            let out = out_dir(None, &cfg);
+            console(LiveOptions {
+                config: cfg,
+                out,
+                headless: false,
+                mode: Mode::Live { backfill: None },
+                label: None,
+            })
+        }
+        Some(Cmd::Live(a)) => {
+            let cfg = load_config(a.config.as_deref())?;
+            let out = out_dir(a.out.as_ref(), &cfg);
+            console(LiveOptions {
+                config: cfg,
+                out,
+                headless: a.headless,
+                mode: Mode::Live {
+                    backfill: a.backfill,
+                },
+                label: a.label,
+            })
+        }
+        Some(Cmd::Demo(a)) => {
+            let tmp = tempfile::tempdir()?;
+            let recording = crate::demo::materialize(tmp.path())?;
+            let cfg = Config::default();
+            let out = out_dir(a.out.as_ref(), &cfg);
+            let r = console(LiveOptions {
+                config: cfg,
+                out,
+                headless: a.headless,
+                mode: Mode::Replay {
+                    recording: Box::new(recording),
+                    speed: a.speed,
+                },
+                label: None,
+            });
+            drop(tmp);
+            r
+        }
+        Some(Cmd::Replay(a)) => {
+            let recording = Recording::open(&a.bundle).map_err(UsageError)?;
+            let cfg = load_config(a.config.as_deref())?;
+            let out = out_dir(a.out.as_ref(), &cfg);
+            console(LiveOptions {
+                config: cfg,
+                out,
+                headless: a.headless,
+                mode: Mode::Replay {
+                    recording: Box::new(recording),
+                    speed: a.speed,
+                },
+                label: None,
+            })
+        }
+        Some(Cmd::Recover(a)) => {
+            let cfg = load_config(None).unwrap_or_default();
+            let out = out_dir(a.out.as_ref(), &cfg);
+            let journal = match a.journal {
+                Some(j) => j,
+                None => crate::bundle::recover::newest_journal(&out).ok_or_else(|| {
+                    UsageError(format!(
+                        "no unfinished journal (.callcap-journal-*) in '{}'",
+                        out.display()
+                    ))
+                })?,
+            };
+            let out = a
+                .out
+                .clone()
+                .unwrap_or_else(|| journal.parent().map(Path::to_path_buf).unwrap_or(out));
+            let restart = cfg.analysis.restart_timeout.as_duration().as_millis() as u32;
+            crate::bundle::recover::recover(&journal, &out, a.label.as_deref(), restart).map(Some)
+        }
+        Some(Cmd::Analyze(a)) => crate::analyze::run(&a).map(Some),
+    }
+}
+
+fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
+    let rt = runtime()?;
+    let headless = opts.headless;
+    rt.block_on(async move {
+        let session = live::start(opts)?;
+        let path = if headless {
+            live::run_headless(session).await?
+        } else {
+            live::run_headless(session).await?
+        };
+        Ok(Some(path))
+    })
+}

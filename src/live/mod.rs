@@ -1,0 +1,276 @@
+//! The live console's runner: starts the sources, the capture task and the
+//! UI (or headless) loop, and writes the bundle on the way out.
+
+pub mod capture_task;
+pub mod clock;
+pub mod sources;
+
+use crate::analyze::UsageError;
+use crate::app::event::Event;
+use crate::app::{App, Effect, Subject};
+use crate::bundle::journal::{JOURNAL_PREFIX, Journal};
+use crate::bundle::journal_entry::JournalEntry;
+use crate::capture::Capture;
+use crate::config::Config;
+use crate::domain::signatures::Signatures;
+use crate::domain::synapse_log::LogClock;
+use crate::sources::replay::Recording;
+use capture_task::{CaptureTask, Control};
+use chrono::Utc;
+use clock::Clock;
+use std::path::PathBuf;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub enum Mode {
+    /// The sources named in the config.
+    Live { backfill: Option<u64> },
+    /// A recorded session paced by its own timestamps.
+    Replay {
+        recording: Box<Recording>,
+        speed: f64,
+    },
+}
+
+pub struct LiveOptions {
+    pub config: Config,
+    pub out: PathBuf,
+    pub headless: bool,
+    pub mode: Mode,
+    pub label: Option<String>,
+}
+
+/// Everything the loops share.
+pub struct Session {
+    pub app: App,
+    pub clock: Clock,
+    pub control: mpsc::Sender<Control>,
+    pub events: mpsc::Receiver<Event>,
+    pub shutdown: watch::Sender<bool>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub journal_dir: PathBuf,
+    pub replay: bool,
+    pub label: Option<String>,
+}
+
+/// Prepares the capture. Errors here come before the terminal is taken over.
+pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
+    let cfg = &opts.config;
+    let sigs = match &cfg.signatures.file {
+        Some(p) => {
+            let p = crate::config::expand_tilde(p);
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                UsageError(format!(
+                    "cannot read signatures file '{}': {e}",
+                    p.display()
+                ))
+            })?;
+            Signatures::from_toml(&text, &p).map_err(|e| UsageError(e.to_string()))?
+        }
+        None => Signatures::embedded(),
+    };
+    let (subject, timezone) = match &opts.mode {
+        Mode::Replay { recording, .. } => (
+            Subject {
+                user_id: cfg.call.user_id.clone().or(recording.user_id.clone()),
+                device_id: cfg.call.device_id.clone().or(recording.device_id.clone()),
+                participants: if cfg.call.participants.is_empty() {
+                    recording.participants.clone()
+                } else {
+                    cfg.call.participants.clone()
+                },
+            },
+            recording.timezone.clone(),
+        ),
+        Mode::Live { .. } => (
+            Subject {
+                user_id: cfg.call.user_id.clone(),
+                device_id: cfg.call.device_id.clone(),
+                participants: cfg.call.participants.clone(),
+            },
+            cfg.server_log
+                .as_ref()
+                .map(|s| s.timezone.clone())
+                .unwrap_or_else(|| "UTC".into()),
+        ),
+    };
+    let logclock =
+        LogClock::new(&timezone).map_err(|e| UsageError(format!("[server-log] timezone: {e}")))?;
+    let journal_dir = opts.out.join(format!(
+        "{JOURNAL_PREFIX}{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    ));
+    let journal = Journal::create(&journal_dir).map_err(|e| {
+        UsageError(format!(
+            "cannot write to the bundle folder '{}': {e}",
+            opts.out.display()
+        ))
+    })?;
+    let mut capture = Capture::new(journal, sigs, logclock, cfg.call.event_ids.clone())
+        .map_err(|e| UsageError(format!("signatures: {e}")))?;
+    let restart = cfg
+        .analysis
+        .restart_timeout
+        .as_duration()
+        .as_millis()
+        .min(u32::MAX as u128) as u32;
+    let app = App::new(subject.clone(), restart);
+
+    let (clock, replay) = match &opts.mode {
+        Mode::Replay { recording, speed } => (Clock::virtual_from(recording.origin, *speed), true),
+        Mode::Live { .. } => (Clock::Wall, false),
+    };
+    capture.journal.record(&JournalEntry::Start {
+        at: clock.now(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        mode: if replay {
+            "replay".into()
+        } else {
+            "live".into()
+        },
+        user_id: subject.user_id.clone(),
+        device_id: subject.device_id.clone(),
+        participants: subject.participants.clone(),
+        timezone,
+    })?;
+
+    let (input_tx, input_rx) = mpsc::channel(1024);
+    let (control_tx, control_rx) = mpsc::channel(256);
+    let (event_tx, event_rx) = mpsc::channel(1024);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let mut tasks = Vec::new();
+    let descriptions = match opts.mode {
+        Mode::Replay { recording, .. } => {
+            let desc = vec![serde_json::json!({
+                "name": "server-log", "kind": "replay", "path": recording.dir.display().to_string(),
+            })];
+            tasks.push(tokio::spawn(recording.run(
+                clock.clone(),
+                input_tx.clone(),
+                shutdown_rx.clone(),
+            )));
+            desc
+        }
+        Mode::Live { backfill } => {
+            sources::spawn_all(cfg, backfill, &input_tx, &shutdown_rx, &mut tasks)?
+        }
+    };
+    drop(input_tx);
+    let task = CaptureTask {
+        capture,
+        out_dir: opts.out.clone(),
+        sources: descriptions,
+    };
+    tokio::spawn(task.run(input_rx, control_rx, event_tx));
+
+    Ok(Session {
+        app,
+        clock,
+        control: control_tx,
+        events: event_rx,
+        shutdown: shutdown_tx,
+        tasks,
+        journal_dir,
+        replay,
+        label: opts.label,
+    })
+}
+
+impl Session {
+    /// Applies an event and forwards the App's effects to the capture task.
+    pub async fn apply(&mut self, ev: Event) {
+        for fx in self.app.update(ev) {
+            if let Effect::Export { .. } = fx {
+                continue;
+            }
+            let _ = self.control.send(Control::Effect(fx)).await;
+        }
+    }
+
+    /// True once a replay has delivered everything.
+    pub fn replay_finished(&self) -> bool {
+        self.replay
+            && self
+                .app
+                .sources
+                .get("server-log")
+                .is_some_and(|s| s.status == crate::sources::SourceStatus::Stopped)
+    }
+
+    pub fn default_label(&self) -> String {
+        self.label
+            .clone()
+            .unwrap_or_else(|| crate::bundle::export::default_label(&self.app))
+    }
+
+    /// Stops the sources, lets the capture take what they sent, writes the
+    /// bundle and returns its path.
+    pub async fn finish(mut self, label: String) -> anyhow::Result<PathBuf> {
+        let _ = self.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout_at(deadline, t).await;
+        }
+        // Events already produced but not yet seen by the App.
+        while let Ok(ev) = self.events.try_recv() {
+            self.apply(ev).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::Export {
+                app: Box::new(self.app.clone()),
+                label,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the capture task stopped; the journal is in '{}'",
+                    self.journal_dir.display()
+                )
+            })?;
+        match rx.await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(e)) => Err(anyhow::anyhow!(
+                "writing the bundle failed: {e}; the journal is kept in '{}' (try `callcap recover`)",
+                self.journal_dir.display()
+            )),
+            Err(_) => Err(anyhow::anyhow!(
+                "the capture task stopped; the journal is in '{}'",
+                self.journal_dir.display()
+            )),
+        }
+    }
+}
+
+/// Runs without a terminal until SIGINT/SIGTERM/SIGHUP (or a replay's end).
+pub async fn run_headless(mut s: Session) -> anyhow::Result<PathBuf> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = hup.recv() => break,
+            _ = int.recv() => break,
+            ev = s.events.recv() => match ev {
+                Some(ev) => {
+                    s.apply(ev).await;
+                    if s.replay_finished() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                let now = s.clock.now();
+                s.apply(Event::Tick { now }).await;
+            }
+        }
+    }
+    let label = s.default_label();
+    s.finish(label).await
+}
