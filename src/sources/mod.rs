@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+pub mod db;
+
 /// A source's connection state, shown in the status bar.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
@@ -15,13 +17,17 @@ pub enum SourceStatus {
     /// Bytes can arrive.
     Live,
     /// Connected, but nothing arrives and keepalives fail.
-    Stalled { reason: String },
+    Stalled {
+        reason: String,
+    },
     Reconnecting {
         attempt: u32,
         next_try_ms: u64,
         reason: String,
     },
-    Error { reason: String },
+    Error {
+        reason: String,
+    },
     /// Finished (end of a file being replayed, or shut down).
     Stopped,
 }
