@@ -78,6 +78,8 @@ pub struct ConnectSpec {
     pub statement_timeout: Duration,
     /// Things the operator should know (password-env unset, loose .pgpass …).
     pub notes: Vec<String>,
+    /// Why the password file was ignored, repeated in login errors.
+    pgpass_ignored: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectSpec {
@@ -144,9 +146,12 @@ impl ConnectSpec {
                 )),
             }
         }
-        if source == PasswordSource::PassFile {
-            notes.extend(pgpass_permission_note(env));
-        }
+        let pgpass_ignored = if source == PasswordSource::PassFile {
+            pgpass_permission_note(env)
+        } else {
+            None
+        };
+        notes.extend(pgpass_ignored.clone());
 
         let original = format!(
             "{}:{}/{}",
@@ -185,7 +190,15 @@ impl ConnectSpec {
             password_source: source,
             statement_timeout,
             notes,
+            pgpass_ignored,
         })
+    }
+
+    fn password_hint(&self) -> String {
+        match &self.pgpass_ignored {
+            Some(why) => format!("{}; {why}", self.password_source.describe()),
+            None => self.password_source.describe(),
+        }
     }
 
     /// Turns an error of connecting into one line with a hint.
@@ -200,7 +213,7 @@ impl ConnectSpec {
                         user: self.user.clone(),
                         reason: format!(
                             "{msg} ({}; set password-env or a ~/.pgpass line)",
-                            self.password_source.describe()
+                            self.password_hint()
                         ),
                     };
                 }
@@ -229,7 +242,7 @@ impl ConnectSpec {
             return DbError::Auth {
                 endpoint: self.endpoint.clone(),
                 user: self.user.clone(),
-                reason: format!("{reason} ({})", self.password_source.describe()),
+                reason: format!("{reason} ({})", self.password_hint()),
             };
         }
         DbError::Connect {
