@@ -16,6 +16,10 @@ use super::{EVENT_LOOKUP, SOURCE};
 use crate::config::{CallConfig, DatabaseConfig};
 use crate::sources::{DbPoll, Input, Row, SourceStatus};
 
+/// The columns are re-read this often (Synapse may be upgraded mid-call),
+/// and at once when a query hits a missing table or column.
+const SCHEMA_RECHECK: Duration = Duration::from_secs(60);
+
 /// At most this many KE-3 event ids are looked up in one poll.
 const MAX_LOOKUPS_PER_POLL: usize = 200;
 
@@ -116,8 +120,6 @@ struct Poller {
 /// Why a connected session ended.
 enum SessionEnd {
     Shutdown,
-    /// Reconnect right away (schema changed under us).
-    Refresh,
     Failed(DbError),
 }
 
@@ -126,6 +128,7 @@ impl Poller {
     async fn send(&mut self, input: Input) -> bool {
         let mut shutdown = self.shutdown.clone();
         tokio::select! {
+            biased;
             r = self.tx.send(input) => r.is_ok(),
             _ = shutdown_requested(&mut shutdown) => false,
         }
@@ -213,10 +216,6 @@ impl Poller {
                     }
                     match self.poll_session(session).await {
                         SessionEnd::Shutdown => break,
-                        SessionEnd::Refresh => {
-                            attempt = 0;
-                            continue;
-                        }
                         SessionEnd::Failed(e) => {
                             attempt = 0;
                             e
@@ -251,8 +250,14 @@ impl Poller {
                 _ = shutdown_requested(&mut shutdown) => break,
             }
         }
-        self.last_status = None;
-        self.status(SourceStatus::Stopped).await;
+        // Shutdown is already requested here, so `send` would give up at
+        // once; the last word gets a short grace instead.
+        let stopped = Input::Status {
+            source: SOURCE.to_string(),
+            status: SourceStatus::Stopped,
+            at: Utc::now(),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.send(stopped)).await;
     }
 
     /// Polls on `poll-interval` (and at once when new event ids arrive) until
@@ -308,9 +313,21 @@ impl Poller {
                 session.close().await;
                 return SessionEnd::Shutdown;
             }
-            if session.schema_stale {
-                session.close().await;
-                return SessionEnd::Refresh;
+            if session.schema_stale || session.schema_age() >= SCHEMA_RECHECK {
+                match session.refresh_schema().await {
+                    Ok(notes) => {
+                        for n in notes {
+                            if !self.last_open_notes.contains(&n) {
+                                self.last_open_notes.push(n.clone());
+                                if !self.note(n).await {
+                                    session.close().await;
+                                    return SessionEnd::Shutdown;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => return SessionEnd::Failed(e),
+                }
             }
         }
     }

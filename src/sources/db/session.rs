@@ -117,8 +117,10 @@ pub struct DbSession {
     pub info: Session,
     pub schema: Schema,
     pub plan: Vec<PlannedQuery>,
+    specs: Vec<QuerySpec>,
     statement_timeout: Duration,
-    /// A query hit a missing table or column: re-read the schema (reconnect).
+    schema_read_at: Instant,
+    /// A query hit a missing table or column: re-read the schema.
     pub schema_stale: bool,
 }
 
@@ -190,8 +192,35 @@ impl DbSession {
                     .to_string(),
             );
         }
+        notes.extend(info.write_warning());
+        tracing::debug!(
+            endpoint = %spec.endpoint,
+            role = %info.role,
+            tables = present.len(),
+            "database session ready"
+        );
         let plan: Vec<PlannedQuery> = specs.iter().map(|s| s.plan(&schema)).collect();
-        for p in &plan {
+        let session = DbSession {
+            conn,
+            endpoint: spec.endpoint.clone(),
+            info,
+            schema,
+            plan,
+            specs: specs.to_vec(),
+            statement_timeout: spec.statement_timeout,
+            schema_read_at: Instant::now(),
+            schema_stale: false,
+        };
+        let mut all = session.adaptation_notes();
+        all.splice(0..0, notes);
+        Ok((session, all))
+    }
+
+    /// One note per adaptation of the current plan: optional columns
+    /// dropped, queries skipped for a missing table or column.
+    pub fn adaptation_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for p in &self.plan {
             for d in &p.dropped {
                 notes.push(format!(
                     "{}: column {d} is absent here, dropped from the SELECT list",
@@ -202,25 +231,36 @@ impl DbSession {
                 notes.push(format!("{}: skipped: {why}", p.spec.name));
             }
         }
-        notes.extend(info.write_warning());
-        tracing::debug!(
-            endpoint = %spec.endpoint,
-            role = %info.role,
-            tables = present.len(),
-            "database session ready"
-        );
-        Ok((
-            DbSession {
-                conn,
-                endpoint: spec.endpoint.clone(),
-                info,
-                schema,
-                plan,
-                statement_timeout: spec.statement_timeout,
-                schema_stale: false,
-            },
-            notes,
-        ))
+        notes
+    }
+
+    /// How long ago the schema was read.
+    pub fn schema_age(&self) -> Duration {
+        self.schema_read_at.elapsed()
+    }
+
+    /// Re-reads the columns and refits the queries on the same connection
+    /// (Synapse was upgraded under us, or a query hit a missing column).
+    /// Returns the adaptation notes of the new plan.
+    pub async fn refresh_schema(&mut self) -> Result<Vec<String>, DbError> {
+        let tables: Vec<String> = tables_read(&self.specs).into_iter().collect();
+        let limit = self.step_limit();
+        let endpoint = self.endpoint.clone();
+        let schema = deadline(
+            "reading the schema",
+            limit,
+            Schema::load(&mut self.conn, &tables),
+        )
+        .await?
+        .map_err(|e| DbError::Lost {
+            endpoint,
+            reason: describe_sqlx(&e),
+        })?;
+        self.plan = self.specs.iter().map(|s| s.plan(&schema)).collect();
+        self.schema = schema;
+        self.schema_read_at = Instant::now();
+        self.schema_stale = false;
+        Ok(self.adaptation_notes())
     }
 
     fn step_limit(&self) -> Duration {
@@ -313,7 +353,9 @@ impl DbSession {
                         ),
                         _ => describe_sqlx(&e),
                     };
-                    if matches!(code.as_deref(), Some("42P01" | "42703")) {
+                    // undefined table / column, or a cached plan whose
+                    // result type changed: the schema moved under us.
+                    if matches!(code.as_deref(), Some("42P01" | "42703" | "0A000")) {
                         schema_stale = true;
                     }
                     tracing::debug!(query = %name, %reason, "query failed");
