@@ -39,21 +39,20 @@ LIMIT 10001
 -- name: otk_counts
 -- key: algorithm
 -- params: user_id, device_id
--- requires: e2e_one_time_keys_json(user_id, device_id, algorithm, key_id)
+-- requires: e2e_one_time_keys_json(user_id, device_id, algorithm)
 -- Like Synapse's /sync count, signed_curve25519 is always reported (0 when
 -- the device holds none), so exhaustion shows as a row, not an absence.
 SELECT
-    a.algorithm,
-    count(k.key_id) AS count
+    algorithm,
+    coalesce(c.count, 0) AS count
 FROM (
-    SELECT 'signed_curve25519'::text AS algorithm
-    UNION
-    SELECT algorithm FROM e2e_one_time_keys_json WHERE user_id = $1 AND device_id = $2
-) AS a
-LEFT JOIN e2e_one_time_keys_json AS k
-    ON k.user_id = $1 AND k.device_id = $2 AND k.algorithm = a.algorithm
-GROUP BY a.algorithm
-ORDER BY a.algorithm
+    SELECT algorithm, count(*) AS count
+    FROM e2e_one_time_keys_json
+    WHERE user_id = $1 AND device_id = $2
+    GROUP BY algorithm
+) AS c
+FULL JOIN (SELECT 'signed_curve25519'::text AS algorithm) AS s USING (algorithm)
+ORDER BY algorithm
 
 -- name: fallback_keys
 -- key: algorithm
