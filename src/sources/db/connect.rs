@@ -194,6 +194,15 @@ impl ConnectSpec {
         })
     }
 
+    /// The host connected to (the tunnel's, when there is one).
+    pub fn host(&self) -> &str {
+        self.options.get_host()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.options.get_port()
+    }
+
     fn password_hint(&self) -> String {
         match &self.pgpass_ignored {
             Some(why) => format!("{}; {why}", self.password_source.describe()),

@@ -13,6 +13,26 @@
 //! (a warning note when it could write; `docs/db-readonly-role.md` shows the
 //! SELECT-only role that really enforces it).
 //!
+//! # Wiring it into the capture loop
+//!
+//! ```ignore
+//! let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+//! let (ids_tx, ids_rx) = tokio::sync::watch::channel(Vec::<String>::new());
+//! // With `via-ssh = true`, forward a local port to the database's address
+//! // as the URL names it, and hand the local end over:
+//! let tunnel = if db.via_ssh {
+//!     let (host, port) = db::database_target(&db)?;
+//!     Some(("127.0.0.1".to_string(), ssh.open_local_forward(&host, port).await?))
+//! } else {
+//!     None
+//! };
+//! tokio::spawn(db::run_poller(db, call, inputs_tx.clone(), shutdown_rx, tunnel, ids_rx));
+//! // A KE-3 event id harvested from a client report:
+//! ids_tx.send_modify(|ids| ids.push(event_id));
+//! // On exit: the task sends `Status::Stopped` and returns.
+//! shutdown_tx.send(true)?;
+//! ```
+//!
 //! The queries live in `assets/queries.sql`; at connect they are fitted to
 //! the columns information_schema reports (optional columns dropped, queries
 //! on absent tables skipped), and the adaptations are reported as notes, as
@@ -54,6 +74,13 @@ pub const EVENT_LOOKUP: &str = "event_lookup";
 /// The embedded queries, parsed.
 pub fn query_specs() -> Result<Vec<QuerySpec>, DbError> {
     queries::embedded().map_err(|e| DbError::Config(e.to_string()))
+}
+
+/// The database's host and port as the `[database] url` names them: where
+/// an SSH local forward has to point when `via-ssh` is set.
+pub fn database_target(db: &DatabaseConfig) -> Result<(String, u16), DbError> {
+    let spec = ConnectSpec::new(db, None, &|_| None)?;
+    Ok((spec.host().to_string(), spec.port()))
 }
 
 /// Connects, runs every query once (and looks up `event_ids` plus
@@ -145,5 +172,17 @@ mod tests {
         );
         assert_eq!(one_time_keys_match("not json", &json!({})), None);
         assert_eq!(stored_key(stored).as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn database_target_is_the_urls_host_and_port() {
+        let db = DatabaseConfig {
+            url: "postgres://synapse@10.10.10.44/synapse".into(),
+            password_env: None,
+            via_ssh: true,
+            poll_interval: crate::config::HumanDuration::from_secs(5),
+            statement_timeout: crate::config::HumanDuration::from_secs(2),
+        };
+        assert_eq!(database_target(&db), Ok(("10.10.10.44".to_string(), 5432)));
     }
 }
