@@ -143,7 +143,7 @@ def snapshot(pending, otks, lookup):
 with open(os.path.join(OUT, "db-first.json"), "w") as f:
     json.dump(snapshot(3, inventory, []), f, indent=2)
 with open(os.path.join(OUT, "db-last.json"), "w") as f:
-    json.dump(snapshot(41, inventory[:4], [{"event_id": EVENT, "type": "m.room.encrypted", "sender": FRIEND, "origin_server_ts": ms(T0 + dt.timedelta(seconds=60)), "has_algorithm": False, "algorithm": None}]), f, indent=2)
+    json.dump(snapshot(41, inventory[:4], [{"event_id": EVENT, "type": "m.room.encrypted", "sender": FRIEND, "origin_server_ts": ms(T0 + dt.timedelta(seconds=60)), "found": True, "algorithm_present": False, "algorithm": None}]), f, indent=2)
 with open(os.path.join(OUT, "schedule.json"), "w") as f:
     json.dump({"user_id": USER, "device_id": DEV, "participants": [FRIEND + "/" + FDEV], "timezone": "UTC",
                "client": [{"at": diag_at.isoformat() + "Z", "file": diag_name}],

@@ -131,6 +131,13 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         sources.push(json!({"name": "client", "kind": "file", "path": p.display().to_string()}));
     }
 
+    if let Some(url) = &args.db_url {
+        let poll = read_database(args, url, &app)?;
+        sources.push(json!({"name": "database", "kind": "postgres", "url": crate::sources::db::redact_url(url)}));
+        let fx = app.update(Event::Db(Box::new(poll)));
+        apply(&mut capture, fx)?;
+    }
+
     let label = match &args.label {
         Some(l) => export::sanitize_label(l),
         None => export::default_label(&app),
@@ -202,4 +209,41 @@ fn mtime(p: &Path) -> Option<DateTime<Utc>> {
         .modified()
         .ok()
         .map(DateTime::<Utc>::from)
+}
+
+/// One read-only pass over the database at the end of the analysis. A
+/// database that cannot be read is recorded as a failed poll, not an error:
+/// the verdicts then say what is missing.
+fn read_database(args: &AnalyzeArgs, url: &str, app: &App) -> anyhow::Result<crate::sources::DbPoll> {
+    let db = crate::config::DatabaseConfig {
+        url: url.to_string(),
+        password_env: args.db_password_env.clone(),
+        via_ssh: false,
+        poll_interval: HumanDuration::from_secs(5),
+        statement_timeout: HumanDuration::from_secs(10),
+    };
+    let call = crate::config::CallConfig {
+        user_id: args.user_id.clone(),
+        device_id: args.device_id.clone(),
+        participants: args.participants.clone(),
+        event_ids: args.event_ids.clone(),
+    };
+    let ids: Vec<String> = app.ke3_ids.keys().cloned().collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let at = Utc::now();
+    Ok(match rt.block_on(crate::sources::db::poll_once(&db, &call, &ids)) {
+        Ok(p) => p,
+        Err(e) => {
+            let mut problems = std::collections::BTreeMap::new();
+            problems.insert("connection".to_string(), e.to_string());
+            crate::sources::DbPoll {
+                at,
+                duration_ms: 0,
+                results: Default::default(),
+                changes: Vec::new(),
+                problems,
+                sql: Default::default(),
+            }
+        }
+    })
 }

@@ -125,6 +125,13 @@ pub struct AnalyzeArgs {
     /// A signatures file overriding the embedded one.
     #[arg(long, value_name = "FILE")]
     pub signatures: Option<PathBuf>,
+    /// Read the Synapse database once at the end (read-only), e.g.
+    /// postgres://synapse@127.0.0.1:5432/synapse.
+    #[arg(long, value_name = "URL")]
+    pub db_url: Option<String>,
+    /// Environment variable holding the database password (else PGPASSWORD or ~/.pgpass).
+    #[arg(long, value_name = "VAR")]
+    pub db_password_env: Option<String>,
     /// The client's delayed-event restart timeout, for Q4 (e.g. 2s).
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub restart_timeout: String,

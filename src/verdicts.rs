@@ -242,10 +242,13 @@ fn q3(app: &App) -> Verdict {
             basis,
         };
     }
+    // Rows for events the homeserver does not have (`found = false`) are not
+    // lookups that succeeded.
     let lookups: Vec<&Row> = rows(app, "event_lookup")
         .map(|r| {
             r.iter()
                 .filter(|x| s(x, "event_id").is_some_and(|id| app.ke3_ids.contains_key(id)))
+                .filter(|x| x.get("found").is_none_or(|f| truthy(Some(f))))
                 .collect()
         })
         .unwrap_or_default();
@@ -261,8 +264,10 @@ fn q3(app: &App) -> Verdict {
     }
     basis.push("db/last.json#event_lookup".into());
     let has_alg = |r: &Row| -> bool {
-        if let Some(v) = r.get("has_algorithm") {
-            return truthy(Some(v));
+        for k in ["algorithm_present", "has_algorithm"] {
+            if let Some(v) = r.get(k) {
+                return truthy(Some(v));
+            }
         }
         !matches!(r.get("algorithm"), None | Some(Value::Null))
     };

@@ -139,6 +139,9 @@ pub struct DbState {
 #[derive(Debug, Clone)]
 pub struct App {
     pub subject: Subject,
+    /// Live capture: the span runs from the capture's start to now. Offline
+    /// analysis: the span is the evidence's own window.
+    pub wall_clock_span: bool,
     pub restart_timeout_ms: u32,
     pub started_at: Option<DateTime<Utc>>,
     pub now: Option<DateTime<Utc>>,
@@ -180,6 +183,7 @@ impl App {
     pub fn new(subject: Subject, restart_timeout_ms: u32) -> App {
         App {
             subject,
+            wall_clock_span: true,
             restart_timeout_ms,
             started_at: None,
             now: None,
@@ -817,6 +821,9 @@ impl App {
 
     /// The capture's time span: evidence window, else wall-clock span.
     pub fn span(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        if !self.wall_clock_span && self.window.0.is_some() {
+            return self.window;
+        }
         let start = match (self.window.0, self.started_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -46,6 +46,8 @@ pub struct Session {
     pub control: mpsc::Sender<Control>,
     pub events: mpsc::Receiver<Event>,
     pub shutdown: watch::Sender<bool>,
+    /// KE-3 event ids so far, for the database poller's lookups.
+    pub ke3_ids: watch::Sender<Vec<String>>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
     pub journal_dir: PathBuf,
     pub replay: bool,
@@ -138,6 +140,7 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
     let (control_tx, control_rx) = mpsc::channel(256);
     let (event_tx, event_rx) = mpsc::channel(1024);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (ke3_tx, ke3_rx) = watch::channel(cfg.call.event_ids.clone());
 
     let mut tasks = Vec::new();
     let descriptions = match opts.mode {
@@ -170,6 +173,7 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
         control: control_tx,
         events: event_rx,
         shutdown: shutdown_tx,
+        ke3_ids: ke3_tx,
         tasks,
         journal_dir,
         replay,
@@ -181,8 +185,16 @@ impl Session {
     /// Applies an event and forwards the App's effects to the capture task.
     pub async fn apply(&mut self, ev: Event) {
         for fx in self.app.update(ev) {
-            if let Effect::Export { .. } = fx {
-                continue;
+            match &fx {
+                Effect::Export { .. } => continue,
+                Effect::Ke3Ids(ids) => self.ke3_ids.send_modify(|v| {
+                    for id in ids {
+                        if !v.contains(id) {
+                            v.push(id.clone());
+                        }
+                    }
+                }),
+                Effect::Journal(_) => {}
             }
             let _ = self.control.send(Control::Effect(fx)).await;
         }
