@@ -214,7 +214,11 @@ fn mtime(p: &Path) -> Option<DateTime<Utc>> {
 /// One read-only pass over the database at the end of the analysis. A
 /// database that cannot be read is recorded as a failed poll, not an error:
 /// the verdicts then say what is missing.
-fn read_database(args: &AnalyzeArgs, url: &str, app: &App) -> anyhow::Result<crate::sources::DbPoll> {
+fn read_database(
+    args: &AnalyzeArgs,
+    url: &str,
+    app: &App,
+) -> anyhow::Result<crate::sources::DbPoll> {
     let db = crate::config::DatabaseConfig {
         url: url.to_string(),
         password_env: args.db_password_env.clone(),
@@ -229,21 +233,25 @@ fn read_database(args: &AnalyzeArgs, url: &str, app: &App) -> anyhow::Result<cra
         event_ids: args.event_ids.clone(),
     };
     let ids: Vec<String> = app.ke3_ids.keys().cloned().collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let at = Utc::now();
-    Ok(match rt.block_on(crate::sources::db::poll_once(&db, &call, &ids)) {
-        Ok(p) => p,
-        Err(e) => {
-            let mut problems = std::collections::BTreeMap::new();
-            problems.insert("connection".to_string(), e.to_string());
-            crate::sources::DbPoll {
-                at,
-                duration_ms: 0,
-                results: Default::default(),
-                changes: Vec::new(),
-                problems,
-                sql: Default::default(),
+    Ok(
+        match rt.block_on(crate::sources::db::poll_once(&db, &call, &ids)) {
+            Ok(p) => p,
+            Err(e) => {
+                let mut problems = std::collections::BTreeMap::new();
+                problems.insert("connection".to_string(), e.to_string());
+                crate::sources::DbPoll {
+                    at,
+                    duration_ms: 0,
+                    results: Default::default(),
+                    changes: Vec::new(),
+                    problems,
+                    sql: Default::default(),
+                }
             }
-        }
-    })
+        },
+    )
 }

@@ -156,7 +156,7 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
             desc
         }
         Mode::Live { backfill } => {
-            sources::spawn_all(cfg, backfill, &input_tx, &shutdown_rx, &mut tasks)?
+            sources::spawn_all(cfg, backfill, &input_tx, &shutdown_rx, &ke3_rx, &mut tasks)?
         }
     };
     drop(input_tx);

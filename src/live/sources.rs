@@ -26,7 +26,9 @@ pub fn spawn_all(
     }
     if let Some(db) = &cfg.database {
         if db.via_ssh && cfg.ssh.is_none() {
-            return Err(UsageError("[database] via-ssh = true needs an [ssh] section".into()).into());
+            return Err(
+                UsageError("[database] via-ssh = true needs an [ssh] section".into()).into(),
+            );
         }
         desc.push(json!({
             "name": "database",
