@@ -91,7 +91,10 @@ impl SshError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            SshError::Config(_) | SshError::HostKey(_) | SshError::Auth { .. } | SshError::Passphrase(_)
+            SshError::Config(_)
+                | SshError::HostKey(_)
+                | SshError::Auth { .. }
+                | SshError::Passphrase(_)
         )
     }
 

@@ -121,7 +121,11 @@ impl Authenticator {
     }
 
     /// Decrypts (or fetches from the cache) the key at `path`.
-    async fn key(&mut self, path: &Path, explicit: bool) -> Result<Option<Arc<PrivateKey>>, SshError> {
+    async fn key(
+        &mut self,
+        path: &Path,
+        explicit: bool,
+    ) -> Result<Option<Arc<PrivateKey>>, SshError> {
         if let Some(c) = self.keys.get(path) {
             return Ok(match c {
                 Cached::Key(k) => Some(k.clone()),
@@ -201,10 +205,11 @@ impl Authenticator {
         net_timeout: Duration,
     ) -> Result<(), SshError> {
         let mut tried: Vec<String> = Vec::new();
-        let rsa_hash = match tokio::time::timeout(net_timeout, handle.best_supported_rsa_hash()).await {
-            Ok(Ok(h)) => h.flatten(),
-            _ => None,
-        };
+        let rsa_hash =
+            match tokio::time::timeout(net_timeout, handle.best_supported_rsa_hash()).await {
+                Ok(Ok(h)) => h.flatten(),
+                _ => None,
+            };
 
         if let AgentChoice::Socket(sock) = &self.agent {
             match AgentClient::connect_uds(sock).await {

@@ -353,7 +353,10 @@ impl Follower {
                 if flag == "rotated" {
                     ok &= self
                         .out
-                        .note(format!("following the new log file ({} bytes so far)", size))
+                        .note(format!(
+                            "following the new log file ({} bytes so far)",
+                            size
+                        ))
                         .await;
                 }
                 let caught_up = std::mem::take(&mut self.rest_bytes) + size.saturating_sub(start);
@@ -380,7 +383,11 @@ impl Follower {
         }
     }
 
-    async fn channel(&mut self, conn: &Connection, shutdown: &mut watch::Receiver<bool>) -> ChanEnd {
+    async fn channel(
+        &mut self,
+        conn: &Connection,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> ChanEnd {
         let nonce = nonce();
         let cmd = follow_command(&FollowArgs {
             exec_prefix: self.log.exec_prefix.as_deref(),
@@ -585,7 +592,6 @@ impl Follower {
         drop(ping);
         end
     }
-
 }
 
 fn parser_following(p: &StdoutParser) -> bool {
@@ -646,10 +652,7 @@ impl Clock {
             self.due = Some(Instant::now());
             return None;
         }
-        let best = self
-            .samples
-            .drain(..)
-            .min_by_key(|(rtt, _, _)| *rtt)?;
+        let best = self.samples.drain(..).min_by_key(|(rtt, _, _)| *rtt)?;
         self.due = Some(Instant::now() + interval);
         let bound = (best.0.as_secs_f64() * 500.0).ceil() as u64 + best.2;
         Some((best.1.round() as i64, bound.max(1)))

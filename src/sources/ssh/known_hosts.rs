@@ -32,10 +32,18 @@ pub(crate) enum Verdict {
     Known,
     /// No entry for this host and key type (`other_types` lists the key types
     /// that are recorded for the host, if any).
-    Unknown { other_types: Vec<String> },
+    Unknown {
+        other_types: Vec<String>,
+    },
     /// An entry of the same key type holds a different key.
-    Changed { path: PathBuf, line: usize },
-    Revoked { path: PathBuf, line: usize },
+    Changed {
+        path: PathBuf,
+        line: usize,
+    },
+    Revoked {
+        path: PathBuf,
+        line: usize,
+    },
 }
 
 /// The name known_hosts uses for a host: `host` on port 22, else `[host]:port`.
@@ -116,8 +124,10 @@ fn hashed_match(name: &str, entry: &str) -> bool {
     let (Some(salt), Some(hash)) = (parts.next(), parts.next()) else {
         return false;
     };
-    let (Ok(salt), Ok(hash)) = (BASE64.decode(salt.as_bytes()), BASE64.decode(hash.as_bytes()))
-    else {
+    let (Ok(salt), Ok(hash)) = (
+        BASE64.decode(salt.as_bytes()),
+        BASE64.decode(hash.as_bytes()),
+    ) else {
         return false;
     };
     let Ok(mac) = Hmac::<Sha1>::new_from_slice(&salt) else {
@@ -228,7 +238,12 @@ pub(crate) fn entry_line(host: &str, port: u16, key: &PublicKey) -> String {
 }
 
 /// Appends the key to the user file (`accept-new`).
-pub(crate) fn append(files: &KnownHostsFiles, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
+pub(crate) fn append(
+    files: &KnownHostsFiles,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> std::io::Result<()> {
     let path = &files.user;
     if let Some(parent) = path.parent() {
         if !parent.as_os_str().is_empty() {
@@ -289,7 +304,10 @@ mod tests {
         assert!(patterns_match("HOST.example.org", "host.example.org"));
         assert!(patterns_match("h1", "h?"));
         assert!(!patterns_match("h12", "h?"));
-        assert!(!patterns_match("bad.example.org", "*.example.org,!bad.example.org"));
+        assert!(!patterns_match(
+            "bad.example.org",
+            "*.example.org,!bad.example.org"
+        ));
         assert!(patterns_match("[10.0.0.1]:2222", "[10.0.0.1]:2222"));
         assert!(!patterns_match("10.0.0.1", "[10.0.0.1]:2222"));
     }
@@ -334,7 +352,10 @@ mod tests {
         let (_d, f) = files("h ssh-ed25519 AAAA-no-newline");
         append(&f, "10.0.0.1", 2222, &key(K1)).unwrap();
         let text = std::fs::read_to_string(&f.user).unwrap();
-        assert!(text.ends_with(&format!("\n[10.0.0.1]:2222 ssh-ed25519 {K1}\n")), "{text}");
+        assert!(
+            text.ends_with(&format!("\n[10.0.0.1]:2222 ssh-ed25519 {K1}\n")),
+            "{text}"
+        );
         assert_eq!(check(&f, "10.0.0.1", 2222, &key(K1)), Verdict::Known);
         assert_eq!(
             known_algorithms(&f, "10.0.0.1", 2222),

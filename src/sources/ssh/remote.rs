@@ -89,8 +89,7 @@ pub(crate) struct FilePos {
 /// Quotes for a POSIX shell: `'…'` with `'` as `'\''`.
 pub(crate) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b))
     {
         return s.to_string();
@@ -146,9 +145,21 @@ pub(crate) fn follow_command(a: &FollowArgs<'_>) -> String {
 /// A parsed header line of the data stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Header {
-    Rest { id: String, offset: u64, len: u64 },
-    Lost { id: String, offset: u64 },
-    File { id: String, start: u64, size: u64, flag: String },
+    Rest {
+        id: String,
+        offset: u64,
+        len: u64,
+    },
+    Lost {
+        id: String,
+        offset: u64,
+    },
+    File {
+        id: String,
+        start: u64,
+        size: u64,
+        flag: String,
+    },
 }
 
 fn parse_header(line: &[u8], nonce: &str) -> Option<Header> {
@@ -171,7 +182,12 @@ fn parse_header(line: &[u8], nonce: &str) -> Option<Header> {
             let start = num()?;
             let size = num()?;
             let flag = f.next()?.to_string();
-            Some(Header::File { id, start, size, flag })
+            Some(Header::File {
+                id,
+                start,
+                size,
+                flag,
+            })
         }
         _ => None,
     }
@@ -254,7 +270,9 @@ impl StdoutParser {
                     match parse_header(&line, &self.nonce) {
                         Some(h) => {
                             self.state = match &h {
-                                Header::Rest { len: 0, .. } | Header::Lost { .. } => State::AwaitHeader,
+                                Header::Rest { len: 0, .. } | Header::Lost { .. } => {
+                                    State::AwaitHeader
+                                }
                                 Header::Rest { len, .. } => State::Rest(*len),
                                 Header::File { .. } => State::Follow,
                             };
@@ -283,7 +301,10 @@ pub(crate) enum Control {
     Ident(Option<(String, u64)>),
     /// The remote clock, seconds since the epoch, and the uncertainty of the
     /// reading itself in ms (500 when `date` has no `%N`).
-    Time { unix: f64, slack_ms: u64 },
+    Time {
+        unix: f64,
+        slack_ms: u64,
+    },
     Error(String),
     TailExited,
     /// Anything else (tool complaints, exec-prefix errors).
@@ -412,8 +433,16 @@ mod tests {
             }
             assert_eq!(pre, vec!["Welcome!".to_string()]);
             assert_eq!(headers.len(), 2);
-            let rest: Vec<u8> = data.iter().filter(|(h, _)| *h == 1).flat_map(|(_, d)| d.clone()).collect();
-            let file: Vec<u8> = data.iter().filter(|(h, _)| *h == 2).flat_map(|(_, d)| d.clone()).collect();
+            let rest: Vec<u8> = data
+                .iter()
+                .filter(|(h, _)| *h == 1)
+                .flat_map(|(_, d)| d.clone())
+                .collect();
+            let file: Vec<u8> = data
+                .iter()
+                .filter(|(h, _)| *h == 2)
+                .flat_map(|(_, d)| d.clone())
+                .collect();
             assert_eq!(rest, b"abcde");
             assert_eq!(file, b"line1\nline2\n");
         }
@@ -423,7 +452,8 @@ mod tests {
     fn foreign_header_nonce_is_preamble() {
         let mut p = StdoutParser::new("mine");
         let mut out = Vec::new();
-        p.feed(b"CALLCAP1 other FILE 1:1 0 0 fresh\n", &mut out).unwrap();
+        p.feed(b"CALLCAP1 other FILE 1:1 0 0 fresh\n", &mut out)
+            .unwrap();
         assert!(matches!(out[0], Piece::Preamble(_)));
     }
 

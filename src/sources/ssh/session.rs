@@ -119,7 +119,11 @@ pub(crate) struct ConnectOptions<'a> {
     pub russh_keepalive: Option<Duration>,
 }
 
-fn client_config(target: &Target, ep: &Endpoint, keepalive: Option<Duration>) -> Arc<client::Config> {
+fn client_config(
+    target: &Target,
+    ep: &Endpoint,
+    keepalive: Option<Duration>,
+) -> Arc<client::Config> {
     let known = known_hosts::known_algorithms(&target.known_hosts, &ep.host, ep.port);
     let mut preferred = Preferred::default();
     if !known.is_empty() {
@@ -156,17 +160,21 @@ async fn report(opts: &ConnectOptions<'_>, status: SourceStatus) {
 }
 
 async fn tcp(ep: &Endpoint, timeout: Duration) -> Result<tokio::net::TcpStream, SshError> {
-    let addrs: Vec<std::net::SocketAddr> =
-        match tokio::time::timeout(timeout, tokio::net::lookup_host((ep.host.as_str(), ep.port))).await {
-            Ok(Ok(a)) => a.collect(),
-            Ok(Err(e)) => {
-                return Err(SshError::Resolve {
-                    host: ep.host.clone(),
-                    reason: e.to_string(),
-                });
-            }
-            Err(_) => return Err(SshError::Timeout(format!("resolving '{}'", ep.host))),
-        };
+    let addrs: Vec<std::net::SocketAddr> = match tokio::time::timeout(
+        timeout,
+        tokio::net::lookup_host((ep.host.as_str(), ep.port)),
+    )
+    .await
+    {
+        Ok(Ok(a)) => a.collect(),
+        Ok(Err(e)) => {
+            return Err(SshError::Resolve {
+                host: ep.host.clone(),
+                reason: e.to_string(),
+            });
+        }
+        Err(_) => return Err(SshError::Timeout(format!("resolving '{}'", ep.host))),
+    };
     let mut last = None;
     for addr in addrs {
         match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
@@ -174,10 +182,12 @@ async fn tcp(ep: &Endpoint, timeout: Duration) -> Result<tokio::net::TcpStream, 
                 let _ = s.set_nodelay(true);
                 return Ok(s);
             }
-            Ok(Err(e)) => last = Some(SshError::Connect {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            }),
+            Ok(Err(e)) => {
+                last = Some(SshError::Connect {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                })
+            }
             Err(_) => last = Some(SshError::Timeout(format!("connecting to {addr}"))),
         }
     }
@@ -227,7 +237,11 @@ pub(crate) async fn connect(
     opts: ConnectOptions<'_>,
 ) -> Result<Connection, SshError> {
     let notes = Arc::new(Mutex::new(Vec::new()));
-    let hops: Vec<&Endpoint> = target.jumps.iter().chain(std::iter::once(&target.dest)).collect();
+    let hops: Vec<&Endpoint> = target
+        .jumps
+        .iter()
+        .chain(std::iter::once(&target.dest))
+        .collect();
     let mut handles: Vec<Handle<Client>> = Vec::new();
     for (i, ep) in hops.iter().enumerate() {
         report(&opts, SourceStatus::Connecting).await;
@@ -239,10 +253,20 @@ pub(crate) async fn connect(
             Some(prev) => {
                 let ch = tokio::time::timeout(
                     target.connect_timeout,
-                    prev.channel_open_direct_tcpip(ep.host.clone(), u32::from(ep.port), "127.0.0.1", 0),
+                    prev.channel_open_direct_tcpip(
+                        ep.host.clone(),
+                        u32::from(ep.port),
+                        "127.0.0.1",
+                        0,
+                    ),
                 )
                 .await
-                .map_err(|_| SshError::Timeout(format!("opening {}:{} through the jump host", ep.host, ep.port)))?
+                .map_err(|_| {
+                    SshError::Timeout(format!(
+                        "opening {}:{} through the jump host",
+                        ep.host, ep.port
+                    ))
+                })?
                 .map_err(|e| SshError::Jump {
                     via: hops[i - 1].label(),
                     to: format!("{}:{}", ep.host, ep.port),
@@ -252,7 +276,8 @@ pub(crate) async fn connect(
             }
         };
         report(&opts, SourceStatus::Authenticating).await;
-        auth.authenticate(&mut h, ep, target.connect_timeout).await?;
+        auth.authenticate(&mut h, ep, target.connect_timeout)
+            .await?;
         handles.push(h);
     }
     let handle = handles

@@ -185,11 +185,7 @@ pub(crate) fn resolve(ssh: &SshConfig) -> Result<Target, SshError> {
         return Err(SshError::Config("key 'host': is empty".to_string()));
     }
     let osc = load_openssh_config(ssh)?;
-    let explicit: Vec<PathBuf> = ssh
-        .identity_file
-        .iter()
-        .map(|p| expand_tilde(p))
-        .collect();
+    let explicit: Vec<PathBuf> = ssh.identity_file.iter().map(|p| expand_tilde(p)).collect();
     let (mut dest, cfg_jump) = endpoint(
         osc.as_ref(),
         ssh.host.trim(),

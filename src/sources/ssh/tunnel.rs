@@ -75,7 +75,12 @@ impl Shared {
         .await
     }
 
-    async fn open(&self, host: &str, port: u16, from: SocketAddr) -> Result<russh::Channel<russh::client::Msg>, SshError> {
+    async fn open(
+        &self,
+        host: &str,
+        port: u16,
+        from: SocketAddr,
+    ) -> Result<russh::Channel<russh::client::Msg>, SshError> {
         let mut guard = self.conn.lock().await;
         if guard.as_ref().is_none_or(|c| c.is_closed()) {
             if let Some(old) = guard.take() {
@@ -87,9 +92,16 @@ impl Shared {
             .as_ref()
             .ok_or_else(|| SshError::Tunnel("no SSH connection".into()))?;
         conn.handle
-            .channel_open_direct_tcpip(host, u32::from(port), from.ip().to_string(), u32::from(from.port()))
+            .channel_open_direct_tcpip(
+                host,
+                u32::from(port),
+                from.ip().to_string(),
+                u32::from(from.port()),
+            )
             .await
-            .map_err(|e| SshError::Tunnel(format!("the SSH server cannot reach {host}:{port}: {e}")))
+            .map_err(|e| {
+                SshError::Tunnel(format!("the SSH server cannot reach {host}:{port}: {e}"))
+            })
     }
 }
 
