@@ -31,6 +31,7 @@
 //! after 0.5 s, then 1, 2, 4 and at most 5 s apart.
 
 mod auth;
+mod clock;
 mod follow;
 mod known_hosts;
 mod remote;

@@ -78,7 +78,7 @@ const PROMPT_ATTEMPTS: u32 = 3;
 
 enum Cached {
     Key(Arc<PrivateKey>),
-    /// Not usable this run (missing, unreadable, passphrase declined).
+    /// Not usable this run, and why (missing, unreadable, passphrase declined).
     Skip(String),
 }
 
@@ -121,41 +121,31 @@ impl Authenticator {
     }
 
     /// Decrypts (or fetches from the cache) the key at `path`.
-    async fn key(
-        &mut self,
-        path: &Path,
-        explicit: bool,
-    ) -> Result<Option<Arc<PrivateKey>>, SshError> {
+    async fn key(&mut self, path: &Path) -> Result<Result<Arc<PrivateKey>, String>, SshError> {
         if let Some(c) = self.keys.get(path) {
             return Ok(match c {
-                Cached::Key(k) => Some(k.clone()),
-                Cached::Skip(_) => None,
+                Cached::Key(k) => Ok(k.clone()),
+                Cached::Skip(why) => Err(why.clone()),
             });
         }
-        if !path.exists() {
-            if explicit {
-                tracing::warn!(key = %path.display(), "identity file not found");
+        let entry = if !path.exists() {
+            Cached::Skip("not found".into())
+        } else {
+            match load_blocking(path, None).await {
+                Ok(k) => Cached::Key(Arc::new(k)),
+                Err(russh::keys::Error::KeyIsEncrypted) => match self.decrypt(path).await? {
+                    Some(k) => Cached::Key(Arc::new(k)),
+                    None => Cached::Skip("encrypted, no passphrase given".into()),
+                },
+                Err(e) => Cached::Skip(format!("cannot load: {e}")),
             }
-            self.keys
-                .insert(path.to_path_buf(), Cached::Skip("not found".into()));
-            return Ok(None);
-        }
-        let first = load_blocking(path, None).await;
-        let loaded = match first {
-            Ok(k) => Some(k),
-            Err(russh::keys::Error::KeyIsEncrypted) => self.decrypt(path).await?,
-            Err(e) => {
-                tracing::warn!(key = %path.display(), error = %e, "cannot load identity file");
-                None
-            }
-        };
-        let entry = match loaded {
-            Some(k) => Cached::Key(Arc::new(k)),
-            None => Cached::Skip("unusable".into()),
         };
         let out = match &entry {
-            Cached::Key(k) => Some(k.clone()),
-            Cached::Skip(_) => None,
+            Cached::Key(k) => Ok(k.clone()),
+            Cached::Skip(why) => {
+                tracing::debug!(key = %path.display(), %why, "identity file skipped");
+                Err(why.clone())
+            }
         };
         self.keys.insert(path.to_path_buf(), entry);
         Ok(out)
@@ -249,16 +239,15 @@ impl Authenticator {
         }
 
         for path in &ep.identity_files {
-            let explicit = ep.explicit_identities.contains(path);
-            let Some(key) = self.key(path, explicit).await? else {
-                if explicit {
-                    let why = match self.keys.get(path) {
-                        Some(Cached::Skip(w)) => w.clone(),
-                        _ => "unusable".into(),
-                    };
-                    tried.push(format!("{} ({why})", path.display()));
+            let key = match self.key(path).await? {
+                Ok(k) => k,
+                Err(why) => {
+                    // Default key files that do not exist are not worth a mention.
+                    if ep.explicit_identities.contains(path) || why != "not found" {
+                        tried.push(format!("{} ({why})", path.display()));
+                    }
+                    continue;
                 }
-                continue;
             };
             tried.push(path.display().to_string());
             let hash = if matches!(key.algorithm(), Algorithm::Rsa { .. }) {

@@ -27,6 +27,9 @@ const SCRIPT: &str = r#"p=$1 want=$2 off=$3 back=$4 poll=$5 tpoll=$6 nonce=$7
 say() { printf 'callcap:%s\n' "$*" >&2; }
 hdr() { printf 'CALLCAP1 %s %s\n' "$nonce" "$*"; }
 ident() { stat -L -c '%d:%i %s' "$1" 2>/dev/null; }
+for t in tail stat find head date; do
+  command -v $t >/dev/null 2>&1 || { say "error the remote host has no '$t' command"; exit 6; }
+done
 if [ ! -e "$p" ]; then say "error remote file '$p' does not exist"; exit 3; fi
 if [ ! -r "$p" ]; then say "error remote file '$p' is not readable by $(id -un 2>/dev/null)"; exit 4; fi
 command exec 3<"$p" || { say "error cannot open remote file '$p'"; exit 4; }
