@@ -177,6 +177,8 @@ impl Seen {
 struct Run {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), SshError>>,
+    /// Ends once the source has dropped its sender and everything is recorded.
+    collector: tokio::task::JoinHandle<()>,
     seen: Arc<Mutex<Seen>>,
 }
 
@@ -190,7 +192,7 @@ fn start(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let seen = Arc::new(Mutex::new(Seen::default()));
     let s2 = seen.clone();
-    tokio::spawn(async move {
+    let collector = tokio::spawn(async move {
         while let Some(i) = rx.recv().await {
             let now = Instant::now();
             let mut s = s2.lock().unwrap();
@@ -206,6 +208,7 @@ fn start(
     Run {
         shutdown,
         task,
+        collector,
         seen,
     }
 }
@@ -259,6 +262,7 @@ impl Run {
             .await
             .expect("source did not stop within 15 s")
             .expect("source task panicked");
+        self.collector.await.unwrap();
         (r, self.seen)
     }
 
@@ -268,6 +272,7 @@ impl Run {
             .await
             .expect("source did not give up")
             .expect("source task panicked");
+        self.collector.await.unwrap();
         (r, self.seen)
     }
 }
@@ -912,4 +917,58 @@ async fn local_forward_pipes_tcp_through_ssh() {
         fwd.close().await;
     }
     assert!(s.log_text().contains(&format!("port {echo_port}")) || !s.log_text().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_10_mb_line_and_invalid_utf8_pass_through_unchanged() {
+    let s = Sshd::start();
+    let r = Remote::new();
+    r.create("");
+    let kh = trusting(s.dir.path(), &[&s]);
+    let run = start(ssh_config(&s, &kh), r.config(), options(), None);
+    run.wait_live(1).await;
+    let mut data = vec![b'x'; 10 * 1024 * 1024];
+    data.extend_from_slice(b"\n\xff\xfe not utf-8 \xc3\x28\n");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&r.log)
+        .unwrap()
+        .write_all(&data)
+        .unwrap();
+    run.wait_bytes(&data).await;
+    let (res, seen) = run.stop().await;
+    res.unwrap();
+    assert_eq!(
+        seen.lock().unwrap().statuses().last(),
+        Some(&SourceStatus::Stopped)
+    );
+    r.assert_no_processes().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_failure_is_fatal_with_a_one_line_reason() {
+    let s = Sshd::start();
+    let r = Remote::new();
+    r.create("x\n");
+    let kh = trusting(s.dir.path(), &[&s]);
+    let stranger = keygen(&s.dir.path().join("stranger"), "ed25519", "");
+    let mut cfg = ssh_config(&s, &kh);
+    cfg.identity_file = Some(stranger.clone());
+    let (res, seen) = start(cfg, r.config(), options(), None).finished().await;
+    let err = res.unwrap_err();
+    let msg = err.to_string();
+    assert!(err.is_fatal());
+    assert!(
+        msg.starts_with(&format!(
+            "authentication failed for root@127.0.0.1:{}",
+            s.port
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains(&stranger.display().to_string()), "{msg}");
+    assert!(!msg.contains('\n'));
+    assert!(matches!(
+        seen.lock().unwrap().statuses().last(),
+        Some(SourceStatus::Error { .. })
+    ));
 }
