@@ -345,6 +345,7 @@ async fn strict_refuses_an_unknown_host_key_and_shows_its_fingerprint() {
     let run = start(ssh_config(&s, &kh), r.config(), options(), None);
     let (res, seen) = run.finished().await;
     let msg = res.unwrap_err().to_string();
+    eprintln!("reason: {msg}");
     let fp = sshd::fingerprint(&s.keys.host_pub());
     assert!(msg.contains(&fp), "{msg}");
     assert!(
@@ -381,6 +382,7 @@ async fn strict_refuses_a_changed_host_key() {
     let run = start(ssh_config(&s, &kh), r.config(), options(), None);
     let (res, _) = run.finished().await;
     let msg = res.unwrap_err().to_string();
+    eprintln!("reason: {msg}");
     assert!(msg.contains("CHANGED"), "{msg}");
     assert!(msg.contains("line 2"), "{msg}");
     assert!(
@@ -690,6 +692,7 @@ async fn stall_is_detected_and_recovered_after_sigcont() {
     append(&r.log, "after the stall\n");
     run.wait_bytes(&r.content()).await;
     eprintln!("stall detected after {detect:?} (keepalive-interval 1s)");
+    eprintln!("statuses: {:?}", run.seen.lock().unwrap().statuses());
     let seen = run.seen.lock().unwrap().statuses();
     let stalled = seen.iter().position(|x| x.label() == "stalled").unwrap();
     assert!(seen[..stalled].iter().any(|x| x.label() == "live"));
@@ -864,12 +867,14 @@ async fn fail_fast_reports_refused_and_unresolvable_hosts() {
         .finished()
         .await;
     let msg = res.unwrap_err().to_string();
+    eprintln!("reason: {msg}");
     assert!(msg.contains("refused"), "{msg}");
 
     let mut dns = base;
     dns.host = "callcap-test.invalid".into();
     let (res, _) = start(dns, log, opts, None).finished().await;
     let msg = res.unwrap_err().to_string();
+    eprintln!("reason: {msg}");
     assert!(
         msg.contains("cannot resolve 'callcap-test.invalid'"),
         "{msg}"
@@ -957,6 +962,7 @@ async fn auth_failure_is_fatal_with_a_one_line_reason() {
     let (res, seen) = start(cfg, r.config(), options(), None).finished().await;
     let err = res.unwrap_err();
     let msg = err.to_string();
+    eprintln!("reason: {msg}");
     assert!(err.is_fatal());
     assert!(
         msg.starts_with(&format!(
@@ -971,4 +977,37 @@ async fn auth_failure_is_fatal_with_a_one_line_reason() {
         seen.lock().unwrap().statuses().last(),
         Some(SourceStatus::Error { .. })
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_while_disconnected_reads_the_rest_of_the_old_file_then_the_new_one() {
+    let mut s = Sshd::start();
+    let r = Remote::new();
+    r.create("");
+    let kh = trusting(s.dir.path(), &[&s]);
+    let run = start(ssh_config(&s, &kh), r.config(), options(), None);
+    run.wait_live(1).await;
+    append(&r.log, "old 1\nold 2\n");
+    run.wait_bytes(b"old 1\nold 2\n").await;
+
+    s.kill_all();
+    run.wait("reconnecting", LONG, |x| x.count("reconnecting") >= 1)
+        .await;
+    append(&r.log, "old 3 (while down)\n");
+    let rotated = r.dir.path().join("homeserver.log.1");
+    std::fs::rename(&r.log, &rotated).unwrap();
+    append(&rotated, "old 4 (after the rename)\n");
+    append(&r.log, "new 1\nnew 2\n");
+    s.restart();
+    run.wait_live(2).await;
+
+    let mut expected = std::fs::read(&rotated).unwrap();
+    expected.extend(r.content());
+    run.wait_bytes(&expected).await;
+    let gaps = run.seen.lock().unwrap().gaps();
+    let rest = "old 3 (while down)\nold 4 (after the rename)\n".len() as u64;
+    assert_eq!(gaps.len(), 1);
+    assert_eq!(gaps[0].1, rest + "new 1\nnew 2\n".len() as u64, "{gaps:?}");
+    run.stop().await.0.unwrap();
+    r.assert_no_processes().await;
 }
