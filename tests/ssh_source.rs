@@ -277,6 +277,20 @@ impl Run {
     }
 }
 
+/// CPU time of this process so far (user + system), from /proc.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // Clock ticks are 100 Hz on Linux.
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
@@ -298,6 +312,7 @@ async fn appended_lines_arrive_in_order_and_latency_is_measured() {
         .open(&r.log)
         .unwrap();
     let t0 = Instant::now();
+    let cpu0 = cpu_time();
     for batch in 0..200 {
         for i in 0..10 {
             let n = batch * 10 + i;
@@ -311,6 +326,7 @@ async fn appended_lines_arrive_in_order_and_latency_is_measured() {
         tokio::time::sleep_until(next.into()).await;
     }
     run.wait_bytes(&r.content()).await;
+    let (cpu, wall) = (cpu_time() - cpu0, t0.elapsed());
     let mut lat: Vec<Duration> = {
         let seen = run.seen.lock().unwrap();
         seen.line_times
@@ -328,6 +344,10 @@ async fn appended_lines_arrive_in_order_and_latency_is_measured() {
     eprintln!(
         "append->ServerChunk latency over {} lines at ~2k lines/s: p50 {p50:?} p99 {p99:?} max {max:?}",
         lat.len()
+    );
+    eprintln!(
+        "client CPU (this test process, debug build, incl. the writer): {cpu:?} over {wall:?} = {:.1}% of a core at 2k lines/s",
+        cpu.as_secs_f64() * 100.0 / wall.as_secs_f64()
     );
     assert!(p99 < Duration::from_secs(3), "p99 {p99:?}");
 

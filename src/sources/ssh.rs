@@ -29,6 +29,18 @@
 //! connection fails. Everything else (refused, DNS, timeouts, drops, a missing
 //! remote file, a failing `exec-prefix`) is retried with backoff: first retry
 //! after 0.5 s, then 1, 2, 4 and at most 5 s apart.
+//!
+//! The remote command (see `remote.rs`) is a POSIX `sh` script that needs
+//! `tail stat find head date` on the server (inside the container with
+//! `exec-prefix`, which must pass stdin through: `pct exec 151 --`,
+//! `docker exec -i synapse`). `[server-log] path` is used verbatim (absolute).
+//!
+//! # Tunnel for the database poller
+//! ```ignore
+//! let fwd = open_local_forward(&ssh, "10.10.10.44", 5432, ForwardFrom::SshHost, None).await?;
+//! db::run(..., Some(("127.0.0.1".into(), fwd.local_addr().port())));
+//! // keep `fwd` alive while polling; `fwd.close().await` (or drop) ends it
+//! ```
 
 mod auth;
 mod clock;

@@ -237,7 +237,11 @@ impl Follower {
                 ChanEnd::Stalled(r) => return End::Stalled(r),
                 ChanEnd::Failed(reason) => {
                     if conn.is_closed() {
-                        return End::Lost(format!("connection lost ({reason})"));
+                        tracing::debug!(%reason, "channel ended with the connection");
+                        return End::Lost(format!(
+                            "the SSH connection to {} was lost",
+                            self.target.dest.label()
+                        ));
                     }
                     self.link_down();
                     if live_here {
