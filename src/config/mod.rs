@@ -57,6 +57,10 @@ pub struct SshConfig {
     pub jump: Option<String>,
     /// `~/.ssh/config` to read `Host` aliases from (default: `~/.ssh/config`).
     pub ssh_config: Option<PathBuf>,
+    /// ssh-agent socket (OpenSSH's `IdentityAgent`): a path, or `none` to not
+    /// use an agent. Default: `$SSH_AUTH_SOCK`.
+    #[serde(default)]
+    pub identity_agent: Option<PathBuf>,
     pub connect_timeout: Option<HumanDuration>,
     pub keepalive_interval: Option<HumanDuration>,
 }

@@ -2,6 +2,8 @@
 //! touches the UI or the App state, and none dies silently: failures arrive as
 //! [`SourceStatus::Error`] with the reason.
 
+pub mod ssh;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
