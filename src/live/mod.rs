@@ -48,6 +48,8 @@ pub struct Session {
     pub shutdown: watch::Sender<bool>,
     /// KE-3 event ids so far, for the database poller's lookups.
     pub ke3_ids: watch::Sender<Vec<String>>,
+    /// A source that cannot work at all (headless exits non-zero).
+    pub fatal: mpsc::Receiver<String>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
     pub journal_dir: PathBuf,
     pub replay: bool,
@@ -141,6 +143,7 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
     let (event_tx, event_rx) = mpsc::channel(1024);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ke3_tx, ke3_rx) = watch::channel(cfg.call.event_ids.clone());
+    let (fatal_tx, fatal_rx) = mpsc::channel(4);
 
     let mut tasks = Vec::new();
     let descriptions = match opts.mode {
@@ -155,9 +158,18 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
             )));
             desc
         }
-        Mode::Live { backfill } => {
-            sources::spawn_all(cfg, backfill, &input_tx, &shutdown_rx, &ke3_rx, &mut tasks)?
-        }
+        Mode::Live { backfill } => sources::spawn_all(
+            cfg,
+            sources::SourceContext {
+                backfill,
+                headless: opts.headless,
+                tx: &input_tx,
+                shutdown: &shutdown_rx,
+                ke3_ids: &ke3_rx,
+                fatal: &fatal_tx,
+            },
+            &mut tasks,
+        )?,
     };
     drop(input_tx);
     let task = CaptureTask {
@@ -174,6 +186,7 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
         events: event_rx,
         shutdown: shutdown_tx,
         ke3_ids: ke3_tx,
+        fatal: fatal_rx,
         tasks,
         journal_dir,
         replay,
@@ -268,6 +281,13 @@ pub async fn run_headless(mut s: Session) -> anyhow::Result<PathBuf> {
             _ = term.recv() => break,
             _ = hup.recv() => break,
             _ = int.recv() => break,
+            Some(reason) = s.fatal.recv() => {
+                let _ = s.shutdown.send(true);
+                return Err(anyhow::anyhow!(
+                    "{reason} (the journal is kept in '{}')",
+                    s.journal_dir.display()
+                ));
+            }
             ev = s.events.recv() => match ev {
                 Some(ev) => {
                     s.apply(ev).await;

@@ -1,20 +1,29 @@
 //! Starts the sources the config names.
 
 use crate::analyze::UsageError;
-use crate::config::Config;
-use crate::sources::Input;
+use crate::config::{Config, DatabaseConfig};
+use crate::sources::{Input, SourceStatus};
+use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+
+/// What the sources need besides the config.
+pub struct SourceContext<'a> {
+    pub backfill: Option<u64>,
+    pub headless: bool,
+    pub tx: &'a mpsc::Sender<Input>,
+    pub shutdown: &'a watch::Receiver<bool>,
+    pub ke3_ids: &'a watch::Receiver<Vec<String>>,
+    /// Fatal source errors (headless: exit non-zero).
+    pub fatal: &'a mpsc::Sender<String>,
+}
 
 /// Spawns every configured source; returns their descriptions for the
 /// manifest.
 pub fn spawn_all(
     cfg: &Config,
-    _backfill: Option<u64>,
-    tx: &mpsc::Sender<Input>,
-    shutdown: &watch::Receiver<bool>,
-    ke3_ids: &watch::Receiver<Vec<String>>,
+    ctx: SourceContext<'_>,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<Vec<Value>> {
     let mut desc = Vec::new();
@@ -23,6 +32,58 @@ pub fn spawn_all(
             "the config names no source: set [server-log] path, [client] downloads or [database] url".into(),
         )
         .into());
+    }
+    if let Some(log) = &cfg.server_log {
+        let mut log = log.clone();
+        if let Some(n) = ctx.backfill {
+            log.backfill = n;
+        }
+        match &cfg.ssh {
+            Some(ssh) => {
+                desc.push(json!({
+                    "name": "server-log",
+                    "kind": "ssh",
+                    "host": ssh.host,
+                    "port": ssh.port,
+                    "jump": ssh.jump,
+                    "path": log.path.display().to_string(),
+                    "exec_prefix": log.exec_prefix,
+                }));
+                let opts = crate::sources::ssh::RunOptions {
+                    fail_fast: ctx.headless,
+                    ..Default::default()
+                };
+                let (ssh, tx, shutdown, fatal) = (
+                    ssh.clone(),
+                    ctx.tx.clone(),
+                    ctx.shutdown.clone(),
+                    ctx.fatal.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) =
+                        crate::sources::ssh::run_server_log_with(ssh, log, tx, shutdown, None, opts)
+                            .await
+                    {
+                        let _ = fatal.send(format!("server-log: {e}")).await;
+                    }
+                }));
+            }
+            None => {
+                desc.push(json!({
+                    "name": "server-log",
+                    "kind": "file",
+                    "path": log.path.display().to_string(),
+                }));
+                spawn_file_tail(&log, &ctx, tasks);
+            }
+        }
+    }
+    if let Some(dir) = &cfg.client.downloads {
+        let dir = crate::config::expand_tilde(dir);
+        desc.push(
+            json!({"name": "downloads", "kind": "folder", "path": dir.display().to_string()}),
+        );
+        spawn_downloads(dir, cfg.client.include_existing, &ctx, tasks);
     }
     if let Some(db) = &cfg.database {
         if db.via_ssh && cfg.ssh.is_none() {
@@ -36,14 +97,108 @@ pub fn spawn_all(
             "url": crate::sources::db::redact_url(&db.url),
             "via_ssh": db.via_ssh,
         }));
-        tasks.push(tokio::spawn(crate::sources::db::run_poller(
+        let (db, call, tx, shutdown, ids) = (
             db.clone(),
             cfg.call.clone(),
-            tx.clone(),
-            shutdown.clone(),
-            None,
-            ke3_ids.clone(),
-        )));
+            ctx.tx.clone(),
+            ctx.shutdown.clone(),
+            ctx.ke3_ids.clone(),
+        );
+        let ssh = cfg.ssh.clone().filter(|_| db.via_ssh);
+        tasks.push(tokio::spawn(async move {
+            let _forward;
+            let over = match ssh {
+                Some(ssh) => match tunnel(&ssh, &db, &tx, shutdown.clone()).await {
+                    Some(f) => {
+                        let port = f.local_addr().port();
+                        _forward = f;
+                        Some(("127.0.0.1".to_string(), port))
+                    }
+                    None => return,
+                },
+                None => None,
+            };
+            crate::sources::db::run_poller(db, call, tx, shutdown, over, ids).await;
+        }));
     }
     Ok(desc)
+}
+
+/// Opens the SSH tunnel to the database, retrying until it works or the
+/// capture stops.
+async fn tunnel(
+    ssh: &crate::config::SshConfig,
+    db: &DatabaseConfig,
+    tx: &mpsc::Sender<Input>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<crate::sources::ssh::LocalForward> {
+    let status = |s: SourceStatus| Input::Status {
+        source: "database".into(),
+        status: s,
+        at: Utc::now(),
+    };
+    let (host, port) = match crate::sources::db::database_target(db) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = tx
+                .send(status(SourceStatus::Error {
+                    reason: e.to_string(),
+                }))
+                .await;
+            return None;
+        }
+    };
+    let mut attempt = 0u32;
+    loop {
+        let _ = tx.send(status(SourceStatus::Connecting)).await;
+        match crate::sources::ssh::open_local_forward(
+            ssh,
+            &host,
+            port,
+            crate::sources::ssh::ForwardFrom::SshHost,
+            None,
+        )
+        .await
+        {
+            Ok(f) => return Some(f),
+            Err(e) => {
+                attempt += 1;
+                let wait = crate::sources::db::backoff(attempt);
+                let _ = tx
+                    .send(status(SourceStatus::Reconnecting {
+                        attempt,
+                        next_try_ms: wait.as_millis() as u64,
+                        reason: format!("SSH tunnel: {e}"),
+                    }))
+                    .await;
+                if e.is_fatal() {
+                    let _ = tx
+                        .send(status(SourceStatus::Error {
+                            reason: format!("SSH tunnel: {e}"),
+                        }))
+                        .await;
+                    return None;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => return None,
+                }
+            }
+        }
+    }
+}
+
+fn spawn_file_tail(
+    _log: &crate::config::ServerLogConfig,
+    _ctx: &SourceContext<'_>,
+    _tasks: &mut Vec<JoinHandle<()>>,
+) {
+}
+
+fn spawn_downloads(
+    _dir: std::path::PathBuf,
+    _include_existing: bool,
+    _ctx: &SourceContext<'_>,
+    _tasks: &mut Vec<JoinHandle<()>>,
+) {
 }
