@@ -152,9 +152,13 @@ fn apply(capture: &mut Capture, effects: Vec<Effect>) -> anyhow::Result<()> {
     for e in effects {
         match e {
             Effect::Journal(entry) => capture.journal.record(&entry)?,
-            Effect::Ke3Ids(ids) => capture
-                .add_ke3_ids(&ids)
-                .map_err(|e| UsageError(format!("KE-3 event ids: {e}")))?,
+            // Ids come with the client files, before any log line is read:
+            // there are no earlier lines to search again.
+            Effect::Ke3Ids(ids) => {
+                capture
+                    .add_ke3_ids(&ids)
+                    .map_err(|e| UsageError(format!("KE-3 event ids: {e}")))?;
+            }
             Effect::Export { .. } => {}
         }
     }

@@ -11,15 +11,32 @@ use support::*;
 fn a_headless_replay_of_the_demo_bundle_reproduces_its_counts() {
     let tmp = tempfile::tempdir().unwrap();
     let a_out = tmp.path().join("a");
-    let out = callcap(&["demo", "--headless", "--speed", "400", "--out", a_out.to_str().unwrap()]);
-    assert!(out.status.success(), "demo: {}", String::from_utf8_lossy(&out.stderr));
+    let out = callcap(&[
+        "demo",
+        "--headless",
+        "--speed",
+        "400",
+        "--out",
+        a_out.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "demo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let a = bundle_path(&out);
     verify_checksums(&a);
     let ma = manifest(&a);
     let server = &ma["counts"]["server"];
     for ke in ["KE-1", "KE-2", "KE-3", "KE-4"] {
-        assert!(server[ke].as_u64().unwrap() > 0, "the demo shows {ke} on the server: {server}");
-        assert!(ma["counts"]["client"][ke].as_u64().unwrap() > 0, "the demo shows {ke} in the client");
+        assert!(
+            server[ke].as_u64().unwrap() > 0,
+            "the demo shows {ke} on the server: {server}"
+        );
+        assert!(
+            ma["counts"]["client"][ke].as_u64().unwrap() > 0,
+            "the demo shows {ke} in the client"
+        );
     }
     // The demo walks the runbook's chain end to end.
     let v = &ma["verdicts"];
@@ -29,8 +46,20 @@ fn a_headless_replay_of_the_demo_bundle_reproduces_its_counts() {
     assert_eq!(v["Q4"]["answer"], "homeserver-latency", "{v}");
 
     let b_out = tmp.path().join("b");
-    let out = callcap(&["replay", a.to_str().unwrap(), "--headless", "--speed", "400", "--out", b_out.to_str().unwrap()]);
-    assert!(out.status.success(), "replay: {}", String::from_utf8_lossy(&out.stderr));
+    let out = callcap(&[
+        "replay",
+        a.to_str().unwrap(),
+        "--headless",
+        "--speed",
+        "400",
+        "--out",
+        b_out.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "replay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let b = bundle_path(&out);
     assert!(b.starts_with(&b_out));
     verify_checksums(&b);

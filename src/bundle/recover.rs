@@ -164,7 +164,10 @@ fn apply(capture: &mut Capture, fx: Vec<Effect>) -> anyhow::Result<()> {
     for e in fx {
         match e {
             Effect::Journal(entry) => capture.journal.record(&entry)?,
-            Effect::Ke3Ids(ids) => capture.add_ke3_ids(&ids).map_err(|e| anyhow::anyhow!(e))?,
+            // Restored before the server log is re-read: nothing to search again.
+            Effect::Ke3Ids(ids) => {
+                capture.add_ke3_ids(&ids).map_err(|e| anyhow::anyhow!(e))?;
+            }
             Effect::Export { .. } => {}
         }
     }

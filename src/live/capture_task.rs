@@ -210,7 +210,16 @@ impl CaptureTask {
                 .record(&entry)
                 .err()
                 .map(|e| e.to_string()),
-            Effect::Ke3Ids(ids) => self.capture.add_ke3_ids(&ids).err(),
+            Effect::Ke3Ids(ids) => {
+                match tokio::task::block_in_place(|| self.capture.add_ke3_ids(&ids)) {
+                    Ok(Some(batch)) => {
+                        let _ = events.send(Event::Server(Box::new(batch))).await;
+                        None
+                    }
+                    Ok(None) => None,
+                    Err(e) => Some(e),
+                }
+            }
             Effect::Export { .. } => None,
         };
         if let Some(p) = problem {
@@ -232,7 +241,9 @@ impl CaptureTask {
                     let _ = self.capture.journal.record(&entry);
                 }
                 Effect::Ke3Ids(ids) => {
-                    let _ = self.capture.add_ke3_ids(&ids);
+                    if let Ok(Some(batch)) = self.capture.add_ke3_ids(&ids) {
+                        self.absorb(app, Event::Server(Box::new(batch)));
+                    }
                 }
                 Effect::Export { .. } => {}
             }
