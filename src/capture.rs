@@ -231,12 +231,12 @@ impl Capture {
                     .map(|t| self.clock.to_utc(t))
                     .or(prev_record_at),
             };
-            if m.access {
-                if let (Some(h), Some(at)) = (&head, at) {
-                    let msg = String::from_utf8_lossy(h.message);
-                    if let Some(a) = parse_access(&msg) {
-                        batch.access.push(access_sample(this_line, at, a));
-                    }
+            if m.access
+                && let (Some(h), Some(at)) = (&head, at)
+            {
+                let msg = String::from_utf8_lossy(h.message);
+                if let Some(a) = parse_access(&msg) {
+                    batch.access.push(access_sample(this_line, at, a));
                 }
             }
             if m.kes.is_empty() {
@@ -402,12 +402,11 @@ impl Capture {
                             for e in report.entries {
                                 let (msg, _) = self.redactor.redact_str(&e.message);
                                 let msg = msg.into_owned();
-                                if e.ke == Some(Ke::Ke3) {
-                                    if let Some(id) = ke3_event_id(&msg) {
-                                        if !art.ke3_event_ids.contains(&id) {
-                                            art.ke3_event_ids.push(id);
-                                        }
-                                    }
+                                if e.ke == Some(Ke::Ke3)
+                                    && let Some(id) = ke3_event_id(&msg)
+                                    && !art.ke3_event_ids.contains(&id)
+                                {
+                                    art.ke3_event_ids.push(id);
                                 }
                                 let error = self
                                     .matcher

@@ -16,6 +16,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once, at start
 pub enum Cmd {
     /// Analyse files that already exist (saved logs, diag reports, HARs) and write a bundle.
     Analyze(AnalyzeArgs),

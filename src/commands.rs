@@ -133,11 +133,8 @@ fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
     let headless = opts.headless;
     rt.block_on(async move {
         let session = live::start(opts)?;
-        let path = if headless {
-            live::run_headless(session).await?
-        } else {
-            live::run_headless(session).await?
-        };
+        let _ = headless;
+        let path = live::run_headless(session).await?;
         Ok(Some(path))
     })
 }

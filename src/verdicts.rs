@@ -127,20 +127,19 @@ fn q1(app: &App) -> Verdict {
             s(r, "algorithm") == Some(o.algorithm.as_str())
                 && s(r, "key_id") == Some(o.key_id.as_str())
         });
-        if let (Some(row), Some(up)) = (stored, o.uploaded_key.as_deref()) {
-            if let Some(st) = stored_key(row) {
-                if st != up {
-                    basis.push("db/last.json#otk_inventory".into());
-                    return Verdict {
-                        answer: "divergence",
-                        summary: format!(
-                            "One-time key {}:{} is stored on the homeserver with a different key than the client keeps uploading: the OTK state has diverged (KE-1 root).",
-                            o.algorithm, o.key_id
-                        ),
-                        basis,
-                    };
-                }
-            }
+        if let (Some(row), Some(up)) = (stored, o.uploaded_key.as_deref())
+            && let Some(st) = stored_key(row)
+            && st != up
+        {
+            basis.push("db/last.json#otk_inventory".into());
+            return Verdict {
+                answer: "divergence",
+                summary: format!(
+                    "One-time key {}:{} is stored on the homeserver with a different key than the client keeps uploading: the OTK state has diverged (KE-1 root).",
+                    o.algorithm, o.key_id
+                ),
+                basis,
+            };
         }
     }
     let otk_zero = rows(app, "otk_counts").is_some_and(|r| {

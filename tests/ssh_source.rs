@@ -471,10 +471,10 @@ async fn agent_authentication() {
 /// set one: `set_var` is unsafe and the crate forbids unsafe code).
 fn some_env_var() -> (String, String) {
     for name in ["CARGO_MANIFEST_DIR", "HOME", "PATH"] {
-        if let Ok(v) = std::env::var(name) {
-            if v.len() >= 5 {
-                return (name.to_string(), v);
-            }
+        if let Ok(v) = std::env::var(name)
+            && v.len() >= 5
+        {
+            return (name.to_string(), v);
         }
     }
     panic!("no usable environment variable");

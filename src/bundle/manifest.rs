@@ -49,14 +49,14 @@ pub fn build(
     for d in sources {
         let mut d = d.clone();
         let name = d.get("name").and_then(|n| n.as_str()).map(str::to_string);
-        if let (Some(obj), Some(name)) = (d.as_object_mut(), name) {
-            if let Some(info) = app.sources.get(&name) {
-                obj.insert("status".into(), json!(info.status.label()));
-                obj.insert("gaps".into(), json!(info.gaps));
-                if let Some(o) = info.clock_offset_ms {
-                    obj.insert("clock_offset_ms".into(), json!(o));
-                    obj.insert("clock_offset_bound_ms".into(), json!(info.clock_bound_ms));
-                }
+        if let (Some(obj), Some(name)) = (d.as_object_mut(), name)
+            && let Some(info) = app.sources.get(&name)
+        {
+            obj.insert("status".into(), json!(info.status.label()));
+            obj.insert("gaps".into(), json!(info.gaps));
+            if let Some(o) = info.clock_offset_ms {
+                obj.insert("clock_offset_ms".into(), json!(o));
+                obj.insert("clock_offset_bound_ms".into(), json!(info.clock_bound_ms));
             }
         }
         srcs.push(d);

@@ -198,13 +198,13 @@ fn entry_from(
             }
         }
     }
-    if e.ke.is_none() {
-        if let Some(c) = matcher.classify_client(&e.message) {
-            e.ke = Some(c.ke);
-            e.ke_derived = true;
-            if e.signature.is_none() {
-                e.signature = Some(c.signature);
-            }
+    if e.ke.is_none()
+        && let Some(c) = matcher.classify_client(&e.message)
+    {
+        e.ke = Some(c.ke);
+        e.ke_derived = true;
+        if e.signature.is_none() {
+            e.signature = Some(c.signature);
         }
     }
     e

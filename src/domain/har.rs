@@ -69,12 +69,11 @@ fn python_repr_to_json(s: &str) -> Option<Value> {
 /// client entry, response body).
 pub fn parse_otk_conflict(text: &str) -> Option<OffendingKey> {
     // A JSON response body carries the message in its `error` field.
-    if text.trim_start().starts_with('{') {
-        if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(text.trim()) {
-            if let Some(e) = o.get("error").and_then(|e| e.as_str()) {
-                return parse_otk_conflict(e);
-            }
-        }
+    if text.trim_start().starts_with('{')
+        && let Ok(Value::Object(o)) = serde_json::from_str::<Value>(text.trim())
+        && let Some(e) = o.get("error").and_then(|e| e.as_str())
+    {
+        return parse_otk_conflict(e);
     }
     let i = text.find("One time key ")?;
     let rest = &text[i + "One time key ".len()..];
@@ -271,13 +270,12 @@ fn keys_upload(index: usize, e: &Value) -> Option<KeysUploadExchange> {
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.with_timezone(&chrono::Utc));
     let mut request_keys = Vec::new();
-    if let Some(body) = e.pointer("/request/postData/text").and_then(|t| t.as_str()) {
-        if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(body) {
-            if let Some(Value::Object(otks)) = o.get("one_time_keys") {
-                for (k, v) in otks {
-                    request_keys.push((k.clone(), v.clone()));
-                }
-            }
+    if let Some(body) = e.pointer("/request/postData/text").and_then(|t| t.as_str())
+        && let Ok(Value::Object(o)) = serde_json::from_str::<Value>(body)
+        && let Some(Value::Object(otks)) = o.get("one_time_keys")
+    {
+        for (k, v) in otks {
+            request_keys.push((k.clone(), v.clone()));
         }
     }
     let response_body = e.pointer("/response/content").and_then(body_text);
@@ -344,11 +342,11 @@ fn redact_value(v: &mut Value, redactor: &Redactor, n: &mut usize) {
                     // HAR's parsed cookie lists: every value is a secret.
                     if let Value::Array(cs) = x {
                         for c in cs.iter_mut() {
-                            if let Some(val) = c.get_mut("value") {
-                                if val.as_str() != Some(REDACTED) {
-                                    *val = Value::String(REDACTED.into());
-                                    *n += 1;
-                                }
+                            if let Some(val) = c.get_mut("value")
+                                && val.as_str() != Some(REDACTED)
+                            {
+                                *val = Value::String(REDACTED.into());
+                                *n += 1;
                             }
                         }
                     }

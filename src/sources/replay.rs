@@ -86,11 +86,11 @@ impl Recording {
         if let (Some(first), Some(&t0)) = (read_db("first.json"), polls.first()) {
             rec.schedule
                 .push((t0, Scheduled::Db(Box::new(poll(t0, first)))));
-            if let (Some(last), Some(&t1)) = (read_db("last.json"), polls.last()) {
-                if t1 > t0 {
-                    rec.schedule
-                        .push((t1, Scheduled::Db(Box::new(poll(t1, last)))));
-                }
+            if let (Some(last), Some(&t1)) = (read_db("last.json"), polls.last())
+                && t1 > t0
+            {
+                rec.schedule
+                    .push((t1, Scheduled::Db(Box::new(poll(t1, last)))));
             }
         }
         rec.schedule.sort_by_key(|(t, _)| *t);
@@ -183,14 +183,14 @@ impl Recording {
             if n == 0 {
                 break;
             }
-            if let Some(a) = at {
-                if clock.real_wait_until(a) > std::time::Duration::ZERO {
-                    if !chunk.is_empty() {
-                        let _ = tx.send(server(&mut chunk, clock.now())).await;
-                    }
-                    if wait(&clock, a, &mut shutdown).await {
-                        return;
-                    }
+            if let Some(a) = at
+                && clock.real_wait_until(a) > std::time::Duration::ZERO
+            {
+                if !chunk.is_empty() {
+                    let _ = tx.send(server(&mut chunk, clock.now())).await;
+                }
+                if wait(&clock, a, &mut shutdown).await {
+                    return;
                 }
             }
             chunk.extend_from_slice(&line);

@@ -381,14 +381,12 @@ pub fn remote_processes(marker: &Path) -> Vec<String> {
             continue; // zombie awaiting its reaper: not running
         }
         let mut hit = cmd.contains(&m);
-        if !hit {
-            if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-                hit = fds.flatten().any(|fd| {
-                    std::fs::read_link(fd.path())
-                        .map(|l| l.to_string_lossy().starts_with(&m))
-                        .unwrap_or(false)
-                });
-            }
+        if !hit && let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            hit = fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .map(|l| l.to_string_lossy().starts_with(&m))
+                    .unwrap_or(false)
+            });
         }
         if hit {
             found.push(format!(

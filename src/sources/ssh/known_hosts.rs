@@ -245,10 +245,10 @@ pub(crate) fn append(
     key: &PublicKey,
 ) -> std::io::Result<()> {
     let path = &files.user;
-    if let Some(parent) = path.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)?;
-        }
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)?;
     }
     let needs_newline = match std::fs::read(path) {
         Ok(b) => !b.is_empty() && !b.ends_with(b"\n"),
