@@ -2,6 +2,9 @@
 //! touches the UI or the App state, and none dies silently: failures arrive as
 //! [`SourceStatus::Error`] with the reason.
 
+pub mod downloads;
+pub mod file;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -15,13 +18,17 @@ pub enum SourceStatus {
     /// Bytes can arrive.
     Live,
     /// Connected, but nothing arrives and keepalives fail.
-    Stalled { reason: String },
+    Stalled {
+        reason: String,
+    },
     Reconnecting {
         attempt: u32,
         next_try_ms: u64,
         reason: String,
     },
-    Error { reason: String },
+    Error {
+        reason: String,
+    },
     /// Finished (end of a file being replayed, or shut down).
     Stopped,
 }
