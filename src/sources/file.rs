@@ -165,15 +165,15 @@ struct Step {
 
 /// Which file a path names. Holding the old file open keeps its inode alive,
 /// so a recreated file can never reuse it while we compare.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileId {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FileId {
     dev: u64,
     ino: u64,
 }
 
 impl FileId {
     #[cfg(unix)]
-    fn of(m: &Metadata) -> FileId {
+    pub(crate) fn of(m: &Metadata) -> FileId {
         use std::os::unix::fs::MetadataExt;
         FileId {
             dev: m.dev(),
@@ -182,7 +182,7 @@ impl FileId {
     }
 
     #[cfg(not(unix))]
-    fn of(m: &Metadata) -> FileId {
+    pub(crate) fn of(m: &Metadata) -> FileId {
         // No inode numbers: the creation time tells a recreated file apart.
         let ns = m
             .created()
