@@ -204,9 +204,12 @@ impl Scanner {
         }
     }
 
-    fn missing(&mut self, out: &mut Vec<Out>, reason: String) -> Scan {
-        // A folder that is not there at start holds nothing "already there".
-        self.at_start = false;
+    /// Reports the folder unusable. `absent`: it does not exist (rather than
+    /// existing unreadably), so nothing in it can predate the start.
+    fn missing(&mut self, out: &mut Vec<Out>, reason: String, absent: bool) -> Scan {
+        if absent {
+            self.at_start = false;
+        }
         self.dir_id = None;
         self.watcher = None;
         self.pending.clear();
@@ -226,11 +229,11 @@ impl Scanner {
                     "downloads folder '{}' is not a folder; retrying",
                     self.dir.display()
                 );
-                return self.missing(&mut out, reason);
+                return self.missing(&mut out, reason, true);
             }
             Err(e) => {
                 let reason = format!("downloads folder '{}': {e}; retrying", self.dir.display());
-                return self.missing(&mut out, reason);
+                return self.missing(&mut out, reason, e.kind() == std::io::ErrorKind::NotFound);
             }
         };
         let dir_id = FileId::of(&dir_meta);
@@ -254,7 +257,7 @@ impl Scanner {
                     "cannot list downloads folder '{}': {e}; retrying",
                     self.dir.display()
                 );
-                return self.missing(&mut out, reason);
+                return self.missing(&mut out, reason, e.kind() == std::io::ErrorKind::NotFound);
             }
         };
         self.report(&mut out, SourceStatus::Live);

@@ -208,9 +208,23 @@ struct Tail {
     /// Only the first successful open at start honours "start at the end";
     /// a file that appears later is new and read from byte 0.
     at_start: bool,
+    /// After a read error the file is closed; if reopening finds the same
+    /// file, reading resumes here instead of at 0.
+    resume: Option<(FileId, u64)>,
     /// Last status sent, so a persisting condition is reported once.
     last_status: Option<SourceStatus>,
     buf: Vec<u8>,
+}
+
+/// How [`Tail::open_path`] positioned a newly opened file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opened {
+    /// At start: the end, or `backfill` lines before it.
+    AtStart,
+    /// The same file as before a read error, where reading stopped.
+    Resumed,
+    /// A file that appeared after start: from byte 0.
+    New,
 }
 
 impl Tail {
@@ -220,6 +234,7 @@ impl Tail {
             backfill,
             open: None,
             at_start: true,
+            resume: None,
             last_status: None,
             buf: vec![0; CHUNK],
         }
@@ -235,15 +250,13 @@ impl Tail {
     fn step(&mut self) -> Step {
         let mut step = Step::default();
         if self.open.is_none() {
-            let appeared_later = !self.at_start;
-            if !self.open_path(&mut step.out) {
-                return step;
-            }
-            if appeared_later {
-                step.out.push(Out::Note(format!(
+            match self.open_path(&mut step.out) {
+                None => return step,
+                Some(Opened::New) => step.out.push(Out::Note(format!(
                     "'{}' appeared; following it from the start",
                     self.path.display()
-                )));
+                ))),
+                Some(Opened::AtStart | Opened::Resumed) => {}
             }
         }
         match self.read_available(&mut step.out) {
@@ -255,6 +268,10 @@ impl Tail {
             Err(e) => {
                 let reason = format!("cannot read '{}': {e}; retrying", self.path.display());
                 self.report(&mut step.out, SourceStatus::Error { reason });
+                // Reopen next time: a stale handle (NFS) never recovers.
+                if let Some(o) = self.open.take() {
+                    self.resume = Some((o.id, o.pos));
+                }
                 return step;
             }
         }
@@ -266,8 +283,8 @@ impl Tail {
         step
     }
 
-    /// Opens the path; on failure reports why and returns false.
-    fn open_path(&mut self, out: &mut Vec<Out>) -> bool {
+    /// Opens the path and positions it; on failure reports why.
+    fn open_path(&mut self, out: &mut Vec<Out>) -> Option<Opened> {
         let opened = File::open(&self.path).and_then(|file| {
             let m = file.metadata()?;
             if m.is_dir() {
@@ -275,42 +292,37 @@ impl Tail {
             }
             Ok((file, m))
         });
-        match opened {
-            Ok((mut file, m)) => {
-                let pos = if self.at_start {
-                    match start_offset(&mut file, m.len(), self.backfill) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            let reason =
-                                format!("cannot read '{}': {e}; retrying", self.path.display());
-                            self.report(out, SourceStatus::Error { reason });
-                            return false;
-                        }
-                    }
-                } else {
-                    0
-                };
-                self.at_start = false;
-                self.open = Some(Open {
-                    file,
-                    id: FileId::of(&m),
-                    pos,
-                });
-                self.report(out, SourceStatus::Live);
-                true
-            }
+        let (mut file, m) = match opened {
+            Ok(x) => x,
             Err(e) => {
                 // A file that is not there at start is followed from byte 0
-                // once it appears.
-                self.at_start = false;
-                let reason = format!(
-                    "cannot open '{}': {e}; retrying until it appears",
-                    self.path.display()
-                );
+                // once it appears. One that exists but cannot be read yet
+                // (permissions) still starts at its end once it can.
+                if e.kind() == io::ErrorKind::NotFound {
+                    self.at_start = false;
+                }
+                let reason = format!("cannot open '{}': {e}; retrying", self.path.display());
                 self.report(out, SourceStatus::Error { reason });
-                false
+                return None;
             }
-        }
+        };
+        let id = FileId::of(&m);
+        let (pos, how) = match self.resume.take() {
+            Some((rid, rpos)) if rid == id => (rpos, Opened::Resumed),
+            _ if self.at_start => match start_offset(&mut file, m.len(), self.backfill) {
+                Ok(p) => (p, Opened::AtStart),
+                Err(e) => {
+                    let reason = format!("cannot read '{}': {e}; retrying", self.path.display());
+                    self.report(out, SourceStatus::Error { reason });
+                    return None;
+                }
+            },
+            _ => (0, Opened::New),
+        };
+        self.at_start = false;
+        self.open = Some(Open { file, id, pos });
+        self.report(out, SourceStatus::Live);
+        Some(how)
     }
 
     /// Reads from the open file up to [`STEP_BUDGET`] bytes. `Ok(true)` means
@@ -379,7 +391,8 @@ impl Tail {
                     return false;
                 };
                 self.at_start = false;
-                if self.open_path(out) {
+                self.resume = None;
+                if self.open_path(out).is_some() {
                     out.push(Out::Note(format!(
                         "'{}' was rotated: read the old file to its end ({old_end} bytes); \
                          following the new file from the start",
