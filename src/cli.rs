@@ -28,6 +28,20 @@ pub enum Cmd {
     Replay(ReplayArgs),
     /// Turn a journal left behind by a crash or `kill -9` into a bundle.
     Recover(RecoverArgs),
+    /// Print the key bindings in force (built-in keymap plus your overrides).
+    Keys,
+    /// Print a commented example config, or check a config file.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print a commented example of every section.
+    #[arg(long)]
+    pub example: bool,
+    /// Check this config file and say what is wrong with it.
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

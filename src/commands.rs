@@ -14,12 +14,18 @@ pub fn default_config_path() -> Option<PathBuf> {
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {
-        Some(p) => Ok(Config::load(p).map_err(|e| UsageError(e.to_string()))?),
+        Some(p) => checked(p),
         None => match default_config_path().filter(|p| p.is_file()) {
-            Some(p) => Ok(Config::load(&p).map_err(|e| UsageError(e.to_string()))?),
+            Some(p) => checked(&p),
             None => Ok(Config::default()),
         },
     }
+}
+
+fn checked(p: &Path) -> anyhow::Result<Config> {
+    let cfg = Config::load(p).map_err(|e| UsageError(e.to_string()))?;
+    cfg.validate(p).map_err(|e| UsageError(e.to_string()))?;
+    Ok(cfg)
 }
 
 fn out_dir(cli: Option<&PathBuf>, cfg: &Config) -> PathBuf {
@@ -125,6 +131,23 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
             crate::bundle::recover::recover(&journal, &out, a.label.as_deref(), restart).map(Some)
         }
         Some(Cmd::Analyze(a)) => crate::analyze::run(&a).map(Some),
+        Some(Cmd::Keys) => {
+            let keymap = crate::config::keymap::Keymap::load_user()
+                .map_err(|e| UsageError(e.to_string()))?;
+            print!("{}", keymap.to_table());
+            Ok(None)
+        }
+        Some(Cmd::Config(a)) => {
+            if let Some(p) = &a.check {
+                checked(p)?;
+                println!("{}: ok", p.display());
+            } else if a.example {
+                print!("{}", crate::config::EXAMPLE);
+            } else {
+                return Err(UsageError("give --example or --check FILE".into()).into());
+            }
+            Ok(None)
+        }
     }
 }
 

@@ -2,11 +2,17 @@
 //! Precedence is CLI > file > embedded defaults.
 
 pub mod duration;
+pub mod keymap;
+mod validate;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub use duration::HumanDuration;
+
+/// The commented example config (`callcap config --example`); a test proves
+/// it parses and validates.
+pub const EXAMPLE: &str = include_str!("../../assets/config.example.toml");
 
 /// Errors that say what to fix: the file, the key and the bad value.
 #[derive(Debug, thiserror::Error)]
@@ -166,10 +172,19 @@ pub struct SignaturesConfig {
 }
 
 impl Config {
+    /// Parses TOML. Errors name the key when it can be located, and the
+    /// line and column otherwise (syntax errors).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim().replace('\n', " "),
+        toml::from_str(text).map_err(|e| match describe_toml_error(text, &e) {
+            (Some(key), message) => ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key,
+                message,
+            },
+            (None, message) => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
         })
     }
 
@@ -191,3 +206,79 @@ pub fn expand_tilde(p: &Path) -> PathBuf {
     }
     p.to_path_buf()
 }
+
+/// Splits a TOML error into the dotted key it is about (when its position
+/// falls on a key or a value) and a one-line message, with serde's "field"
+/// said as "key" and backticks as quotes, the way the rest of our errors
+/// quote values. Without a key the message starts with the line and column.
+pub(crate) fn describe_toml_error(text: &str, e: &toml::de::Error) -> (Option<String>, String) {
+    let mut message = e
+        .message()
+        .trim()
+        .replace('\n', " ")
+        .replace("unknown field", "unknown key")
+        .replace("missing field", "missing key")
+        .replace("expected u64", "expected a whole number")
+        .replace("expected u16", "expected a whole number from 0 to 65535")
+        .replace('`', "'");
+    // serde quotes a bad string as `string "x"`; quote it like every other value.
+    if let Some(rest) = message.strip_prefix("invalid type: string \"") {
+        if let Some((value, tail)) = rest.split_once("\", ") {
+            message = format!("invalid type: string '{value}', {tail}");
+        }
+    }
+    let Some(span) = e.span() else {
+        return (None, message);
+    };
+    let key = toml::de::DeTable::parse(text)
+        .ok()
+        .and_then(|doc| key_at(doc.get_ref(), span.start, ""));
+    match key {
+        Some(key) => (Some(key), message),
+        None => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            (None, format!("line {line}, column {column}: {message}"))
+        }
+    }
+}
+
+/// The deepest key whose name or value covers byte `pos`. Table headers only
+/// span `[name]`, so children are searched whether or not the parent covers
+/// `pos`.
+fn key_at(table: &toml::de::DeTable<'_>, pos: usize, prefix: &str) -> Option<String> {
+    for (k, v) in table.iter() {
+        let name = if prefix.is_empty() {
+            k.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", k.get_ref())
+        };
+        if let Some(deeper) = key_in_value(v, pos, &name) {
+            return Some(deeper);
+        }
+        if k.span().contains(&pos) || v.span().contains(&pos) {
+            return Some(name);
+        }
+    }
+    None
+}
+
+fn key_in_value(
+    v: &toml::Spanned<toml::de::DeValue<'_>>,
+    pos: usize,
+    name: &str,
+) -> Option<String> {
+    match v.get_ref() {
+        toml::de::DeValue::Table(t) => key_at(t, pos, name),
+        toml::de::DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let indexed = format!("{name}[{i}]");
+            key_in_value(item, pos, &indexed)
+                .or_else(|| item.span().contains(&pos).then_some(indexed))
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

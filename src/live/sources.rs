@@ -189,16 +189,28 @@ async fn tunnel(
 }
 
 fn spawn_file_tail(
-    _log: &crate::config::ServerLogConfig,
-    _ctx: &SourceContext<'_>,
-    _tasks: &mut Vec<JoinHandle<()>>,
+    log: &crate::config::ServerLogConfig,
+    ctx: &SourceContext<'_>,
+    tasks: &mut Vec<JoinHandle<()>>,
 ) {
+    tasks.push(tokio::spawn(crate::sources::file::run_file_tail(
+        crate::config::expand_tilde(&log.path),
+        log.backfill,
+        ctx.tx.clone(),
+        ctx.shutdown.clone(),
+    )));
 }
 
 fn spawn_downloads(
-    _dir: std::path::PathBuf,
-    _include_existing: bool,
-    _ctx: &SourceContext<'_>,
-    _tasks: &mut Vec<JoinHandle<()>>,
+    dir: std::path::PathBuf,
+    include_existing: bool,
+    ctx: &SourceContext<'_>,
+    tasks: &mut Vec<JoinHandle<()>>,
 ) {
+    tasks.push(tokio::spawn(crate::sources::downloads::run_downloads(
+        dir,
+        include_existing,
+        ctx.tx.clone(),
+        ctx.shutdown.clone(),
+    )));
 }

@@ -2,13 +2,15 @@
 //! touches the UI or the App state, and none dies silently: failures arrive as
 //! [`SourceStatus::Error`] with the reason.
 
+pub mod db;
+pub mod downloads;
+pub mod file;
+pub mod replay;
 pub mod ssh;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-pub mod db;
 
 /// A source's connection state, shown in the status bar.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,5 +115,3 @@ pub struct DbPoll {
     /// The SQL actually run, keyed by query name (after column adaptation).
     pub sql: std::collections::BTreeMap<String, String>,
 }
-
-pub mod replay;

@@ -1,0 +1,248 @@
+use super::*;
+
+fn path() -> &'static Path {
+    Path::new("/etc/callcap/config.toml")
+}
+
+/// The error from parsing and validating `text`.
+fn msg(text: &str) -> String {
+    match Config::parse(text, path()).and_then(|c| c.validate(path()).map(|()| c)) {
+        Ok(c) => panic!("expected an error for {text:?}, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const PREFIX: &str = "config file '/etc/callcap/config.toml': ";
+
+fn valid(text: &str) -> Result<Config, ConfigError> {
+    let c = Config::parse(text, path())?;
+    c.validate(path())?;
+    Ok(c)
+}
+
+#[test]
+fn example_config_parses_validates_and_documents_the_defaults() -> Result<(), ConfigError> {
+    let c = valid(EXAMPLE)?;
+    let ssh = c.ssh.as_ref().map(|s| (s.host.as_str(), s.host_key_check));
+    assert_eq!(ssh, Some(("10.10.10.4", HostKeyCheck::default())));
+    let log = c.server_log.as_ref();
+    assert_eq!(
+        log.map(|l| l.path.as_path()),
+        Some(Path::new("/var/log/matrix-synapse/homeserver.log"))
+    );
+    assert_eq!(
+        log.and_then(|l| l.exec_prefix.as_deref()),
+        Some("pct exec 151 --")
+    );
+    // Values the example spells out must be the real defaults, or the
+    // example documents something the program does not do.
+    assert_eq!(log.map(|l| l.timezone.clone()), Some(default_timezone()));
+    assert_eq!(log.map(|l| l.backfill), Some(0));
+    assert_eq!(
+        c.client.include_existing,
+        ClientConfig::default().include_existing
+    );
+    assert_eq!(c.analysis, AnalysisConfig::default());
+    assert_eq!(c.signatures, SignaturesConfig::default());
+    let db = c.database.as_ref();
+    assert_eq!(
+        db.map(|d| d.url.as_str()),
+        Some("postgres://synapse@10.10.10.44:5432/synapse")
+    );
+    assert_eq!(db.map(|d| d.poll_interval), Some(default_poll_interval()));
+    assert_eq!(
+        db.map(|d| d.statement_timeout),
+        Some(default_statement_timeout())
+    );
+    assert_eq!(db.map(|d| d.via_ssh), Some(false));
+    Ok(())
+}
+
+#[test]
+fn example_config_has_every_section() {
+    for section in [
+        "[ssh]",
+        "[server-log]",
+        "[client]",
+        "[call]",
+        "[bundle]",
+        "[database]",
+        "[analysis]",
+        "[signatures]",
+    ] {
+        assert!(
+            EXAMPLE.lines().any(|l| l.trim() == section),
+            "{section} is missing from the example"
+        );
+    }
+}
+
+#[test]
+fn acceptance_keys_for_local_sources_parse() -> Result<(), ConfigError> {
+    let c = valid(
+        r#"
+[server-log]
+path = "/tmp/homeserver.log"
+[client]
+downloads = "/tmp/dl"
+[call]
+user-id = "@alice:example.org"
+device-id = "ABCDEFGHIJ"
+participants = ["@bob:example.org", "@carol:example.org:8448/QWERTY"]
+[bundle]
+out = "/tmp/out"
+"#,
+    )?;
+    assert!(c.ssh.is_none(), "no [ssh]: the log is a local file");
+    assert_eq!(c.client.downloads.as_deref(), Some(Path::new("/tmp/dl")));
+    assert_eq!(c.call.participants.len(), 2);
+    assert_eq!(c.bundle.out.as_deref(), Some(Path::new("/tmp/out")));
+    assert_eq!(valid("")?, Config::default());
+    Ok(())
+}
+
+#[test]
+fn unknown_key_names_the_key_and_what_is_allowed() {
+    assert_eq!(
+        msg("[ssh]\nhost = \"h\"\nhots = 1\n"),
+        format!(
+            "{PREFIX}key 'ssh.hots': unknown key 'hots', expected one of 'host', 'port', \
+             'user', 'identity-file', 'passphrase-env', 'known-hosts', 'host-key-check', \
+             'jump', 'ssh-config', 'connect-timeout', 'keepalive-interval'"
+        )
+    );
+    assert_eq!(
+        msg("colour = true\n"),
+        format!(
+            "{PREFIX}key 'colour': unknown key 'colour', expected one of 'ssh', \
+             'server-log', 'client', 'call', 'bundle', 'database', 'analysis', 'signatures'"
+        )
+    );
+}
+
+#[test]
+fn bad_value_types_name_the_key_and_the_value() {
+    assert_eq!(
+        msg("[server-log]\npath = \"/x\"\nbackfill = \"ten\"\n"),
+        format!(
+            "{PREFIX}key 'server-log.backfill': invalid type: string 'ten', expected a whole number"
+        )
+    );
+    assert_eq!(
+        msg("[call]\nparticipants = [\"@a:b\", 3]\n"),
+        format!("{PREFIX}key 'call.participants[1]': invalid type: integer '3', expected a string")
+    );
+    assert_eq!(
+        msg("[ssh]\nhost = \"h\"\nport = 70000\n"),
+        format!(
+            "{PREFIX}key 'ssh.port': invalid value: integer '70000', expected a whole number from 0 to 65535"
+        )
+    );
+    assert_eq!(
+        msg("[database]\nurl = \"postgres://a@b/c\"\npoll-interval = \"fast\"\n"),
+        format!(
+            "{PREFIX}key 'database.poll-interval': 'fast' is not a duration (try \"5s\", \"250ms\", \"2m\")"
+        )
+    );
+    assert_eq!(
+        msg("[ssh]\nhost-key-check = \"yes\"\nhost = \"h\"\n"),
+        format!(
+            "{PREFIX}key 'ssh.host-key-check': unknown variant 'yes', expected 'strict' or 'accept-new'"
+        )
+    );
+}
+
+#[test]
+fn missing_keys_and_syntax_errors_say_where() {
+    assert_eq!(
+        msg("[server-log]\ntimezone = \"UTC\"\n"),
+        format!("{PREFIX}key 'server-log': missing key 'path'")
+    );
+    assert_eq!(
+        msg("[call]\nuser-id = \"@a:b\"\n[ssh\nhost = 1\n"),
+        format!("{PREFIX}line 3, column 5: unclosed table, expected ']'")
+    );
+}
+
+#[test]
+fn bad_timezone_is_rejected_with_the_value() {
+    assert_eq!(
+        msg("[server-log]\npath = \"/x\"\ntimezone = \"Mars/Olympus\"\n"),
+        format!(
+            "{PREFIX}key 'server-log.timezone': unknown time zone 'Mars/Olympus' \
+             (use UTC or an IANA name such as Europe/Berlin)"
+        )
+    );
+    assert!(valid("[server-log]\npath = \"/x\"\ntimezone = \"Europe/Berlin\"\n").is_ok());
+}
+
+#[test]
+fn semantic_checks_name_the_key_and_the_value() {
+    let cases = [
+        (
+            "[database]\nurl = \"postgres://a@b/c\"\npoll-interval = \"0s\"\n",
+            "key 'database.poll-interval': '0s' must be longer than zero",
+        ),
+        (
+            "[database]\nurl = \"mysql://a@b/c\"\n",
+            "key 'database.url': 'mysql://a@b/c' is not a PostgreSQL URL \
+             (expected 'postgres://user@host:5432/dbname')",
+        ),
+        (
+            "[database]\nurl = \"postgres://a@b/c\"\nvia-ssh = true\n",
+            "key 'database.via-ssh': 'true' needs an [ssh] section to tunnel through",
+        ),
+        (
+            "[ssh]\nhost = \"  \"\n",
+            "key 'ssh.host': must not be empty (a host name, an address or a Host alias \
+             from ~/.ssh/config)",
+        ),
+        (
+            "[ssh]\nhost = \"h\"\nport = 0\n",
+            "key 'ssh.port': '0' is not a port (1 to 65535)",
+        ),
+        (
+            "[call]\nuser-id = \"alice\"\n",
+            "key 'call.user-id': 'alice' is not a Matrix user id (expected '@user:server')",
+        ),
+        (
+            "[call]\nuser-id = \"@alice\"\n",
+            "key 'call.user-id': '@alice' is not a Matrix user id (expected '@user:server')",
+        ),
+        (
+            "[call]\nparticipants = [\"@bob:example.org\", \"bob\"]\n",
+            "key 'call.participants[1]': 'bob' is not a participant \
+             (expected '@user:server' or '@user:server/DEVICE')",
+        ),
+        (
+            "[call]\nevent-ids = [\"SASBBzoqj\"]\n",
+            "key 'call.event-ids[0]': 'SASBBzoqj' is not an event id (expected '$...')",
+        ),
+        (
+            "[bundle]\nlabel = \"a/b\"\n",
+            "key 'bundle.label': 'a/b' cannot name a folder (no '/' or '\\', not empty)",
+        ),
+        (
+            "[analysis]\nrestart-timeout = \"0ms\"\n",
+            "key 'analysis.restart-timeout': '0s' must be longer than zero",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(msg(text), format!("{PREFIX}{want}"), "for {text:?}");
+    }
+}
+
+#[test]
+fn load_names_a_missing_file() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let p = dir.path().join("none.toml");
+    let e = Config::load(&p)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.starts_with(&format!("cannot read config file '{}': ", p.display())),
+        "{e}"
+    );
+    Ok(())
+}

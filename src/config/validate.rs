@@ -1,0 +1,176 @@
+//! Checks that TOML types cannot express. The first problem found is
+//! returned, naming the file, the key and the bad value.
+
+use super::{Config, ConfigError};
+use crate::domain::synapse_log::LogClock;
+use std::path::Path;
+use std::time::Duration;
+
+impl Config {
+    /// Checks values beyond their types: a time zone the log clock knows,
+    /// intervals above zero, ids that look like Matrix ids.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+
+        if let Some(ssh) = &self.ssh {
+            if ssh.host.trim().is_empty() {
+                return Err(bad(
+                    "ssh.host",
+                    "must not be empty (a host name, an address or a Host alias from ~/.ssh/config)"
+                        .into(),
+                ));
+            }
+            if ssh.port == Some(0) {
+                return Err(bad("ssh.port", "'0' is not a port (1 to 65535)".into()));
+            }
+            if let Some(jump) = &ssh.jump {
+                if jump.trim().is_empty() {
+                    return Err(bad(
+                        "ssh.jump",
+                        "must not be empty (user@host:port of the bastion)".into(),
+                    ));
+                }
+            }
+            for (key, d) in [
+                ("ssh.connect-timeout", ssh.connect_timeout),
+                ("ssh.keepalive-interval", ssh.keepalive_interval),
+            ] {
+                if let Some(d) = d {
+                    positive(d.as_duration(), &d.to_string()).map_err(|m| bad(key, m))?;
+                }
+            }
+        }
+
+        if let Some(log) = &self.server_log {
+            if log.path.as_os_str().is_empty() {
+                return Err(bad(
+                    "server-log.path",
+                    "must not be empty (e.g. \"/var/log/matrix-synapse/homeserver.log\")".into(),
+                ));
+            }
+            // The same parser the log clock uses, so what passes here works there.
+            LogClock::new(&log.timezone).map_err(|m| bad("server-log.timezone", m))?;
+            if let Some(prefix) = &log.exec_prefix {
+                if prefix.trim().is_empty() {
+                    return Err(bad(
+                        "server-log.exec-prefix",
+                        "must not be empty (leave it out, or e.g. \"pct exec 151 --\")".into(),
+                    ));
+                }
+            }
+        }
+
+        if let Some(user) = &self.call.user_id {
+            if !is_user_id(user) {
+                return Err(bad(
+                    "call.user-id",
+                    format!("'{user}' is not a Matrix user id (expected '@user:server')"),
+                ));
+            }
+        }
+        if let Some(device) = &self.call.device_id {
+            if device.trim().is_empty() || device.contains(char::is_whitespace) {
+                return Err(bad(
+                    "call.device-id",
+                    format!("'{device}' is not a device id (e.g. 'ABCDEFGHIJ')"),
+                ));
+            }
+        }
+        for (i, p) in self.call.participants.iter().enumerate() {
+            let (user, device) = match p.split_once('/') {
+                Some((u, d)) => (u, Some(d)),
+                None => (p.as_str(), None),
+            };
+            if !is_user_id(user) || device.is_some_and(|d| d.is_empty() || d.contains('/')) {
+                return Err(bad(
+                    &format!("call.participants[{i}]"),
+                    format!(
+                        "'{p}' is not a participant (expected '@user:server' or '@user:server/DEVICE')"
+                    ),
+                ));
+            }
+        }
+        for (i, id) in self.call.event_ids.iter().enumerate() {
+            if !id.starts_with('$') || id.len() < 2 || id.contains(char::is_whitespace) {
+                return Err(bad(
+                    &format!("call.event-ids[{i}]"),
+                    format!("'{id}' is not an event id (expected '$...')"),
+                ));
+            }
+        }
+
+        if let Some(label) = &self.bundle.label {
+            if label.trim().is_empty() || label.contains(['/', '\\']) {
+                return Err(bad(
+                    "bundle.label",
+                    format!("'{label}' cannot name a folder (no '/' or '\\', not empty)"),
+                ));
+            }
+        }
+
+        if let Some(db) = &self.database {
+            if !(db.url.starts_with("postgres://") || db.url.starts_with("postgresql://")) {
+                return Err(bad(
+                    "database.url",
+                    format!(
+                        "'{}' is not a PostgreSQL URL (expected 'postgres://user@host:5432/dbname')",
+                        db.url
+                    ),
+                ));
+            }
+            if db.via_ssh && self.ssh.is_none() {
+                return Err(bad(
+                    "database.via-ssh",
+                    "'true' needs an [ssh] section to tunnel through".into(),
+                ));
+            }
+            for (key, d) in [
+                ("database.poll-interval", db.poll_interval),
+                ("database.statement-timeout", db.statement_timeout),
+            ] {
+                positive(d.as_duration(), &d.to_string()).map_err(|m| bad(key, m))?;
+            }
+        }
+
+        let rt = self.analysis.restart_timeout;
+        positive(rt.as_duration(), &rt.to_string())
+            .map_err(|m| bad("analysis.restart-timeout", m))?;
+
+        if let Some(file) = &self.signatures.file {
+            if file.as_os_str().is_empty() {
+                return Err(bad(
+                    "signatures.file",
+                    "must not be empty (leave it out to use the built-in signatures)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn positive(d: Duration, shown: &str) -> Result<(), String> {
+    if d.is_zero() {
+        Err(format!("'{shown}' must be longer than zero"))
+    } else {
+        Ok(())
+    }
+}
+
+/// `@localpart:server`, where the server may carry a port.
+fn is_user_id(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('@') else {
+        return false;
+    };
+    let Some((local, server)) = rest.split_once(':') else {
+        return false;
+    };
+    !local.is_empty()
+        && !server.is_empty()
+        && !s.contains(char::is_whitespace)
+        && !server.starts_with(':')
+        && !s.contains('/')
+}

@@ -1,0 +1,192 @@
+//! `callcap live --headless` on local sources: a followed log file and a
+//! watched downloads folder; SIGTERM and SIGHUP write the bundle with every
+//! line captured.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/bundle.rs"]
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn journal_text(out: &Path) -> String {
+    std::fs::read_dir(out)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".callcap-journal-")
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("journal.jsonl")).ok())
+        .collect()
+}
+
+fn start(dir: &Path) -> (Child, PathBuf, PathBuf, PathBuf) {
+    let log = dir.join("homeserver.log");
+    std::fs::write(&log, "2026-06-30 17:59:59,000 - synapse.x - 1 - INFO - sentinel - before the capture keys/upload\n").unwrap();
+    let downloads = dir.join("Downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let out = dir.join("out");
+    let cfg = dir.join("callcap.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server-log]\npath = {:?}\n\n[client]\ndownloads = {:?}\n\n[call]\nuser-id = \"@alice:lotus.example\"\ndevice-id = \"RWDSUMBAID\"\n\n[bundle]\nout = {:?}\n",
+            log, downloads, out
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin())
+        .args(["live", "--headless", "--config", cfg.to_str().unwrap()])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the log to be followed", Duration::from_secs(30), || {
+        journal_text(&out).contains("\"source\":\"server-log\",\"status\":{\"state\":\"live\"")
+    });
+    (child, log, downloads, out)
+}
+
+fn stop(child: Child, signal: &str) -> PathBuf {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    bundle_path(&out)
+}
+
+#[test]
+fn sigterm_writes_a_bundle_with_every_line_and_the_download() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (child, log, downloads, out) = start(tmp.path());
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let mut written = String::new();
+    for i in 0..2000 {
+        let line = format!(
+            "2026-06-30 18:00:{:02},{:03} - synapse.http.server - 131 - INFO - POST-{i} - One time key signed_curve25519:AAAA already exists. Old key: {{\"key\":\"a\"}}; new key: {{'key': 'b'}}\n",
+            i / 100 % 60,
+            i % 1000
+        );
+        f.write_all(line.as_bytes()).unwrap();
+        written.push_str(&line);
+    }
+    // The last line is still being written when the capture stops.
+    f.write_all(b"2026-06-30 18:01:00,000 - synapse.x - 1 - INFO - sentinel - half")
+        .unwrap();
+    written.push_str("2026-06-30 18:01:00,000 - synapse.x - 1 - INFO - sentinel - half");
+    drop(f);
+    // A browser download: partial name first, grown, then renamed.
+    let part = downloads.join("lotus-crypto-diag-1782842680000.json.crdownload");
+    std::fs::write(
+        &part,
+        b"{\"userId\": \"@alice:lotus.example\", \"entries\": [",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut p = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&part)
+        .unwrap();
+    p.write_all(br#"{"ts": 1782842410000, "level": "error", "message": "MissingKey: missing key at index 2 for participant @bob:lotus.example"}]}"#).unwrap();
+    drop(p);
+    std::fs::rename(
+        &part,
+        downloads.join("lotus-crypto-diag-1782842680000.json"),
+    )
+    .unwrap();
+    wait_until(
+        "the download and all lines to be journaled",
+        Duration::from_secs(30),
+        || {
+            let j = journal_text(&out);
+            j.contains("lotus-crypto-diag-1782842680000.json")
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let bundle = stop(child, "-TERM");
+    verify_checksums(&bundle);
+    let kept = std::fs::read_to_string(bundle.join("server/homeserver.log")).unwrap();
+    assert_eq!(
+        kept, written,
+        "every byte after the start, nothing before it"
+    );
+    let m = manifest(&bundle);
+    assert_eq!(m["counts"]["server"]["KE-1"], 2000);
+    assert_eq!(m["counts"]["client"]["KE-2"], 1);
+    assert!(
+        bundle
+            .join("client/lotus-crypto-diag-1782842680000.json")
+            .is_file()
+    );
+    let checklist: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("checklist.json")).unwrap())
+            .unwrap();
+    let done: Vec<u64> = checklist["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["done"] == true)
+        .map(|s| s["step"].as_u64().unwrap())
+        .collect();
+    assert!(
+        done.contains(&1) && done.contains(&7) && done.contains(&10),
+        "auto-ticked steps: {done:?}"
+    );
+}
+
+#[test]
+fn sighup_also_writes_the_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (child, log, _downloads, out) = start(tmp.path());
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(
+        b"2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - sentinel - after delayed_event\n",
+    )
+    .unwrap();
+    drop(f);
+    wait_until("the line to be journaled", Duration::from_secs(30), || {
+        std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                std::fs::read_to_string(e.path().join("server/homeserver.log"))
+                    .is_ok_and(|t| t.contains("after delayed_event"))
+            })
+    });
+    let bundle = stop(child, "-HUP");
+    assert_eq!(manifest(&bundle)["counts"]["server"]["KE-4"], 1);
+}
+
+#[test]
+fn a_config_error_exits_2_before_starting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("bad.toml");
+    std::fs::write(&cfg, "[server-log]\npath = \"/x\"\ncolour = \"red\"\n").unwrap();
+    let out = callcap(&["live", "--headless", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("colour"), "{err}");
+}
