@@ -135,7 +135,11 @@ fn log_bytes(seed: u64, len: usize) -> Vec<u8> {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let b = (x >> 33) as u8;
-        out.push(if b % 61 == 0 { b'\n' } else { b'a' + b % 26 });
+        out.push(if b.is_multiple_of(61) {
+            b'\n'
+        } else {
+            b'a' + b % 26
+        });
     }
     out
 }

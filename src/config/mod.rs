@@ -222,10 +222,10 @@ pub(crate) fn describe_toml_error(text: &str, e: &toml::de::Error) -> (Option<St
         .replace("expected u16", "expected a whole number from 0 to 65535")
         .replace('`', "'");
     // serde quotes a bad string as `string "x"`; quote it like every other value.
-    if let Some(rest) = message.strip_prefix("invalid type: string \"") {
-        if let Some((value, tail)) = rest.split_once("\", ") {
-            message = format!("invalid type: string '{value}', {tail}");
-        }
+    if let Some(rest) = message.strip_prefix("invalid type: string \"")
+        && let Some((value, tail)) = rest.split_once("\", ")
+    {
+        message = format!("invalid type: string '{value}', {tail}");
     }
     let Some(span) = e.span() else {
         return (None, message);

@@ -27,13 +27,13 @@ impl Config {
             if ssh.port == Some(0) {
                 return Err(bad("ssh.port", "'0' is not a port (1 to 65535)".into()));
             }
-            if let Some(jump) = &ssh.jump {
-                if jump.trim().is_empty() {
-                    return Err(bad(
-                        "ssh.jump",
-                        "must not be empty (user@host:port of the bastion)".into(),
-                    ));
-                }
+            if let Some(jump) = &ssh.jump
+                && jump.trim().is_empty()
+            {
+                return Err(bad(
+                    "ssh.jump",
+                    "must not be empty (user@host:port of the bastion)".into(),
+                ));
             }
             for (key, d) in [
                 ("ssh.connect-timeout", ssh.connect_timeout),
@@ -54,31 +54,31 @@ impl Config {
             }
             // The same parser the log clock uses, so what passes here works there.
             LogClock::new(&log.timezone).map_err(|m| bad("server-log.timezone", m))?;
-            if let Some(prefix) = &log.exec_prefix {
-                if prefix.trim().is_empty() {
-                    return Err(bad(
-                        "server-log.exec-prefix",
-                        "must not be empty (leave it out, or e.g. \"pct exec 151 --\")".into(),
-                    ));
-                }
+            if let Some(prefix) = &log.exec_prefix
+                && prefix.trim().is_empty()
+            {
+                return Err(bad(
+                    "server-log.exec-prefix",
+                    "must not be empty (leave it out, or e.g. \"pct exec 151 --\")".into(),
+                ));
             }
         }
 
-        if let Some(user) = &self.call.user_id {
-            if !is_user_id(user) {
-                return Err(bad(
-                    "call.user-id",
-                    format!("'{user}' is not a Matrix user id (expected '@user:server')"),
-                ));
-            }
+        if let Some(user) = &self.call.user_id
+            && !is_user_id(user)
+        {
+            return Err(bad(
+                "call.user-id",
+                format!("'{user}' is not a Matrix user id (expected '@user:server')"),
+            ));
         }
-        if let Some(device) = &self.call.device_id {
-            if device.trim().is_empty() || device.contains(char::is_whitespace) {
-                return Err(bad(
-                    "call.device-id",
-                    format!("'{device}' is not a device id (e.g. 'ABCDEFGHIJ')"),
-                ));
-            }
+        if let Some(device) = &self.call.device_id
+            && (device.trim().is_empty() || device.contains(char::is_whitespace))
+        {
+            return Err(bad(
+                "call.device-id",
+                format!("'{device}' is not a device id (e.g. 'ABCDEFGHIJ')"),
+            ));
         }
         for (i, p) in self.call.participants.iter().enumerate() {
             let (user, device) = match p.split_once('/') {
@@ -103,13 +103,13 @@ impl Config {
             }
         }
 
-        if let Some(label) = &self.bundle.label {
-            if label.trim().is_empty() || label.contains(['/', '\\']) {
-                return Err(bad(
-                    "bundle.label",
-                    format!("'{label}' cannot name a folder (no '/' or '\\', not empty)"),
-                ));
-            }
+        if let Some(label) = &self.bundle.label
+            && (label.trim().is_empty() || label.contains(['/', '\\']))
+        {
+            return Err(bad(
+                "bundle.label",
+                format!("'{label}' cannot name a folder (no '/' or '\\', not empty)"),
+            ));
         }
 
         if let Some(db) = &self.database {
@@ -140,13 +140,13 @@ impl Config {
         positive(rt.as_duration(), &rt.to_string())
             .map_err(|m| bad("analysis.restart-timeout", m))?;
 
-        if let Some(file) = &self.signatures.file {
-            if file.as_os_str().is_empty() {
-                return Err(bad(
-                    "signatures.file",
-                    "must not be empty (leave it out to use the built-in signatures)".into(),
-                ));
-            }
+        if let Some(file) = &self.signatures.file
+            && file.as_os_str().is_empty()
+        {
+            return Err(bad(
+                "signatures.file",
+                "must not be empty (leave it out to use the built-in signatures)".into(),
+            ));
         }
         Ok(())
     }
