@@ -62,7 +62,11 @@ impl LogClock {
     pub fn new(zone: &str) -> Result<Self, String> {
         zone.parse::<chrono_tz::Tz>()
             .map(|tz| LogClock { tz })
-            .map_err(|_| format!("unknown time zone '{zone}' (use UTC or an IANA name such as Europe/Berlin)"))
+            .map_err(|_| {
+                format!(
+                    "unknown time zone '{zone}' (use UTC or an IANA name such as Europe/Berlin)"
+                )
+            })
     }
 
     pub fn utc() -> Self {
