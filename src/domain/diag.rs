@@ -44,11 +44,276 @@ pub enum DiagError {
     NotAReport(String),
 }
 
-pub fn parse_diag(_bytes: &[u8], _matcher: &Matcher) -> Result<DiagReport, DiagError> {
-    Err(DiagError::NotAReport("not implemented".into()))
+/// Parses a diag report: an object with the report's fields, or a bare
+/// array of entries. Entries without a usable `ke` get one from
+/// `matcher.classify_client(message)` (and `ke_derived`).
+pub fn parse_diag(bytes: &[u8], matcher: &Matcher) -> Result<DiagReport, DiagError> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| DiagError::NotJson(e.to_string()))?;
+    let mut report = DiagReport::default();
+    match value {
+        Value::Array(entries) => {
+            report.entries = parse_entries(entries, matcher);
+        }
+        Value::Object(map) => {
+            let mut recognised = false;
+            for (key, v) in map {
+                recognised |= report_field(&mut report, &key, v, matcher);
+            }
+            if !recognised {
+                return Err(DiagError::NotAReport(
+                    "no report fields (entries, sdkVersion, deviceId, userId, counts …)".into(),
+                ));
+            }
+        }
+        other => {
+            return Err(DiagError::NotAReport(format!(
+                "the top level is {}, not an object or an array of entries",
+                kind(&other)
+            )));
+        }
+    }
+    Ok(report)
 }
 
-/// KE-3 event ids from `Error decrypting event (id=$… …)` messages.
-pub fn ke3_event_id(_message: &str) -> Option<String> {
-    None
+/// Applies one top-level field; false when it went to `extra`.
+fn report_field(report: &mut DiagReport, key: &str, v: Value, matcher: &Matcher) -> bool {
+    match norm(key).as_str() {
+        "sdkversion" | "sdk" | "matrixjssdkversion" => report.sdk_version = text(&v),
+        "deviceid" => report.device_id = text(&v),
+        "userid" => report.user_id = text(&v),
+        "syncstate" => report.sync_state = text(&v),
+        "cryptoready" => report.crypto_ready = boolean(&v),
+        "counts" | "perke" | "kecounts" | "countsperke" => report.counts = counts(&v),
+        "entries" => match v {
+            Value::Array(entries) => report.entries = parse_entries(entries, matcher),
+            other => {
+                report.extra.insert(key.to_string(), other);
+                return false;
+            }
+        },
+        _ => {
+            report.extra.insert(key.to_string(), v);
+            return false;
+        }
+    }
+    true
 }
+
+fn parse_entries(entries: Vec<Value>, matcher: &Matcher) -> Vec<DiagEntry> {
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, v)| parse_entry(index, v, matcher))
+        .collect()
+}
+
+fn parse_entry(index: usize, v: Value, matcher: &Matcher) -> DiagEntry {
+    let mut e = DiagEntry {
+        index,
+        ts: None,
+        level: None,
+        ke: None,
+        ke_derived: false,
+        signature: None,
+        message: String::new(),
+        extra: Map::new(),
+    };
+    match v {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match norm(&key).as_str() {
+                    "ts" | "timestamp" | "time" => match timestamp(&v) {
+                        Some(t) => e.ts = Some(t),
+                        None => {
+                            e.extra.insert(key, v);
+                        }
+                    },
+                    "level" => e.level = text(&v),
+                    "ke" => match ke_value(&v) {
+                        Some(k) => e.ke = Some(k),
+                        // Unusable (null, "KE-9"): derived below; the odd value is kept.
+                        None if v.is_null() => {}
+                        None => {
+                            e.extra.insert(key, v);
+                        }
+                    },
+                    "signature" => e.signature = text(&v),
+                    "message" | "msg" => {
+                        e.message = match v {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        }
+                    }
+                    _ => {
+                        e.extra.insert(key, v);
+                    }
+                }
+            }
+        }
+        Value::String(s) => e.message = s,
+        other => e.message = other.to_string(),
+    }
+    if e.ke.is_none()
+        && let Some(m) = matcher.classify_client(&e.message)
+    {
+        e.ke = Some(m.ke);
+        e.ke_derived = true;
+        if e.signature.is_none() {
+            e.signature = Some(m.signature);
+        }
+    }
+    e
+}
+
+/// `sdkVersion`, `sdk_version`, `SDK-Version` → `sdkversion`.
+fn norm(key: &str) -> String {
+    key.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_f64().map(|f| f != 0.0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Some(true),
+            "false" | "no" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn ke_value(v: &Value) -> Option<Ke> {
+    match v {
+        Value::String(s) => Ke::parse(s),
+        Value::Number(n) => n.as_u64().and_then(|i| Ke::parse(&i.to_string())),
+        _ => None,
+    }
+}
+
+fn number(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `{"KE-1": 3, …}`, `{"perKe": {…}}` or `[{"ke": "KE-1", "count": 3}, …]`,
+/// in KE order, first value wins.
+fn counts(v: &Value) -> Vec<(Ke, u64)> {
+    let mut found: [Option<u64>; 4] = [None; 4];
+    let mut put = |ke: Ke, n: u64| {
+        found[ke.index()].get_or_insert(n);
+    };
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (Ke::parse(k), number(v)) {
+                    (Some(ke), Some(n)) => put(ke, n),
+                    _ => {
+                        if let Value::Object(inner) = v {
+                            for (k, v) in inner {
+                                if let (Some(ke), Some(n)) = (Ke::parse(k), number(v)) {
+                                    put(ke, n);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                let Value::Object(m) = item else { continue };
+                let ke = m
+                    .iter()
+                    .find(|(k, _)| norm(k) == "ke")
+                    .and_then(|(_, v)| ke_value(v));
+                let n = m
+                    .iter()
+                    .find(|(k, _)| norm(k) == "count")
+                    .and_then(|(_, v)| number(v));
+                if let (Some(ke), Some(n)) = (ke, n) {
+                    put(ke, n);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ke::ALL
+        .iter()
+        .filter_map(|ke| found[ke.index()].map(|n| (*ke, n)))
+        .collect()
+}
+
+/// Epoch milliseconds (number or numeric string; values below 1e11 are read
+/// as seconds, since 1e11 ms is in 1973) or ISO-8601 (a zone-less time is UTC).
+fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
+    let from_number = |f: f64| -> Option<DateTime<Utc>> {
+        if !f.is_finite() {
+            return None;
+        }
+        let ms = if f.abs() < 1e11 { f * 1000.0 } else { f };
+        DateTime::from_timestamp_millis(ms.round() as i64)
+    };
+    match v {
+        Value::Number(n) => from_number(n.as_f64()?),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(f) = s.parse::<f64>() {
+                return from_number(f);
+            }
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Some(t.with_timezone(&Utc));
+            }
+            [
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S,%3f",
+            ]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+            .map(|t| t.and_utc())
+        }
+        _ => None,
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// KE-3 event ids from `Error decrypting event (id=$… …)` messages: the
+/// `$…` after `id=`, up to a space, `)` or `,`.
+pub fn ke3_event_id(message: &str) -> Option<String> {
+    let at = message.find("id=$")?;
+    let rest = &message[at + 3..];
+    let end = rest.find([' ', ')', ',', '\t', '"']).unwrap_or(rest.len());
+    let id = &rest[..end];
+    (id.len() > 1).then(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests;
