@@ -303,3 +303,43 @@ fn counts_agree_with_grep() {
     }
     assert!(errors >= 4);
 }
+
+/// Throughput on a Synapse-shaped buffer (mostly INFO lines, ~10% access
+/// lines, ~1% KE lines); run with
+/// `cargo test --release --lib scan_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn scan_throughput() {
+    let info = [
+        "synapse.handlers.presence - 1234 - INFO - sentinel - Handling presence update for @alice:hs (online)",
+        "synapse.federation.transport.server.federation - 110 - INFO - PUT-88 - Received txn 1718033411234 from matrix.org. (PDUs: 2, EDUs: 1)",
+        "synapse.handlers.sync - 980 - INFO - GET-12 - Returning sync for @bob:hs since s12345_678_0_90_12 with 3 rooms",
+        "synapse.util.caches.lrucache - 230 - INFO - sentinel - Evicting 120 entries from cache get_users_in_room",
+    ];
+    let access = "synapse.access.http.8008 - 643 - INFO - GET-7 - 10.10.10.4 - 8008 - {@alice:hs} Processed request: 0.003sec/0.001sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.000sec/1) 64B 200 \"GET /_matrix/client/v3/rooms/!r:hs/messages?dir=b HTTP/1.1\" \"Mozilla/5.0\" [0 dbevts]";
+    let mut buf = String::new();
+    let mut i = 0u64;
+    while buf.len() < 256 << 20 {
+        i += 1;
+        let body = match i % 100 {
+            0..=9 => access.to_string(),
+            10 => KE1_ACCESS[26..].to_string(),
+            n => info[(n % 4) as usize].to_string(),
+        };
+        buf.push_str(&format!(
+            "2026-06-30 14:{:02}:{:02},{:03} - {body}\n",
+            (i / 60000) % 60,
+            (i / 1000) % 60,
+            i % 1000
+        ));
+    }
+    let m = matcher(&["$SASBBzoqjabcdefghijklmnopqrstuvwxyz0123456"]);
+    let t = std::time::Instant::now();
+    let mut hits = 0usize;
+    m.scan(buf.as_bytes(), |_, _, _| hits += 1);
+    let dt = t.elapsed().as_secs_f64();
+    println!(
+        "scan: {:.0} MB/s ({hits} interesting lines)",
+        buf.len() as f64 / dt / 1e6
+    );
+}
