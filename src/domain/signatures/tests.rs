@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use std::path::Path;
 
 fn matcher(ids: &[&str]) -> Matcher {
     let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
