@@ -57,15 +57,18 @@ struct Compiled {
     key_bytes: [u8; 256],
 }
 
-static COMPILED: LazyLock<Option<Arc<Compiled>>> = LazyLock::new(|| {
+// The patterns are constants covered by the tests; failing to build them is
+// a bug that must stop the program rather than let secrets through.
+#[allow(clippy::expect_used)]
+static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
     let literals = AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostFirst)
         .build(LITERALS)
-        .ok()?;
+        .expect("redaction literals build");
     let secrets = regex::bytes::RegexBuilder::new(&secrets_pattern())
         .unicode(false)
         .build()
-        .ok()?;
+        .expect("redaction pattern compiles");
     let mut key_bytes = [0u8; 256];
     for b in 0..=255u8 {
         key_bytes[usize::from(b)] = match b {
@@ -74,11 +77,11 @@ static COMPILED: LazyLock<Option<Arc<Compiled>>> = LazyLock::new(|| {
             _ => 0,
         };
     }
-    Some(Arc::new(Compiled {
+    Arc::new(Compiled {
         literals,
         secrets,
         key_bytes,
-    }))
+    })
 });
 
 /// One secret found: the whole match and the part that is replaced.
@@ -93,7 +96,7 @@ struct Secret {
 
 #[derive(Clone)]
 pub struct Redactor {
-    compiled: Option<Arc<Compiled>>,
+    compiled: Arc<Compiled>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -160,9 +163,7 @@ impl Redactor {
 
     /// Secrets in `buf`, in order, not overlapping.
     fn find(&self, buf: &[u8]) -> Vec<Secret> {
-        let Some(c) = &self.compiled else {
-            return Vec::new();
-        };
+        let c = &*self.compiled;
         let mut lines = candidate_lines(c, buf);
         if lines.is_empty() {
             return Vec::new();

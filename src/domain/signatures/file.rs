@@ -107,21 +107,19 @@ struct RawClient {
     error: bool,
 }
 
-static EMBEDDED_PARSED: LazyLock<Result<Signatures, String>> = LazyLock::new(|| {
-    Signatures::from_toml(EMBEDDED, Path::new("embedded signatures.toml"))
-        .map_err(|e| e.to_string())
+// The embedded file is part of the binary and parsed by a unit test; a
+// broken one is a build mistake that must not silently match nothing.
+static EMBEDDED_PARSED: LazyLock<Signatures> = LazyLock::new(|| {
+    let mut s = Signatures::from_toml(EMBEDDED, Path::new("assets/signatures.toml"))
+        .unwrap_or_else(|e| panic!("embedded signatures: {e}"));
+    s.source = "embedded".into();
+    s
 });
 
 impl Signatures {
-    /// The signatures shipped in the binary (checked by a unit test).
+    /// The signatures shipped in the binary.
     pub fn embedded() -> Self {
-        match &*EMBEDDED_PARSED {
-            Ok(s) => Signatures {
-                source: "embedded".into(),
-                ..s.clone()
-            },
-            Err(_) => Signatures::empty(),
-        }
+        EMBEDDED_PARSED.clone()
     }
 
     /// No signature at all: nothing matches.
