@@ -29,7 +29,9 @@ impl HumanDuration {
             "m" | "min" => n * 60.0,
             "h" => n * 3600.0,
             other => {
-                return Err(format!("'{s}': unknown unit '{other}' (use ms, s, m or h)"));
+                return Err(format!(
+                    "'{s}': unknown unit '{other}' (use ms, s, m or h)"
+                ));
             }
         };
         if !secs.is_finite() || secs < 0.0 {
@@ -74,10 +76,7 @@ mod tests {
             HumanDuration::parse("250ms").map(|d| d.0.as_millis()),
             Ok(250)
         );
-        assert_eq!(
-            HumanDuration::parse("2m"),
-            Ok(HumanDuration::from_secs(120))
-        );
+        assert_eq!(HumanDuration::parse("2m"), Ok(HumanDuration::from_secs(120)));
         assert!(HumanDuration::parse("fast").is_err());
         assert!(HumanDuration::parse("3 days").is_err());
     }

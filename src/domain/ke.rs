@@ -109,10 +109,7 @@ mod tests {
         assert_eq!(Ke::parse("ke4"), Some(Ke::Ke4));
         assert_eq!(Ke::parse("3"), Some(Ke::Ke3));
         assert_eq!(Ke::parse("KE-5"), None);
-        assert_eq!(
-            serde_json::to_string(&Ke::Ke2).ok().as_deref(),
-            Some("\"KE-2\"")
-        );
+        assert_eq!(serde_json::to_string(&Ke::Ke2).ok().as_deref(), Some("\"KE-2\""));
     }
 
     #[test]

@@ -15,17 +15,13 @@ pub enum SourceStatus {
     /// Bytes can arrive.
     Live,
     /// Connected, but nothing arrives and keepalives fail.
-    Stalled {
-        reason: String,
-    },
+    Stalled { reason: String },
     Reconnecting {
         attempt: u32,
         next_try_ms: u64,
         reason: String,
     },
-    Error {
-        reason: String,
-    },
+    Error { reason: String },
     /// Finished (end of a file being replayed, or shut down).
     Stopped,
 }
