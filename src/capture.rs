@@ -12,7 +12,9 @@ use crate::domain::diag::{ke3_event_id, parse_diag};
 use crate::domain::har::{parse_otk_conflict, redact_har, scan_har};
 use crate::domain::redact::Redactor;
 use crate::domain::signatures::{Matcher, Signatures};
-use crate::domain::synapse_log::{LogClock, parse_access, parse_record, parse_timestamp_prefix};
+use crate::domain::synapse_log::{
+    LogClock, parse_access_bytes, parse_record, parse_timestamp_prefix,
+};
 use crate::domain::{Ke, KeSet};
 use chrono::{DateTime, Utc};
 use std::fs::File;
@@ -224,6 +226,10 @@ impl Capture {
             counted_to = s;
             let this_line = line_no + 1;
             let line = &buf[s..e];
+            // Long-polls are excluded from latency and match no KE: done.
+            if m.kes.is_empty() && is_long_poll_line(line) {
+                continue;
+            }
             let head = parse_record(line);
             let at = match &head {
                 Some(h) => Some(self.clock.to_utc(h.at)),
@@ -233,11 +239,9 @@ impl Capture {
             };
             if m.access
                 && let (Some(h), Some(at)) = (&head, at)
+                && let Some(a) = parse_access_bytes(h.message)
             {
-                let msg = String::from_utf8_lossy(h.message);
-                if let Some(a) = parse_access(&msg) {
-                    batch.access.push(access_sample(this_line, at, a));
-                }
+                batch.access.push(access_sample(this_line, at, a));
             }
             if m.kes.is_empty() {
                 continue;
@@ -271,10 +275,16 @@ impl Capture {
             });
         }
         // Synapse's to-device tracing (`synapse.9533_debug`) names user/device.
+        let (mut counted, mut newlines) = (0usize, 0u64);
         for pos in self.trace_finder.find_iter(buf) {
             let s = memchr::memrchr(b'\n', &buf[..pos]).map_or(0, |i| i + 1);
             let e = memchr::memchr(b'\n', &buf[pos..]).map_or(buf.len(), |i| pos + i);
-            let n = base_line + memchr::memchr_iter(b'\n', &buf[..s]).count() as u64 + 1;
+            if s < counted {
+                continue; // a second mention on the same line
+            }
+            newlines += memchr::memchr_iter(b'\n', &buf[counted..s]).count() as u64;
+            counted = s;
+            let n = base_line + newlines + 1;
             let (red_line, _) = self.redactor.redact_bytes(&buf[s..e]);
             batch.to_device.push(ToDeviceTrace {
                 line_no: n,
@@ -515,6 +525,19 @@ fn lookback_time(buf: &[u8], start: usize) -> Option<chrono::NaiveDateTime> {
         .rsplit(|b| *b == b'\n')
         .take(LOOKBACK_LINES)
         .find_map(parse_timestamp_prefix)
+}
+
+/// A "Processed request" line for `/sync`-like long-polls, without parsing it.
+fn is_long_poll_line(line: &[u8]) -> bool {
+    static FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 3]> =
+        std::sync::LazyLock::new(|| {
+            [
+                memchr::memmem::Finder::new(b"/sync "),
+                memchr::memmem::Finder::new(b"/sync?"),
+                memchr::memmem::Finder::new(b"/events?"),
+            ]
+        });
+    FINDERS.iter().any(|f| f.find(line).is_some())
 }
 
 fn is_long_poll(path: &str) -> bool {

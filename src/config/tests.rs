@@ -108,7 +108,7 @@ fn unknown_key_names_the_key_and_what_is_allowed() {
         format!(
             "{PREFIX}key 'ssh.hots': unknown key 'hots', expected one of 'host', 'port', \
              'user', 'identity-file', 'passphrase-env', 'known-hosts', 'host-key-check', \
-             'jump', 'ssh-config', 'connect-timeout', 'keepalive-interval'"
+             'jump', 'ssh-config', 'identity-agent', 'connect-timeout', 'keepalive-interval'"
         )
     );
     assert_eq!(

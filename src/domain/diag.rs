@@ -6,9 +6,7 @@
 use super::ke::Ke;
 use super::signatures::Matcher;
 use chrono::{DateTime, Utc};
-use regex::Regex;
 use serde_json::{Map, Value};
-use std::sync::LazyLock;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DiagReport {
@@ -46,137 +44,71 @@ pub enum DiagError {
     NotAReport(String),
 }
 
-/// `sdkVersion`, `sdk_version`, `SDK-Version` → `sdkversion`.
-fn norm(k: &str) -> String {
-    k.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect::<String>()
-        .to_ascii_lowercase()
-}
-
-fn as_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Epoch milliseconds (number or numeric string; seconds if small) or ISO-8601.
-pub fn parse_ts(v: &Value) -> Option<DateTime<Utc>> {
-    let from_num = |n: f64| -> Option<DateTime<Utc>> {
-        // Values below 1e11 are epoch seconds, not milliseconds.
-        let ms = if n.abs() < 1e11 { n * 1000.0 } else { n };
-        DateTime::from_timestamp_millis(ms as i64)
-    };
-    match v {
-        Value::Number(n) => n.as_f64().and_then(from_num),
-        Value::String(s) => {
-            let s = s.trim();
-            if let Ok(n) = s.parse::<f64>() {
-                return from_num(n);
-            }
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .ok()
-                .or_else(|| {
-                    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                        .ok()
-                        .map(|t| t.and_utc())
-                })
-        }
-        _ => None,
-    }
-}
-
-fn parse_ke(v: &Value) -> Option<Ke> {
-    match v {
-        Value::Number(n) => n
-            .as_u64()
-            .and_then(|i| Ke::from_index((i as usize).checked_sub(1)?)),
-        Value::String(s) => Ke::parse(s),
-        _ => None,
-    }
-}
-
+/// Parses a diag report: an object with the report's fields, or a bare
+/// array of entries. Entries without a usable `ke` get one from
+/// `matcher.classify_client(message)` (and `ke_derived`).
 pub fn parse_diag(bytes: &[u8], matcher: &Matcher) -> Result<DiagReport, DiagError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| DiagError::NotJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| DiagError::NotJson(e.to_string()))?;
     let mut report = DiagReport::default();
-    let entries = match v {
-        Value::Array(a) => a,
-        Value::Object(top) => {
-            let mut entries = None;
-            for (k, val) in top {
-                match norm(&k).as_str() {
-                    "sdkversion" | "sdk" | "version" => report.sdk_version = as_string(&val),
-                    "deviceid" | "device" => report.device_id = as_string(&val),
-                    "userid" | "user" => report.user_id = as_string(&val),
-                    "syncstate" => report.sync_state = as_string(&val),
-                    "cryptoready" => report.crypto_ready = val.as_bool(),
-                    "counts" | "perke" | "kecounts" | "countsbyke" => {
-                        if let Value::Object(m) = &val {
-                            for (ke, n) in m {
-                                if let (Some(ke), Some(n)) = (Ke::parse(ke), n.as_u64()) {
-                                    report.counts.push((ke, n));
-                                }
-                            }
-                        }
-                        report.extra.insert(k, val);
-                    }
-                    "entries" | "entry" | "log" | "logs" => match val {
-                        Value::Array(a) => entries = Some(a),
-                        other => {
-                            report.extra.insert(k, other);
-                        }
-                    },
-                    _ => {
-                        report.extra.insert(k, val);
-                    }
-                }
-            }
-            entries.ok_or_else(|| DiagError::NotAReport("no `entries` array".into()))?
+    match value {
+        Value::Array(entries) => {
+            report.entries = parse_entries(entries, matcher);
         }
-        _ => {
-            return Err(DiagError::NotAReport(
-                "neither an object nor an array".into(),
-            ));
-        }
-    };
-    for (index, e) in entries.into_iter().enumerate() {
-        let Value::Object(obj) = e else {
-            // A bare string entry is a message.
-            if let Value::String(message) = e {
-                report
-                    .entries
-                    .push(entry_from(index, Map::new(), message, matcher));
+        Value::Object(map) => {
+            let mut recognised = false;
+            for (key, v) in map {
+                recognised |= report_field(&mut report, &key, v, matcher);
             }
-            continue;
-        };
-        let mut message = String::new();
-        let mut rest = Map::new();
-        for (k, val) in obj {
-            if matches!(norm(&k).as_str(), "message" | "msg" | "text" | "line")
-                && message.is_empty()
-            {
-                message = as_string(&val).unwrap_or_default();
-            } else {
-                rest.insert(k, val);
+            if !recognised {
+                return Err(DiagError::NotAReport(
+                    "no report fields (entries, sdkVersion, deviceId, userId, counts …)".into(),
+                ));
             }
         }
-        report
-            .entries
-            .push(entry_from(index, rest, message, matcher));
+        other => {
+            return Err(DiagError::NotAReport(format!(
+                "the top level is {}, not an object or an array of entries",
+                kind(&other)
+            )));
+        }
     }
     Ok(report)
 }
 
-fn entry_from(
-    index: usize,
-    obj: Map<String, Value>,
-    message: String,
-    matcher: &Matcher,
-) -> DiagEntry {
+/// Applies one top-level field; false when it went to `extra`.
+fn report_field(report: &mut DiagReport, key: &str, v: Value, matcher: &Matcher) -> bool {
+    match norm(key).as_str() {
+        "sdkversion" | "sdk" | "matrixjssdkversion" => report.sdk_version = text(&v),
+        "deviceid" => report.device_id = text(&v),
+        "userid" => report.user_id = text(&v),
+        "syncstate" => report.sync_state = text(&v),
+        "cryptoready" => report.crypto_ready = boolean(&v),
+        "counts" | "perke" | "kecounts" | "countsperke" => report.counts = counts(&v),
+        "entries" => match v {
+            Value::Array(entries) => report.entries = parse_entries(entries, matcher),
+            other => {
+                report.extra.insert(key.to_string(), other);
+                return false;
+            }
+        },
+        _ => {
+            report.extra.insert(key.to_string(), v);
+            return false;
+        }
+    }
+    true
+}
+
+fn parse_entries(entries: Vec<Value>, matcher: &Matcher) -> Vec<DiagEntry> {
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, v)| parse_entry(index, v, matcher))
+        .collect()
+}
+
+fn parse_entry(index: usize, v: Value, matcher: &Matcher) -> DiagEntry {
     let mut e = DiagEntry {
         index,
         ts: None,
@@ -184,102 +116,204 @@ fn entry_from(
         ke: None,
         ke_derived: false,
         signature: None,
-        message,
+        message: String::new(),
         extra: Map::new(),
     };
-    for (k, val) in obj {
-        match norm(&k).as_str() {
-            "ts" | "timestamp" | "time" | "at" => e.ts = parse_ts(&val),
-            "level" | "severity" => e.level = as_string(&val),
-            "ke" | "kind" | "class" => e.ke = parse_ke(&val),
-            "signature" | "sig" | "match" => e.signature = as_string(&val),
-            _ => {
-                e.extra.insert(k, val);
+    match v {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match norm(&key).as_str() {
+                    "ts" | "timestamp" | "time" => match timestamp(&v) {
+                        Some(t) => e.ts = Some(t),
+                        None => {
+                            e.extra.insert(key, v);
+                        }
+                    },
+                    "level" => e.level = text(&v),
+                    "ke" => match ke_value(&v) {
+                        Some(k) => e.ke = Some(k),
+                        // Unusable (null, "KE-9"): derived below; the odd value is kept.
+                        None if v.is_null() => {}
+                        None => {
+                            e.extra.insert(key, v);
+                        }
+                    },
+                    "signature" => e.signature = text(&v),
+                    "message" | "msg" => {
+                        e.message = match v {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        }
+                    }
+                    _ => {
+                        e.extra.insert(key, v);
+                    }
+                }
             }
         }
+        Value::String(s) => e.message = s,
+        other => e.message = other.to_string(),
     }
     if e.ke.is_none()
-        && let Some(c) = matcher.classify_client(&e.message)
+        && let Some(m) = matcher.classify_client(&e.message)
     {
-        e.ke = Some(c.ke);
+        e.ke = Some(m.ke);
         e.ke_derived = true;
         if e.signature.is_none() {
-            e.signature = Some(c.signature);
+            e.signature = Some(m.signature);
         }
     }
     e
 }
 
-static EVENT_ID: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"Error decrypting event \((?:[^)]*?\b)?id=(\$[^\s),]+)").ok());
+/// `sdkVersion`, `sdk_version`, `SDK-Version` → `sdkversion`.
+fn norm(key: &str) -> String {
+    key.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
 
-/// KE-3 event ids from `Error decrypting event (id=$… …)` messages.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_f64().map(|f| f != 0.0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Some(true),
+            "false" | "no" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn ke_value(v: &Value) -> Option<Ke> {
+    match v {
+        Value::String(s) => Ke::parse(s),
+        Value::Number(n) => n.as_u64().and_then(|i| Ke::parse(&i.to_string())),
+        _ => None,
+    }
+}
+
+fn number(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `{"KE-1": 3, …}`, `{"perKe": {…}}` or `[{"ke": "KE-1", "count": 3}, …]`,
+/// in KE order, first value wins.
+fn counts(v: &Value) -> Vec<(Ke, u64)> {
+    let mut found: [Option<u64>; 4] = [None; 4];
+    let mut put = |ke: Ke, n: u64| {
+        found[ke.index()].get_or_insert(n);
+    };
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (Ke::parse(k), number(v)) {
+                    (Some(ke), Some(n)) => put(ke, n),
+                    _ => {
+                        if let Value::Object(inner) = v {
+                            for (k, v) in inner {
+                                if let (Some(ke), Some(n)) = (Ke::parse(k), number(v)) {
+                                    put(ke, n);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                let Value::Object(m) = item else { continue };
+                let ke = m
+                    .iter()
+                    .find(|(k, _)| norm(k) == "ke")
+                    .and_then(|(_, v)| ke_value(v));
+                let n = m
+                    .iter()
+                    .find(|(k, _)| norm(k) == "count")
+                    .and_then(|(_, v)| number(v));
+                if let (Some(ke), Some(n)) = (ke, n) {
+                    put(ke, n);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ke::ALL
+        .iter()
+        .filter_map(|ke| found[ke.index()].map(|n| (*ke, n)))
+        .collect()
+}
+
+/// Epoch milliseconds (number or numeric string; values below 1e11 are read
+/// as seconds, since 1e11 ms is in 1973) or ISO-8601 (a zone-less time is UTC).
+fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
+    let from_number = |f: f64| -> Option<DateTime<Utc>> {
+        if !f.is_finite() {
+            return None;
+        }
+        let ms = if f.abs() < 1e11 { f * 1000.0 } else { f };
+        DateTime::from_timestamp_millis(ms.round() as i64)
+    };
+    match v {
+        Value::Number(n) => from_number(n.as_f64()?),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(f) = s.parse::<f64>() {
+                return from_number(f);
+            }
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Some(t.with_timezone(&Utc));
+            }
+            [
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%d %H:%M:%S,%3f",
+            ]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+            .map(|t| t.and_utc())
+        }
+        _ => None,
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// KE-3 event ids from `Error decrypting event (id=$… …)` messages: the
+/// `$…` after `id=`, up to a space, `)` or `,`.
 pub fn ke3_event_id(message: &str) -> Option<String> {
-    EVENT_ID
-        .as_ref()?
-        .captures(message)
-        .map(|c| c[1].to_string())
+    let at = message.find("id=$")?;
+    let rest = &message[at + 3..];
+    let end = rest.find([' ', ')', ',', '\t', '"']).unwrap_or(rest.len());
+    let id = &rest[..end];
+    (id.len() > 1).then(|| id.to_string())
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::domain::signatures::Signatures;
-
-    fn m() -> Matcher {
-        Matcher::new(&Signatures::embedded(), &[]).unwrap()
-    }
-
-    #[test]
-    fn accepts_camel_and_snake_case_and_both_timestamp_forms() {
-        let camel = br#"{"sdkVersion":"41.6.0-rc.0","deviceId":"DEV","userId":"@a:hs","syncState":"SYNCING","cryptoReady":true,
-            "counts":{"KE-1":2},"entries":[{"ts":1782842410000,"level":"error","ke":"KE-1","signature":"already exists","message":"x already exists","extraField":7}]}"#;
-        let snake = br#"{"sdk_version":"41.6.0-rc.0","device_id":"DEV","user_id":"@a:hs","crypto_ready":false,
-            "entries":[{"ts":"2026-06-30T18:00:10Z","level":"warn","message":"MissingKey: missing key at index 2 for participant @b:hs"}]}"#;
-        let a = parse_diag(camel, &m()).unwrap();
-        let b = parse_diag(snake, &m()).unwrap();
-        assert_eq!(a.device_id.as_deref(), Some("DEV"));
-        assert_eq!(b.device_id.as_deref(), Some("DEV"));
-        assert_eq!(a.crypto_ready, Some(true));
-        assert_eq!(a.counts, vec![(Ke::Ke1, 2)]);
-        assert_eq!(a.entries[0].ts.unwrap().timestamp_millis(), 1782842410000);
-        assert_eq!(a.entries[0].extra["extraField"], 7);
-        assert_eq!(
-            b.entries[0].ts.unwrap().to_rfc3339(),
-            "2026-06-30T18:00:10+00:00"
-        );
-        assert_eq!(b.entries[0].ke, Some(Ke::Ke2), "derived from the message");
-        assert!(b.entries[0].ke_derived);
-    }
-
-    #[test]
-    fn truncated_or_foreign_json_is_an_error_not_a_panic() {
-        assert!(matches!(
-            parse_diag(b"{\"entries\": [", &m()),
-            Err(DiagError::NotJson(_))
-        ));
-        assert!(matches!(
-            parse_diag(b"{\"foo\": 1}", &m()),
-            Err(DiagError::NotAReport(_))
-        ));
-        assert!(matches!(
-            parse_diag(b"\xff\xfe", &m()),
-            Err(DiagError::NotJson(_))
-        ));
-    }
-
-    #[test]
-    fn harvests_ke3_event_ids() {
-        let msg = "Error decrypting event (id=$SASBBzoqjAbc:lotus.org type=m.room.encrypted sender=@b:hs room=!r:hs ts=1): DecryptionError[msg: missing field `algorithm` at line 1 column 138]";
-        assert_eq!(
-            ke3_event_id(msg).as_deref(),
-            Some("$SASBBzoqjAbc:lotus.org")
-        );
-        assert_eq!(
-            ke3_event_id("Error decrypting event (id=$x)").as_deref(),
-            Some("$x")
-        );
-        assert_eq!(ke3_event_id("nothing"), None);
-    }
-}
+mod tests;

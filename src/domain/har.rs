@@ -1,13 +1,15 @@
 //! HAR files (DevTools "Save all as HAR"), read as a stream: `keys/upload`
-//! exchanges and the offending one-time key of a 400 (the Q1 smoking gun),
-//! and a redacted copy written entry by entry. Only one entry is in memory
-//! at a time, whatever the file's size.
+//! exchanges and the offending one-time key of a 400 (the Q1 smoking gun).
 
-use super::redact::{REDACTED, Redactor};
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+mod pyrepr;
+mod structural;
+
+use super::redact::Redactor;
+use base64::Engine;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 
 /// `One time key <alg>:<id> already exists. Old key: {…}; new key: {…}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,82 +22,32 @@ pub struct OffendingKey {
     pub new_key: Option<Value>,
 }
 
-/// The balanced `{…}` starting at the first `{` of `s`.
-fn object_at(s: &str) -> Option<&str> {
-    let start = s.find('{')?;
-    let mut depth = 0i32;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in s[start..].char_indices() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '"' | '\'' => quote = Some(c),
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(&s[start..start + i + 1]);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// A Python dict repr as JSON (what matrix-rust-sdk does with it, too).
-fn python_repr_to_json(s: &str) -> Option<Value> {
-    if let Ok(v) = serde_json::from_str(s) {
-        return Some(v);
-    }
-    let t = s
-        .replace('\'', "\"")
-        .replace("True", "true")
-        .replace("False", "false")
-        .replace("None", "null");
-    serde_json::from_str(&t).ok()
-}
-
 /// Parses the OTK conflict text out of any message (server error line,
 /// client entry, response body).
 pub fn parse_otk_conflict(text: &str) -> Option<OffendingKey> {
-    // A JSON response body carries the message in its `error` field.
-    if text.trim_start().starts_with('{')
-        && let Ok(Value::Object(o)) = serde_json::from_str::<Value>(text.trim())
-        && let Some(e) = o.get("error").and_then(|e| e.as_str())
+    // A JSON response body: the text is in its `error`.
+    let trimmed = text.trim();
+    if trimmed.starts_with('{')
+        && let Ok(Value::Object(body)) = serde_json::from_str::<Value>(trimmed)
+        && let Some(Value::String(error)) = body.get("error")
+        && let Some(k) = parse_otk_conflict(error)
     {
-        return parse_otk_conflict(e);
+        return Some(k);
     }
-    let i = text.find("One time key ")?;
-    let rest = &text[i + "One time key ".len()..];
-    let j = rest.find(" already exists")?;
-    let (algorithm, key_id) = rest[..j].split_once(':')?;
-    if algorithm.is_empty() || key_id.is_empty() || algorithm.contains(' ') || key_id.contains(' ')
-    {
+    const HEAD: &str = "One time key ";
+    let at = text.find(HEAD)?;
+    let rest = &text[at + HEAD.len()..];
+    let end = rest.find(" already exists")?;
+    let id = &rest[..end];
+    let (algorithm, key_id) = id.split_once(':')?;
+    if algorithm.is_empty() || key_id.is_empty() || id.contains(char::is_whitespace) {
         return None;
     }
-    let after = &rest[j..];
-    let old_key = after
-        .find("Old key:")
-        .and_then(|k| object_at(&after[k..]))
-        .and_then(|o| {
-            serde_json::from_str(&o.replace("\\\"", "\""))
-                .ok()
-                .or_else(|| python_repr_to_json(o))
-        });
-    let new_key = after
-        .find("new key:")
-        .and_then(|k| object_at(&after[k..]))
-        .and_then(python_repr_to_json);
+    let after = &rest[end..];
+    let old_key = key_after(after, "Old key: ", |t| {
+        serde_json::from_str::<Value>(t).ok()
+    });
+    let new_key = key_after(after, "new key: ", pyrepr::to_json);
     Some(OffendingKey {
         algorithm: algorithm.to_string(),
         key_id: key_id.to_string(),
@@ -104,10 +56,79 @@ pub fn parse_otk_conflict(text: &str) -> Option<OffendingKey> {
     })
 }
 
+/// The value after `marker`, parsed; the text may have been JSON-escaped
+/// once more (`{\"key\": …}` inside a client message).
+fn key_after(text: &str, marker: &str, parse: impl Fn(&str) -> Option<Value>) -> Option<Value> {
+    let at = text.find(marker)? + marker.len();
+    balanced(&text[at..]).and_then(&parse).or_else(|| {
+        let unescaped = unescape_quotes(&text[at..]);
+        balanced(&unescaped).and_then(&parse)
+    })
+}
+
+/// The leading object, list or quoted string of `s` (quotes of both kinds
+/// and backslash escapes respected), or `None` if it is cut short.
+fn balanced(s: &str) -> Option<&str> {
+    let s = s.trim_start();
+    let bytes = s.as_bytes();
+    let first = *bytes.first()?;
+    if first == b'"' || first == b'\'' {
+        let mut i = 1;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 2,
+                b if b == first => return Some(&s[..=i]),
+                _ => i += 1,
+            }
+        }
+        return None;
+    }
+    if first != b'{' && first != b'[' {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) => {
+                if b == b'\\' {
+                    i += 1;
+                } else if b == q {
+                    quote = None;
+                }
+            }
+            None => match b {
+                b'"' | b'\'' => quote = Some(b),
+                b'{' | b'[' | b'(' => depth += 1,
+                b'}' | b']' | b')' => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some(&s[..=i]);
+                    }
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `{\"key\": …}` as it appears when the text was itself JSON-escaped.
+fn unescape_quotes(s: &str) -> String {
+    s.replace("\\\\", "\u{0}")
+        .replace("\\\"", "\"")
+        .replace('\u{0}', "\\")
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeysUploadExchange {
     /// Index in `log.entries`.
     pub entry_index: usize,
+    /// The request URL as recorded (it may carry a redacted token).
+    pub url: String,
     pub started: Option<chrono::DateTime<chrono::Utc>>,
     pub status: u16,
     /// `one_time_keys` of the request body: `alg:id` → key object.
@@ -130,162 +151,180 @@ pub enum HarError {
     Io(#[from] std::io::Error),
 }
 
-/// Structure events of a HAR, in file order.
-enum Ev {
-    /// A top-level field other than `log`, or a `log` field other than `entries`.
-    Field {
-        in_log: bool,
-        key: String,
-        value: Value,
-    },
-    LogOpen,
-    EntriesOpen,
-    Entry(Value),
-    EntriesClose,
-    LogClose,
-}
-
-struct Top<'f>(&'f mut dyn FnMut(Ev) -> Result<(), String>);
-struct Log<'f>(&'f mut dyn FnMut(Ev) -> Result<(), String>);
-struct Entries<'f>(&'f mut dyn FnMut(Ev) -> Result<(), String>);
-
-impl<'de> DeserializeSeed<'de> for Top<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
+/// Streams through a HAR, keeping only what matters; memory stays flat.
+pub fn scan_har(reader: impl Read) -> Result<HarSummary, HarError> {
+    match scan_har_partial(reader) {
+        (summary, None) => Ok(summary),
+        (_, Some(e)) => Err(e),
     }
 }
-impl<'de> Visitor<'de> for Top<'_> {
+
+/// Like [`scan_har`], but keeps what was found before an error (a HAR cut
+/// short still holds the exchanges before the cut).
+pub fn scan_har_partial(reader: impl Read) -> (HarSummary, Option<HarError>) {
+    let mut summary = HarSummary::default();
+    let mut input = BufReader::with_capacity(1 << 16, reader);
+    if let Err(e) = skip_bom(&mut input) {
+        return (summary, Some(HarError::Io(e)));
+    }
+    let mut de = serde_json::Deserializer::from_reader(input);
+    let result = HarSeed { out: &mut summary }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    let error = result.err().map(|e| {
+        if e.is_io() {
+            HarError::Io(std::io::Error::other(e.to_string()))
+        } else {
+            HarError::Json(e.to_string())
+        }
+    });
+    (summary, error)
+}
+
+fn skip_bom(input: &mut impl BufRead) -> std::io::Result<()> {
+    if input.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+        input.consume(3);
+    }
+    Ok(())
+}
+
+/// The top level: only `log` is read.
+struct HarSeed<'a> {
+    out: &'a mut HarSummary,
+}
+
+impl<'de> DeserializeSeed<'de> for HarSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(Fields {
+            out: self.out,
+            level: Level::Top,
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Level {
+    Top,
+    Log,
+}
+
+/// An object of which one member matters: `log` at the top, `entries` in it.
+struct Fields<'a> {
+    out: &'a mut HarSummary,
+    level: Level,
+}
+
+impl<'de> Visitor<'de> for Fields<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a HAR object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
-            if key == "log" {
-                (self.0)(Ev::LogOpen).map_err(serde::de::Error::custom)?;
-                map.next_value_seed(Log(&mut *self.0))?;
-                (self.0)(Ev::LogClose).map_err(serde::de::Error::custom)?;
-            } else {
-                let value: Value = map.next_value()?;
-                (self.0)(Ev::Field {
-                    in_log: false,
-                    key,
-                    value,
-                })
-                .map_err(serde::de::Error::custom)?;
+            match (self.level, key.as_str()) {
+                (Level::Top, "log") => map.next_value_seed(LogSeed { out: self.out })?,
+                (Level::Log, "entries") => map.next_value_seed(EntriesSeed { out: self.out })?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
         Ok(())
     }
 }
-impl<'de> DeserializeSeed<'de> for Log<'_> {
+
+struct LogSeed<'a> {
+    out: &'a mut HarSummary,
+}
+
+impl<'de> DeserializeSeed<'de> for LogSeed<'_> {
     type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(Fields {
+            out: self.out,
+            level: Level::Log,
+        })
     }
 }
-impl<'de> Visitor<'de> for Log<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("the HAR's log object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "entries" {
-                (self.0)(Ev::EntriesOpen).map_err(serde::de::Error::custom)?;
-                map.next_value_seed(Entries(&mut *self.0))?;
-                (self.0)(Ev::EntriesClose).map_err(serde::de::Error::custom)?;
-            } else {
-                let value: Value = map.next_value()?;
-                (self.0)(Ev::Field {
-                    in_log: true,
-                    key,
-                    value,
-                })
-                .map_err(serde::de::Error::custom)?;
-            }
-        }
-        Ok(())
-    }
+
+struct EntriesSeed<'a> {
+    out: &'a mut HarSummary,
 }
-impl<'de> DeserializeSeed<'de> for Entries<'_> {
+
+impl<'de> DeserializeSeed<'de> for EntriesSeed<'_> {
     type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
-impl<'de> Visitor<'de> for Entries<'_> {
+
+impl<'de> Visitor<'de> for EntriesSeed<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("the HAR's entries array")
+        f.write_str("an array of HAR entries")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(v) = seq.next_element::<Value>()? {
-            (self.0)(Ev::Entry(v)).map_err(serde::de::Error::custom)?;
+        // One entry at a time: it is dropped before the next is read.
+        while let Some(entry) = seq.next_element::<Value>()? {
+            let index = self.out.entries;
+            self.out.entries += 1;
+            if let Some(x) = keys_upload(index, &entry) {
+                self.out.keys_upload.push(x);
+            }
         }
         Ok(())
     }
 }
 
-fn walk(reader: impl Read, f: &mut dyn FnMut(Ev) -> Result<(), String>) -> Result<(), HarError> {
-    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 16, reader));
-    Top(f)
-        .deserialize(&mut de)
-        .map_err(|e| HarError::Json(e.to_string()))?;
-    // Trailing garbage after the object is an error too.
-    match IgnoredAny::deserialize(&mut de) {
-        Err(e) if e.is_eof() => Ok(()),
-        Err(e) => Err(HarError::Json(e.to_string())),
-        Ok(_) => Err(HarError::Json("trailing data after the HAR object".into())),
-    }
-}
-
-use serde::Deserialize;
-
-fn body_text(content: &Value) -> Option<String> {
-    let text = content.get("text")?.as_str()?;
-    if content.get("encoding").and_then(|e| e.as_str()) == Some("base64") {
-        use data_encoding::BASE64;
-        return BASE64
-            .decode(text.as_bytes())
-            .ok()
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
-    }
-    Some(text.to_string())
-}
-
-fn keys_upload(index: usize, e: &Value) -> Option<KeysUploadExchange> {
-    let url = e.pointer("/request/url")?.as_str()?;
+/// The exchange if `entry` is a `keys/upload` request.
+fn keys_upload(entry_index: usize, entry: &Value) -> Option<KeysUploadExchange> {
+    let request = entry.get("request")?;
+    let url = request.get("url")?.as_str()?;
     if !url.contains("/keys/upload") {
         return None;
     }
-    let status = e
-        .pointer("/response/status")
-        .and_then(|s| s.as_u64())
-        .unwrap_or(0) as u16;
-    let started = e
+    let response = entry.get("response");
+    let status = response
+        .and_then(|r| r.get("status"))
+        .and_then(|s| {
+            s.as_u64()
+                .or_else(|| s.as_str().and_then(|t| t.trim().parse().ok()))
+        })
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or(0);
+    let started = entry
         .get("startedDateTime")
-        .and_then(|s| s.as_str())
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&chrono::Utc));
-    let mut request_keys = Vec::new();
-    if let Some(body) = e.pointer("/request/postData/text").and_then(|t| t.as_str())
-        && let Ok(Value::Object(o)) = serde_json::from_str::<Value>(body)
-        && let Some(Value::Object(otks)) = o.get("one_time_keys")
-    {
-        for (k, v) in otks {
-            request_keys.push((k.clone(), v.clone()));
+    let request_keys = request
+        .get("postData")
+        .and_then(|p| p.get("text"))
+        .and_then(Value::as_str)
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .and_then(|body| match body.get("one_time_keys") {
+            Some(Value::Object(keys)) => {
+                Some(keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
+    let response_body = response.and_then(|r| r.get("content")).and_then(|c| {
+        let text = c.get("text")?.as_str()?;
+        if c.get("encoding").and_then(Value::as_str) == Some("base64") {
+            match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
+                Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                Err(_) => Some(text.to_string()),
+            }
+        } else {
+            Some(text.to_string())
         }
-    }
-    let response_body = e.pointer("/response/content").and_then(body_text);
-    let offending = if status == 400 {
-        response_body.as_deref().and_then(parse_otk_conflict)
-    } else {
-        None
-    };
+    });
+    let offending = response_body.as_deref().and_then(parse_otk_conflict);
     Some(KeysUploadExchange {
-        entry_index: index,
+        entry_index,
+        url: url.to_string(),
         started,
         status,
         request_keys,
@@ -294,270 +333,24 @@ fn keys_upload(index: usize, e: &Value) -> Option<KeysUploadExchange> {
     })
 }
 
-/// Streams through a HAR, keeping only what matters; memory stays flat.
-pub fn scan_har(reader: impl Read) -> Result<HarSummary, HarError> {
-    let mut sum = HarSummary::default();
-    walk(reader, &mut |ev| {
-        if let Ev::Entry(e) = ev {
-            if let Some(x) = keys_upload(sum.entries, &e) {
-                sum.keys_upload.push(x);
-            }
-            sum.entries += 1;
-        }
-        Ok(())
-    })?;
-    Ok(sum)
-}
-
-const SECRET_HEADERS: [&str; 4] = [
-    "authorization",
-    "cookie",
-    "set-cookie",
-    "proxy-authorization",
-];
-
-/// Redacts one value in place: secret headers, cookies, tokens in strings.
-fn redact_value(v: &mut Value, redactor: &Redactor, n: &mut usize) {
-    match v {
-        Value::String(s) => {
-            let (r, c) = redactor.redact_str(s);
-            if c > 0 {
-                *n += c;
-                *s = r.into_owned();
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| redact_value(x, redactor, n)),
-        Value::Object(o) => {
-            let secret_header = o
-                .get("name")
-                .and_then(|x| x.as_str())
-                .is_some_and(|name| SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()));
-            for (k, x) in o.iter_mut() {
-                if secret_header && k == "value" {
-                    if x.as_str() != Some(REDACTED) {
-                        *x = Value::String(REDACTED.into());
-                        *n += 1;
-                    }
-                } else if k == "cookies" {
-                    // HAR's parsed cookie lists: every value is a secret.
-                    if let Value::Array(cs) = x {
-                        for c in cs.iter_mut() {
-                            if let Some(val) = c.get_mut("value")
-                                && val.as_str() != Some(REDACTED)
-                            {
-                                *val = Value::String(REDACTED.into());
-                                *n += 1;
-                            }
-                        }
-                    }
-                } else {
-                    redact_value(x, redactor, n);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Writes a redacted copy (headers `Authorization`, `Cookie`, `Set-Cookie`
-/// and tokens anywhere), streaming. Returns the number of redactions. Input
-/// that is not valid JSON is copied with the text redactor applied.
+/// Writes a redacted copy (headers `Authorization`, `Cookie`, `Set-Cookie`,
+/// `Proxy-Authorization`, every cookie value, token query/form parameters,
+/// and tokens anywhere), streaming. Returns the number of redactions. The
+/// copy is byte for byte the input apart from the redacted values, so input
+/// that is not valid JSON (cut short, garbage) is copied the same way, with
+/// the text redactor applied.
 pub fn redact_har(
     reader: impl Read,
-    mut writer: impl Write,
+    writer: impl Write,
     redactor: &Redactor,
 ) -> Result<usize, HarError> {
-    // Keep the raw input only until it is known to be JSON: spool to a
-    // temporary file, so a huge broken file still costs no memory.
-    let mut spool = tempfile::tempfile()?;
-    let mut tee = TeeReader {
-        inner: reader,
-        copy: &mut spool,
-    };
-    let mut out: Vec<u8> = Vec::new();
-    let mut n = 0usize;
-    let mut first = [true; 3]; // top, log, entries
-    let result = walk(&mut tee, &mut |ev| {
-        let mut piece = |out: &mut Vec<u8>, level: usize, key: Option<&str>| {
-            if first[level] {
-                first[level] = false;
-            } else {
-                out.push(b',');
-            }
-            if let Some(k) = key {
-                out.extend_from_slice(Value::String(k.to_string()).to_string().as_bytes());
-                out.push(b':');
-            }
-        };
-        if out.is_empty() {
-            out.push(b'{');
-        }
-        match ev {
-            Ev::Field {
-                in_log,
-                key,
-                mut value,
-            } => {
-                redact_value(&mut value, redactor, &mut n);
-                piece(&mut out, usize::from(in_log), Some(&key));
-                out.extend_from_slice(value.to_string().as_bytes());
-            }
-            Ev::LogOpen => {
-                piece(&mut out, 0, Some("log"));
-                out.push(b'{');
-            }
-            Ev::EntriesOpen => {
-                piece(&mut out, 1, Some("entries"));
-                out.push(b'[');
-            }
-            Ev::Entry(mut e) => {
-                redact_value(&mut e, redactor, &mut n);
-                piece(&mut out, 2, None);
-                out.extend_from_slice(e.to_string().as_bytes());
-            }
-            Ev::EntriesClose => out.push(b']'),
-            Ev::LogClose => out.push(b'}'),
-        }
-        if out.len() > 1 << 20 {
-            writer.write_all(&out).map_err(|e| e.to_string())?;
-            out.clear();
-            out.push(b' ');
-        }
-        Ok(())
-    });
-    match result {
-        Ok(()) => {
-            if out.is_empty() {
-                out.push(b'{');
-            }
-            out.push(b'}');
-            out.push(b'\n');
-            writer.write_all(&out)?;
-            Ok(n)
-        }
-        Err(HarError::Json(_)) => {
-            // Not JSON (truncated, HTML…): a verbatim copy, text-redacted.
-            drop(tee);
-            use std::io::{Seek, SeekFrom};
-            spool.seek(SeekFrom::Start(0))?;
-            copy_redacted(spool, writer, redactor)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Copies line-aligned chunks through the text redactor.
-pub fn copy_redacted(
-    mut reader: impl Read,
-    mut writer: impl Write,
-    redactor: &Redactor,
-) -> Result<usize, HarError> {
-    let mut n = 0;
-    let mut pending: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let k = reader.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        pending.extend_from_slice(&buf[..k]);
-        if let Some(i) = memchr::memrchr(b'\n', &pending) {
-            let rest = pending.split_off(i + 1);
-            let (r, c) = redactor.redact_bytes(&pending);
-            writer.write_all(&r)?;
-            n += c;
-            pending = rest;
-        }
-    }
-    let (r, c) = redactor.redact_bytes(&pending);
-    writer.write_all(&r)?;
-    Ok(n + c)
-}
-
-struct TeeReader<'a, R> {
-    inner: R,
-    copy: &'a mut std::fs::File,
-}
-
-impl<R: Read> Read for TeeReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
-        Ok(n)
-    }
+    let mut input = BufReader::with_capacity(1 << 16, reader);
+    let mut text = redactor.writer(BufWriter::with_capacity(1 << 16, writer));
+    let pairs = structural::copy_redacting_pairs(&mut input, &mut text)?;
+    let (mut inner, tokens) = text.finish()?;
+    inner.flush()?;
+    Ok(pairs + tokens)
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    const BODY: &str = r#"{"errcode":"M_UNKNOWN","error":"One time key signed_curve25519:AAAAAAAAAJ4 already exists. Old key: {\"key\":\"old\",\"signatures\":{\"@a:hs\":{\"ed25519:D\":\"s\"}}}; new key: {'key': 'new', 'signatures': {'@a:hs': {'ed25519:D': 't'}}}"}"#;
-
-    #[test]
-    fn parses_the_conflict_from_a_response_body_and_a_log_line() {
-        let k = parse_otk_conflict(BODY).unwrap();
-        assert_eq!(
-            (k.algorithm.as_str(), k.key_id.as_str()),
-            ("signed_curve25519", "AAAAAAAAAJ4")
-        );
-        assert_eq!(k.old_key.unwrap()["key"], "old");
-        assert_eq!(k.new_key.unwrap()["key"], "new");
-        let line = "SynapseError: 400 - One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {\"key\":\"a\"}; new key: {'key': 'b', 'fallback': True}";
-        let k = parse_otk_conflict(line).unwrap();
-        assert_eq!(k.key_id, "AAAAAAAAAFA");
-        assert_eq!(k.new_key.unwrap()["fallback"], true);
-        assert!(parse_otk_conflict("POST /keys/upload 200").is_none());
-    }
-
-    fn har(entries: &str) -> String {
-        format!(r#"{{"log":{{"version":"1.2","creator":{{"name":"x"}},"entries":[{entries}]}}}}"#)
-    }
-
-    #[test]
-    fn scans_keys_upload_exchanges_and_their_conflicts() {
-        let body = serde_json::to_string(BODY).unwrap();
-        let e1 = format!(
-            r#"{{"startedDateTime":"2026-06-30T18:00:01.000Z","request":{{"method":"POST","url":"https://hs/_matrix/client/v3/keys/upload","headers":[],"postData":{{"text":"{{\"one_time_keys\":{{\"signed_curve25519:AAAAAAAAAJ4\":{{\"key\":\"new\"}}}}}}"}}}},"response":{{"status":400,"content":{{"text":{body}}}}}}}"#
-        );
-        let e0 = r#"{"request":{"method":"GET","url":"https://hs/_matrix/client/v3/sync"},"response":{"status":200,"content":{"text":"{}"}}}"#;
-        let s = scan_har(har(&format!("{e0},{e1}")).as_bytes()).unwrap();
-        assert_eq!(s.entries, 2);
-        assert_eq!(s.keys_upload.len(), 1);
-        let x = &s.keys_upload[0];
-        assert_eq!((x.entry_index, x.status), (1, 400));
-        assert_eq!(x.request_keys[0].0, "signed_curve25519:AAAAAAAAAJ4");
-        assert_eq!(x.offending.as_ref().unwrap().key_id, "AAAAAAAAAJ4");
-    }
-
-    #[test]
-    fn redacted_copy_is_json_without_secrets() {
-        let e = r#"{"request":{"url":"https://hs/x?access_token=syt_abc_defghij_k","headers":[{"name":"Authorization","value":"Bearer opaque"},{"name":"Accept","value":"*/*"}],"cookies":[{"name":"s","value":"c00kie"}]},"response":{"status":200,"headers":[{"name":"set-cookie","value":"s=c00kie"}],"content":{"text":"ok"}}}"#;
-        let mut out = Vec::new();
-        let n = redact_har(har(e).as_bytes(), &mut out, &Redactor::new()).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        for secret in ["syt_abc", "opaque", "c00kie"] {
-            assert!(!text.contains(secret), "{secret} in {text}");
-        }
-        assert!(n >= 4);
-        let v: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(
-            v["log"]["entries"][0]["request"]["headers"][1]["value"],
-            "*/*"
-        );
-        assert_eq!(v["log"]["version"], "1.2");
-    }
-
-    #[test]
-    fn truncated_har_is_copied_verbatim_but_redacted() {
-        let t = r#"{"log":{"entries":[{"request":{"url":"https://hs/x?access_token=secretvalue"#;
-        let mut out = Vec::new();
-        let n = redact_har(t.as_bytes(), &mut out, &Redactor::new()).unwrap();
-        assert_eq!(n, 1);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            t.replace("secretvalue", "<redacted>")
-        );
-        assert!(scan_har(t.as_bytes()).is_err());
-    }
-}
+mod tests;

@@ -1,155 +1,337 @@
 //! Secrets that must never reach the screen, a log or a bundle.
 //! Redacted text becomes `<redacted>`; patterns never cross a newline, so a
 //! line stays a line.
+//!
+//! What is redacted (the secret part only; the key or prefix stays when it
+//! says what was there):
+//! - Matrix access and refresh tokens `syt_…` / `syr_…` (whole token);
+//! - `access_token=`, `refresh_token=`, `client_secret=` query values (also
+//!   `access%5Ftoken=`), unless already `<redacted>`;
+//! - `Bearer <token>` values;
+//! - JSON string values of `access_token`, `refresh_token`, `client_secret`,
+//!   `password`, `new_password` and `token`, plain or escaped inside another
+//!   JSON string (`\"password\":\"…\"`);
+//! - recovery keys: twelve groups of four base58 characters separated by
+//!   single spaces.
+//!
+//! Clean text costs one literal search plus a skip scan for recovery keys;
+//! the regex runs only on lines that may hold a secret. Text that cannot hold
+//! valid JSON escapes is never produced: no class includes `"` or `\`, so
+//! redacting raw JSON text keeps it valid.
 
-use regex::bytes::{Captures, Regex};
+use aho_corasick::{AhoCorasick, Input, MatchKind};
+use regex::bytes::Regex;
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::io::{self, Write};
+use std::sync::{Arc, LazyLock};
 
 pub const REDACTED: &str = "<redacted>";
 
-const B58: &str = "[1-9A-HJ-NP-Za-km-z]";
+const BASE58: &str = "1-9A-HJ-NP-Za-km-z";
+/// Length of a spaced recovery key: 12 groups of 4 and 11 spaces.
+const RECOVERY_KEY_LEN: usize = 59;
 
-static SECRETS: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    let p = [
-        // Matrix access and refresh tokens: syt_<base64 localpart>_<random>_<crc>.
-        r"(?P<tok>\bsy[tr]_[A-Za-z0-9+/=_-]{8,})".to_string(),
-        // Query parameters (also percent-encoded `_`), not already redacted.
-        r#"(?P<qk>(?:access|client)(?:_|%5[Ff])(?:token|secret)=)(?P<qv>[^&\s"'<\\]+)"#.to_string(),
-        // Header lines in logs and HAR text.
-        r"(?P<hk>\b(?:Authorization|Proxy-Authorization|Cookie|Set-Cookie):[ \t]*)(?P<hv>[^<\s][^\r\n]*)".to_string(),
-        r#"(?P<bk>\bBearer[ \t]+)(?P<bv>[^\s"'<,;\\]+)"#.to_string(),
-        // JSON fields holding tokens or secrets.
-        r#"(?P<jk>"(?:access_token|refresh_token|accessToken|refreshToken|client_secret|clientSecret|password|passphrase|recovery_key|recoveryKey)"[ \t]*:[ \t]*")(?P<jv>[^"<\\][^"\\]*)"#.to_string(),
-        // Recovery keys: twelve groups of four base58 characters.
-        format!(r"(?P<rk>\b{B58}{{4}}(?: {B58}{{4}}){{11}}\b)"),
-    ];
-    Regex::new(&format!("(?-u){}", p.join("|"))).ok()
+/// Every secret pattern contains one of these (recovery keys aside).
+const LITERALS: [&str; 6] = ["syt_", "syr_", "token", "secret", "earer", "password"];
+
+fn secrets_pattern() -> String {
+    let json_keys = "access_token|refresh_token|client_secret|password|new_password|token";
+    [
+        r"(?P<tok>sy[tr]_[A-Za-z0-9+/_=-]+)".to_string(),
+        r#"(?:access|refresh)(?:_|%5[Ff])token=(?P<q1>[^&\s"'<>#\\]+)"#.to_string(),
+        r#"client(?:_|%5[Ff])secret=(?P<q2>[^&\s"'<>#\\]+)"#.to_string(),
+        r"[Bb]earer[ \t]+(?P<bearer>[A-Za-z0-9._~+/-]+=*)".to_string(),
+        format!(r#""(?:{json_keys})"[ \t]*:[ \t]*"(?P<json>(?:[^"\\\n]|\\[^\n])*)""#),
+        format!(r#"\\"(?:{json_keys})\\"[ \t]*:[ \t]*\\"(?P<esc>[^\n]*?)\\""#),
+        format!(r"\b(?P<rk>[{BASE58}]{{4}}(?: [{BASE58}]{{4}}){{11}})\b"),
+    ]
+    .join("|")
+}
+
+const GROUPS: [&str; 7] = ["tok", "q1", "q2", "bearer", "json", "esc", "rk"];
+
+struct Compiled {
+    literals: AhoCorasick,
+    secrets: Regex,
+    /// 256-entry table: 1 = base58, 2 = space, 0 = anything else.
+    key_bytes: [u8; 256],
+}
+
+// The patterns are constants covered by the tests; failing to build them is
+// a bug that must stop the program rather than let secrets through.
+#[allow(clippy::expect_used)]
+static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
+    let literals = AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(LITERALS)
+        .expect("redaction literals build");
+    let secrets = regex::bytes::RegexBuilder::new(&secrets_pattern())
+        .unicode(false)
+        .build()
+        .expect("redaction pattern compiles");
+    let mut key_bytes = [0u8; 256];
+    for b in 0..=255u8 {
+        key_bytes[usize::from(b)] = match b {
+            b' ' => 2,
+            b'1'..=b'9' | b'A'..=b'H' | b'J'..=b'N' | b'P'..=b'Z' | b'a'..=b'k' | b'm'..=b'z' => 1,
+            _ => 0,
+        };
+    }
+    Arc::new(Compiled {
+        literals,
+        secrets,
+        key_bytes,
+    })
 });
 
-/// Cheap literals that every secret above contains (recovery keys excepted).
-static HINTS: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i-u)sy[tr]_|token|secret|authorization|cookie|bearer|password|passphrase|recovery",
-    )
-    .ok()
-});
-static RECOVERY: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(&format!(r"(?-u)\b{B58}{{4}}(?: {B58}{{4}}){{11}}\b")).ok());
+/// One secret found: the whole match and the part that is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Secret {
+    start: usize,
+    end: usize,
+    value: (usize, usize),
+    /// Already `<redacted>` or empty: kept as is, not counted.
+    keep: bool,
+}
 
-#[derive(Debug, Clone, Default)]
-pub struct Redactor {}
+#[derive(Clone)]
+pub struct Redactor {
+    compiled: Arc<Compiled>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor").finish_non_exhaustive()
+    }
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Redactor {
     pub fn new() -> Self {
-        Redactor {}
+        Redactor {
+            compiled: COMPILED.clone(),
+        }
     }
 
     /// Redacts a buffer of one or more lines; returns the text and how many
     /// secrets were replaced.
     pub fn redact_bytes<'a>(&self, buf: &'a [u8]) -> (Cow<'a, [u8]>, usize) {
-        let (Some(re), Some(hints), Some(rec)) =
-            (SECRETS.as_ref(), HINTS.as_ref(), RECOVERY.as_ref())
-        else {
-            return (Cow::Borrowed(buf), 0);
-        };
-        if !hints.is_match(buf) && !rec.is_match(buf) {
+        let secrets = self.find(buf);
+        if secrets.iter().all(|s| s.keep) {
             return (Cow::Borrowed(buf), 0);
         }
-        let mut n = 0usize;
-        let out = re.replace_all(buf, |c: &Captures| {
-            n += 1;
-            let mut v: Vec<u8> = Vec::new();
-            for k in ["qk", "hk", "bk", "jk"] {
-                if let Some(m) = c.name(k) {
-                    v.extend_from_slice(m.as_bytes());
-                }
-            }
-            v.extend_from_slice(REDACTED.as_bytes());
-            v
-        });
-        (out, n)
+        let mut out = Vec::with_capacity(buf.len());
+        let n = apply(buf, &secrets, &mut out);
+        (Cow::Owned(out), n)
     }
 
     pub fn redact_str<'a>(&self, s: &'a str) -> (Cow<'a, str>, usize) {
         match self.redact_bytes(s.as_bytes()) {
             (Cow::Borrowed(_), n) => (Cow::Borrowed(s), n),
-            (Cow::Owned(v), n) => (Cow::Owned(String::from_utf8_lossy(&v).into_owned()), n),
+            // Replacements start and end at ASCII bytes, so UTF-8 stays valid.
+            (Cow::Owned(v), n) => match String::from_utf8(v) {
+                Ok(t) => (Cow::Owned(t), n),
+                Err(e) => (
+                    Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                    n,
+                ),
+            },
         }
+    }
+
+    /// Whether `buf` holds anything to redact.
+    pub fn has_secret(&self, buf: &[u8]) -> bool {
+        self.find(buf).iter().any(|s| !s.keep)
+    }
+
+    /// A writer that redacts everything written through it, line by line
+    /// (long lines in pieces), into `inner`.
+    pub fn writer<W: Write>(&self, inner: W) -> RedactingWriter<W> {
+        RedactingWriter {
+            redactor: self.clone(),
+            inner,
+            pending: Vec::new(),
+            scanned: 0,
+            count: 0,
+        }
+    }
+
+    /// Secrets in `buf`, in order, not overlapping.
+    fn find(&self, buf: &[u8]) -> Vec<Secret> {
+        let c = &*self.compiled;
+        let mut lines = candidate_lines(c, buf);
+        if lines.is_empty() {
+            return Vec::new();
+        }
+        lines.sort_unstable();
+        lines.dedup();
+        let mut out = Vec::new();
+        for (ls, le) in lines {
+            let line = &buf[ls..le];
+            for caps in c.secrets.captures_iter(line) {
+                let (Some(whole), Some(value)) =
+                    (caps.get(0), GROUPS.iter().find_map(|g| caps.name(g)))
+                else {
+                    continue;
+                };
+                let v = value.as_bytes();
+                out.push(Secret {
+                    start: ls + whole.start(),
+                    end: ls + whole.end(),
+                    value: (ls + value.start(), ls + value.end()),
+                    keep: v.is_empty() || v == REDACTED.as_bytes(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Lines (start, end without `\n`) that contain a literal or a run of bytes
+/// long enough to be a recovery key.
+fn candidate_lines(c: &Compiled, buf: &[u8]) -> Vec<(usize, usize)> {
+    let len = buf.len();
+    let line_of = |at: usize, from: usize| {
+        let s = memchr::memrchr(b'\n', &buf[from..at]).map_or(from, |i| from + i + 1);
+        let e = memchr::memchr(b'\n', &buf[at..]).map_or(len, |i| at + i);
+        (s, e)
+    };
+    let mut lines = Vec::new();
+    let mut pos = 0;
+    while pos < len {
+        let Some(m) = c.literals.find(Input::new(buf).span(pos..len)) else {
+            break;
+        };
+        let (s, e) = line_of(m.start(), pos);
+        lines.push((s, e));
+        pos = e + 1;
+    }
+    // Recovery keys have no literal. Probe one byte per key length: a byte
+    // that is neither base58 nor a space rules out every key containing it.
+    let class = &c.key_bytes;
+    let mut i = RECOVERY_KEY_LEN - 1;
+    let mut floor = 0;
+    while i < len {
+        if class[usize::from(buf[i])] == 0 {
+            i += RECOVERY_KEY_LEN;
+            continue;
+        }
+        let mut a = i;
+        while a > floor && class[usize::from(buf[a - 1])] != 0 {
+            a -= 1;
+        }
+        let mut b = i + 1;
+        while b < len && class[usize::from(buf[b])] != 0 {
+            b += 1;
+        }
+        if b - a >= RECOVERY_KEY_LEN {
+            lines.push(line_of(a, 0));
+        }
+        floor = b;
+        i = b + RECOVERY_KEY_LEN;
+    }
+    lines
+}
+
+/// Writes `buf` with `secrets` replaced into `out`; returns the count.
+fn apply(buf: &[u8], secrets: &[Secret], out: &mut Vec<u8>) -> usize {
+    let mut last = 0;
+    let mut n = 0;
+    for s in secrets.iter().filter(|s| !s.keep) {
+        out.extend_from_slice(&buf[last..s.value.0]);
+        out.extend_from_slice(REDACTED.as_bytes());
+        last = s.value.1;
+        n += 1;
+    }
+    out.extend_from_slice(&buf[last..]);
+    n
+}
+
+/// Redacts a stream. Complete lines are redacted as they arrive; a line
+/// longer than [`RedactingWriter::MAX_PENDING`] is redacted in pieces, each
+/// cut kept clear of any secret that might not have fully arrived.
+/// Call [`RedactingWriter::finish`] to flush the last partial line.
+pub struct RedactingWriter<W: Write> {
+    redactor: Redactor,
+    inner: W,
+    pending: Vec<u8>,
+    /// `pending[..scanned]` has no `\n`.
+    scanned: usize,
+    count: usize,
+}
+
+impl<W: Write> RedactingWriter<W> {
+    /// A line piece longer than this is redacted without waiting for its end.
+    pub const MAX_PENDING: usize = 1 << 20;
+    /// Bytes held back at a cut (longer than any secret).
+    const HOLD: usize = 4096;
+
+    /// Secrets replaced so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Redacts and writes what is left; returns the inner writer and the
+    /// number of secrets replaced.
+    pub fn finish(mut self) -> io::Result<(W, usize)> {
+        let rest = std::mem::take(&mut self.pending);
+        self.emit(&rest)?;
+        self.inner.flush()?;
+        Ok((self.inner, self.count))
+    }
+
+    fn emit(&mut self, chunk: &[u8]) -> io::Result<()> {
+        let (out, n) = self.redactor.redact_bytes(chunk);
+        self.count += n;
+        self.inner.write_all(&out)
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        if let Some(i) = memchr::memrchr(b'\n', &self.pending[self.scanned..]) {
+            let cut = self.scanned + i + 1;
+            let head: Vec<u8> = self.pending.drain(..cut).collect();
+            self.emit(&head)?;
+            self.scanned = 0;
+        } else {
+            self.scanned = self.pending.len();
+        }
+        if self.pending.len() > Self::MAX_PENDING {
+            let mut cut = self.pending.len() - Self::HOLD;
+            let secrets = self.redactor.find(&self.pending);
+            if let Some(s) = secrets.iter().find(|s| s.end > cut) {
+                cut = cut.min(s.start);
+            }
+            if cut > 0 {
+                let mut out = Vec::with_capacity(cut + 64);
+                let before: Vec<Secret> = secrets.into_iter().filter(|s| s.end <= cut).collect();
+                self.count += apply(&self.pending[..cut], &before, &mut out);
+                self.inner.write_all(&out)?;
+                self.pending.drain(..cut);
+                self.scanned = self.pending.len();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for RedactingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        self.drain()?;
+        Ok(buf.len())
+    }
+
+    /// Flushes the inner writer; a partial line stays pending until more
+    /// text or [`RedactingWriter::finish`].
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn r(s: &str) -> (String, usize) {
-        let (o, n) = Redactor::new().redact_str(s);
-        (o.into_owned(), n)
-    }
-
-    #[test]
-    fn tokens_of_every_kind_are_replaced() {
-        let cases = [
-            (
-                "GET /whoami?access_token=syt_YWxpY2U_abcDEF123_0aBcDe HTTP/1.1",
-                "GET /whoami?access_token=<redacted> HTTP/1.1",
-            ),
-            (
-                "token syt_YWxpY2U_abcDEF123_0aBcDe end",
-                "token <redacted> end",
-            ),
-            ("refresh syr_YWxpY2U_xyz987654_1XyZ.", "refresh <redacted>."),
-            (
-                "POST /x?client_secret=hunter2&b=1",
-                "POST /x?client_secret=<redacted>&b=1",
-            ),
-            (
-                "GET /x?access%5Ftoken=abc123",
-                "GET /x?access%5Ftoken=<redacted>",
-            ),
-            ("Authorization: Bearer abc.def", "Authorization: <redacted>"),
-            ("sent Bearer abcdef123", "sent Bearer <redacted>"),
-            (
-                "{\"access_token\": \"opaque-mas-token\"}",
-                "{\"access_token\": \"<redacted>\"}",
-            ),
-            (
-                "key EsTc LW2K PGiF wKEA 3As5 aX4G gAXn q5Hb bzMF CFx7 9KXU Kd5N ok",
-                "key <redacted> ok",
-            ),
-        ];
-        for (input, want) in cases {
-            let (got, n) = r(input);
-            assert_eq!(got, want, "{input}");
-            assert!(n >= 1, "{input}");
-        }
-    }
-
-    #[test]
-    fn already_redacted_values_stay_and_do_not_count() {
-        let (got, n) = r("GET /x?access_token=<redacted>&y=1 Authorization: <redacted>");
-        assert_eq!(n, 0);
-        assert!(got.contains("access_token=<redacted>&y=1"));
-    }
-
-    #[test]
-    fn lines_stay_lines_and_clean_text_is_untouched() {
-        let text = "a access_token=secret1\nb Bearer tok2\r\nc plain line\n";
-        let (got, n) = r(text);
-        assert_eq!(n, 2);
-        assert_eq!(got.lines().count(), text.lines().count());
-        assert!(got.ends_with("c plain line\n"));
-        let (o, n) = Redactor::new().redact_bytes(b"nothing secret here\n");
-        assert!(matches!(o, Cow::Borrowed(_)));
-        assert_eq!(n, 0);
-    }
-
-    #[test]
-    fn invalid_utf8_is_kept() {
-        let (o, n) = Redactor::new().redact_bytes(b"\xff access_token=abc \xfe\n");
-        assert_eq!(n, 1);
-        assert_eq!(&*o, b"\xff access_token=<redacted> \xfe\n");
-    }
-}
+mod tests;

@@ -3,16 +3,26 @@
 //!
 //! Matching has `grep -E` semantics: case-sensitive, one physical line at a
 //! time, and all KEs are matched in one pass over the input.
+//!
+//! How `scan` stays fast: every pattern is reduced to a small set of literals
+//! that any match must contain (`literals.rs`). One Aho-Corasick search for
+//! all of them runs over the whole buffer; only the lines it lands on are
+//! classified, and patterns that are plain strings need no regex at all.
+//! Patterns with no usable literal fall back to one combined regex over the
+//! buffer, which is still a single pass.
+
+mod ere;
+mod file;
+mod literals;
+
+pub use file::{ClientSignature, KeSignatures, Signatures, SignaturesError};
 
 use super::ke::{Ke, KeSet};
-use regex::bytes::{Regex, RegexSet};
-use serde::Deserialize;
-use std::path::Path;
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use std::sync::Arc;
 
 pub const EMBEDDED: &str = include_str!("../../assets/signatures.toml");
-
-/// Access lines are found with the same pass (for request latency).
-const ACCESS_LITERAL: &str = "Processed request";
 
 /// What a line matched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,235 +49,128 @@ pub struct ClientMatch {
     pub error: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientSignature {
-    pub signature: String,
-    #[serde(default)]
-    pub error: bool,
+/// Compiles a `grep -E` pattern for matching one line (bytes, Unicode off).
+fn compile_ere(ere: &str) -> Result<Regex, String> {
+    let rust = ere::translate(ere)?;
+    build_regex(&rust)
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct KeDef {
-    id: String,
-    title: String,
-    #[serde(default)]
-    server: String,
-    #[serde(default)]
-    server_errors: Vec<String>,
-    #[serde(default)]
-    client: Vec<ClientSignature>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignaturesFile {
-    ke: Vec<KeDef>,
-}
-
-/// One KE's signatures.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeSignatures {
-    pub ke: Ke,
-    pub title: String,
-    /// `grep -E` pattern; empty for none (KE-3 uses harvested event ids).
-    pub server: String,
-    pub server_errors: Vec<String>,
-    pub client: Vec<ClientSignature>,
-}
-
-/// Signatures as loaded from TOML.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Signatures {
-    pub kes: Vec<KeSignatures>,
-}
-
-impl Signatures {
-    pub fn embedded() -> Self {
-        // The embedded file is checked by a test; it cannot fail at run time
-        // unless the build is broken, and then no signatures beat a panic.
-        Signatures::from_toml(EMBEDDED, Path::new("(embedded signatures)"))
-            .unwrap_or(Signatures { kes: Vec::new() })
-    }
-
-    /// Parses a signatures file; errors name the file, the key and the value.
-    pub fn from_toml(text: &str, path: &Path) -> Result<Self, String> {
-        let file: SignaturesFile = toml::from_str(text).map_err(|e| {
-            format!(
-                "signatures file '{}': {}",
-                path.display(),
-                e.to_string().trim().replace('\n', " ")
-            )
-        })?;
-        let mut kes: Vec<KeSignatures> = Vec::new();
-        for (i, d) in file.ke.into_iter().enumerate() {
-            let ke = Ke::parse(&d.id).ok_or_else(|| {
-                format!(
-                    "signatures file '{}': key 'ke[{i}].id': '{}' is not KE-1 … KE-4",
-                    path.display(),
-                    d.id
-                )
-            })?;
-            if kes.iter().any(|k| k.ke == ke) {
-                return Err(format!(
-                    "signatures file '{}': key 'ke[{i}].id': '{}' is defined twice",
-                    path.display(),
-                    d.id
-                ));
-            }
-            for (key, p) in std::iter::once(("server", &d.server))
-                .chain(d.server_errors.iter().map(|p| ("server-errors", p)))
-            {
-                if !p.is_empty() {
-                    compile(p).map_err(|e| {
-                        format!(
-                            "signatures file '{}': key 'ke[{i}].{key}': bad pattern '{p}': {e}",
-                            path.display()
-                        )
-                    })?;
-                }
-            }
-            kes.push(KeSignatures {
-                ke,
-                title: d.title,
-                server: d.server,
-                server_errors: d.server_errors,
-                client: d.client,
-            });
-        }
-        kes.sort_by_key(|k| k.ke);
-        Ok(Signatures { kes })
-    }
-
-    pub fn get(&self, ke: Ke) -> Option<&KeSignatures> {
-        self.kes.iter().find(|k| k.ke == ke)
-    }
-
-    pub fn title(&self, ke: Ke) -> &str {
-        self.get(ke).map_or(ke.meaning(), |k| k.title.as_str())
-    }
-}
-
-/// `grep -E` on one line: bytes, `.` is any byte but newline (as in the C
-/// locale), case-sensitive.
-fn compile(p: &str) -> Result<Regex, String> {
-    Regex::new(&format!("(?-u){p}")).map_err(|e| {
+fn build_regex(rust: &str) -> Result<Regex, String> {
+    RegexBuilder::new(rust).unicode(false).build().map_err(|e| {
         e.to_string()
             .lines()
             .last()
-            .unwrap_or("")
+            .unwrap_or("invalid")
             .trim()
             .to_string()
     })
 }
 
-/// What each pattern of the set means.
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Ke(Ke),
-    Error(Ke),
-    Access,
+/// Index of the access pseudo-pattern after the four KEs.
+const ACCESS: usize = 4;
+const ACCESS_LITERAL: &str = "Processed request";
+
+#[derive(Debug)]
+struct Pattern {
+    /// 0..4 = KE index, 4 = access.
+    slot: usize,
+    /// `None` for plain-string patterns (a literal hit is a match).
+    regex: Option<Regex>,
+    /// The pattern's literals are known: no literal on the line, no match.
+    has_literals: bool,
+}
+
+#[derive(Debug)]
+enum Prefilter {
+    /// One search for every pattern's required literals.
+    Literals(AhoCorasick),
+    /// Some pattern has no required literal: a combined regex (multi-line).
+    Regex(Regex),
+}
+
+#[derive(Debug)]
+struct Compiled {
+    patterns: Vec<Pattern>,
+    prefilter: Prefilter,
+    /// Literal search over one line, overlapping, for classification.
+    line_literals: Option<AhoCorasick>,
+    /// For each literal: (pattern index, the literal alone is a match).
+    literal_owners: Vec<Vec<(usize, bool)>>,
+    errors: [Option<RegexSet>; 4],
 }
 
 /// Matches server lines and client messages against all KEs at once.
 #[derive(Debug, Clone)]
 pub struct Matcher {
-    /// One alternation of every pattern: finds candidate lines in a buffer.
-    any: Option<Regex>,
-    /// Classifies a candidate line.
-    set: RegexSet,
-    slots: Vec<Slot>,
-    client: Vec<(Ke, ClientSignature)>,
+    sigs: Signatures,
+    ke3_ids: Vec<String>,
+    compiled: Arc<Compiled>,
 }
 
 impl Matcher {
     /// `ke3_ids` are event ids harvested from client KE-3 entries (plus any
     /// the operator adds); they form KE-3's server pattern (literal match).
     pub fn new(sigs: &Signatures, ke3_ids: &[String]) -> Result<Self, String> {
-        let mut pats: Vec<String> = Vec::new();
-        let mut slots = Vec::new();
-        for k in &sigs.kes {
-            let server = if k.ke == Ke::Ke3 {
-                let mut alts: Vec<String> = ke3_ids
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .map(|s| regex::escape(s))
-                    .collect();
-                if !k.server.is_empty() {
-                    alts.push(format!("(?:{})", k.server));
-                }
-                alts.join("|")
-            } else {
-                k.server.clone()
-            };
-            if server.is_empty() {
-                continue;
-            }
-            pats.push(server);
-            slots.push(Slot::Ke(k.ke));
-            for e in &k.server_errors {
-                pats.push(e.clone());
-                slots.push(Slot::Error(k.ke));
-            }
-        }
-        pats.push(regex::escape(ACCESS_LITERAL));
-        slots.push(Slot::Access);
-        let set =
-            RegexSet::new(pats.iter().map(|p| format!("(?-u){p}"))).map_err(|e| e.to_string())?;
-        // Error patterns only matter on lines a KE matched: the finder needs
-        // the KE patterns and the access literal only.
-        let finder: Vec<String> = pats
-            .iter()
-            .zip(&slots)
-            .filter(|(_, s)| !matches!(s, Slot::Error(_)))
-            .map(|(p, _)| format!("(?:{p})"))
-            .collect();
-        let any =
-            Some(Regex::new(&format!("(?-u){}", finder.join("|"))).map_err(|e| e.to_string())?);
-        let client = sigs
-            .kes
-            .iter()
-            .flat_map(|k| k.client.iter().map(move |c| (k.ke, c.clone())))
-            .collect();
+        let ids = clean_ids(ke3_ids.iter().map(String::as_str), &[]);
+        let compiled = compile(sigs, &ids)?;
         Ok(Matcher {
-            any,
-            set,
-            slots,
-            client,
+            sigs: sigs.clone(),
+            ke3_ids: ids,
+            compiled: Arc::new(compiled),
         })
+    }
+
+    /// Adds KE-3 event ids and rebuilds if any is new; returns how many were
+    /// added. On error the matcher is unchanged.
+    pub fn add_ke3_ids<S: AsRef<str>>(
+        &mut self,
+        ids: impl IntoIterator<Item = S>,
+    ) -> Result<usize, String> {
+        let new: Vec<String> = ids.into_iter().map(|s| s.as_ref().to_string()).collect();
+        let added = clean_ids(new.iter().map(String::as_str), &self.ke3_ids);
+        if added.is_empty() {
+            return Ok(0);
+        }
+        let mut all = self.ke3_ids.clone();
+        all.extend(added.iter().cloned());
+        self.compiled = Arc::new(compile(&self.sigs, &all)?);
+        self.ke3_ids = all;
+        Ok(added.len())
+    }
+
+    /// The KE-3 event ids currently matched, in the order they were added.
+    pub fn ke3_ids(&self) -> &[String] {
+        &self.ke3_ids
+    }
+
+    pub fn signatures(&self) -> &Signatures {
+        &self.sigs
     }
 
     /// Classifies one physical line (no newline).
     pub fn match_line(&self, line: &[u8]) -> LineMatch {
-        let mut m = LineMatch::default();
-        let hits = self.set.matches(line);
-        let mut err = [false; 4];
-        for i in hits.iter() {
-            match self.slots[i] {
-                Slot::Ke(k) => m.kes.insert(k),
-                Slot::Error(k) => err[k.index()] = true,
-                Slot::Access => m.access = true,
-            }
-        }
-        m.error = m.kes.iter().any(|k| err[k.index()]);
-        m
+        self.compiled.classify(line)
     }
 
     /// Calls `f(start, end, match)` for each line of `buf` (lines end with
     /// `\n`; `end` excludes it) that is interesting, in order. Lines that
-    /// match nothing are skipped without being examined one by one.
+    /// match nothing are skipped without being examined one by one. A last
+    /// line without `\n` is a line.
     pub fn scan(&self, buf: &[u8], mut f: impl FnMut(usize, usize, LineMatch)) {
-        let Some(any) = &self.any else { return };
+        let c = &*self.compiled;
+        let len = buf.len();
         let mut pos = 0;
-        while pos < buf.len() {
-            let Some(hit) = any.find_at(buf, pos) else {
-                break;
+        while pos < len {
+            let hit = match &c.prefilter {
+                Prefilter::Literals(ac) => {
+                    ac.find(Input::new(buf).span(pos..len)).map(|m| m.start())
+                }
+                Prefilter::Regex(re) => re.find_at(buf, pos).map(|m| m.start()),
             };
-            let start = memchr::memrchr(b'\n', &buf[..hit.start()]).map_or(0, |i| i + 1);
-            let end =
-                memchr::memchr(b'\n', &buf[hit.start()..]).map_or(buf.len(), |i| hit.start() + i);
-            let m = self.match_line(&buf[start..end]);
+            let Some(hit) = hit else { break };
+            let start = memchr::memrchr(b'\n', &buf[pos..hit]).map_or(pos, |i| pos + i + 1);
+            let end = memchr::memchr(b'\n', &buf[hit..]).map_or(len, |i| hit + i);
+            let m = c.classify(&buf[start..end]);
             if m.is_interesting() {
                 f(start, end, m);
             }
@@ -275,154 +178,208 @@ impl Matcher {
         }
     }
 
+    /// The first client signature (in KE order, then file order) that the
+    /// message contains.
     pub fn classify_client(&self, message: &str) -> Option<ClientMatch> {
-        self.client
+        self.sigs.iter().find_map(|k| {
+            k.client
+                .iter()
+                .find(|c| message.contains(&c.signature))
+                .map(|c| ClientMatch {
+                    ke: k.ke,
+                    signature: c.signature.clone(),
+                    error: c.error,
+                })
+        })
+    }
+}
+
+/// Trimmed, non-empty, single-line ids not already in `existing`, deduplicated.
+fn clean_ids<'a>(ids: impl Iterator<Item = &'a str>, existing: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in ids {
+        let id = id.trim();
+        if id.is_empty() || id.contains(['\n', '\r']) {
+            continue;
+        }
+        if existing.iter().any(|e| e == id) || out.iter().any(|e| e == id) {
+            continue;
+        }
+        out.push(id.to_string());
+    }
+    out
+}
+
+fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
+    // Each slot's pattern in `regex` syntax.
+    let mut sources: Vec<(usize, String)> = Vec::new();
+    for k in sigs.iter() {
+        let mut alts: Vec<String> = Vec::new();
+        if let Some(p) = &k.server {
+            let t = ere::translate(p).map_err(|e| format!("{} server pattern '{p}': {e}", k.ke))?;
+            alts.push(t);
+        }
+        if k.ke == Ke::Ke3 {
+            alts.extend(ke3_ids.iter().map(|id| regex::escape(id)));
+        }
+        if !alts.is_empty() {
+            let joined = if alts.len() == 1 {
+                alts.remove(0)
+            } else {
+                alts.iter()
+                    .map(|a| format!("(?:{a})"))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            };
+            sources.push((k.ke.index(), joined));
+        }
+    }
+    sources.push((ACCESS, regex::escape(ACCESS_LITERAL)));
+
+    let mut patterns = Vec::with_capacity(sources.len());
+    let mut literals: Vec<Vec<u8>> = Vec::new();
+    let mut literal_owners: Vec<Vec<(usize, bool)>> = Vec::new();
+    let mut all_have_literals = true;
+    for (i, (slot, src)) in sources.iter().enumerate() {
+        let req = literals::required(src);
+        let exact = req.as_ref().is_some_and(|r| r.exact);
+        if let Some(r) = &req {
+            for lit in &r.literals {
+                let at = match literals.iter().position(|l| l == lit) {
+                    Some(at) => at,
+                    None => {
+                        literals.push(lit.clone());
+                        literal_owners.push(Vec::new());
+                        literals.len() - 1
+                    }
+                };
+                literal_owners[at].push((i, exact));
+            }
+        } else {
+            all_have_literals = false;
+        }
+        let regex = if exact {
+            None
+        } else {
+            Some(build_regex(src).map_err(|e| format!("pattern '{src}': {e}"))?)
+        };
+        patterns.push(Pattern {
+            slot: *slot,
+            regex,
+            has_literals: req.is_some(),
+        });
+    }
+
+    let line_literals = if literals.is_empty() {
+        None
+    } else {
+        Some(
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(&literals)
+                .map_err(|e| e.to_string())?,
+        )
+    };
+    let prefilter = if all_have_literals {
+        Prefilter::Literals(
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&literals)
+                .or_else(|_| {
+                    AhoCorasick::builder()
+                        .match_kind(MatchKind::LeftmostFirst)
+                        .build(&literals)
+                })
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        let alternation = sources
             .iter()
-            .find(|(_, c)| message.contains(c.signature.as_str()))
-            .map(|(ke, c)| ClientMatch {
-                ke: *ke,
-                signature: c.signature.clone(),
-                error: c.error,
+            .map(|(_, s)| format!("(?:{s})"))
+            .collect::<Vec<_>>()
+            .join("|");
+        Prefilter::Regex(
+            RegexBuilder::new(&alternation)
+                .unicode(false)
+                .multi_line(true)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+    };
+
+    let mut errors: [Option<RegexSet>; 4] = [None, None, None, None];
+    for k in sigs.iter() {
+        if k.server_errors.is_empty() {
+            continue;
+        }
+        let translated = k
+            .server_errors
+            .iter()
+            .map(|p| {
+                ere::translate(p).map_err(|e| format!("{} server error pattern '{p}': {e}", k.ke))
             })
+            .collect::<Result<Vec<_>, _>>()?;
+        let set = RegexSetBuilder::new(&translated)
+            .unicode(false)
+            .build()
+            .map_err(|e| format!("{} server error patterns: {e}", k.ke))?;
+        errors[k.ke.index()] = Some(set);
+    }
+
+    Ok(Compiled {
+        patterns,
+        prefilter,
+        line_literals,
+        literal_owners,
+        errors,
+    })
+}
+
+impl Compiled {
+    fn classify(&self, line: &[u8]) -> LineMatch {
+        // Which patterns may match (a literal is present), and which surely do.
+        let mut possible = 0u64;
+        let mut certain = 0u64;
+        if let Some(ac) = &self.line_literals {
+            for m in ac.find_overlapping_iter(line) {
+                for &(p, exact) in &self.literal_owners[m.pattern().as_usize()] {
+                    possible |= 1 << p;
+                    if exact {
+                        certain |= 1 << p;
+                    }
+                }
+            }
+        }
+        let mut out = LineMatch::default();
+        for (i, p) in self.patterns.iter().enumerate() {
+            let bit = 1u64 << i;
+            let matched = if certain & bit != 0 {
+                true
+            } else if p.has_literals && possible & bit == 0 {
+                false
+            } else {
+                p.regex.as_ref().is_some_and(|re| re.is_match(line))
+            };
+            if !matched {
+                continue;
+            }
+            if p.slot == ACCESS {
+                out.access = true;
+            } else if let Some(ke) = Ke::from_index(p.slot) {
+                out.kes.insert(ke);
+                if !out.error
+                    && self.errors[p.slot]
+                        .as_ref()
+                        .is_some_and(|set| set.is_match(line))
+                {
+                    out.error = true;
+                }
+            }
+        }
+        out
     }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn matcher(ids: &[&str]) -> Matcher {
-        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
-        Matcher::new(&Signatures::embedded(), &ids).unwrap()
-    }
-
-    #[test]
-    fn embedded_signatures_hold_the_runbooks_patterns() {
-        let s = Signatures::embedded();
-        assert_eq!(s.kes.len(), 4);
-        assert_eq!(
-            s.get(Ke::Ke1).unwrap().server,
-            "keys/upload|One time key .* already exists|OneTimeKey"
-        );
-        assert_eq!(
-            s.get(Ke::Ke4).unwrap().server,
-            "delayed_event|msc4140|msc4157|update_delayed"
-        );
-        assert!(s.get(Ke::Ke3).unwrap().server.is_empty());
-    }
-
-    #[test]
-    fn matches_like_grep_one_line_at_a_time() {
-        let m = matcher(&[]);
-        let l =
-            b"SynapseError: 400 - One time key signed_curve25519:AAAA already exists. Old key: {}";
-        let r = m.match_line(l);
-        assert!(r.kes.contains(Ke::Ke1) && r.error);
-        assert!(
-            m.match_line(b"PUT /_matrix/client/v3/sendToDevice/m.room.encrypted/x")
-                .kes
-                .contains(Ke::Ke2)
-        );
-        assert!(
-            m.match_line(b"ONE TIME KEY x already exists")
-                .kes
-                .is_empty(),
-            "case-sensitive"
-        );
-        // `.` matches any byte, as grep does in the C locale.
-        assert!(
-            m.match_line(b"One time key \xff\xfe already exists")
-                .kes
-                .contains(Ke::Ke1)
-        );
-        // `m.room.encrypted`'s dots match any character, as in grep -E.
-        assert!(m.match_line(b"mXroomXencrypted").kes.contains(Ke::Ke2));
-    }
-
-    #[test]
-    fn ke3_matches_harvested_event_ids_literally() {
-        let m = matcher(&["$abc.def:hs"]);
-        assert!(
-            m.match_line(b"event $abc.def:hs persisted")
-                .kes
-                .contains(Ke::Ke3)
-        );
-        assert!(
-            !m.match_line(b"event $abcXdef:hs persisted")
-                .kes
-                .contains(Ke::Ke3)
-        );
-        assert!(
-            !matcher(&[])
-                .match_line(b"event $abc.def:hs")
-                .kes
-                .contains(Ke::Ke3)
-        );
-    }
-
-    #[test]
-    fn scan_reports_only_interesting_lines_with_their_bounds() {
-        let m = matcher(&[]);
-        let buf = b"noise\na keys/upload b\nnoise\nx Processed request: y\nlast delayed_event";
-        let mut got = Vec::new();
-        m.scan(buf, |s, e, lm| {
-            got.push((
-                String::from_utf8_lossy(&buf[s..e]).into_owned(),
-                lm.kes,
-                lm.access,
-            ))
-        });
-        assert_eq!(got.len(), 3);
-        assert_eq!(got[0].0, "a keys/upload b");
-        assert!(got[1].2 && got[1].1.is_empty());
-        assert_eq!(got[2].0, "last delayed_event");
-    }
-
-    #[test]
-    fn classifies_client_messages_by_runbook_signature() {
-        let m = matcher(&[]);
-        let c = m
-            .classify_client("MissingKey: missing key at index 3 for participant @bob:hs")
-            .unwrap();
-        assert_eq!(c.ke, Ke::Ke2);
-        assert_eq!(
-            m.classify_client("AbortError: Restart delayed event timed out")
-                .unwrap()
-                .ke,
-            Ke::Ke4
-        );
-        assert_eq!(
-            m.classify_client("Error decrypting event (id=$x): DecryptionError[msg: x]")
-                .unwrap()
-                .ke,
-            Ke::Ke3
-        );
-        assert!(m.classify_client("all good").is_none());
-    }
-
-    #[test]
-    fn bad_user_signatures_name_the_file_key_and_value() {
-        let e = Signatures::from_toml(
-            "[[ke]]\nid = \"KE-9\"\ntitle = \"x\"\n",
-            Path::new("sigs.toml"),
-        )
-        .unwrap_err();
-        assert!(
-            e.contains("sigs.toml") && e.contains("ke[0].id") && e.contains("'KE-9'"),
-            "{e}"
-        );
-        let e = Signatures::from_toml(
-            "[[ke]]\nid = \"KE-1\"\ntitle = \"x\"\nserver = \"a(\"\n",
-            Path::new("s.toml"),
-        )
-        .unwrap_err();
-        assert!(e.contains("ke[0].server") && e.contains("'a('"), "{e}");
-        let e = Signatures::from_toml(
-            "[[ke]]\nid = \"KE-1\"\ntitle = \"x\"\nbogus = 1\n",
-            Path::new("s.toml"),
-        )
-        .unwrap_err();
-        assert!(e.contains("bogus"), "{e}");
-    }
-}
+mod tests;

@@ -3,9 +3,7 @@
 //! (`- ` after the request id is accepted too), and the "Processed request"
 //! access line in both its >= 1.150 and older forms.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use regex::Regex;
-use std::sync::LazyLock;
+use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// The head of a log record. A line that is not a record (traceback, wrapped
 /// text) yields `None` and is attached to the previous record's time.
@@ -20,76 +18,81 @@ pub struct RecordHead<'a> {
     pub message: &'a [u8],
 }
 
-const LEVELS: [&str; 6] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NOTSET"];
+impl<'a> RecordHead<'a> {
+    /// A complete record inside the message (Twisted re-logging a line that
+    /// a console handler wrote to stderr), if there is one.
+    pub fn nested(&self) -> Option<RecordHead<'a>> {
+        parse_record(self.message)
+    }
+}
 
 /// Parses one physical line (without its newline; a trailing `\r` is allowed).
 pub fn parse_record(line: &[u8]) -> Option<RecordHead<'_>> {
-    let at = parse_timestamp_prefix(line)?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let rest = line.get(23..)?.strip_prefix(b" - ")?;
-    // logger - lineno - LEVEL - request - message
-    let (logger, rest) = split_field(rest)?;
-    let (lineno, rest) = split_field(rest)?;
+    let at = parse_timestamp_prefix(line)?;
+    let rest = line.get(TS_LEN..)?.strip_prefix(b" - ")?;
+    let (logger, rest) = field(rest)?;
+    let (lineno, rest) = field(rest)?;
+    let (level, rest) = field(rest)?;
+    if logger.is_empty() || logger.contains(&b' ') {
+        return None;
+    }
     if lineno.is_empty() || !lineno.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let (level, rest) = split_field(rest)?;
-    let level = std::str::from_utf8(level).ok()?;
-    if !LEVELS.contains(&level) {
+    if level.is_empty() || !level.iter().all(u8::is_ascii_uppercase) {
         return None;
     }
-    // The request id ends at ` - ` or at `- ` (the contrib example config).
-    let i = memchr::memmem::find(rest, b"- ")?;
-    let (request, message) = (&rest[..i], &rest[i + 2..]);
+    // The request id ends at `- ` (default format: ` - `; contrib example
+    // config: `- ` right after the id, as in `PUT-1000- 192.168…`).
+    let sep = memchr::memmem::find(rest, b"- ")?;
+    let request = &rest[..sep];
     let request = request.strip_suffix(b" ").unwrap_or(request);
+    let message = &rest[sep + 2..];
     Some(RecordHead {
         at,
         logger: std::str::from_utf8(logger).ok()?,
-        level,
+        level: std::str::from_utf8(level).ok()?,
         request: std::str::from_utf8(request).ok()?,
         message,
     })
 }
 
-fn split_field(s: &[u8]) -> Option<(&[u8], &[u8])> {
+/// Length of `YYYY-MM-DD HH:MM:SS,mmm`.
+const TS_LEN: usize = 23;
+
+/// The text up to the next ` - ` and what follows it.
+fn field(s: &[u8]) -> Option<(&[u8], &[u8])> {
     let i = memchr::memmem::find(s, b" - ")?;
     Some((&s[..i], &s[i + 3..]))
 }
 
-fn digits<const N: usize>(b: &[u8]) -> Option<u32> {
-    if b.len() != N {
-        return None;
-    }
-    let mut v = 0u32;
-    for &c in b {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + (c - b'0') as u32;
-    }
-    Some(v)
-}
-
 /// Fast path: the leading `YYYY-MM-DD HH:MM:SS,mmm` of a record, if any.
 pub fn parse_timestamp_prefix(line: &[u8]) -> Option<NaiveDateTime> {
-    let b = line.get(..23)?;
-    if b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+    let b = line.get(..TS_LEN)?;
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b','
+    {
         return None;
     }
-    if b[19] != b',' && b[19] != b'.' {
-        return None;
-    }
-    let date = NaiveDate::from_ymd_opt(
-        digits::<4>(&b[0..4])? as i32,
-        digits::<2>(&b[5..7])?,
-        digits::<2>(&b[8..10])?,
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let date = chrono::NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)?;
+    let time = chrono::NaiveTime::from_hms_milli_opt(
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+        num(20..23)?,
     )?;
-    date.and_hms_milli_opt(
-        digits::<2>(&b[11..13])?,
-        digits::<2>(&b[14..16])?,
-        digits::<2>(&b[17..19])?,
-        digits::<3>(&b[20..23])?,
-    )
+    Some(NaiveDateTime::new(date, time))
 }
 
 /// A parsed "Processed request" access line.
@@ -110,39 +113,85 @@ pub struct AccessLine {
     pub user_agent: String,
 }
 
-static ACCESS: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    // Both forms: `ru=(a, b) db=(c/d/n)` (>= 1.150) and `(a, b) (c/d/n)`.
-    Regex::new(concat!(
-        r"^(?P<ip>\S+) - (?P<site>\S+) - \{(?P<req>[^}]*)\} Processed request: ",
-        r"(?P<proc>-?[0-9.]+)sec/(?P<send>-?[0-9.]+)sec ",
-        r"(?:ru=)?\([^)]*\) (?:db=)?\([^)]*\) ",
-        r"(?P<bytes>\d+|-)B (?P<status>!?\d{3}!?|-) ",
-        r#""(?P<method>\S+) (?P<path>\S*) [^"]*" "(?P<ua>[^"]*)""#,
-    ))
-    .ok()
-});
-
-/// Parses the message part of an access line.
+/// Parses the message part of an access line, in the >= 1.150 form
+/// (`ru=(..) db=(..)`) or the older unlabelled one (`(..) (..)`).
 pub fn parse_access(message: &str) -> Option<AccessLine> {
-    let message = message.trim_end_matches('\r');
-    let c = ACCESS.as_ref()?.captures(message)?;
-    let status_raw = &c["status"];
-    let dropped = status_raw.contains('!');
-    let status: u16 = status_raw.trim_matches('!').parse().unwrap_or(0);
-    let req = &c["req"];
+    const MARK: &str = " Processed request: ";
+    let mark = message.find(MARK)?;
+    let head = message[..mark].strip_suffix('}')?;
+    let open = head.find(" - {")?;
+    let requester = &head[open + 4..];
+    // The last two ` - ` fields before `{`, so the whole line works too.
+    let mut fields = head[..open].rsplitn(3, " - ");
+    let site = fields.next()?;
+    let client_ip = fields.next()?;
+    let rest = &message[mark + MARK.len()..];
+
+    // `0.006sec/0.000sec`
+    let (times, rest) = rest.split_once(' ')?;
+    let (processing, send) = times.split_once('/')?;
+    let processing_s = secs(processing)?;
+    let send_s = secs(send)?;
+    // `ru=(…)` / `(…)`, then `db=(…)` / `(…)`.
+    let rest = skip_group(rest, "ru=")?;
+    let rest = skip_group(rest, "db=")?;
+    // `528B 400 "POST /path HTTP/1.0" "agent" [0 dbevts]`
+    let (bytes, rest) = rest.split_once(' ')?;
+    let bytes = bytes.strip_suffix('B')?.parse().ok()?;
+    let (code, rest) = rest.split_once(' ')?;
+    let (code, dropped) = match code.strip_suffix('!') {
+        Some(c) => (c, true),
+        None => (code, false),
+    };
+    let status = code.parse().ok()?;
+    let rest = rest.strip_prefix('"')?;
+    let (request, rest) = rest.split_once('"')?;
+    let mut parts = request.split(' ');
+    let method = parts.next()?.to_string();
+    let mut path_parts: Vec<&str> = parts.collect();
+    // The protocol is the last word; an oddly written URI keeps its spaces.
+    if path_parts.len() > 1 {
+        path_parts.pop();
+    }
+    let path = path_parts.join(" ");
+    let agent = rest.trim_start().strip_prefix('"').unwrap_or("");
+    let user_agent = match agent.rfind("\" [") {
+        Some(i) => &agent[..i],
+        None => agent.strip_suffix('"').unwrap_or(agent),
+    };
     Some(AccessLine {
-        client_ip: c["ip"].to_string(),
-        site: c["site"].to_string(),
-        requester: (req != "None" && !req.is_empty()).then(|| req.to_string()),
-        processing_s: c["proc"].parse().ok()?,
-        send_s: c["send"].parse().unwrap_or(0.0),
+        client_ip: client_ip.to_string(),
+        site: site.to_string(),
+        requester: (requester != "None").then(|| requester.to_string()),
+        processing_s,
+        send_s,
         status,
         dropped,
-        method: c["method"].to_string(),
-        path: c["path"].to_string(),
-        bytes: c["bytes"].parse().unwrap_or(0),
-        user_agent: c["ua"].to_string(),
+        method,
+        path,
+        bytes,
+        user_agent: user_agent.to_string(),
     })
+}
+
+/// [`parse_access`] on raw message bytes (invalid UTF-8 is read lossily).
+pub fn parse_access_bytes(message: &[u8]) -> Option<AccessLine> {
+    match std::str::from_utf8(message) {
+        Ok(s) => parse_access(s),
+        Err(_) => parse_access(&String::from_utf8_lossy(message)),
+    }
+}
+
+/// `0.006sec` → 0.006 (may be negative).
+fn secs(s: &str) -> Option<f64> {
+    s.strip_suffix("sec")?.parse().ok()
+}
+
+/// Skips `label(…) ` or `(…) ` at the start of `s`.
+fn skip_group<'s>(s: &'s str, label: &str) -> Option<&'s str> {
+    let s = s.strip_prefix(label).unwrap_or(s).strip_prefix('(')?;
+    let close = s.find(')')?;
+    Some(s[close + 1..].trim_start_matches(' '))
 }
 
 /// Converts the log's local time to UTC using the configured zone.
@@ -182,94 +231,171 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const E2E: &str = "2026-01-19 12:34:51,034 - synapse.handlers.e2e_keys - 955 - INFO - POST-5688811 - Adding one_time_keys dict_keys(['signed_curve25519:AAAAAAAAAE0']) for device 'RWDSUMBAID' for user '[user_redacted]' at 1768822491032";
-    const OLD_ACCESS: &str = "2026-01-11 00:02:01,294 - synapse.access.http.8008 - 521 - INFO - POST-9160055 - [client_ip] - 8008 - {[user_redacted]} Processed request: 0.006sec/0.000sec (0.002sec, 0.000sec) (0.000sec/0.004sec/3) 528B 400 \"POST /_matrix/client/v3/keys/upload HTTP/1.0\" \"Mozilla/5.0 (...) Element/1.12.7 ...\" [0 dbevts]";
-    const NEW_ACCESS: &str = "2026-06-30 18:00:00,000 - synapse.access.http.8008 - 643 - INFO - POST-3 - 192.168.122.50 - 8008 - {None} Processed request: 0.003sec/0.001sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.000sec/1) 64B 403 \"POST /_matrix/client/v3/login HTTP/1.1\" \"curl/8.5.0\" [0 dbevts]";
+    const ADDING: &str = "2026-01-19 12:34:51,034 - synapse.handlers.e2e_keys - 955 - INFO - POST-5688811 - Adding one_time_keys dict_keys(['signed_curve25519:AAAAAAAAAE0', ...]) for device 'RWDSUMBAID' for user '[user_redacted]' at 1768822491032";
+    const OLD_ACCESS: &str = r#"2026-01-11 00:02:01,294 - synapse.access.http.8008 - 521 - INFO - POST-9160055 - [client_ip] - 8008 - {[user_redacted]} Processed request: 0.006sec/0.000sec (0.002sec, 0.000sec) (0.000sec/0.004sec/3) 528B 400 "POST /_matrix/client/v3/keys/upload HTTP/1.0" "Mozilla/5.0 (...) Element/1.12.7 ..." [0 dbevts]"#;
+    const TO_DEVICE: &str = r#"2023-06-14 08:50:55,553 - synapse.access.http.8008 - 461 - INFO - PUT-9496 - 183.82.43.178 - 8008 - {@naresh.mm:chat-server.intellaire.com} Processed request: 0.013sec/0.004sec (0.002sec, 0.000sec) (0.001sec/0.007sec/3) 2B 200 "PUT /_matrix/client/r0/sendToDevice/m.room_key_request/m1686732654881.3 HTTP/1.0" "Mozilla/5.0 (Windows NT 10.0; W..."#;
+    const NEW_ACCESS: &str = r#"2026-06-30 14:02:11,123 - synapse.access.http.8008 - 643 - INFO - POST-3 - 192.168.122.50 - 8008 - {None} Processed request: 0.003sec/0.001sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.000sec/1) 64B 403 "POST /_matrix/client/v3/login HTTP/1.1" "curl/8.5.0" [0 dbevts]"#;
 
-    #[test]
-    fn parses_the_default_format() {
-        let r = parse_record(E2E.as_bytes()).unwrap();
-        assert_eq!(r.logger, "synapse.handlers.e2e_keys");
-        assert_eq!(r.level, "INFO");
-        assert_eq!(r.request, "POST-5688811");
-        assert!(r.message.starts_with(b"Adding one_time_keys"));
-        assert_eq!(r.at.to_string(), "2026-01-19 12:34:51.034");
+    fn ts(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.3f").unwrap()
     }
 
     #[test]
-    fn accepts_the_contrib_separator_and_crlf() {
-        let l = b"2016-06-20 10:00:00,123 - synapse.access.http.8008 - 59 - INFO - PUT-1000- 192.168.1.2 - 8008 - hello\r";
-        let r = parse_record(l).unwrap();
+    fn parses_a_default_format_record() {
+        let r = parse_record(ADDING.as_bytes()).unwrap();
+        assert_eq!(r.at, ts("2026-01-19 12:34:51.034"));
+        assert_eq!(r.logger, "synapse.handlers.e2e_keys");
+        assert_eq!(r.level, "INFO");
+        assert_eq!(r.request, "POST-5688811");
+        assert!(r.message.starts_with(b"Adding one_time_keys dict_keys(["));
+        assert!(r.message.ends_with(b"at 1768822491032"));
+    }
+
+    #[test]
+    fn accepts_dash_space_right_after_the_request_id() {
+        let line = b"2019-02-05 17:06:39,478 - synapse.access.http.8008 - 302 - INFO - PUT-1000- 192.168.1.2 - 8008 - {@a:hs} Processed request";
+        let r = parse_record(line).unwrap();
         assert_eq!(r.request, "PUT-1000");
-        assert_eq!(r.message, b"192.168.1.2 - 8008 - hello");
+        assert!(r.message.starts_with(b"192.168.1.2 - 8008"));
+    }
+
+    #[test]
+    fn strips_a_trailing_carriage_return() {
+        let line = format!("{ADDING}\r");
+        let r = parse_record(line.as_bytes()).unwrap();
+        assert!(r.message.ends_with(b"1768822491032"));
+    }
+
+    #[test]
+    fn keeps_invalid_utf8_in_the_message_as_bytes() {
+        let mut line =
+            b"2026-06-30 14:00:00,001 - synapse.x - 12 - WARNING - sentinel - bad \xff\xfe bytes"
+                .to_vec();
+        line.extend_from_slice(b"\r");
+        let r = parse_record(&line).unwrap();
+        assert_eq!(r.message, b"bad \xff\xfe bytes");
+        assert_eq!(r.request, "sentinel");
+        assert_eq!(r.level, "WARNING");
     }
 
     #[test]
     fn continuation_lines_are_not_records() {
         for l in [
             "Traceback (most recent call last):",
-            "  File \"x.py\", line 1, in f",
+            "  File \"/usr/lib/python3/dist-packages/twisted/internet/defer.py\", line 1697, in _inlineCallbacks",
+            "synapse.api.errors.SynapseError: 400: One time key already exists",
             "",
-            "2026-01-19 12:34",
+            "2026-06-30 14:00:00,001",
+            "2026-13-30 14:00:00,001 - synapse.x - 12 - INFO - sentinel - month 13",
+            "2026-06-30 14:00:00,001 - synapse.x - twelve - INFO - sentinel - bad lineno",
+            "2026-06-30 14:00:00,001 - synapse.x - 12 - info - sentinel - lowercase level",
         ] {
             assert!(parse_record(l.as_bytes()).is_none(), "{l}");
         }
-        assert!(parse_timestamp_prefix(b"2026-13-45 99:00:00,000 - x").is_none());
     }
 
     #[test]
-    fn twisted_nested_lines_parse_as_the_outer_record() {
-        let l = "2026-01-19 12:34:51,000 - twisted - 273 - INFO - POST-5688811 - 2026-01-19 12:34:50,988 - synapse.handlers.e2e_keys - 955 - INFO - POST-5688811 - Adding";
-        let r = parse_record(l.as_bytes()).unwrap();
+    fn twisted_nested_line_parses_as_the_outer_record() {
+        let line = "2026-01-19 12:34:50,990 - twisted - 273 - INFO - POST-5688811 - 2026-01-19 12:34:50,988 - synapse.handlers.e2e_keys - 955 - INFO - POST-5688811 - Adding one_time_keys";
+        let r = parse_record(line.as_bytes()).unwrap();
         assert_eq!(r.logger, "twisted");
+        assert_eq!(r.at, ts("2026-01-19 12:34:50.990"));
         assert!(
             r.message
                 .starts_with(b"2026-01-19 12:34:50,988 - synapse.handlers.e2e_keys")
         );
+        let inner = r.nested().unwrap();
+        assert_eq!(inner.logger, "synapse.handlers.e2e_keys");
+        assert_eq!(inner.message, b"Adding one_time_keys");
     }
 
     #[test]
-    fn invalid_utf8_in_the_message_is_kept() {
-        let mut l =
-            b"2026-01-19 12:34:51,034 - synapse.x - 1 - WARNING - sentinel - bad \xff\xfe bytes"
-                .to_vec();
-        l.push(b'!');
-        let r = parse_record(&l).unwrap();
-        assert_eq!(r.level, "WARNING");
-        assert!(r.message.contains(&0xff));
+    fn timestamp_prefix_checks_every_byte() {
+        assert_eq!(
+            parse_timestamp_prefix(ADDING.as_bytes()),
+            Some(ts("2026-01-19 12:34:51.034"))
+        );
+        assert!(parse_timestamp_prefix(b"2026-01-19T12:34:51,034 - x").is_none());
+        assert!(parse_timestamp_prefix(b"2026-01-19 12:34:51.034 - x").is_none());
+        assert!(parse_timestamp_prefix(b"2026-02-30 12:34:51,034").is_none());
+        assert!(parse_timestamp_prefix(b"2026-01-19 12:3").is_none());
+        assert!(parse_timestamp_prefix(b"+026-01-19 12:34:51,034").is_none());
     }
 
     #[test]
-    fn parses_both_access_line_forms() {
-        for (l, status, path, req) in [
-            (
-                OLD_ACCESS,
-                400,
-                "/_matrix/client/v3/keys/upload",
-                Some("[user_redacted]"),
-            ),
-            (NEW_ACCESS, 403, "/_matrix/client/v3/login", None),
-        ] {
-            let r = parse_record(l.as_bytes()).unwrap();
-            let a = parse_access(&String::from_utf8_lossy(r.message)).unwrap();
-            assert_eq!(a.status, status);
-            assert_eq!(a.path, path);
-            assert_eq!(a.method, "POST");
-            assert_eq!(a.requester.as_deref(), req);
-            assert!(!a.dropped);
-        }
-        let a = parse_access("1.2.3.4 - 8008 - {@a:hs} Processed request: 30.001sec/-0.000sec (0.0sec, 0.0sec) (0.0sec/0.0sec/0) 0B 499! \"GET /_matrix/client/v3/sync?timeout=30000 HTTP/1.1\" \"-\" [0 dbevts]").unwrap();
-        assert_eq!(a.status, 499);
-        assert!(a.dropped);
-        assert!((a.processing_s - 30.001).abs() < 1e-9);
-        assert_eq!(a.user_agent, "-");
+    fn parses_the_older_unlabelled_access_line() {
+        let r = parse_record(OLD_ACCESS.as_bytes()).unwrap();
+        let a = parse_access_bytes(r.message).unwrap();
+        assert_eq!(a.client_ip, "[client_ip]");
+        assert_eq!(a.site, "8008");
+        assert_eq!(a.requester.as_deref(), Some("[user_redacted]"));
+        assert_eq!((a.processing_s, a.send_s), (0.006, 0.0));
+        assert_eq!((a.status, a.dropped, a.bytes), (400, false, 528));
+        assert_eq!(
+            (a.method.as_str(), a.path.as_str()),
+            ("POST", "/_matrix/client/v3/keys/upload")
+        );
+        assert_eq!(a.user_agent, "Mozilla/5.0 (...) Element/1.12.7 ...");
+    }
+
+    #[test]
+    fn parses_the_1_150_access_line_with_none_requester() {
+        let r = parse_record(NEW_ACCESS.as_bytes()).unwrap();
+        let a = parse_access_bytes(r.message).unwrap();
+        assert_eq!(a.requester, None);
+        assert_eq!(a.client_ip, "192.168.122.50");
+        assert_eq!((a.processing_s, a.send_s), (0.003, 0.001));
+        assert_eq!((a.status, a.bytes), (403, 64));
+        assert_eq!(a.path, "/_matrix/client/v3/login");
+        assert_eq!(a.user_agent, "curl/8.5.0");
+        // The whole line parses the same.
+        assert_eq!(parse_access(NEW_ACCESS), Some(a));
+    }
+
+    #[test]
+    fn parses_a_cut_short_user_agent_and_a_dropped_status() {
+        let a = parse_access(TO_DEVICE).unwrap();
+        assert_eq!(
+            a.requester.as_deref(),
+            Some("@naresh.mm:chat-server.intellaire.com")
+        );
+        assert_eq!(a.method, "PUT");
+        assert_eq!(
+            a.path,
+            "/_matrix/client/r0/sendToDevice/m.room_key_request/m1686732654881.3"
+        );
+        assert_eq!(a.user_agent, "Mozilla/5.0 (Windows NT 10.0; W...");
+
+        let dropped = NEW_ACCESS
+            .replace(" 403 ", " 499! ")
+            .replace("0.003sec/0.001sec", "30.003sec/-0.001sec");
+        let a = parse_access(&dropped).unwrap();
+        assert_eq!((a.status, a.dropped), (499, true));
+        assert_eq!((a.processing_s, a.send_s), (30.003, -0.001));
+    }
+
+    #[test]
+    fn admin_puppet_requester_and_non_access_messages() {
+        let line = NEW_ACCESS.replace("{None}", "{@admin:hs|@puppet:hs}");
+        assert_eq!(
+            parse_access(&line).unwrap().requester.as_deref(),
+            Some("@admin:hs|@puppet:hs")
+        );
+        assert!(parse_access("Adding one_time_keys").is_none());
+        assert!(parse_access("x - 8008 - {None} Processed request: garbage").is_none());
     }
 
     #[test]
     fn log_clock_converts_local_time() {
-        let t = parse_timestamp_prefix(b"2026-06-30 20:00:00,000").unwrap();
-        let berlin = LogClock::new("Europe/Berlin").unwrap();
-        assert_eq!(berlin.to_utc(t).to_rfc3339(), "2026-06-30T18:00:00+00:00");
-        assert!(LogClock::new("Mars/Olympus").is_err());
+        let c = LogClock::new("Europe/Berlin").unwrap();
+        assert_eq!(
+            c.to_utc(ts("2026-06-30 14:00:00.000")).to_rfc3339(),
+            "2026-06-30T12:00:00+00:00"
+        );
+        assert!(
+            LogClock::new("Mars/Olympus")
+                .unwrap_err()
+                .contains("Mars/Olympus")
+        );
     }
 }
