@@ -216,7 +216,7 @@ impl App {
         let mut fx = Vec::new();
         match event {
             Event::Tick { now } => self.tick(now),
-            Event::Server(batch) => self.on_server(*batch, &mut fx),
+            Event::Server(batch) => self.on_server(*batch),
             Event::Client(artifact) => self.on_client(*artifact, &mut fx),
             Event::Status { source, status, at } => self.on_status(source, status, at, &mut fx),
             Event::Gap {
@@ -314,7 +314,7 @@ impl App {
             .any(|n| text.contains(n.as_str()))
     }
 
-    fn on_server(&mut self, batch: event::ServerBatch, fx: &mut Vec<Effect>) {
+    fn on_server(&mut self, batch: event::ServerBatch) {
         self.lines_total = batch.lines_total;
         self.bytes_total = batch.bytes_total;
         self.server_redactions += batch.redactions;
@@ -323,7 +323,7 @@ impl App {
         }
         let device = self.subject.device_id.clone();
         for hit in batch.hits {
-            self.on_hit(hit, fx);
+            self.on_hit(hit);
         }
         for a in batch.access {
             self.on_access(a);
@@ -339,7 +339,7 @@ impl App {
         }
     }
 
-    fn on_hit(&mut self, hit: ServerHit, _fx: &mut [Effect]) {
+    fn on_hit(&mut self, hit: ServerHit) {
         let tracked = self.is_tracked(&hit.text);
         for ke in hit.kes.iter() {
             let i = ke.index();
@@ -409,15 +409,16 @@ impl App {
             .entry(m)
             .or_default()
             .add(a.processing_ms, self.restart_timeout_ms);
-        if a.delayed_restart && a.processing_ms >= self.restart_timeout_ms {
-            if self.timeouts.len() < 10_000 {
-                self.timeouts.push(Timeout {
-                    at: a.at,
-                    origin: "server",
-                    evidence: EvidenceRef(format!("server/homeserver.log:{}", a.line_no)),
-                    took_ms: Some(a.processing_ms),
-                });
-            }
+        if a.delayed_restart
+            && a.processing_ms >= self.restart_timeout_ms
+            && self.timeouts.len() < 10_000
+        {
+            self.timeouts.push(Timeout {
+                at: a.at,
+                origin: "server",
+                evidence: EvidenceRef(format!("server/homeserver.log:{}", a.line_no)),
+                took_ms: Some(a.processing_ms),
+            });
         }
     }
 
@@ -437,13 +438,12 @@ impl App {
                 .entries
                 .iter()
                 .find(|e| e.message.contains(id.as_str()))
+                && refs.len() < 5
             {
-                if refs.len() < 5 {
-                    refs.push(EvidenceRef(format!(
-                        "client/{}#entries[{}]",
-                        e.file, e.index
-                    )));
-                }
+                refs.push(EvidenceRef(format!(
+                    "client/{}#entries[{}]",
+                    e.file, e.index
+                )));
             }
         }
         for c in &artifact.har_conflicts {
@@ -513,43 +513,43 @@ impl App {
         let i = ke.index();
         self.client[i].add(e.at, e.error);
         let r = EvidenceRef(format!("client/{}#entries[{}]", e.file, e.index));
-        if ke == Ke::Ke1 {
-            if let Some(off) = crate::domain::har::parse_otk_conflict(&e.message) {
-                let info = self
-                    .offending
-                    .entry(format!("{}:{}", off.algorithm, off.key_id))
-                    .or_insert_with(|| OffendingKeyInfo {
-                        algorithm: off.algorithm.clone(),
-                        key_id: off.key_id.clone(),
-                        first_at: e.at,
-                        ..Default::default()
-                    });
-                info.seen += 1;
-                if info.stored_key.is_none() {
-                    info.stored_key = key_field(off.old_key.as_ref());
-                }
-                if info.uploaded_key.is_none() {
-                    info.uploaded_key = key_field(off.new_key.as_ref());
-                }
-                if info.evidence.len() < 5 {
-                    info.evidence.push(r.clone());
-                }
+        if ke == Ke::Ke1
+            && let Some(off) = crate::domain::har::parse_otk_conflict(&e.message)
+        {
+            let info = self
+                .offending
+                .entry(format!("{}:{}", off.algorithm, off.key_id))
+                .or_insert_with(|| OffendingKeyInfo {
+                    algorithm: off.algorithm.clone(),
+                    key_id: off.key_id.clone(),
+                    first_at: e.at,
+                    ..Default::default()
+                });
+            info.seen += 1;
+            if info.stored_key.is_none() {
+                info.stored_key = key_field(off.old_key.as_ref());
+            }
+            if info.uploaded_key.is_none() {
+                info.uploaded_key = key_field(off.new_key.as_ref());
+            }
+            if info.evidence.len() < 5 {
+                info.evidence.push(r.clone());
             }
         }
         if self.client_errors.len() < 10 * EVIDENCE_CAP {
             self.client_errors.push((ke, r.clone(), e.message.clone()));
         }
-        if ke == Ke::Ke4 && is_client_timeout(&e.message) {
-            if let Some(at) = e.at {
-                if self.timeouts.len() < 10_000 {
-                    self.timeouts.push(Timeout {
-                        at,
-                        origin: "client",
-                        evidence: r,
-                        took_ms: None,
-                    });
-                }
-            }
+        if ke == Ke::Ke4
+            && is_client_timeout(&e.message)
+            && let Some(at) = e.at
+            && self.timeouts.len() < 10_000
+        {
+            self.timeouts.push(Timeout {
+                at,
+                origin: "client",
+                evidence: r,
+                took_ms: None,
+            });
         }
         let tracked = self.is_tracked(&e.message);
         let pane = &mut self.panes[i];
