@@ -9,4 +9,5 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod sources;
+pub mod ui;
 pub mod verdicts;

@@ -2,6 +2,7 @@
 //! Precedence is CLI > file > embedded defaults.
 
 pub mod duration;
+pub mod keymap;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
