@@ -89,16 +89,13 @@ pub fn step_line(
         ("[ ]", style::bold())
     };
     let stamp = s.stamps.last().map(|st| {
-        let who = if st.by == "operator" {
-            "op"
-        } else {
-            st.by.as_str()
-        };
+        // Ticked by hand, or observed by callcap with its evidence.
+        let who = if st.by == "operator" { "op" } else { "auto" };
         let verb = if st.done { "" } else { "un " };
         format!(" {verb}{} {who}", style::hhmmss(st.at))
     });
     let stamp = stamp.unwrap_or_default();
-    let head = format!("{} {:>2} ", if current { "▸" } else { " " }, s.number);
+    let head = format!(" {}{:>2} ", if current { "▸" } else { " " }, s.number);
     let title_w = width.saturating_sub(head.chars().count() + 3 + stamp.chars().count());
     let title = style::truncate(&s.title, title_w);
     let pad = title_w.saturating_sub(title.chars().count());

@@ -58,12 +58,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, view: &ViewState, _now: 
     let mut rows: Vec<Line> = app
         .artifacts
         .iter()
-        .map(|a| artifact_line(a, width))
+        .flat_map(|a| artifact_lines(a, width))
         .collect();
     if rows.is_empty() {
         rows.push(Line::styled("no diag report or HAR yet", style::dim()));
         rows.push(Line::styled(
-            "download them into the watched folder",
+            "save them to the watched folder",
             style::dim(),
         ));
     }
@@ -78,8 +78,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, view: &ViewState, _now: 
 }
 
 /// `12:03:04 diag lotus-crypto-diag-1.json 1:12 2:3 3:0 4:1`, or the reason
-/// a file could not be read.
-pub fn artifact_line(a: &ClientArtifact, width: usize) -> Line<'static> {
+/// a file could not be read. In a narrow pane the counts go on a second line
+/// so neither the name nor the counts are cut away.
+pub fn artifact_lines(a: &ClientArtifact, width: usize) -> Vec<Line<'static>> {
     let kind = match a.kind {
         ArtifactKind::Diag => "diag",
         ArtifactKind::Har => "HAR ",
@@ -116,12 +117,22 @@ pub fn artifact_line(a: &ClientArtifact, width: usize) -> Line<'static> {
         }
     }
     let tail_w: usize = tail.iter().map(|s| s.content.chars().count()).sum();
-    let name_w = width.saturating_sub(tail_w + 15).max(8);
+    let two_lines = width < tail_w + 14 + 16;
+    let name_w = if two_lines {
+        width.saturating_sub(14)
+    } else {
+        width - tail_w - 14
+    };
     let mut spans = vec![
         Span::styled(format!("{} ", style::hhmmss(a.arrived_at)), style::dim()),
         Span::styled(format!("{kind} "), style::bold()),
         Span::raw(style::truncate(&a.file, name_w)),
     ];
+    if two_lines {
+        let mut second = vec![Span::raw("  ")];
+        second.extend(tail);
+        return vec![Line::from(spans), Line::from(second)];
+    }
     spans.extend(tail);
-    Line::from(spans)
+    vec![Line::from(spans)]
 }

@@ -64,8 +64,11 @@ pub fn lines(app: &App, now: DateTime<Utc>, width: usize) -> Vec<Line<'static>> 
         return match source {
             None => vec![
                 Line::styled("no database configured", style::bold()),
-                Line::styled("add [database] to the config to see OTKs,", style::dim()),
-                Line::styled("fallback keys and to-device backlog", style::dim()),
+                Line::styled(
+                    "add a [database] section to the config to see one-time keys, \
+                     the fallback key and the to-device backlog",
+                    style::dim(),
+                ),
             ],
             Some(s) => vec![
                 Line::from(vec![

@@ -29,8 +29,10 @@ pub fn render(frame: &mut Frame, area: Rect, keymap: &Keymap) {
         return;
     }
     // As many columns as it takes to show every binding.
-    let rows = (inner.height as usize - 2).max(1);
-    let cols = bindings.len().div_ceil(rows).max(1);
+    let room = (inner.height as usize - 2).max(1);
+    let cols = bindings.len().div_ceil(room).max(1);
+    // Balanced columns, filled top to bottom.
+    let rows = bindings.len().div_ceil(cols).max(1);
     let col_w = inner.width as usize / cols;
     let keys_w = bindings
         .iter()

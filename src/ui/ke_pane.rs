@@ -75,20 +75,17 @@ pub fn render(
     };
     let current = view.search[i].current;
     let width = text_area.width as usize;
-    let lines: Vec<Line> = if win.rows.is_empty() {
-        vec![Line::styled(empty_message(app, view, i), style::dim())]
-    } else {
-        win.rows
-            .iter()
-            .map(|r| match *r {
-                Row::Line(k) => {
-                    let is_current = current == Some(pane::seq_of(app, i, k));
-                    pane_line(&app.panes[i][k], query, is_current, width)
-                }
-                Row::Marker(m) => marker_rule(&app.markers[m], width),
-            })
-            .collect()
-    };
+    let mut lines: Vec<Line> = Vec::new();
+    if win.visible == 0 {
+        lines.push(Line::styled(empty_message(app, view, i), style::dim()));
+    }
+    lines.extend(win.rows.iter().map(|r| match *r {
+        Row::Line(k) => {
+            let is_current = current == Some(pane::seq_of(app, i, k));
+            pane_line(&app.panes[i][k], query, is_current, width)
+        }
+        Row::Marker(m) => marker_rule(&app.markers[m], width),
+    }));
     frame.render_widget(Paragraph::new(lines), text_area);
 }
 

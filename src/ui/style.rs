@@ -109,7 +109,8 @@ pub fn truncate(s: &str, width: usize) -> String {
 }
 
 /// Resamples `values` to `width` columns: columns that share a value repeat
-/// it, values that share a column add up.
+/// it; of values that share a column the largest shows, so a steady rate
+/// stays level and a single match stays visible.
 pub fn resample(values: &[u64], width: usize) -> Vec<u64> {
     let n = values.len();
     if n == 0 || width == 0 {
@@ -119,7 +120,7 @@ pub fn resample(values: &[u64], width: usize) -> Vec<u64> {
         .map(|c| {
             let a = c * n / width;
             let b = ((c + 1) * n / width).max(a + 1).min(n);
-            values[a..b].iter().sum()
+            values[a..b].iter().copied().max().unwrap_or(0)
         })
         .collect()
 }
@@ -158,10 +159,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resample_keeps_totals_when_narrowing_and_repeats_when_widening() {
-        let v: Vec<u64> = (1..=60).collect();
-        let narrow = resample(&v, 20);
-        assert_eq!(narrow.iter().sum::<u64>(), v.iter().sum::<u64>());
+    fn resample_keeps_a_steady_rate_level_and_repeats_when_widening() {
+        let v = vec![2u64; 60];
+        assert_eq!(resample(&v, 48), vec![2; 48]);
+        let mut one = vec![0u64; 60];
+        one[37] = 1;
+        assert_eq!(resample(&one, 20).iter().sum::<u64>(), 1);
         assert_eq!(resample(&[1, 2], 4), vec![1, 1, 2, 2]);
     }
 

@@ -29,6 +29,28 @@ impl Track {
             }
         }
     }
+    fn blank(&self, col: usize) -> bool {
+        self.0.get(col).is_some_and(|(c, _)| *c == ' ')
+    }
+    /// A mark at its exact column, then its label where the cells are free:
+    /// after the mark, or before it when it would run off the right edge.
+    fn mark(&mut self, col: usize, sym: char, label: &str, st: Style) {
+        let Some(cell) = self.0.get_mut(col) else {
+            return;
+        };
+        *cell = (sym, st);
+        let n = label.chars().count();
+        let start = if col + 1 + n <= self.0.len() {
+            col + 1
+        } else if col > n {
+            col - n
+        } else {
+            return;
+        };
+        if (start..start + n).all(|c| self.blank(c)) {
+            self.put(start, label, st);
+        }
+    }
     fn line(self, label: &str) -> Line<'static> {
         let mut spans = vec![Span::styled(format!("{label:<GUTTER$}"), style::dim())];
         let mut cur = String::new();
@@ -68,7 +90,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Utc>) {
     live.sort_by_key(|m| m.at);
     for m in live {
         if let Some(c) = column(m.at, now, tw) {
-            marks.put(c, &format!("⚑{}", m.label), style::marker());
+            marks.mark(c, '⚑', &m.label, style::marker());
         }
     }
 
@@ -77,7 +99,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now: DateTime<Utc>) {
         for st in &s.stamps {
             if let Some(c) = column(st.at, now, tw) {
                 let sty = if st.done { style::ok() } else { style::error() };
-                stamps.put(c, &format!("✓{}", s.number), sty);
+                let sym = if st.done { '✓' } else { '✗' };
+                stamps.mark(c, sym, &s.number.to_string(), sty);
             }
         }
     }
