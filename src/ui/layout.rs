@@ -90,10 +90,10 @@ pub fn areas(area: Rect, zoom: Option<Pane>) -> Areas {
         return a;
     }
     if area.width >= WIDE {
-        let side_w = (area.width * 3 / 10).clamp(56, 72);
+        let side_w = (area.width / 10 * 3).clamp(56, 72);
         let (left, side) = split_h(main, area.width - side_w);
         a.ke = grid(left);
-        let db_h = (main_h * 35 / 100).clamp(8, 16);
+        let db_h = (main_h / 20 * 7).clamp(8, 16);
         let client_h = (main_h / 4).clamp(6, 12);
         let (db, rest) = split_v(side, db_h);
         let (client, checklist) = split_v(rest, client_h);

@@ -130,7 +130,9 @@ pub fn marker_list(
     confirm_delete: bool,
 ) {
     let list = listed_markers(app);
-    let h = (list.len() as u16 + 5).clamp(7, area.height.saturating_sub(4));
+    let h = (list.len().min(200) as u16 + 5)
+        .min(area.height.saturating_sub(4))
+        .max(7);
     let title = Line::styled(format!(" ⚑ Markers ({}) ", list.len()), style::marker());
     let hint = "↑↓ choose · Enter jump · r relabel · d delete · Esc close";
     let inner = frame_box(frame, area, 80, h, title, hint);

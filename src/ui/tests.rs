@@ -5,7 +5,7 @@
 use super::*;
 use crate::app::event::{ArtifactKind, ClientArtifact, ClientEntry, Command, Event};
 use crate::app::view::fixtures::*;
-use crate::app::view::{Pane, QuitPhase, ViewInput};
+use crate::app::view::{Modal, Pane, QuitPhase, ViewInput};
 use crate::config::keymap::Action;
 use crate::sources::{DbPoll, SourceStatus};
 use ratatui::Terminal;
@@ -617,4 +617,52 @@ fn zoom_gives_the_focused_pane_the_whole_main_area() {
         s.contains("Q1") && s.contains("markers"),
         "strips stay\n{s}"
     );
+}
+
+#[test]
+fn every_size_and_overlay_renders_without_panicking() {
+    let mut app = busy_app();
+    mark(&mut app, 33, "audio cut");
+    let empty = crate::app::view::fixtures::app();
+    let overlays = [
+        Modal::None,
+        Modal::Help,
+        Modal::Verdicts { selected: 3 },
+        Modal::MarkerPrompt {
+            at: t(50),
+            pick: Some(3),
+            text: "x".repeat(300),
+        },
+        Modal::QuitDialog {
+            label: "y".repeat(300),
+            phase: QuitPhase::Editing,
+        },
+        Modal::MarkerList {
+            selected: 5,
+            editing: None,
+            confirm_delete: true,
+        },
+        Modal::Search {
+            pane: 0,
+            text: "POST".into(),
+        },
+    ];
+    let mut view = ViewState::new();
+    for (w, h) in [
+        (1, 1),
+        (99, 29),
+        (100, 30),
+        (133, 41),
+        (159, 45),
+        (160, 30),
+        (250, 80),
+    ] {
+        for (k, m) in overlays.iter().enumerate() {
+            view.modal = m.clone();
+            view.zoomed = k % 2 == 1;
+            view.tracked_only = k % 3 == 1;
+            screen(w, h, &app, &view, 60);
+            screen(w, h, &empty, &view, 0);
+        }
+    }
 }

@@ -214,6 +214,10 @@ pub fn input_for_key(view: &ViewState, keymap: &Keymap, key: KeyEvent) -> Option
     if let Some(a) = keymap.lookup(key) {
         return Some(ViewInput::Action(a));
     }
+    if view.modal == Modal::Help {
+        // Any key closes the help.
+        return Some(ViewInput::Esc);
+    }
     // Overlays close with Esc/Enter even when those are not bound.
     match key.code {
         KeyCode::Esc if view.modal != Modal::None => Some(ViewInput::Esc),

@@ -211,6 +211,23 @@ fn text_keys_go_to_an_open_prompt_not_to_the_keymap() {
 }
 
 #[test]
+fn overlays_take_keymap_actions_and_any_key_closes_help() {
+    let (mut app, mut view) = (app(), ViewState::new());
+    let km = Keymap::embedded().unwrap();
+    let unbound = KeyEvent::new(KeyCode::Char('§'), KeyModifiers::NONE);
+    assert_eq!(input_for_key(&view, &km, unbound), None);
+    press(&mut view, &mut app, act(Action::Help), 1);
+    let input = input_for_key(&view, &km, unbound).unwrap();
+    press(&mut view, &mut app, input, 2);
+    assert_eq!(view.modal, Modal::None);
+    press(&mut view, &mut app, act(Action::Verdicts), 3);
+    let esc = KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE);
+    assert_eq!(input_for_key(&view, &km, esc), Some(ViewInput::Esc));
+    let j = KeyEvent::new(KeyCode::Char('j'), KeyModifiers::NONE);
+    assert_eq!(input_for_key(&view, &km, j), Some(act(Action::ScrollDown)));
+}
+
+#[test]
 fn scrolling_up_pauses_and_the_view_stays_put_as_lines_arrive() {
     let (mut app, mut view) = (app(), ViewState::new());
     lines(&mut app, Ke::Ke1, 0, 50);
