@@ -11,7 +11,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/callcap-bench}
 mkdir -p "$BENCH_DIR"
 LOG=$BENCH_DIR/homeserver-$SIZE.log
 
-for tool in rg:ripgrep /usr/bin/time:time; do
+for tool in rg:ripgrep; do
   bin=${tool%%:*}; pkg=${tool##*:}
   command -v "$bin" >/dev/null 2>&1 || { echo "installing $pkg" >&2; apt-get install -y -qq "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$pkg" >/dev/null; }; }
 done
@@ -30,16 +30,22 @@ cat "$LOG" > /dev/null
 
 measure() { # name, command...
   local name=$1; shift
-  local out; out=$( { /usr/bin/time -f '%e %M' "$@" > /dev/null; } 2>&1 | tail -1 )
+  local out; out=$(python3 bench/measure.py "$@")
   echo "$name $out"
 }
+four_passes() { # tool: one pass per KE, the way the runbook does it
+  for p in "$KE1" "$KE2" "$KE4" "$CLIENT"; do
+    if [ "$1" = grep ]; then LC_ALL=C grep -cE "$p" "$LOG"; else rg -c "$p" "$LOG"; fi
+  done
+}
+export -f four_passes; export KE1 KE2 KE4 CLIENT LOG
 
 OUT=$BENCH_DIR/out; rm -rf "$OUT"; mkdir -p "$OUT"
 echo "log: $(du -h "$LOG" | cut -f1), $(wc -l < "$LOG") lines"
 results=$(
   measure callcap "$BIN" analyze --log "$LOG" --out "$OUT" --label bench
-  measure grep sh -c "for p in '$KE1' '$KE2' '$KE4' '$CLIENT'; do LC_ALL=C grep -cE \"\$p\" '$LOG'; done"
-  measure rg sh -c "for p in '$KE1' '$KE2' '$KE4' '$CLIENT'; do rg -c \"\$p\" '$LOG'; done"
+  measure grep bash -c 'four_passes grep'
+  measure rg bash -c 'four_passes rg'
 )
 echo "$results" | awk '{ printf "%-8s %7.2f s  peak RSS %6.1f MiB\n", $1, $2, $3/1024 }'
 c=$(echo "$results" | awk '$1=="callcap"{print $2}')

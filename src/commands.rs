@@ -152,12 +152,20 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
 }
 
 fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
-    let rt = runtime()?;
     let headless = opts.headless;
+    // A bad keymap is an error before the terminal is taken over.
+    let keymap = if headless {
+        None
+    } else {
+        Some(crate::config::keymap::Keymap::load_user().map_err(|e| UsageError(e.to_string()))?)
+    };
+    let rt = runtime()?;
     rt.block_on(async move {
         let session = live::start(opts)?;
-        let _ = headless;
-        let path = live::run_headless(session).await?;
+        let path = match keymap {
+            Some(k) => live::tui::run(session, k).await?,
+            None => live::run_headless(session).await?,
+        };
         Ok(Some(path))
     })
 }

@@ -12,4 +12,5 @@ pub mod demo;
 pub mod domain;
 pub mod live;
 pub mod sources;
+pub mod ui;
 pub mod verdicts;

@@ -4,6 +4,7 @@
 pub mod checklist;
 pub mod event;
 pub mod stats;
+pub mod view;
 
 use crate::bundle::journal_entry::JournalEntry;
 use crate::domain::Ke;
@@ -150,6 +151,10 @@ pub struct App {
     pub server: [Occurrences; 4],
     pub client: [Occurrences; 4],
     pub panes: [VecDeque<PaneLine>; 4],
+    /// Lines ever pushed into each pane: the line at index `k` of a pane has
+    /// the stable sequence number `pane_pushed - len + k`, which the view
+    /// anchors to while paused (the ring drops lines from the front).
+    pub pane_pushed: [u64; 4],
     pub lines_total: u64,
     pub bytes_total: u64,
     pub server_redactions: u64,
@@ -191,6 +196,7 @@ impl App {
             server: Default::default(),
             client: Default::default(),
             panes: Default::default(),
+            pane_pushed: [0; 4],
             lines_total: 0,
             bytes_total: 0,
             server_redactions: 0,
@@ -348,6 +354,7 @@ impl App {
         for ke in hit.kes.iter() {
             let i = ke.index();
             self.server[i].add(hit.at, hit.error);
+            self.pane_pushed[i] += 1;
             let pane = &mut self.panes[i];
             pane.push_back(PaneLine {
                 line_no: hit.line_no,
@@ -556,6 +563,7 @@ impl App {
             });
         }
         let tracked = self.is_tracked(&e.message);
+        self.pane_pushed[i] += 1;
         let pane = &mut self.panes[i];
         pane.push_back(PaneLine {
             line_no: 0,

@@ -9,6 +9,15 @@ pub fn minute_of(t: DateTime<Utc>) -> i64 {
     t.timestamp().div_euclid(60)
 }
 
+/// 10-second buckets kept per KE for the sparklines: a little over the
+/// 10 minutes shown, so memory stays flat however long the call runs.
+pub const TEN_SECOND_BUCKETS: usize = 64;
+
+/// 10-second periods since the epoch.
+pub fn ten_seconds_of(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(10)
+}
+
 pub fn minute_start(m: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(m * 60, 0).unwrap_or_default()
 }
@@ -22,6 +31,8 @@ pub struct Occurrences {
     pub last: Option<DateTime<Utc>>,
     /// Matches per minute (only minutes with matches).
     pub per_minute: BTreeMap<i64, u32>,
+    /// Matches per 10 s, only the newest [`TEN_SECOND_BUCKETS`] periods.
+    pub per_10s: BTreeMap<i64, u32>,
 }
 
 impl Occurrences {
@@ -34,7 +45,23 @@ impl Occurrences {
             self.first = Some(self.first.map_or(t, |f| f.min(t)));
             self.last = Some(self.last.map_or(t, |l| l.max(t)));
             *self.per_minute.entry(minute_of(t)).or_default() += 1;
+            *self.per_10s.entry(ten_seconds_of(t)).or_default() += 1;
+            while self.per_10s.len() > TEN_SECOND_BUCKETS {
+                self.per_10s.pop_first();
+            }
         }
+    }
+
+    /// Matches in each of the `n` 10-second periods ending with the one that
+    /// holds `now`, oldest first (for sparklines).
+    pub fn last_10s_buckets(&self, now: DateTime<Utc>, n: usize) -> Vec<u64> {
+        let end = ten_seconds_of(now);
+        let start = end - n as i64 + 1;
+        let mut out = vec![0u64; n];
+        for (&b, &c) in self.per_10s.range(start..=end) {
+            out[(b - start) as usize] = c as u64;
+        }
+        out
     }
 
     /// Matches within the minute before `now`.
@@ -171,5 +198,23 @@ mod tests {
         assert_eq!(o.errors, 1);
         assert_eq!(o.per_minute.values().sum::<u32>(), 2);
         assert_eq!(o.rate_per_minute(t), 2);
+    }
+
+    #[test]
+    fn ten_second_buckets_stay_bounded_and_line_up_with_now() {
+        let mut o = Occurrences::default();
+        let t0 = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        for s in 0..2000 {
+            o.add(Some(t0 + chrono::Duration::seconds(s)), false);
+        }
+        assert!(o.per_10s.len() <= TEN_SECOND_BUCKETS);
+        let now = t0 + chrono::Duration::seconds(1999);
+        let b = o.last_10s_buckets(now, 60);
+        assert_eq!(b.len(), 60);
+        assert_eq!(b[59], 10, "the newest period holds 1990..=1999");
+        assert_eq!(b[0], 10);
+        // A period older than everything kept is dropped, not miscounted.
+        o.add(Some(t0), false);
+        assert_eq!(o.last_10s_buckets(now, 60).iter().sum::<u64>(), 600);
     }
 }

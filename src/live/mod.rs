@@ -4,6 +4,7 @@
 pub mod capture_task;
 pub mod clock;
 pub mod sources;
+pub mod tui;
 
 use crate::analyze::UsageError;
 use crate::app::event::Event;

@@ -19,7 +19,12 @@ impl Tui {
     pub fn spawn(bin: &std::path::Path, args: &[&str], cols: u16, rows: u16) -> Tui {
         let pty = native_pty_system();
         let pair = pty
-            .openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 })
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
             .expect("openpty");
         let mut cmd = CommandBuilder::new(bin);
         cmd.args(args);
@@ -32,7 +37,11 @@ impl Tui {
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("reader");
         let writer = pair.master.take_writer().expect("writer");
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(
+            std::num::NonZeroU16::new(rows).unwrap(),
+            std::num::NonZeroU16::new(cols).unwrap(),
+            0,
+        )));
         let raw = Arc::new(Mutex::new(Vec::new()));
         let (p, r) = (parser.clone(), raw.clone());
         std::thread::spawn(move || {
@@ -45,7 +54,13 @@ impl Tui {
                 r.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        Tui { parser, raw, writer, child, _master: pair.master }
+        Tui {
+            parser,
+            raw,
+            writer,
+            child,
+            _master: pair.master,
+        }
     }
 
     pub fn screen(&self) -> String {

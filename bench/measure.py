@@ -1,0 +1,11 @@
+#!/usr/bin/env python3
+"""Run a command; print `<wall seconds> <peak RSS KiB of the largest child>`."""
+import resource
+import subprocess
+import sys
+import time
+
+t = time.monotonic()
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
+wall = time.monotonic() - t
+print("%.2f %d" % (wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))

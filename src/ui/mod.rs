@@ -1,0 +1,70 @@
+//! The console's screen: one module per region, each a pure function of the
+//! App, the view state and the time it is given. No IO, no clock reads.
+
+pub mod checklist;
+pub mod client_pane;
+pub mod db_pane;
+pub mod help;
+pub mod ke_pane;
+pub mod layout;
+pub mod prompts;
+pub mod status_bar;
+pub mod style;
+#[cfg(test)]
+mod tests;
+pub mod timeline;
+pub mod verdict_strip;
+
+use crate::app::App;
+use crate::app::view::{Modal, ViewState};
+use crate::config::keymap::Keymap;
+use crate::domain::Ke;
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+
+/// Draws one frame. `now` is the console's clock (in a replay, the replayed
+/// time): ages, rates, sparklines and the timeline are relative to it.
+pub fn draw(frame: &mut Frame, app: &App, view: &ViewState, keymap: &Keymap, now: DateTime<Utc>) {
+    let area = frame.area();
+    if !layout::fits(area) {
+        layout::render_too_small(frame, area);
+        return;
+    }
+    let a = layout::areas(area, view.zoomed.then_some(view.focus));
+    let verdicts = crate::verdicts::decide(app);
+    status_bar::render(frame, a.status, app, view, now);
+    verdict_strip::render(frame, a.verdicts, &verdicts);
+    for ke in Ke::ALL {
+        ke_pane::render(frame, a.ke[ke.index()], app, view, ke, now);
+    }
+    db_pane::render(frame, a.database, app, view, now);
+    client_pane::render(frame, a.client, app, view, now);
+    checklist::render(frame, a.checklist, app, view, now);
+    timeline::render(frame, a.timeline, app, now);
+
+    match &view.modal {
+        Modal::None | Modal::Search { .. } => {}
+        Modal::Help => help::render(frame, area, keymap),
+        Modal::Verdicts { selected } => {
+            verdict_strip::render_detail(frame, area, &verdicts, *selected)
+        }
+        Modal::MarkerPrompt { at, pick, text } => {
+            prompts::marker_prompt(frame, area, *at, *pick, text)
+        }
+        Modal::QuitDialog { label, phase } => {
+            prompts::quit_dialog(frame, area, app, label, phase, now)
+        }
+        Modal::MarkerList {
+            selected,
+            editing,
+            confirm_delete,
+        } => prompts::marker_list(
+            frame,
+            area,
+            app,
+            *selected,
+            editing.as_deref(),
+            *confirm_delete,
+        ),
+    }
+}
