@@ -257,7 +257,15 @@ impl Capture {
                 f.write(b"\n")?;
                 f.redactions += rn as u64;
             }
-            let text = display_text(&red_line);
+            // Panes show `request logger: message`; the journal keeps the line.
+            let text = match &head {
+                Some(h) => {
+                    let logger = h.logger.rsplit('.').next().unwrap_or(h.logger);
+                    let (msg, _) = self.redactor.redact_bytes(h.message);
+                    format!("{} {logger}: {}", h.request, display_text(&msg))
+                }
+                None => display_text(&red_line),
+            };
             let offending = if m.kes.contains(Ke::Ke1) {
                 parse_otk_conflict(&text)
             } else {

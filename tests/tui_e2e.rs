@@ -78,7 +78,7 @@ fn demo_mark_a_fault_and_quit_writes_a_bundle_with_the_marker() {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .last()
+        .next_back()
         .unwrap_or_default()
         .to_string();
     let bundle = std::path::PathBuf::from(strip_ansi(&last));

@@ -225,7 +225,17 @@ impl App {
     pub fn update(&mut self, event: Event) -> Vec<Effect> {
         let mut fx = Vec::new();
         match event {
-            Event::Tick { now } => self.tick(now),
+            Event::Tick { now } => {
+                let first = self.started_at.is_none();
+                self.tick(now);
+                if first {
+                    let ev = format!(
+                        "capture started {} UTC (local clock)",
+                        now.format("%Y-%m-%d %H:%M:%S")
+                    );
+                    self.auto(AutoCheck::StartNoted, &ev, now, &mut fx);
+                }
+            }
             Event::Server(batch) => self.on_server(*batch),
             Event::Client(artifact) => self.on_client(*artifact, &mut fx),
             Event::Status { source, status, at } => self.on_status(source, status, at, &mut fx),

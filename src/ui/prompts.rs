@@ -170,13 +170,11 @@ pub fn marker_list(
         let mut l = input_line(text);
         l.spans.insert(0, Span::styled("new label ", style::dim()));
         lines.push(l);
-    } else if confirm_delete {
-        if let Some(m) = list.get(sel) {
-            lines.push(Line::styled(
+    } else if confirm_delete && let Some(m) = list.get(sel) {
+        lines.push(Line::styled(
                 format!("delete marker #{} '{}'? y deletes (kept in the journal as deleted), any other key keeps it", m.id, m.label),
                 style::warn(),
             ));
-        }
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }

@@ -446,7 +446,8 @@ fn checklist_shows_ticks_who_and_when_and_the_selected_detail() {
     let s = text(&region(70, 16, |f, a| {
         checklist::render(f, a, &app, &view, t(40))
     }));
-    assert!(s.contains("Checklist 2/10"), "{s}");
+    // Steps 1 (stream live), 4 (start noted, on the first tick) and 2 (ticked).
+    assert!(s.contains("Checklist 3/10"), "{s}");
     assert!(s.contains("[x]   1 Prep server tail"), "{s}");
     assert!(s.contains("12:00:01 auto"), "auto tick: {s}");
     assert!(s.contains("12:00:30 op"), "{s}");
