@@ -77,8 +77,7 @@ fn demo_mark_a_fault_and_quit_writes_a_bundle_with_the_marker() {
     let last = printed
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .next_back()
+        .rfind(|l| !l.is_empty())
         .unwrap_or_default()
         .to_string();
     let bundle = std::path::PathBuf::from(strip_ansi(&last));
