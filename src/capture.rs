@@ -97,6 +97,8 @@ impl Capture {
 
     fn rescan_for(&mut self, ids: &[String]) -> io::Result<ServerBatch> {
         self.journal.flush()?;
+        // Waits until the writer thread has put every line on disk.
+        let _ = self.journal.server.facts();
         let path = self.journal.dir.join(crate::bundle::journal::SERVER_LOG);
         let finders: Vec<memchr::memmem::Finder> = ids
             .iter()
@@ -206,7 +208,7 @@ impl Capture {
 
     fn process(&mut self, buf: &[u8], batch: &mut ServerBatch) -> io::Result<()> {
         let (red, n) = self.redactor.redact_bytes(buf);
-        self.journal.server.write(&red)?;
+        self.journal.server.write(red.into_owned())?;
         self.journal.server.redactions += n as u64;
         batch.redactions += n as u64;
         self.bytes += buf.len() as u64;

@@ -75,6 +75,101 @@ impl HashedFile {
     }
 }
 
+/// A [`HashedFile`] on its own thread: the server log is the bulk of what a
+/// capture writes, and copying it into the page cache and hashing it runs
+/// alongside the matching instead of after it.
+#[derive(Debug)]
+pub struct BackgroundFile {
+    tx: Option<std::sync::mpsc::SyncSender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The first write error, reported on the next call.
+    error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    pub redactions: u64,
+}
+
+enum Job {
+    Write(Vec<u8>),
+    Flush,
+    Facts(std::sync::mpsc::Sender<FileFacts>),
+}
+
+impl BackgroundFile {
+    pub fn create(path: &Path) -> io::Result<BackgroundFile> {
+        let mut file = HashedFile::create(path)?;
+        // A few chunks in flight: enough to overlap, little memory.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4);
+        let error = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let err = error.clone();
+        let thread = std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || {
+                for job in rx {
+                    let r = match job {
+                        Job::Write(buf) => file.write(&buf),
+                        Job::Flush => file.flush(),
+                        Job::Facts(reply) => {
+                            let r = file.flush();
+                            let _ = reply.send(file.facts());
+                            r
+                        }
+                    };
+                    if let Err(e) = r {
+                        if let Ok(mut slot) = err.lock() {
+                            slot.get_or_insert(e.to_string());
+                        }
+                    }
+                }
+                let _ = file.flush();
+            })?;
+        Ok(BackgroundFile {
+            tx: Some(tx),
+            thread: Some(thread),
+            error,
+            redactions: 0,
+        })
+    }
+
+    fn send(&self, job: Job) -> io::Result<()> {
+        if let Some(e) = self.error.lock().ok().and_then(|s| s.clone()) {
+            return Err(io::Error::other(e));
+        }
+        self.tx
+            .as_ref()
+            .ok_or_else(|| io::Error::other("journal writer stopped"))?
+            .send(job)
+            .map_err(|_| io::Error::other("journal writer stopped"))
+    }
+
+    pub fn write(&mut self, buf: Vec<u8>) -> io::Result<()> {
+        self.send(Job::Write(buf))
+    }
+
+    /// Asks the writer to push its buffer to the OS; does not wait.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.send(Job::Flush)
+    }
+
+    /// Waits until everything sent so far is written; then its facts.
+    pub fn facts(&self) -> FileFacts {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.send(Job::Facts(tx)).is_err() {
+            return FileFacts::default();
+        }
+        let mut f = rx.recv().unwrap_or_default();
+        f.redactions = self.redactions;
+        f
+    }
+}
+
+impl Drop for BackgroundFile {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Checksums a file already on disk.
 pub fn hash_file(path: &Path) -> io::Result<FileFacts> {
     let mut f = File::open(path)?;
@@ -90,7 +185,7 @@ pub fn hash_file(path: &Path) -> io::Result<FileFacts> {
 #[derive(Debug)]
 pub struct Journal {
     pub dir: PathBuf,
-    pub server: HashedFile,
+    pub server: BackgroundFile,
     pub ke: [HashedFile; 4],
     entries: HashedFile,
     /// Files written whole (client copies, db results): path → facts.
@@ -114,7 +209,7 @@ impl Journal {
         ];
         Ok(Journal {
             dir: dir.to_path_buf(),
-            server: HashedFile::create(&dir.join(SERVER_LOG))?,
+            server: BackgroundFile::create(&dir.join(SERVER_LOG))?,
             ke,
             entries: HashedFile::create(&dir.join(ENTRIES))?,
             written: BTreeMap::new(),
