@@ -113,10 +113,10 @@ impl BackgroundFile {
                             r
                         }
                     };
-                    if let Err(e) = r {
-                        if let Ok(mut slot) = err.lock() {
-                            slot.get_or_insert(e.to_string());
-                        }
+                    if let Err(e) = r
+                        && let Ok(mut slot) = err.lock()
+                    {
+                        slot.get_or_insert(e.to_string());
                     }
                 }
                 let _ = file.flush();
