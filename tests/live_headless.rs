@@ -198,15 +198,22 @@ fn a_journal_left_by_kill_9_is_recovered_into_a_bundle() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     let mut written = String::new();
     for i in 0..500 {
-        let line = format!("2026-06-30 18:00:{:02},000 - synapse.x - 1 - INFO - sentinel - line {i} keys/upload\n", i % 60);
+        let line = format!(
+            "2026-06-30 18:00:{:02},000 - synapse.x - 1 - INFO - sentinel - line {i} keys/upload\n",
+            i % 60
+        );
         f.write_all(line.as_bytes()).unwrap();
         written.push_str(&line);
     }
     drop(f);
     wait_until("the lines to be journaled", Duration::from_secs(30), || {
-        std::fs::read_dir(&out).unwrap().filter_map(|e| e.ok()).any(|e| {
-            std::fs::read_to_string(e.path().join("server/homeserver.log")).is_ok_and(|t| t.contains("line 499 "))
-        })
+        std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                std::fs::read_to_string(e.path().join("server/homeserver.log"))
+                    .is_ok_and(|t| t.contains("line 499 "))
+            })
     });
     child.kill().unwrap(); // SIGKILL: no export
     child.wait().unwrap();
@@ -214,7 +221,10 @@ fn a_journal_left_by_kill_9_is_recovered_into_a_bundle() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bundle = bundle_path(&o);
     verify_checksums(&bundle);
-    assert_eq!(std::fs::read_to_string(bundle.join("server/homeserver.log")).unwrap(), written);
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("server/homeserver.log")).unwrap(),
+        written
+    );
     assert_eq!(manifest(&bundle)["counts"]["server"]["KE-1"], 500);
     // The journal is marked recovered, so a second recover finds nothing.
     let again = callcap(&["recover", "--out", out.to_str().unwrap()]);
