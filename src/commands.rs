@@ -151,7 +151,36 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
     }
 }
 
+/// `tracing` goes to a file, never to the terminal the console owns:
+/// `~/.local/state/callcap/callcap.log` (level from `CALLCAP_LOG`, default
+/// `info`). Failing to open it only loses the debug log.
+fn init_log() {
+    let Some(dir) = directories::ProjectDirs::from("", "", "callcap")
+        .map(|d| d.state_dir().unwrap_or(d.data_local_dir()).to_path_buf())
+    else {
+        return;
+    };
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("callcap.log"))
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLCAP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
 fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
+    init_log();
     let headless = opts.headless;
     // A bad keymap is an error before the terminal is taken over.
     let keymap = if headless {

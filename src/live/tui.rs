@@ -53,7 +53,12 @@ async fn run_loop(
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             let now = s.clock.now();
+            let started = Instant::now();
             terminal.draw(|f| crate::ui::draw(f, &s.app, &view, keymap, now))?;
+            tracing::debug!(
+                frame_us = started.elapsed().as_micros() as u64,
+                "drew a frame"
+            );
             last_draw = Instant::now();
             dirty = false;
         }
