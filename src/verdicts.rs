@@ -3,7 +3,7 @@
 //! says "insufficient-evidence" rather than guess.
 
 use crate::app::stats::minute_of;
-use crate::app::{App, EvidenceRef};
+use crate::app::{App, EvidenceRef, OffendingKeyInfo};
 use crate::domain::Ke;
 use crate::sources::Row;
 use serde::Serialize;
@@ -87,12 +87,74 @@ fn truthy(v: Option<&Value>) -> bool {
     }
 }
 
+/// What the database says about one offending key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyState {
+    /// Stored with a `key` different from the one the client uploads.
+    Diverged,
+    /// Stored with the very key the client uploads.
+    Same,
+    NotStored,
+    /// Stored, but one of the two values is unknown: cannot compare.
+    Unknown,
+}
+
+fn key_state(inventory: &[Row], o: &OffendingKeyInfo) -> KeyState {
+    let stored = inventory.iter().find(|r| {
+        s(r, "algorithm") == Some(o.algorithm.as_str()) && s(r, "key_id") == Some(o.key_id.as_str())
+    });
+    match (stored.map(stored_key), o.uploaded_key.as_deref()) {
+        (None, _) => KeyState::NotStored,
+        (Some(Some(st)), Some(up)) if st != up => KeyState::Diverged,
+        (Some(Some(_)), Some(_)) => KeyState::Same,
+        _ => KeyState::Unknown,
+    }
+}
+
+/// A key's evidence with one reference of each kind first (server line,
+/// client report entry, HAR entry), so the basis shows every side.
+fn key_basis(o: &OffendingKeyInfo, n: usize) -> Vec<String> {
+    let kinds: [fn(&str) -> bool; 3] = [
+        |r| r.starts_with("server/"),
+        |r| r.contains("#entries["),
+        |r| r.contains("#log.entries["),
+    ];
+    let mut out: Vec<String> = kinds
+        .iter()
+        .filter_map(|k| o.evidence.iter().find(|r| k(&r.0)).map(|r| r.0.clone()))
+        .collect();
+    for r in &o.evidence {
+        if !out.contains(&r.0) {
+            out.push(r.0.clone());
+        }
+    }
+    out.truncate(n);
+    out
+}
+
+/// Why the database's results for `query` are missing, for a summary.
+fn db_missing(app: &App, query: &str) -> String {
+    if app.db.polls == 0 {
+        return "the database was not read".into();
+    }
+    let problem = app
+        .db
+        .problems
+        .get_key_value(query)
+        .or_else(|| app.db.problems.get_key_value("connection"))
+        .or_else(|| app.db.problems.iter().next());
+    match problem {
+        Some((what, why)) => format!("the database could not be read ({what}: {why})"),
+        None => format!("the database returned no {query} results"),
+    }
+}
+
 fn q1(app: &App) -> Verdict {
     let ke1_errors = app.server[Ke::Ke1.index()].errors + app.client[Ke::Ke1.index()].count;
     let mut basis: Vec<String> = app
         .offending
         .values()
-        .flat_map(|o| o.evidence.iter().take(2).map(|r| r.0.clone()))
+        .flat_map(|o| key_basis(o, 3))
         .take(6)
         .collect();
     if ke1_errors == 0 && app.offending.is_empty() {
@@ -100,6 +162,22 @@ fn q1(app: &App) -> Verdict {
             answer: INSUFFICIENT,
             summary: "No KE-1 one-time-key conflict was seen in the server log, the client reports or a HAR.".into(),
             basis,
+        };
+    }
+    if app.offending.is_empty() {
+        // Errors such as a bare `400 POST …/keys/upload`: no key id to look up.
+        let errors: Vec<String> = app.panes[Ke::Ke1.index()]
+            .iter()
+            .filter(|l| l.error && l.origin == "server" && l.ke_line_no > 0)
+            .take(3)
+            .map(|l| format!("server/KE-1.log:{}", l.ke_line_no))
+            .collect();
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary: format!(
+                "{ke1_errors} KE-1 error(s) were seen but none names the offending one-time key (the 'One time key … already exists' text): save a failing keys/upload response, e.g. in a HAR."
+            ),
+            basis: errors,
         };
     }
     let Some(inventory) = rows(app, "otk_inventory") else {
@@ -118,29 +196,40 @@ fn q1(app: &App) -> Verdict {
         };
         return Verdict {
             answer: INSUFFICIENT,
-            summary: format!("KE-1 conflicts were seen but the database was not read; {hint}."),
+            summary: format!(
+                "KE-1 conflicts were seen but {}; {hint}.",
+                db_missing(app, "otk_inventory")
+            ),
             basis,
         };
     };
-    for o in app.offending.values() {
-        let stored = inventory.iter().find(|r| {
-            s(r, "algorithm") == Some(o.algorithm.as_str())
-                && s(r, "key_id") == Some(o.key_id.as_str())
-        });
-        if let (Some(row), Some(up)) = (stored, o.uploaded_key.as_deref())
-            && let Some(st) = stored_key(row)
-            && st != up
-        {
-            basis.push("db/last.json#otk_inventory".into());
-            return Verdict {
-                answer: "divergence",
-                summary: format!(
-                    "One-time key {}:{} is stored on the homeserver with a different key than the client keeps uploading: the OTK state has diverged (KE-1 root).",
-                    o.algorithm, o.key_id
-                ),
-                basis,
-            };
-        }
+    let states: Vec<(&OffendingKeyInfo, KeyState)> = app
+        .offending
+        .values()
+        .map(|o| (o, key_state(inventory, o)))
+        .collect();
+    if let Some((o, _)) = states.iter().find(|(_, st)| *st == KeyState::Diverged) {
+        let mut basis = key_basis(o, 3);
+        basis.push("db/last.json#otk_inventory".into());
+        return Verdict {
+            answer: "divergence",
+            summary: format!(
+                "One-time key {}:{} is stored on the homeserver with a different key than the client keeps uploading: the OTK state has diverged (KE-1 root).",
+                o.algorithm, o.key_id
+            ),
+            basis,
+        };
+    }
+    basis.push("db/last.json#otk_inventory".into());
+    if let Some((o, _)) = states.iter().find(|(_, st)| *st == KeyState::Unknown) {
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary: format!(
+                "One-time key {}:{} is stored on the homeserver, but the key the client uploads for it is unknown (no error text or HAR request body shows it): divergence can be neither confirmed nor ruled out.",
+                o.algorithm, o.key_id
+            ),
+            basis,
+        };
     }
     let otk_zero = rows(app, "otk_counts").is_some_and(|r| {
         r.iter()
@@ -151,7 +240,6 @@ fn q1(app: &App) -> Verdict {
     });
     let fallback_used =
         rows(app, "fallback_keys").is_some_and(|r| r.iter().any(|x| truthy(x.get("used"))));
-    basis.push("db/last.json#otk_inventory".into());
     if otk_zero && fallback_used {
         basis.push("db/last.json#otk_counts".into());
         basis.push("db/last.json#fallback_keys".into());
@@ -161,9 +249,20 @@ fn q1(app: &App) -> Verdict {
             basis,
         };
     }
+    let same = states
+        .iter()
+        .filter(|(_, st)| *st == KeyState::Same)
+        .count();
+    let why = if same > 0 {
+        format!("{same} offending key(s) are stored with the very key the client uploads")
+    } else {
+        "the offending key is no longer stored".to_string()
+    };
     Verdict {
         answer: "sdk-regression",
-        summary: "KE-1 conflicts were seen but the offending key is not stored with a different value and the keys are not exhausted: suspect the SDK's upload loop.".into(),
+        summary: format!(
+            "KE-1 conflicts were seen, {why}, and the keys are not exhausted: suspect the SDK's upload loop."
+        ),
         basis,
     }
 }
