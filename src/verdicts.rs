@@ -3,6 +3,7 @@
 //! says "insufficient-evidence" rather than guess.
 
 use crate::app::stats::minute_of;
+use crate::app::event::ArtifactKind;
 use crate::app::{App, EvidenceRef, OffendingKeyInfo};
 use crate::domain::Ke;
 use crate::sources::Row;
@@ -268,7 +269,6 @@ fn q1(app: &App) -> Verdict {
 }
 
 fn q2(app: &App) -> Verdict {
-    let mut basis = Vec::new();
     let backlog_max = app
         .db
         .backlog_series
@@ -277,52 +277,117 @@ fn q2(app: &App) -> Verdict {
         .max()
         .unwrap_or(0);
     let db_read = !app.db.backlog_series.is_empty();
-    if backlog_max > 0 {
-        basis.push("db/last.json#device_inbox_pending".into());
-    }
-    basis.extend(refs(&app.to_device_for_us, 3));
-    let present = backlog_max > 0 || app.to_device_for_us_count > 0;
+    let db_ref =
+        rows(app, "device_inbox_pending").map(|_| "db/last.json#device_inbox_pending".to_string());
+    let queued = backlog_max > 0;
+    let traced = app.to_device_for_us_count > 0;
+    let present = queued || traced;
     let ke2: Vec<&(Ke, EvidenceRef, String)> = app
         .client_errors
         .iter()
         .filter(|(k, _, _)| *k == Ke::Ke2)
         .collect();
     let markers = app.live_markers().count();
-    if present && !ke2.is_empty() {
-        basis.extend(ke2.iter().take(3).map(|(_, r, _)| r.0.clone()));
-        return Verdict {
-            answer: "linked",
-            summary: format!(
-                "To-device messages for our device reached the homeserver and the client shows {} KE-2 signature(s): KE-1 ⇒ KE-2 link confirmed.",
-                ke2.len()
+    let diag_read = app
+        .artifacts
+        .iter()
+        .any(|a| a.kind == ArtifactKind::Diag && a.unparsed.is_none());
+
+    if present {
+        let mut basis: Vec<String> = db_ref.iter().filter(|_| queued).cloned().collect();
+        basis.extend(refs(&app.to_device_for_us, 3));
+        let how = match (queued, traced) {
+            (true, true) => format!(
+                "queued in device_inbox (up to {backlog_max}) and traced {} time(s) in the server log",
+                app.to_device_for_us_count
             ),
+            (true, false) => format!("queued in device_inbox (up to {backlog_max})"),
+            _ => format!(
+                "traced {} time(s) in the server log",
+                app.to_device_for_us_count
+            ),
+        };
+        if !ke2.is_empty() {
+            basis.extend(ke2.iter().take(3).map(|(_, r, _)| r.0.clone()));
+            return Verdict {
+                answer: "linked",
+                summary: format!(
+                    "To-device messages for our device were {how}; the client shows {} KE-2 signature(s): KE-1 ⇒ KE-2 link confirmed.",
+                    ke2.len()
+                ),
+                basis,
+            };
+        }
+        if markers > 0 && diag_read {
+            return Verdict {
+                answer: "sfu-downstream",
+                summary: format!(
+                    "To-device messages for our device were {how}; the client report shows no KE-2 signature, yet {markers} fault marker(s) were set: look at LiveKit/SFU, not crypto."
+                ),
+                basis,
+            };
+        }
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary: if markers > 0 {
+                format!(
+                    "To-device messages for our device were {how} and {markers} fault marker(s) were set, but no client diag report shows whether the client decrypted them."
+                )
+            } else {
+                format!(
+                    "To-device messages for our device were {how}, but there is neither a client KE-2 signature nor a fault marker."
+                )
+            },
             basis,
         };
     }
-    if present && markers > 0 {
-        return Verdict {
-            answer: "sfu-downstream",
-            summary: format!(
-                "To-device messages reached our device, the client shows no KE-2 signature, yet {markers} fault marker(s) were set: look at LiveKit/SFU, not crypto."
-            ),
-            basis,
-        };
-    }
-    if !present && db_read {
+
+    if app.to_device_traces > 0 {
+        // The tracing is on and names other devices only.
+        let mut basis: Vec<String> = db_ref.into_iter().collect();
+        basis.extend(refs(&app.to_device_other, 2));
         return Verdict {
             answer: "not-targeted",
-            summary: "No to-device message for our device was queued or traced during the call: stale device id or membership (see KE-4).".into(),
-            basis: vec!["db/last.json#device_inbox_pending".into()],
+            summary: format!(
+                "Synapse's to-device tracing logged {} delivery(ies), none to our device{}: the media keys were not sent to us (stale device id or membership, see KE-4).",
+                app.to_device_traces,
+                if db_read {
+                    ", and none is queued for it"
+                } else {
+                    ""
+                }
+            ),
+            basis,
+        };
+    }
+    if db_read && app.send_to_device == 0 {
+        return Verdict {
+            answer: "not-targeted",
+            summary: "No to-device message for our device was queued in device_inbox and no participant sent any: the media keys were not sent to us (stale device id or membership, see KE-4).".into(),
+            basis: db_ref.into_iter().collect(),
+        };
+    }
+    if db_read {
+        // Rows leave device_inbox as soon as the device syncs: an empty
+        // inbox after participants sent to-device messages proves nothing.
+        let mut basis = refs(&app.send_to_device_refs, 3);
+        basis.extend(db_ref);
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary: format!(
+                "Participants made {} sendToDevice request(s), but nothing is queued for our device and the log has no to-device tracing: they may have reached us and been drained by /sync. Enable synapse.9533_debug (DEBUG) to see the recipients.",
+                app.send_to_device
+            ),
+            basis,
         };
     }
     Verdict {
         answer: INSUFFICIENT,
-        summary: if present {
-            "To-device messages reached our device, but there is neither a client KE-2 signature nor a fault marker.".into()
-        } else {
-            "Whether to-device messages reached our device is unknown: the database was not read and the server log has no to-device tracing for it.".into()
-        },
-        basis,
+        summary: format!(
+            "Whether to-device messages reached our device is unknown: {} and the server log has no to-device tracing (synapse.9533_debug).",
+            db_missing(app, "device_inbox_pending")
+        ),
+        basis: refs(&app.send_to_device_refs, 3),
     }
 }
 

@@ -163,8 +163,14 @@ pub struct App {
     /// Evidence of to-device traffic for our device (server side).
     pub to_device_for_us: Vec<EvidenceRef>,
     pub to_device_for_us_count: u64,
+    /// Synapse's to-device tracing lines for any device: when there are
+    /// some, the tracing is on, so none naming us means none were stored.
+    pub to_device_traces: u64,
+    /// A few tracing lines naming other devices (evidence the tracing is on).
+    pub to_device_other: Vec<EvidenceRef>,
     /// `sendToDevice` requests seen from participants.
     pub send_to_device: u64,
+    pub send_to_device_refs: Vec<EvidenceRef>,
     pub artifacts: Vec<ClientArtifact>,
     seen_client: HashSet<u64>,
     pub client_errors: Vec<(Ke, EvidenceRef, String)>,
@@ -201,7 +207,10 @@ impl App {
             access_lines: 0,
             to_device_for_us: Vec::new(),
             to_device_for_us_count: 0,
+            to_device_traces: 0,
+            to_device_other: Vec::new(),
             send_to_device: 0,
+            send_to_device_refs: Vec::new(),
             artifacts: Vec::new(),
             seen_client: HashSet::new(),
             client_errors: Vec::new(),
@@ -325,7 +334,6 @@ impl App {
         for t in [batch.first_at, batch.last_at].into_iter().flatten() {
             self.widen(t);
         }
-        let device = self.subject.device_id.clone();
         for hit in batch.hits {
             self.on_hit(hit);
         }
@@ -333,12 +341,20 @@ impl App {
             self.on_access(a);
         }
         for tr in batch.to_device {
-            if device.as_deref().is_some_and(|d| tr.text.contains(d)) {
+            self.to_device_traces += 1;
+            let r = EvidenceRef(format!("server/homeserver.log:{}", tr.line_no));
+            let ours = self
+                .subject
+                .device_id
+                .as_deref()
+                .is_some_and(|d| names_recipient(&tr.text, self.subject.user_id.as_deref(), d));
+            if ours {
                 self.to_device_for_us_count += 1;
                 if self.to_device_for_us.len() < EVIDENCE_CAP {
-                    self.to_device_for_us
-                        .push(EvidenceRef(format!("server/homeserver.log:{}", tr.line_no)));
+                    self.to_device_for_us.push(r);
                 }
+            } else if self.to_device_other.len() < 5 {
+                self.to_device_other.push(r);
             }
         }
     }
@@ -403,6 +419,10 @@ impl App {
             });
             if from_participant || self.subject.participants.is_empty() {
                 self.send_to_device += 1;
+                if self.send_to_device_refs.len() < 5 {
+                    self.send_to_device_refs
+                        .push(EvidenceRef(format!("server/homeserver.log:{}", a.line_no)));
+                }
             }
         }
         if a.long_poll {
@@ -855,6 +875,23 @@ fn key_field(v: Option<&serde_json::Value>) -> Option<String> {
     }
 }
 
+/// Whether a `Storing to-device messages …: ['@u:hs/DEVICE (msgid …)', …]`
+/// trace names this device as a recipient: `user/device` (or `/device`
+/// when the user is unknown) followed by something that cannot continue a
+/// device id, so `DEV` does not match `DEV2`.
+fn names_recipient(text: &str, user: Option<&str>, device: &str) -> bool {
+    let needle = match user {
+        Some(u) => format!("{u}/{device}"),
+        None => format!("/{device}"),
+    };
+    text.match_indices(needle.as_str()).any(|(i, m)| {
+        text[i + m.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.'))
+    })
+}
+
 fn is_client_timeout(message: &str) -> bool {
     message.contains("timed out") || message.contains("timeout")
 }
@@ -868,4 +905,19 @@ fn int_field(row: &Row, key: &str) -> Option<i64> {
         v.as_i64()
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_recipient;
+
+    #[test]
+    fn to_device_traces_name_whole_recipients() {
+        let line = "Storing to-device messages with stream_id 60: ['@a:hs/DEV2 (msgid m1)', '@b:hs/DEV (msgid m2)']";
+        assert!(!names_recipient(line, Some("@a:hs"), "DEV"));
+        assert!(names_recipient(line, Some("@a:hs"), "DEV2"));
+        assert!(names_recipient(line, None, "DEV"));
+        assert!(names_recipient(line, Some("@b:hs"), "DEV"));
+        assert!(!names_recipient(line, Some("@b:hs"), "DE"));
+    }
 }
