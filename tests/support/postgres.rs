@@ -376,7 +376,7 @@ impl PgCluster {
             pid = std::process::id(),
             dir = self.dir.path().display()
         );
-        Command::new("sh")
+        let mut watchdog = Command::new("sh")
             .arg("-c")
             .arg(script)
             .current_dir("/tmp")
@@ -387,6 +387,8 @@ impl PgCluster {
             .process_group(0)
             .spawn()
             .expect("start the cluster's watchdog");
+        // It outlives this process; the thread only keeps it from being a zombie.
+        std::thread::spawn(move || watchdog.wait());
         Box::leak(Box::new(self))
     }
 }
