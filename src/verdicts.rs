@@ -151,7 +151,7 @@ fn db_missing(app: &App, query: &str) -> String {
 }
 
 fn q1(app: &App) -> Verdict {
-    let ke1_errors = app.server[Ke::Ke1.index()].errors + app.client[Ke::Ke1.index()].count;
+    let ke1_errors = app.own_ke1_errors + app.client[Ke::Ke1.index()].count;
     let mut basis: Vec<String> = app
         .offending
         .values()
@@ -161,18 +161,30 @@ fn q1(app: &App) -> Verdict {
     if ke1_errors == 0 && app.offending.is_empty() {
         return Verdict {
             answer: INSUFFICIENT,
-            summary: "No KE-1 one-time-key conflict was seen in the server log, the client reports or a HAR.".into(),
+            summary: format!(
+                "No KE-1 one-time-key conflict was seen for our device in the server log, the client reports or a HAR{}.",
+                if app.foreign_conflicts > 0 {
+                    format!(
+                        " ({} conflict(s) of other devices were set aside)",
+                        app.foreign_conflicts
+                    )
+                } else {
+                    String::new()
+                }
+            ),
             basis,
         };
     }
     if app.offending.is_empty() {
         // Errors such as a bare `400 POST …/keys/upload`: no key id to look up.
-        let errors: Vec<String> = app.panes[Ke::Ke1.index()]
-            .iter()
-            .filter(|l| l.error && l.origin == "server" && l.ke_line_no > 0)
-            .take(3)
-            .map(|l| format!("server/KE-1.log:{}", l.ke_line_no))
-            .collect();
+        let mut errors = refs(&app.own_ke1_error_refs, 3);
+        errors.extend(
+            app.client_errors
+                .iter()
+                .filter(|(k, _, _)| *k == Ke::Ke1)
+                .take(2)
+                .map(|(_, r, _)| r.0.clone()),
+        );
         return Verdict {
             answer: INSUFFICIENT,
             summary: format!(

@@ -69,10 +69,24 @@ fn access(
 
 /// The OTK conflict as `synapse.http.server` logs it, then its access line.
 fn otk_conflict(ms: i64, seq: u32, key_id: &str, stored: &str, uploaded: &str) -> Vec<String> {
+    otk_conflict_of(ms, seq, ME, DEV, key_id, stored, uploaded)
+}
+
+/// The same for any user and device: the `Adding one_time_keys` line (the
+/// only one naming the device), the error, the access line.
+fn otk_conflict_of(
+    ms: i64,
+    seq: u32,
+    user: &str,
+    device: &str,
+    key_id: &str,
+    stored: &str,
+    uploaded: &str,
+) -> Vec<String> {
     vec![
         format!(
             "{} - synapse.handlers.e2e_keys - 955 - INFO - POST-{seq} - Adding one_time_keys \
-             dict_keys(['signed_curve25519:{key_id}']) for device '{DEV}' for user '{ME}' at {}",
+             dict_keys(['signed_curve25519:{key_id}']) for device '{device}' for user '{user}' at {}",
             ts(ms),
             T0_MS + ms
         ),
@@ -80,8 +94,8 @@ fn otk_conflict(ms: i64, seq: u32, key_id: &str, stored: &str, uploaded: &str) -
             "{} - synapse.http.server - 131 - INFO - POST-{seq} - <XForwardedForRequest at 0x7f3a2c1d0e50 \
              method='POST' uri='/_matrix/client/v3/keys/upload' clientproto='HTTP/1.1' site='8008'> \
              SynapseError: 400 - One time key signed_curve25519:{key_id} already exists. \
-             Old key: {{\"key\":\"{stored}\",\"signatures\":{{\"{ME}\":{{\"ed25519:{DEV}\":\"c2lnMQ\"}}}}}}; \
-             new key: {{'key': '{uploaded}', 'signatures': {{'{ME}': {{'ed25519:{DEV}': 'c2lnMg'}}}}}}",
+             Old key: {{\"key\":\"{stored}\",\"signatures\":{{\"{user}\":{{\"ed25519:{device}\":\"c2lnMQ\"}}}}}}; \
+             new key: {{'key': '{uploaded}', 'signatures': {{'{user}': {{'ed25519:{device}': 'c2lnMg'}}}}}}",
             ts(ms)
         ),
         access(
@@ -91,7 +105,7 @@ fn otk_conflict(ms: i64, seq: u32, key_id: &str, stored: &str, uploaded: &str) -
             "/_matrix/client/v3/keys/upload",
             400,
             0.012,
-            ME,
+            user,
         ),
     ]
 }
@@ -638,6 +652,68 @@ fn q1_insufficient_when_the_uploaded_key_is_unknown() {
         o.summary("Q1")
     );
     o.cites("Q1", "db/last.json#otk_inventory", STORED);
+}
+
+#[test]
+fn q1_sets_aside_conflicts_of_other_users_and_devices() {
+    // Key ids such as AAAAAAAAAFA repeat across devices. Carol's device and
+    // our own phone both hit a conflict on it; our device did not, and the
+    // database holds a different key under that id for our device: taking
+    // their conflicts for ours would read as divergence.
+    let mut s = Scenario::new("q1-foreign");
+    let mut log = otk_conflict_of(
+        1_000,
+        10,
+        "@carol:lotus.example",
+        "CAROLDEV",
+        KEY_ID,
+        "Y2Fyb2wx",
+        "Y2Fyb2wy",
+    );
+    log.extend(otk_conflict_of(
+        2_000, 11, ME, "PHONEDEV", KEY_ID, "cGhvbmUx", "cGhvbmUy",
+    ));
+    // Twisted's echo of another device's upload, nested in one line.
+    log.push(format!(
+        "{} - twisted - 273 - INFO - POST-12 - {} - synapse.handlers.e2e_keys - 955 - INFO - POST-12 - \
+         Adding one_time_keys dict_keys(['signed_curve25519:{KEY_ID}']) for device 'OTHERDEV' for user '@dave:lotus.example' at 1",
+        ts(3_000),
+        ts(3_000)
+    ));
+    log.extend(
+        otk_conflict_of(
+            3_000,
+            12,
+            "@dave:lotus.example",
+            "OTHERDEV",
+            KEY_ID,
+            "ZGF2ZTE",
+            "ZGF2ZTI",
+        )
+        .into_iter()
+        .skip(1),
+    );
+    s.log = log;
+    s.db = Db::Rows(format!(
+        "{}{}",
+        otk_row(KEY_ID, STORED),
+        fallback_row(false)
+    ));
+    let o = s.run();
+    assert_eq!(o.answer("Q1"), INSUFFICIENT, "{}", o.verdicts);
+    assert!(
+        o.summary("Q1").contains("3 conflict(s) of other devices"),
+        "{}",
+        o.summary("Q1")
+    );
+    // The counts still follow grep: these lines are KE-1 lines.
+    let grep = bundle::grep_count(
+        "keys/upload|One time key .* already exists|OneTimeKey",
+        &o.bundle.join("server/homeserver.log"),
+        false,
+    );
+    assert_eq!(manifest(&o.bundle)["counts"]["server"]["KE-1"], grep);
+    assert_eq!(grep, 6);
 }
 
 #[test]

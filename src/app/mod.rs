@@ -13,12 +13,14 @@ use chrono::{DateTime, Utc};
 use event::{AccessSample, ClientArtifact, ClientEntry, Command, Event, ServerHit};
 use serde::Serialize;
 use stats::{MinuteLatency, Occurrences, minute_of};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// Lines kept per pane for display; everything is in the journal anyway.
 pub const PANE_CAPACITY: usize = 2000;
 /// Evidence references kept per kind (the bundle has the rest).
 const EVIDENCE_CAP: usize = 200;
+/// Recent keys/upload request owners kept for attributing conflicts.
+const UPLOAD_OWNERS_CAP: usize = 4096;
 
 /// What the loop must do on the App's behalf.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,8 +155,18 @@ pub struct App {
     pub lines_total: u64,
     pub bytes_total: u64,
     pub server_redactions: u64,
-    /// Keyed by `alg:id`.
+    /// Keyed by `alg:id`; only conflicts of our device (or whose owner the
+    /// log does not say).
     pub offending: BTreeMap<String, OffendingKeyInfo>,
+    /// Server KE-1 error lines not attributed to another user or device,
+    /// and the first few of them.
+    pub own_ke1_errors: u64,
+    pub own_ke1_error_refs: Vec<EvidenceRef>,
+    /// OTK conflicts the log attributes to another user or device.
+    pub foreign_conflicts: u64,
+    /// Request id → (user, device) of recent keys/upload requests.
+    upload_owner: HashMap<String, (String, String)>,
+    upload_order: VecDeque<String>,
     /// KE-3 event ids with where they were seen.
     pub ke3_ids: BTreeMap<String, Vec<EvidenceRef>>,
     pub timeouts: Vec<Timeout>,
@@ -201,6 +213,11 @@ impl App {
             bytes_total: 0,
             server_redactions: 0,
             offending: BTreeMap::new(),
+            own_ke1_errors: 0,
+            own_ke1_error_refs: Vec::new(),
+            foreign_conflicts: 0,
+            upload_owner: HashMap::new(),
+            upload_order: VecDeque::new(),
             ke3_ids: BTreeMap::new(),
             timeouts: Vec::new(),
             latency: BTreeMap::new(),
@@ -320,6 +337,17 @@ impl App {
         }
     }
 
+    /// Whether a user/device pair is the one under investigation (either
+    /// part unset matches anything).
+    fn is_subject_device(&self, user: &str, device: &str) -> bool {
+        self.subject.user_id.as_deref().is_none_or(|u| u == user)
+            && self
+                .subject
+                .device_id
+                .as_deref()
+                .is_none_or(|d| d == device)
+    }
+
     fn is_tracked(&self, text: &str) -> bool {
         self.subject
             .needles()
@@ -333,6 +361,21 @@ impl App {
         self.server_redactions += batch.redactions;
         for t in [batch.first_at, batch.last_at].into_iter().flatten() {
             self.widen(t);
+        }
+        // Owners first: Synapse logs them before the conflict they explain.
+        for u in batch.otk_uploads {
+            if self
+                .upload_owner
+                .insert(u.request.clone(), (u.user, u.device))
+                .is_none()
+            {
+                self.upload_order.push_back(u.request);
+            }
+            while self.upload_order.len() > UPLOAD_OWNERS_CAP {
+                if let Some(old) = self.upload_order.pop_front() {
+                    self.upload_owner.remove(&old);
+                }
+            }
         }
         for hit in batch.hits {
             self.on_hit(hit);
@@ -378,7 +421,26 @@ impl App {
                 pane.pop_front();
             }
         }
-        if let Some(off) = &hit.offending {
+        // Another device's keys/upload (key ids like AAAAAAAAAFA repeat
+        // across devices): neither its conflict nor its 400 is ours.
+        let foreign = hit
+            .request
+            .as_ref()
+            .and_then(|r| self.upload_owner.get(r))
+            .is_some_and(|(u, d)| !self.is_subject_device(u, d));
+        if hit.kes.contains(Ke::Ke1) && hit.error && !foreign {
+            self.own_ke1_errors += 1;
+            if self.own_ke1_error_refs.len() < 5 && hit.ke_line_no[Ke::Ke1.index()] > 0 {
+                self.own_ke1_error_refs.push(EvidenceRef(format!(
+                    "server/KE-1.log:{}",
+                    hit.ke_line_no[Ke::Ke1.index()]
+                )));
+            }
+        }
+        if foreign && hit.offending.is_some() {
+            self.foreign_conflicts += 1;
+        }
+        if let Some(off) = hit.offending.as_ref().filter(|_| !foreign) {
             let key = format!("{}:{}", off.algorithm, off.key_id);
             let info = self
                 .offending
