@@ -952,6 +952,23 @@ fn q3_client_deserialization_when_every_event_has_its_algorithm() {
 }
 
 #[test]
+fn q3_insufficient_when_the_event_was_redacted_and_its_content_pruned() {
+    // Synapse censors redacted events' stored JSON: no algorithm, but not
+    // because the sender left it out.
+    let mut s = Scenario::new("q3-redacted");
+    s.log = vec![filler(0, 1)];
+    s.diag = vec![decryption_error(1_000, EV_NOALG)];
+    s.db = Db::Rows(format!(
+        "{}INSERT INTO redactions VALUES ('$redaction', '{EV_NOALG}', true, {T0_MS});\n",
+        event_row(EV_NOALG, 1, "{}")
+    ));
+    let o = s.run();
+    assert_eq!(o.answer("Q3"), INSUFFICIENT, "{}", o.verdicts);
+    assert!(o.summary("Q3").contains("redacted"), "{}", o.summary("Q3"));
+    o.cites("Q3", "db/last.json#event_lookup", "\"redacted\":true");
+}
+
+#[test]
 fn q3_insufficient_when_the_homeserver_does_not_hold_the_event() {
     let mut s = Scenario::new("q3-unknown");
     s.log = vec![filler(0, 1)];

@@ -48,6 +48,21 @@ pub(super) fn q3(app: &App) -> Verdict {
         }
         !matches!(r.get("algorithm"), None | Some(Value::Null))
     };
+    // A redacted event's stored content is pruned once Synapse censors it:
+    // a missing algorithm there says nothing about how it was sent.
+    let (pruned, lookups): (Vec<&Row>, Vec<&Row>) = lookups
+        .into_iter()
+        .partition(|r| !has_alg(r) && truthy(r.get("redacted")));
+    if lookups.is_empty() {
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary: format!(
+                "{} KE-3 event(s) were found but redacted on the homeserver, whose stored content lacks algorithm because it was pruned: the lookup cannot tell.",
+                pruned.len()
+            ),
+            basis,
+        };
+    }
     if let Some(bad) = lookups.iter().find(|r| !has_alg(r)) {
         return Verdict {
             answer: "malformed-event",
