@@ -46,6 +46,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     for log in &args.logs {
         check_readable_file(log, "log")?;
     }
+    let marks = args
+        .marks
+        .iter()
+        .map(|m| parse_mark(m, &clock))
+        .collect::<Result<Vec<_>, _>>()?;
     let diags = expand(&args.diags, "diag", &["json"])?;
     let hars = expand(&args.hars, "har", &["har"])?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
@@ -131,6 +136,15 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         sources.push(json!({"name": "client", "kind": "file", "path": p.display().to_string()}));
     }
 
+    // After the log: a marker's line counts then cover the whole input.
+    for (at, label) in marks {
+        let fx = app.update(Event::Command {
+            cmd: crate::app::event::Command::Mark { label },
+            at,
+        });
+        apply(&mut capture, fx)?;
+    }
+
     if let Some(url) = &args.db_url {
         let poll = read_database(args, url, &app)?;
         sources.push(json!({"name": "database", "kind": "postgres", "url": crate::sources::db::redact_url(url)}));
@@ -163,6 +177,31 @@ fn apply(capture: &mut Capture, effects: Vec<Effect>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `TIME` or `TIME=LABEL` from `--mark`: RFC 3339, or a local time in the
+/// log's time zone.
+fn parse_mark(arg: &str, clock: &LogClock) -> Result<(DateTime<Utc>, String), UsageError> {
+    let (time, label) = match arg.split_once('=') {
+        Some((t, l)) => (t.trim(), l.trim()),
+        None => (arg.trim(), ""),
+    };
+    let at = DateTime::parse_from_rfc3339(time)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| chrono::NaiveDateTime::parse_from_str(time, f).ok())
+                .map(|t| clock.to_utc(t))
+        })
+        .ok_or_else(|| {
+            UsageError(format!(
+                "--mark '{arg}': '{time}' is not a time (use 2026-06-30T18:04:05Z or '2026-06-30 18:04:05')"
+            ))
+        })?;
+    let label = if label.is_empty() { "fault" } else { label };
+    Ok((at, label.to_string()))
 }
 
 fn check_readable_file(p: &Path, what: &str) -> Result<(), UsageError> {
@@ -258,4 +297,34 @@ fn read_database(
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_take_rfc3339_or_local_time_and_an_optional_label() {
+        let berlin = LogClock::new("Europe/Berlin").map_err(UsageError);
+        let Ok(berlin) = berlin else {
+            panic!("Europe/Berlin is a zone")
+        };
+        let utc = LogClock::utc();
+        let (at, label) = parse_mark("2026-06-30T18:00:09Z=video froze", &utc)
+            .ok()
+            .unzip();
+        assert_eq!(
+            at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-06-30T18:00:09+00:00")
+        );
+        assert_eq!(label.as_deref(), Some("video froze"));
+        let (at, label) = parse_mark("2026-06-30 20:00:09", &berlin).ok().unzip();
+        assert_eq!(
+            at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-06-30T18:00:09+00:00")
+        );
+        assert_eq!(label.as_deref(), Some("fault"));
+        let err = parse_mark("at six=cut", &utc).err().map(|e| e.0);
+        assert!(err.is_some_and(|e| e.contains("'at six' is not a time")));
+    }
 }

@@ -4,8 +4,8 @@
 //! here too. This is the hot path of `analyze` and of a log flood.
 
 use crate::app::event::{
-    AccessSample, ArtifactKind, ClientArtifact, ClientEntry, HarConflict, ServerBatch, ServerHit,
-    ToDeviceTrace,
+    AccessSample, ArtifactKind, ClientArtifact, ClientEntry, HarConflict, OtkUpload, ServerBatch,
+    ServerHit, ToDeviceTrace,
 };
 use crate::bundle::journal::Journal;
 use crate::domain::diag::{ke3_event_id, parse_diag};
@@ -28,6 +28,7 @@ const LOOKBACK_LINES: usize = 2000;
 /// A diag report larger than this is kept verbatim but not parsed.
 const DIAG_PARSE_MAX: u64 = 64 * 1024 * 1024;
 const TO_DEVICE_TRACE: &[u8] = b"Storing to-device messages";
+const OTK_UPLOAD: &[u8] = b"Adding one_time_keys ";
 
 pub struct Capture {
     pub journal: Journal,
@@ -42,6 +43,7 @@ pub struct Capture {
     ke_lines: [u64; 4],
     last_record_at: Option<DateTime<Utc>>,
     trace_finder: memchr::memmem::Finder<'static>,
+    upload_finder: memchr::memmem::Finder<'static>,
 }
 
 impl Capture {
@@ -65,6 +67,7 @@ impl Capture {
             ke_lines: [0; 4],
             last_record_at: None,
             trace_finder: memchr::memmem::Finder::new(TO_DEVICE_TRACE),
+            upload_finder: memchr::memmem::Finder::new(OTK_UPLOAD),
         })
     }
 
@@ -144,6 +147,7 @@ impl Capture {
                 error: false,
                 level: parse_record(l).map(|h| h.level.to_string()),
                 offending: None,
+                request: parse_record(l).map(|h| h.request.to_string()),
             });
         }
         self.journal.flush()?;
@@ -280,8 +284,9 @@ impl Capture {
                 kes: m.kes,
                 ke_line_no,
                 error: m.error,
-                level: head.map(|h| h.level.to_string()),
+                level: head.as_ref().map(|h| h.level.to_string()),
                 offending,
+                request: head.map(|h| h.request.to_string()),
             });
         }
         // Synapse's to-device tracing (`synapse.9533_debug`) names user/device.
@@ -301,6 +306,14 @@ impl Capture {
                 at: parse_timestamp_prefix(&buf[s..e]).map(|t| self.clock.to_utc(t)),
                 text: display_text(&red_line),
             });
+        }
+        // Whose keys/upload each request is (a conflict names no user).
+        for pos in self.upload_finder.find_iter(buf) {
+            let s = memchr::memrchr(b'\n', &buf[..pos]).map_or(0, |i| i + 1);
+            let e = memchr::memchr(b'\n', &buf[pos..]).map_or(buf.len(), |i| pos + i);
+            if let Some(u) = otk_upload(&buf[s..e]) {
+                batch.otk_uploads.push(u);
+            }
         }
         let total_newlines = memchr::memchr_iter(b'\n', buf).count() as u64;
         // A final line without newline (end of input) is still a line.
@@ -498,6 +511,22 @@ impl Capture {
     }
 }
 
+/// `… - POST-5 - Adding one_time_keys dict_keys([…]) for device 'D' for
+/// user 'U' at N` → request, user, device.
+fn otk_upload(line: &[u8]) -> Option<OtkUpload> {
+    let head = parse_record(line)?;
+    let msg = std::str::from_utf8(head.message).ok()?;
+    let rest = &msg[msg.rfind(" for device '")? + " for device '".len()..];
+    let (device, rest) = rest.split_once('\'')?;
+    let rest = rest.strip_prefix(" for user '")?;
+    let (user, _) = rest.split_once('\'')?;
+    Some(OtkUpload {
+        request: head.request.to_string(),
+        user: user.to_string(),
+        device: device.to_string(),
+    })
+}
+
 fn key_of(v: &serde_json::Value) -> Option<String> {
     match v {
         serde_json::Value::Object(o) => o.get("key").and_then(|k| k.as_str()).map(str::to_string),
@@ -598,4 +627,29 @@ pub fn client_kes(matcher: &Matcher, message: &str) -> KeSet {
         s.insert(c.ke);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otk_upload_names_request_user_and_device_also_when_nested() {
+        let line = b"2026-01-19 12:34:51,034 - synapse.handlers.e2e_keys - 955 - INFO - POST-5688811 - Adding one_time_keys dict_keys(['signed_curve25519:AAAAAAAAAE0']) for device 'RWDSUMBAID' for user '@a:hs' at 1768822491032";
+        assert_eq!(
+            otk_upload(line),
+            Some(OtkUpload {
+                request: "POST-5688811".into(),
+                user: "@a:hs".into(),
+                device: "RWDSUMBAID".into(),
+            })
+        );
+        let nested = b"2026-01-19 12:34:51,034 - twisted - 273 - INFO - POST-7 - 2026-01-19 12:34:50,988 - synapse.handlers.e2e_keys - 955 - INFO - POST-7 - Adding one_time_keys dict_keys([]) for device 'D2' for user '@b:hs' at 1";
+        let u = otk_upload(nested);
+        assert_eq!(
+            u.map(|u| (u.request, u.device)),
+            Some(("POST-7".to_string(), "D2".to_string()))
+        );
+        assert_eq!(otk_upload(b"Adding one_time_keys for device 'x'"), None);
+    }
 }

@@ -150,4 +150,9 @@ pub struct AnalyzeArgs {
     /// The client's delayed-event restart timeout, for Q4 (e.g. 2s).
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub restart_timeout: String,
+    /// A fault the operator noted during the call (Q2 reads them), as
+    /// `TIME` or `TIME=LABEL`; TIME is RFC 3339 or `YYYY-MM-DD HH:MM:SS`
+    /// in --timezone. Repeatable.
+    #[arg(long = "mark", value_name = "TIME[=LABEL]")]
+    pub marks: Vec<String>,
 }

@@ -23,6 +23,8 @@ pub struct ServerHit {
     pub level: Option<String>,
     /// Synapse's `One time key <alg>:<id> already exists` conflict, if any.
     pub offending: Option<OffendingKey>,
+    /// The record's request id (`POST-5688811`), when the line is a record.
+    pub request: Option<String>,
 }
 
 /// One "Processed request" line, reduced to what latency analysis needs.
@@ -56,7 +58,19 @@ pub struct ServerBatch {
     /// Lines with Synapse's to-device tracing (`synapse.9533_debug`) naming a
     /// device: `(line_no, at, user/device text)`.
     pub to_device: Vec<ToDeviceTrace>,
+    /// `Adding one_time_keys … for device 'D' for user 'U'` lines: whose
+    /// keys/upload each request id is, so a conflict can be attributed.
+    pub otk_uploads: Vec<OtkUpload>,
     pub redactions: u64,
+}
+
+/// Who a `keys/upload` request belongs to (`synapse.handlers.e2e_keys`
+/// logs it at INFO before storing the keys, in the same request).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtkUpload {
+    pub request: String,
+    pub user: String,
+    pub device: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -3,6 +3,7 @@
 
 pub mod checklist;
 pub mod event;
+mod server;
 pub mod stats;
 pub mod view;
 
@@ -11,10 +12,10 @@ use crate::domain::Ke;
 use crate::sources::{DbPoll, Row, SourceStatus};
 use checklist::{AutoCheck, Checklist};
 use chrono::{DateTime, Utc};
-use event::{AccessSample, ClientArtifact, ClientEntry, Command, Event, ServerHit};
+use event::{ClientArtifact, ClientEntry, Command, Event};
 use serde::Serialize;
-use stats::{MinuteLatency, Occurrences, minute_of};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use stats::{MinuteLatency, Occurrences};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// Lines kept per pane for display; everything is in the journal anyway.
 pub const PANE_CAPACITY: usize = 2000;
@@ -158,8 +159,18 @@ pub struct App {
     pub lines_total: u64,
     pub bytes_total: u64,
     pub server_redactions: u64,
-    /// Keyed by `alg:id`.
+    /// Keyed by `alg:id`; only conflicts of our device (or whose owner the
+    /// log does not say).
     pub offending: BTreeMap<String, OffendingKeyInfo>,
+    /// Server KE-1 error lines not attributed to another user or device,
+    /// and the first few of them.
+    pub own_ke1_errors: u64,
+    pub own_ke1_error_refs: Vec<EvidenceRef>,
+    /// OTK conflicts the log attributes to another user or device.
+    pub foreign_conflicts: u64,
+    /// Request id → (user, device) of recent keys/upload requests.
+    upload_owner: HashMap<String, (String, String)>,
+    upload_order: VecDeque<String>,
     /// KE-3 event ids with where they were seen.
     pub ke3_ids: BTreeMap<String, Vec<EvidenceRef>>,
     pub timeouts: Vec<Timeout>,
@@ -168,8 +179,14 @@ pub struct App {
     /// Evidence of to-device traffic for our device (server side).
     pub to_device_for_us: Vec<EvidenceRef>,
     pub to_device_for_us_count: u64,
+    /// Synapse's to-device tracing lines for any device: when there are
+    /// some, the tracing is on, so none naming us means none were stored.
+    pub to_device_traces: u64,
+    /// A few tracing lines naming other devices (evidence the tracing is on).
+    pub to_device_other: Vec<EvidenceRef>,
     /// `sendToDevice` requests seen from participants.
     pub send_to_device: u64,
+    pub send_to_device_refs: Vec<EvidenceRef>,
     pub artifacts: Vec<ClientArtifact>,
     seen_client: HashSet<u64>,
     pub client_errors: Vec<(Ke, EvidenceRef, String)>,
@@ -201,13 +218,21 @@ impl App {
             bytes_total: 0,
             server_redactions: 0,
             offending: BTreeMap::new(),
+            own_ke1_errors: 0,
+            own_ke1_error_refs: Vec::new(),
+            foreign_conflicts: 0,
+            upload_owner: HashMap::new(),
+            upload_order: VecDeque::new(),
             ke3_ids: BTreeMap::new(),
             timeouts: Vec::new(),
             latency: BTreeMap::new(),
             access_lines: 0,
             to_device_for_us: Vec::new(),
             to_device_for_us_count: 0,
+            to_device_traces: 0,
+            to_device_other: Vec::new(),
             send_to_device: 0,
+            send_to_device_refs: Vec::new(),
             artifacts: Vec::new(),
             seen_client: HashSet::new(),
             client_errors: Vec::new(),
@@ -332,115 +357,6 @@ impl App {
             .needles()
             .iter()
             .any(|n| text.contains(n.as_str()))
-    }
-
-    fn on_server(&mut self, batch: event::ServerBatch) {
-        self.lines_total = batch.lines_total;
-        self.bytes_total = batch.bytes_total;
-        self.server_redactions += batch.redactions;
-        for t in [batch.first_at, batch.last_at].into_iter().flatten() {
-            self.widen(t);
-        }
-        let device = self.subject.device_id.clone();
-        for hit in batch.hits {
-            self.on_hit(hit);
-        }
-        for a in batch.access {
-            self.on_access(a);
-        }
-        for tr in batch.to_device {
-            if device.as_deref().is_some_and(|d| tr.text.contains(d)) {
-                self.to_device_for_us_count += 1;
-                if self.to_device_for_us.len() < EVIDENCE_CAP {
-                    self.to_device_for_us
-                        .push(EvidenceRef(format!("server/homeserver.log:{}", tr.line_no)));
-                }
-            }
-        }
-    }
-
-    fn on_hit(&mut self, hit: ServerHit) {
-        let tracked = self.is_tracked(&hit.text);
-        for ke in hit.kes.iter() {
-            let i = ke.index();
-            self.server[i].add(hit.at, hit.error);
-            self.pane_pushed[i] += 1;
-            let pane = &mut self.panes[i];
-            pane.push_back(PaneLine {
-                line_no: hit.line_no,
-                ke_line_no: hit.ke_line_no[i],
-                at: hit.at,
-                text: hit.text.clone(),
-                error: hit.error,
-                tracked,
-                origin: "server",
-            });
-            if pane.len() > PANE_CAPACITY {
-                pane.pop_front();
-            }
-        }
-        if let Some(off) = &hit.offending {
-            let key = format!("{}:{}", off.algorithm, off.key_id);
-            let info = self
-                .offending
-                .entry(key)
-                .or_insert_with(|| OffendingKeyInfo {
-                    algorithm: off.algorithm.clone(),
-                    key_id: off.key_id.clone(),
-                    first_at: hit.at,
-                    ..Default::default()
-                });
-            info.seen += 1;
-            if info.stored_key.is_none() {
-                info.stored_key = key_field(off.old_key.as_ref());
-            }
-            if info.uploaded_key.is_none() {
-                info.uploaded_key = key_field(off.new_key.as_ref());
-            }
-            if info.evidence.len() < 5 {
-                let n = hit.ke_line_no[Ke::Ke1.index()];
-                let r = if n > 0 {
-                    format!("server/KE-1.log:{n}")
-                } else {
-                    format!("server/homeserver.log:{}", hit.line_no)
-                };
-                info.evidence.push(EvidenceRef(r));
-            }
-        }
-    }
-
-    fn on_access(&mut self, a: AccessSample) {
-        self.access_lines += 1;
-        if a.path.contains("/sendToDevice/") {
-            let from_participant = a.requester.as_deref().is_some_and(|r| {
-                self.subject
-                    .participants
-                    .iter()
-                    .any(|p| p.split('/').next() == Some(r))
-            });
-            if from_participant || self.subject.participants.is_empty() {
-                self.send_to_device += 1;
-            }
-        }
-        if a.long_poll {
-            return;
-        }
-        let m = minute_of(a.at);
-        self.latency
-            .entry(m)
-            .or_default()
-            .add(a.processing_ms, self.restart_timeout_ms);
-        if a.delayed_restart
-            && a.processing_ms >= self.restart_timeout_ms
-            && self.timeouts.len() < 10_000
-        {
-            self.timeouts.push(Timeout {
-                at: a.at,
-                origin: "server",
-                evidence: EvidenceRef(format!("server/homeserver.log:{}", a.line_no)),
-                took_ms: Some(a.processing_ms),
-            });
-        }
     }
 
     fn on_client(&mut self, artifact: ClientArtifact, fx: &mut Vec<Effect>) {

@@ -174,17 +174,27 @@ mod tests {
 
     #[test]
     fn p99_decision_is_exact_at_the_threshold() {
+        // Nearest rank: p99 of n samples is the ceil(0.99 n)-th smallest.
         let mut m = MinuteLatency::default();
         for _ in 0..99 {
             m.add(10, 2000);
         }
         m.add(2000, 2000);
-        // 100 samples: nearest rank 99 is the 99th smallest, 10 ms.
-        assert!(!m.p99_at_or_above_timeout());
+        assert!(
+            !m.p99_at_or_above_timeout(),
+            "100 samples: p99 is the 99th smallest, 10 ms"
+        );
         m.add(2500, 2000);
-        // 101 samples: rank 100 is the 100th smallest, 2000 ms.
+        // 101 samples: rank 100 is the first of the two slow ones.
         assert!(m.p99_at_or_above_timeout());
         assert!(m.p99_ms() >= 1900);
+        let mut few = MinuteLatency::default();
+        for _ in 0..98 {
+            few.add(10, 2000);
+        }
+        few.add(2000, 2000);
+        // 99 samples: rank 99 is the largest.
+        assert!(few.p99_at_or_above_timeout());
     }
 
     #[test]

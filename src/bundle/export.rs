@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::verdicts;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -47,7 +48,8 @@ pub fn export(
 
     let verdicts = verdicts::decide(app);
     let facts = journal.facts();
-    let report = report::render(app, label, &verdicts, &facts, sources, now);
+    let cited = cited_server_lines(&journal.dir, &verdicts).unwrap_or_default();
+    let report = report::render(app, label, &verdicts, &cited, &facts, sources, now);
     journal.write_whole("report.md", report.as_bytes(), 0)?;
 
     let facts = journal.facts();
@@ -59,6 +61,45 @@ pub fn export(
     fs::rename(&journal.dir, &target)?;
     journal.dir = target.clone();
     Ok(target)
+}
+
+/// The text of the `server/homeserver.log` lines the verdicts cite, for the
+/// report's quotes (the App keeps only lines a KE matched): one pass that
+/// stops at the last cited line.
+fn cited_server_lines(
+    dir: &Path,
+    verdicts: &verdicts::Verdicts,
+) -> io::Result<BTreeMap<String, String>> {
+    use std::io::BufRead;
+    let prefix = format!("{}:", journal::SERVER_LOG);
+    let wanted: BTreeMap<u64, String> = verdicts
+        .iter()
+        .iter()
+        .flat_map(|(_, v)| v.basis.iter())
+        .filter_map(|r| {
+            let n = r.strip_prefix(&prefix)?.parse::<u64>().ok()?;
+            Some((n, r.clone()))
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    let Some(&last) = wanted.keys().next_back() else {
+        return Ok(out);
+    };
+    let mut reader =
+        io::BufReader::with_capacity(1 << 20, fs::File::open(dir.join(journal::SERVER_LOG))?);
+    let mut line = Vec::new();
+    for n in 1..=last {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if let Some(r) = wanted.get(&n) {
+            let l = line.strip_suffix(b"\n").unwrap_or(&line);
+            let l = &l[..l.len().min(4096)];
+            out.insert(r.clone(), String::from_utf8_lossy(l).into_owned());
+        }
+    }
+    Ok(out)
 }
 
 fn pretty(v: &Value) -> Vec<u8> {

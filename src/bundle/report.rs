@@ -46,6 +46,7 @@ pub fn render(
     app: &App,
     label: &str,
     verdicts: &Verdicts,
+    cited_lines: &BTreeMap<String, String>,
     facts: &BTreeMap<String, FileFacts>,
     sources: &[Value],
     now: DateTime<Utc>,
@@ -106,10 +107,13 @@ pub fn render(
     for ((q, question), (_, v)) in names.iter().zip(verdicts.iter()) {
         let _ = writeln!(r, "### {q}. {question}\n");
         let _ = writeln!(r, "**→ `{}`**: {}\n", v.answer, v.summary);
+        if let Some(path) = path_taken(q, v.answer) {
+            let _ = writeln!(r, "Path: {path}\n");
+        }
         if !v.basis.is_empty() {
             let _ = writeln!(r, "Evidence:");
             for b in &v.basis {
-                let _ = writeln!(r, "- `{b}`{}", quote(app, b));
+                let _ = writeln!(r, "- `{b}`{}", quote(app, cited_lines, b));
             }
             let _ = writeln!(r);
         }
@@ -388,8 +392,49 @@ fn series(s: &[(DateTime<Utc>, i64)]) -> String {
     out.join(", ")
 }
 
-/// A short quote of the cited evidence where the App still holds it.
-fn quote(app: &App, reference: &str) -> String {
+/// The runbook's branch (§2) an answer stands for; none when the question
+/// stays open.
+fn path_taken(q: &str, answer: &str) -> Option<&'static str> {
+    Some(match (q, answer) {
+        ("Q1", "divergence") => "YES → OTK divergence confirmed (KE-1 root). Go to Q2.",
+        ("Q1", "exhaustion") => {
+            "NO → OTK counts at 0 with the fallback key used? YES → OTK exhaustion, not divergence: a different remediation."
+        }
+        ("Q1", "sdk-regression") => {
+            "NO → OTK counts at 0 with the fallback key used? NO → suspect the RC-SDK 41.6.0-rc.0 upload-loop regression (runbook §3)."
+        }
+        ("Q2", "linked") => {
+            "YES + client shows \"unexpected encrypted\"/MissingKey → KE-1 ⇒ KE-2 link confirmed (events delivered, no Olm session to open them)."
+        }
+        ("Q2", "sfu-downstream") => {
+            "YES + client decrypts fine, but media still cut out → KE-2 is downstream of LiveKit/SFU, not KE-1. Decouple from crypto."
+        }
+        ("Q2", "not-targeted") => {
+            "NO (nothing queued/targeted our device) → media keys never sent to us: stale device id / membership (see KE-4); weakly linked to KE-1."
+        }
+        ("Q3", "malformed-event") => {
+            "YES → malformed persisted event (sender/federation). Independent of KE-1."
+        }
+        ("Q3", "client-deserialization") => {
+            "NO → client-side RC-SDK deserialization bug. Independent of KE-1."
+        }
+        ("Q4", "homeserver-latency") => {
+            "YES → homeserver responsiveness/load. Independent of KE-1..KE-3."
+        }
+        ("Q4", "client-retry") => "NO → client MembershipManager retry behaviour. Independent.",
+        _ => return None,
+    })
+}
+
+/// A short quote of the cited evidence where the App still holds it, or
+/// the cited server line as read back from the journal.
+fn quote(app: &App, cited_lines: &BTreeMap<String, String>, reference: &str) -> String {
+    if let Some(line) = cited_lines.get(reference) {
+        return format!(": {}", clip_record(line));
+    }
+    if let Some(query) = reference.strip_prefix("db/last.json#") {
+        return quote_rows(app, query);
+    }
     if let Some(rest) = reference.strip_prefix("server/KE-") {
         let (ke, line) = rest.split_once(".log:").unwrap_or(("", ""));
         let (Some(ke), Ok(n)) = (Ke::parse(ke), line.parse::<u64>()) else {
@@ -399,7 +444,7 @@ fn quote(app: &App, reference: &str) -> String {
             .iter()
             .find(|l| l.origin == "server" && l.ke_line_no == n)
         {
-            return format!(": {}", clip(&l.text));
+            return format!(": {}", clip_record(&l.text));
         }
     }
     if let Some((_, r, msg)) = app.client_errors.iter().find(|(_, r, _)| r.0 == reference) {
@@ -409,8 +454,85 @@ fn quote(app: &App, reference: &str) -> String {
     String::new()
 }
 
+/// The database rows a verdict cites: for the OTK inventory the rows of the
+/// offending key ids, else every row (a few) without bulky JSON columns.
+fn quote_rows(app: &App, query: &str) -> String {
+    let Some(rows) = app.db.last.as_ref().and_then(|p| p.results.get(query)) else {
+        return String::new();
+    };
+    let offending = |r: &&crate::sources::Row| {
+        app.offending.values().any(|o| {
+            r.get("key_id").and_then(|v| v.as_str()) == Some(o.key_id.as_str())
+                && r.get("algorithm").and_then(|v| v.as_str()) == Some(o.algorithm.as_str())
+        })
+    };
+    let shown: Vec<&crate::sources::Row> = if query == "otk_inventory" {
+        rows.iter().filter(offending).collect()
+    } else {
+        rows.iter().collect()
+    };
+    let mut parts: Vec<String> = shown
+        .iter()
+        .take(3)
+        .map(|r| {
+            let mut r = (*r).clone();
+            r.remove("content");
+            if query != "device_inbox_pending" && query != "devices" {
+                // The subject's own rows: the user id adds nothing.
+                r.remove("user_id");
+            }
+            clip(&Value::Object(r).to_string())
+        })
+        .collect();
+    if query == "otk_inventory" && shown.is_empty() {
+        parts.push("no row for the offending key id".into());
+    }
+    format!(": {} row(s); {}", rows.len(), parts.join(", "))
+}
+
+/// A Synapse log line quoted by what matters: its time and message,
+/// without the logger/line/level/request head, from `SynapseError` on for
+/// an error the request's repr precedes.
+fn clip_record(line: &str) -> String {
+    let Some(head) = crate::domain::synapse_log::parse_record(line.as_bytes()) else {
+        return clip(line);
+    };
+    let time = head.at.format("%H:%M:%S%.3f");
+    let message = String::from_utf8_lossy(head.message);
+    if let Some(a) = crate::domain::synapse_log::parse_access(&message) {
+        return clip(&format!(
+            "{time} {} {} by {} → {} in {:.3} s",
+            a.method,
+            a.path,
+            a.requester.as_deref().unwrap_or("(no user)"),
+            a.status,
+            a.processing_s
+        ));
+    }
+    let message = match message.find("SynapseError: ") {
+        Some(i) => &message[i..],
+        None => &message[..],
+    };
+    // The OTK conflict: the two keys are the point, the signatures are not.
+    if let Some(off) = crate::domain::har::parse_otk_conflict(message) {
+        let key = |v: Option<&Value>| {
+            v.and_then(|v| v.get("key"))
+                .and_then(|k| k.as_str())
+                .unwrap_or("?")
+                .to_string()
+        };
+        let head = message.split(" Old key:").next().unwrap_or(message);
+        return clip(&format!(
+            "{time} {head} Old key: {{\"key\":\"{}\", …}}; new key: {{'key': '{}', …}}",
+            key(off.old_key.as_ref()),
+            key(off.new_key.as_ref())
+        ));
+    }
+    clip(&format!("{time} {message}"))
+}
+
 fn clip(s: &str) -> String {
-    let s: String = s.chars().take(160).collect();
+    let s: String = s.chars().take(240).collect();
     format!("`{}`", s.replace('`', "'"))
 }
 

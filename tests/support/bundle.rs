@@ -116,3 +116,97 @@ pub fn generate_log(out: &Path, args: &[&str]) {
         .expect("python3");
     assert!(st.success());
 }
+
+/// What a verdict's `basis` reference points at inside `bundle`, or why it
+/// does not resolve. Forms (see the manifest contract):
+/// - `path:N`: line N (1-based) of a file in the bundle;
+/// - `path#entries[N]`, `path#log.entries[N]`, `db/last.json#query`: a value
+///   inside a JSON file, as a dotted path whose segments may end in `[N]`.
+///
+/// Returns the cited line, or the cited JSON value as text.
+pub fn resolve_basis(bundle: &Path, reference: &str) -> Result<String, String> {
+    let inside = |rel: &str| -> Result<PathBuf, String> {
+        if rel.is_empty()
+            || rel.starts_with('/')
+            || rel.split('/').any(|c| c == ".." || c.is_empty())
+        {
+            return Err(format!("'{rel}' is not a path inside the bundle"));
+        }
+        let p = bundle.join(rel);
+        if !p.is_file() {
+            return Err(format!("'{rel}' is not a file in the bundle"));
+        }
+        Ok(p)
+    };
+    if let Some((rel, pointer)) = reference.split_once('#') {
+        let p = inside(rel)?;
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{rel}: {e}"))?;
+        let mut v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{rel} is not JSON: {e}"))?;
+        for seg in pointer.split('.') {
+            let (name, index) = match seg.split_once('[') {
+                Some((name, rest)) => {
+                    let n = rest
+                        .strip_suffix(']')
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .ok_or_else(|| format!("bad index in '{seg}' of '{reference}'"))?;
+                    (name, Some(n))
+                }
+                None => (seg, None),
+            };
+            v = v
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("{rel} has no '{name}' (from '{reference}')"))?;
+            if let Some(n) = index {
+                let len = v.as_array().map(Vec::len);
+                v = v.get(n).cloned().ok_or_else(|| {
+                    format!("{rel}: '{name}' has no element {n} (length {len:?})")
+                })?;
+            }
+        }
+        return Ok(v.to_string());
+    }
+    let (rel, line) = reference
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{reference}' is neither path:N nor path#pointer"))?;
+    let n: usize = line
+        .parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("'{reference}': line '{line}' is not a number ≥ 1"))?;
+    let p = inside(rel)?;
+    let data = std::fs::read(&p).map_err(|e| format!("{rel}: {e}"))?;
+    let lines = count_lines(&data);
+    data.split(|b| *b == b'\n')
+        .nth(n - 1)
+        .filter(|_| n <= lines)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .ok_or_else(|| format!("{rel} has {lines} lines, '{reference}' cites line {n}"))
+}
+
+/// Every `basis` reference of every verdict in the manifest resolves to a
+/// real line or value in the bundle. Returns `(question, reference, cited
+/// text)` for further checks.
+pub fn assert_basis_resolves(bundle: &Path) -> Vec<(String, String, String)> {
+    let m = manifest(bundle);
+    let verdicts = m["verdicts"].as_object().expect("manifest has verdicts");
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for (q, v) in verdicts {
+        for r in v["basis"].as_array().expect("basis is a list") {
+            let r = r.as_str().expect("a basis reference is a string");
+            match resolve_basis(bundle, r) {
+                Ok(text) => out.push((q.clone(), r.to_string(), text)),
+                Err(e) => bad.push(format!("{q}: {e}")),
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "unresolvable basis references in {}:\n{}",
+        bundle.display(),
+        bad.join("\n")
+    );
+    out
+}

@@ -350,6 +350,47 @@ impl PgCluster {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Keeps the cluster for the rest of the test process (for one cluster
+    /// shared by every test of a file, held in a static that is never
+    /// dropped). A detached watchdog stops the server and removes its folder
+    /// once this process has exited, however it exits.
+    pub fn stop_when_process_exits(self) -> &'static PgCluster {
+        use std::os::unix::process::CommandExt;
+        let pg_ctl = self.bin.join("pg_ctl");
+        let stop = if self.as_postgres {
+            format!(
+                "runuser -u postgres -- '{}' -D '{}' -m immediate -w stop",
+                pg_ctl.display(),
+                self.data.display()
+            )
+        } else {
+            format!(
+                "'{}' -D '{}' -m immediate -w stop",
+                pg_ctl.display(),
+                self.data.display()
+            )
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; {stop}; rm -rf '{dir}'",
+            pid = std::process::id(),
+            dir = self.dir.path().display()
+        );
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir("/tmp")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            // Its own process group: a Ctrl-C to the test run does not stop it.
+            .process_group(0)
+            .spawn()
+            .expect("start the cluster's watchdog");
+        // It outlives this process; the thread only keeps it from being a zombie.
+        std::thread::spawn(move || watchdog.wait());
+        Box::leak(Box::new(self))
+    }
 }
 
 impl Drop for PgCluster {

@@ -51,6 +51,7 @@ pub fn hit(app: &mut App, ke: Ke, at: i64, text: &str, error: bool) {
             error,
             level: Some(if error { "ERROR" } else { "INFO" }.into()),
             offending: None,
+            request: None,
         }],
         ..Default::default()
     })));

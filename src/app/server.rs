@@ -1,0 +1,212 @@
+//! Server evidence into the App: KE hits, access lines (latency, restarts,
+//! sendToDevice), Synapse's to-device tracing, and whose keys/upload each
+//! request is, so OTK conflicts are attributed to the right device.
+
+use super::event::{self, AccessSample, ServerHit};
+use super::stats::minute_of;
+use super::{
+    App, EVIDENCE_CAP, EvidenceRef, OffendingKeyInfo, PANE_CAPACITY, PaneLine, Timeout, key_field,
+};
+use crate::domain::Ke;
+
+/// Recent keys/upload request owners kept for attributing conflicts.
+const UPLOAD_OWNERS_CAP: usize = 4096;
+
+impl App {
+    /// Whether a user/device pair is the one under investigation (either
+    /// part unset matches anything).
+    fn is_subject_device(&self, user: &str, device: &str) -> bool {
+        self.subject.user_id.as_deref().is_none_or(|u| u == user)
+            && self
+                .subject
+                .device_id
+                .as_deref()
+                .is_none_or(|d| d == device)
+    }
+
+    pub(super) fn on_server(&mut self, batch: event::ServerBatch) {
+        self.lines_total = batch.lines_total;
+        self.bytes_total = batch.bytes_total;
+        self.server_redactions += batch.redactions;
+        for t in [batch.first_at, batch.last_at].into_iter().flatten() {
+            self.widen(t);
+        }
+        // Owners first: Synapse logs them before the conflict they explain.
+        for u in batch.otk_uploads {
+            if self
+                .upload_owner
+                .insert(u.request.clone(), (u.user, u.device))
+                .is_none()
+            {
+                self.upload_order.push_back(u.request);
+            }
+            while self.upload_order.len() > UPLOAD_OWNERS_CAP {
+                if let Some(old) = self.upload_order.pop_front() {
+                    self.upload_owner.remove(&old);
+                }
+            }
+        }
+        for hit in batch.hits {
+            self.on_hit(hit);
+        }
+        for a in batch.access {
+            self.on_access(a);
+        }
+        for tr in batch.to_device {
+            self.to_device_traces += 1;
+            let r = EvidenceRef(format!("server/homeserver.log:{}", tr.line_no));
+            let ours = self
+                .subject
+                .device_id
+                .as_deref()
+                .is_some_and(|d| names_recipient(&tr.text, self.subject.user_id.as_deref(), d));
+            if ours {
+                self.to_device_for_us_count += 1;
+                if self.to_device_for_us.len() < EVIDENCE_CAP {
+                    self.to_device_for_us.push(r);
+                }
+            } else if self.to_device_other.len() < 5 {
+                self.to_device_other.push(r);
+            }
+        }
+    }
+
+    fn on_hit(&mut self, hit: ServerHit) {
+        let tracked = self.is_tracked(&hit.text);
+        for ke in hit.kes.iter() {
+            let i = ke.index();
+            self.server[i].add(hit.at, hit.error);
+            self.pane_pushed[i] += 1;
+            let pane = &mut self.panes[i];
+            pane.push_back(PaneLine {
+                line_no: hit.line_no,
+                ke_line_no: hit.ke_line_no[i],
+                at: hit.at,
+                text: hit.text.clone(),
+                error: hit.error,
+                tracked,
+                origin: "server",
+            });
+            if pane.len() > PANE_CAPACITY {
+                pane.pop_front();
+            }
+        }
+        // Another device's keys/upload (key ids like AAAAAAAAAFA repeat
+        // across devices): neither its conflict nor its 400 is ours.
+        let foreign = hit
+            .request
+            .as_ref()
+            .and_then(|r| self.upload_owner.get(r))
+            .is_some_and(|(u, d)| !self.is_subject_device(u, d));
+        if hit.kes.contains(Ke::Ke1) && hit.error && !foreign {
+            self.own_ke1_errors += 1;
+            if self.own_ke1_error_refs.len() < 5 && hit.ke_line_no[Ke::Ke1.index()] > 0 {
+                self.own_ke1_error_refs.push(EvidenceRef(format!(
+                    "server/KE-1.log:{}",
+                    hit.ke_line_no[Ke::Ke1.index()]
+                )));
+            }
+        }
+        if foreign && hit.offending.is_some() {
+            self.foreign_conflicts += 1;
+        }
+        if let Some(off) = hit.offending.as_ref().filter(|_| !foreign) {
+            let key = format!("{}:{}", off.algorithm, off.key_id);
+            let info = self
+                .offending
+                .entry(key)
+                .or_insert_with(|| OffendingKeyInfo {
+                    algorithm: off.algorithm.clone(),
+                    key_id: off.key_id.clone(),
+                    first_at: hit.at,
+                    ..Default::default()
+                });
+            info.seen += 1;
+            if info.stored_key.is_none() {
+                info.stored_key = key_field(off.old_key.as_ref());
+            }
+            if info.uploaded_key.is_none() {
+                info.uploaded_key = key_field(off.new_key.as_ref());
+            }
+            if info.evidence.len() < 5 {
+                let n = hit.ke_line_no[Ke::Ke1.index()];
+                let r = if n > 0 {
+                    format!("server/KE-1.log:{n}")
+                } else {
+                    format!("server/homeserver.log:{}", hit.line_no)
+                };
+                info.evidence.push(EvidenceRef(r));
+            }
+        }
+    }
+
+    fn on_access(&mut self, a: AccessSample) {
+        self.access_lines += 1;
+        if a.path.contains("/sendToDevice/") {
+            let from_participant = a.requester.as_deref().is_some_and(|r| {
+                self.subject
+                    .participants
+                    .iter()
+                    .any(|p| p.split('/').next() == Some(r))
+            });
+            if from_participant || self.subject.participants.is_empty() {
+                self.send_to_device += 1;
+                if self.send_to_device_refs.len() < 5 {
+                    self.send_to_device_refs
+                        .push(EvidenceRef(format!("server/homeserver.log:{}", a.line_no)));
+                }
+            }
+        }
+        if a.long_poll {
+            return;
+        }
+        let m = minute_of(a.at);
+        self.latency
+            .entry(m)
+            .or_default()
+            .add(a.processing_ms, self.restart_timeout_ms);
+        if a.delayed_restart
+            && a.processing_ms >= self.restart_timeout_ms
+            && self.timeouts.len() < 10_000
+        {
+            self.timeouts.push(Timeout {
+                at: a.at,
+                origin: "server",
+                evidence: EvidenceRef(format!("server/homeserver.log:{}", a.line_no)),
+                took_ms: Some(a.processing_ms),
+            });
+        }
+    }
+}
+
+/// Whether a `Storing to-device messages …: ['@u:hs/DEVICE (msgid …)', …]`
+/// trace names this device as a recipient: `user/device` (or `/device`
+/// when the user is unknown) followed by something that cannot continue a
+/// device id, so `DEV` does not match `DEV2`.
+fn names_recipient(text: &str, user: Option<&str>, device: &str) -> bool {
+    let needle = match user {
+        Some(u) => format!("{u}/{device}"),
+        None => format!("/{device}"),
+    };
+    text.match_indices(needle.as_str()).any(|(i, m)| {
+        text[i + m.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_recipient;
+
+    #[test]
+    fn to_device_traces_name_whole_recipients() {
+        let line = "Storing to-device messages with stream_id 60: ['@a:hs/DEV2 (msgid m1)', '@b:hs/DEV (msgid m2)']";
+        assert!(!names_recipient(line, Some("@a:hs"), "DEV"));
+        assert!(names_recipient(line, Some("@a:hs"), "DEV2"));
+        assert!(names_recipient(line, None, "DEV"));
+        assert!(names_recipient(line, Some("@b:hs"), "DEV"));
+        assert!(!names_recipient(line, Some("@b:hs"), "DE"));
+    }
+}

@@ -1,0 +1,108 @@
+//! The runbook's decision tree (§2, Q1–Q4), answered from the evidence the
+//! App holds. Each answer cites its basis as references into the bundle and
+//! says "insufficient-evidence" rather than guess.
+
+mod q1;
+mod q2;
+mod q3;
+mod q4;
+
+use crate::app::{App, EvidenceRef};
+use crate::sources::Row;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub answer: &'static str,
+    pub summary: String,
+    pub basis: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdicts {
+    pub q1: Verdict,
+    pub q2: Verdict,
+    pub q3: Verdict,
+    pub q4: Verdict,
+}
+
+impl Verdicts {
+    pub fn iter(&self) -> [(&'static str, &Verdict); 4] {
+        [
+            ("Q1", &self.q1),
+            ("Q2", &self.q2),
+            ("Q3", &self.q3),
+            ("Q4", &self.q4),
+        ]
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        for (q, v) in self.iter() {
+            m.insert(
+                q.to_string(),
+                json!({"answer": v.answer, "summary": v.summary, "basis": v.basis}),
+            );
+        }
+        Value::Object(m)
+    }
+}
+
+pub const INSUFFICIENT: &str = "insufficient-evidence";
+
+pub fn decide(app: &App) -> Verdicts {
+    Verdicts {
+        q1: q1::q1(app),
+        q2: q2::q2(app),
+        q3: q3::q3(app),
+        q4: q4::q4(app),
+    }
+}
+
+fn refs(v: &[EvidenceRef], n: usize) -> Vec<String> {
+    v.iter().take(n).map(|r| r.0.clone()).collect()
+}
+
+fn rows<'a>(app: &'a App, query: &str) -> Option<&'a Vec<Row>> {
+    app.db.last.as_ref().and_then(|p| p.results.get(query))
+}
+
+fn s<'a>(row: &'a Row, key: &str) -> Option<&'a str> {
+    row.get(key).and_then(|v| v.as_str())
+}
+
+fn stored_key(row: &Row) -> Option<String> {
+    let raw = row.get("key_json")?;
+    let v: Value = match raw {
+        Value::String(t) => serde_json::from_str(t).ok()?,
+        other => other.clone(),
+    };
+    v.get("key").and_then(|k| k.as_str()).map(str::to_string)
+}
+
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(t)) => matches!(t.as_str(), "t" | "true" | "1"),
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+/// Why the database's results for `query` are missing, for a summary.
+fn db_missing(app: &App, query: &str) -> String {
+    if app.db.polls == 0 {
+        return "the database was not read".into();
+    }
+    let problem = app
+        .db
+        .problems
+        .get_key_value(query)
+        .or_else(|| app.db.problems.get_key_value("connection"))
+        .or_else(|| app.db.problems.iter().next());
+    match problem {
+        Some((what, why)) => format!("the database could not be read ({what}: {why})"),
+        None => format!("the database returned no {query} results"),
+    }
+}

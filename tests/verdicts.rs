@@ -1,0 +1,1145 @@
+//! The runbook's decision tree (Q1–Q4) end to end: the real binary's
+//! `callcap analyze --db-url` over a Synapse-shaped log, a diag report,
+//! sometimes a HAR, and fixture rows in a real PostgreSQL. Every scenario
+//! asserts the answers and that every `basis` reference resolves to a real
+//! line or value in the bundle.
+//!
+//! One cluster serves the whole file (a database per test).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/bundle.rs"]
+mod bundle;
+#[path = "support/postgres.rs"]
+mod postgres;
+
+use bundle::{assert_basis_resolves, bundle_path, callcap, manifest, resolve_basis};
+use postgres::{PgCluster, SYNAPSE_CURRENT};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+const ME: &str = "@alice:lotus.example";
+const DEV: &str = "RWDSUMBAID";
+const BOB: &str = "@bob:lotus.example";
+const BOB_DEV: &str = "FRIENDDEV1";
+/// 2026-06-30 18:00:00 UTC, the capture's start.
+const T0_MS: i64 = 1_782_842_400_000;
+const KEY_ID: &str = "AAAAAAAAAFA";
+const STORED: &str = "Sm9zZXBoU3RvcmVkS2V5T25UaGVTZXJ2ZXIwMDAwMDAw";
+const UPLOADED: &str = "Q2xpZW50VXBsb2FkZWRLZXlGcm9tUnVzdENyeXB0bzAw";
+
+fn cluster() -> &'static PgCluster {
+    static CLUSTER: OnceLock<&'static PgCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| PgCluster::start().stop_when_process_exits())
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+// ---------------------------------------------------------------------------
+// Synapse log lines, in the shapes Synapse writes (shared/reference §2).
+
+/// `2026-06-30 18:MM:SS,mmm` for `ms` after T0.
+fn ts(ms: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_millis(T0_MS + ms).unwrap();
+    t.format("%Y-%m-%d %H:%M:%S,%3f").to_string()
+}
+
+fn access(
+    ms: i64,
+    seq: u32,
+    method: &str,
+    path: &str,
+    status: u16,
+    secs: f64,
+    who: &str,
+) -> String {
+    format!(
+        "{} - synapse.access.http.8008 - 521 - INFO - {method}-{seq} - 192.0.2.10 - 8008 - {{{who}}} \
+         Processed request: {secs:.3}sec/0.000sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.001sec/1) \
+         2B {status} \"{method} {path} HTTP/1.1\" \"Mozilla/5.0 (X11; Linux x86_64) Chrome/138.0\" [0 dbevts]",
+        ts(ms)
+    )
+}
+
+/// The OTK conflict as `synapse.http.server` logs it, then its access line.
+fn otk_conflict(ms: i64, seq: u32, key_id: &str, stored: &str, uploaded: &str) -> Vec<String> {
+    otk_conflict_of(ms, seq, ME, DEV, key_id, stored, uploaded)
+}
+
+/// The same for any user and device: the `Adding one_time_keys` line (the
+/// only one naming the device), the error, the access line.
+fn otk_conflict_of(
+    ms: i64,
+    seq: u32,
+    user: &str,
+    device: &str,
+    key_id: &str,
+    stored: &str,
+    uploaded: &str,
+) -> Vec<String> {
+    vec![
+        format!(
+            "{} - synapse.handlers.e2e_keys - 955 - INFO - POST-{seq} - Adding one_time_keys \
+             dict_keys(['signed_curve25519:{key_id}']) for device '{device}' for user '{user}' at {}",
+            ts(ms),
+            T0_MS + ms
+        ),
+        format!(
+            "{} - synapse.http.server - 131 - INFO - POST-{seq} - <XForwardedForRequest at 0x7f3a2c1d0e50 \
+             method='POST' uri='/_matrix/client/v3/keys/upload' clientproto='HTTP/1.1' site='8008'> \
+             SynapseError: 400 - One time key signed_curve25519:{key_id} already exists. \
+             Old key: {{\"key\":\"{stored}\",\"signatures\":{{\"{user}\":{{\"ed25519:{device}\":\"c2lnMQ\"}}}}}}; \
+             new key: {{'key': '{uploaded}', 'signatures': {{'{user}': {{'ed25519:{device}': 'c2lnMg'}}}}}}",
+            ts(ms)
+        ),
+        access(
+            ms,
+            seq,
+            "POST",
+            "/_matrix/client/v3/keys/upload",
+            400,
+            0.012,
+            user,
+        ),
+    ]
+}
+
+/// `synapse.9533_debug` to-device tracing for one recipient device.
+fn to_device_stored(ms: i64, seq: u32, user: &str, device: &str) -> String {
+    format!(
+        "{} - synapse.9533_debug - 800 - DEBUG - PUT-{seq} - Storing to-device messages with \
+         stream_id {}: ['{user}/{device} (msgid m{seq})']",
+        ts(ms),
+        seq * 3
+    )
+}
+
+fn send_to_device(ms: i64, seq: u32, from: &str) -> String {
+    access(
+        ms,
+        seq,
+        "PUT",
+        &format!("/_matrix/client/v3/sendToDevice/m.room.encrypted/m{seq}.0"),
+        200,
+        0.011,
+        from,
+    )
+}
+
+fn restart(ms: i64, seq: u32, secs: f64) -> String {
+    access(
+        ms,
+        seq,
+        "POST",
+        &format!("/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_{seq}/restart"),
+        200,
+        secs,
+        ME,
+    )
+}
+
+fn filler(ms: i64, seq: u32) -> String {
+    format!(
+        "{} - synapse.federation.transport.server.federation - 108 - INFO - PUT-{seq} - \
+         Received txn {seq} from matrix.org. (PDUs: 1, EDUs: 0)",
+        ts(ms)
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Client diag report entries (shared/reference §3 strings).
+
+fn entry(ms: i64, level: &str, ke: &str, signature: &str, message: &str) -> Value {
+    json!({"ts": T0_MS + ms, "level": level, "ke": ke, "signature": signature, "message": message})
+}
+
+fn ke1_entry(ms: i64) -> Value {
+    entry(
+        ms,
+        "error",
+        "KE-1",
+        "already exists",
+        &format!(
+            "POST /_matrix/client/v3/keys/upload 400 M_UNKNOWN: One time key signed_curve25519:{KEY_ID} \
+             already exists. Old key: {{\"key\":\"{STORED}\"}}; new key: {{'key': '{UPLOADED}'}}"
+        ),
+    )
+}
+
+fn unexpected_encrypted(ms: i64) -> Value {
+    entry(
+        ms,
+        "warn",
+        "KE-2",
+        "io.element.call.encryption_keys",
+        "WARN matrix_sdk_crypto::machine: Received an unexpected encrypted to-device event \
+         event_type=\"io.element.call.encryption_keys\"",
+    )
+}
+
+fn missing_key(ms: i64) -> Value {
+    entry(
+        ms,
+        "error",
+        "KE-2",
+        "MissingKey",
+        &format!("MissingKey: missing key at index 3 for participant {BOB}:{BOB_DEV}"),
+    )
+}
+
+fn decryption_error(ms: i64, event_id: &str) -> Value {
+    entry(
+        ms,
+        "warn",
+        "KE-3",
+        "DecryptionError",
+        &format!(
+            "Error decrypting event (id={event_id} type=m.room.encrypted sender={BOB} \
+             room=!call:lotus.example ts={}): DecryptionError[msg: missing field `algorithm` at line 1 \
+             column 138, sender_key: undefined, session_id: undefined]",
+            T0_MS + ms
+        ),
+    )
+}
+
+fn restart_timed_out(ms: i64) -> Value {
+    entry(
+        ms,
+        "warn",
+        "KE-4",
+        "delayed event",
+        "[MembershipManager] Network local timeout error while sending event, immediate retry ((0/10)) \
+         AbortError: Restart delayed event timed out before the HS responded",
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Database fixture rows (Synapse's current schema).
+
+fn otk_row(key_id: &str, key: &str) -> String {
+    format!(
+        "INSERT INTO e2e_one_time_keys_json VALUES ('{ME}', '{DEV}', 'signed_curve25519', '{key_id}', {T0_MS}, \
+         '{{\"key\":\"{key}\",\"signatures\":{{\"{ME}\":{{\"ed25519:{DEV}\":\"c2lnMQ\"}}}}}}');\n"
+    )
+}
+
+fn fallback_row(used: bool) -> String {
+    format!(
+        "INSERT INTO e2e_fallback_keys_json VALUES ('{ME}', '{DEV}', 'signed_curve25519', 'AAAAAAAAAFF', \
+         '{{\"key\":\"ZmFsbGJhY2s\",\"fallback\":true}}', {used});\n"
+    )
+}
+
+fn inbox_rows(user: &str, device: &str, n: u32) -> String {
+    format!(
+        "INSERT INTO device_inbox SELECT '{user}', '{device}', g, \
+         '{{\"type\":\"m.room.encrypted\",\"content\":{{\"algorithm\":\"m.olm.v1.curve25519-aes-sha2\"}}}}', 'master' \
+         FROM generate_series(1, {n}) g;\n"
+    )
+}
+
+fn event_row(event_id: &str, n: u32, content: &str) -> String {
+    format!(
+        "INSERT INTO event_json VALUES ('{event_id}', '!call:lotus.example', '{{}}', \
+         '{{\"type\":\"m.room.encrypted\",\"content\":{content}}}', 3);\n\
+         INSERT INTO events (topological_ordering, event_id, type, room_id, processed, outlier, \
+         origin_server_ts, sender, stream_ordering) VALUES ({n}, '{event_id}', 'm.room.encrypted', \
+         '!call:lotus.example', true, false, {T0_MS}, '{BOB}', {n});\n"
+    )
+}
+
+fn devices_rows() -> String {
+    format!(
+        "INSERT INTO devices VALUES ('{ME}', '{DEV}', 'Lotus web', {T0_MS}, '192.0.2.10', 'Mozilla/5.0', false), \
+         ('{BOB}', '{BOB_DEV}', 'Bob', {T0_MS}, '192.0.2.11', 'Element X', false);\n"
+    )
+}
+
+// ---------------------------------------------------------------------------
+
+enum Db {
+    /// No `--db-url`.
+    None,
+    /// `--db-url` names a port where nothing listens.
+    Unreachable,
+    /// A fresh database with these rows (plus both devices).
+    Rows(String),
+}
+
+struct Scenario {
+    name: &'static str,
+    log: Vec<String>,
+    /// A log from `bench/gen_synapse_log.py` instead (args after OUT).
+    generated: Option<Vec<&'static str>>,
+    diag: Vec<Value>,
+    har: Option<Value>,
+    db: Db,
+    marks: Vec<String>,
+    /// Pass no diag report at all.
+    no_diag: bool,
+}
+
+impl Scenario {
+    fn new(name: &'static str) -> Scenario {
+        Scenario {
+            name,
+            log: Vec::new(),
+            generated: None,
+            diag: Vec::new(),
+            har: None,
+            db: Db::None,
+            marks: Vec::new(),
+            no_diag: false,
+        }
+    }
+
+    fn run(self) -> Outcome {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("homeserver.log");
+        match &self.generated {
+            Some(args) => bundle::generate_log(&log, args),
+            None => std::fs::write(&log, self.log.join("\n") + "\n").unwrap(),
+        }
+        let diag = tmp.path().join("lotus-crypto-diag-1782842700000.json");
+        let report = json!({
+            "sdkVersion": "41.6.0-rc.0", "deviceId": DEV, "userId": ME,
+            "syncState": "SYNCING", "cryptoReady": true, "entries": self.diag,
+        });
+        std::fs::write(&diag, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+        let out_dir = tmp.path().join("out");
+        let mut args: Vec<String> = [
+            "analyze",
+            "--log",
+            log.to_str().unwrap(),
+            "--user-id",
+            ME,
+            "--device-id",
+            DEV,
+            "--participant",
+            &format!("{BOB}/{BOB_DEV}"),
+            "--restart-timeout",
+            "2s",
+            "--label",
+            self.name,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if !self.no_diag {
+            args.extend(["--diag".into(), diag.to_str().unwrap().into()]);
+        }
+        if let Some(har) = &self.har {
+            let p = tmp.path().join("lotus.har");
+            std::fs::write(&p, serde_json::to_vec_pretty(har).unwrap()).unwrap();
+            args.extend(["--har".into(), p.to_str().unwrap().into()]);
+        }
+        for m in &self.marks {
+            args.extend(["--mark".into(), m.clone()]);
+        }
+        match &self.db {
+            Db::None => {}
+            Db::Unreachable => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                args.extend([
+                    "--db-url".into(),
+                    format!("postgres://postgres@127.0.0.1:{port}/synapse?sslmode=disable"),
+                ]);
+            }
+            Db::Rows(sql) => {
+                let c = cluster();
+                let db = format!("synapse_{}", self.name.replace('-', "_"));
+                let rows = format!("{}{sql}", devices_rows());
+                block_on(async {
+                    c.exec("postgres", &format!("DROP DATABASE IF EXISTS {db}"))
+                        .await;
+                    c.create_synapse_db(&db, SYNAPSE_CURRENT).await;
+                    c.exec(&db, &rows).await;
+                });
+                args.extend(["--db-url".into(), c.url("postgres", &db)]);
+            }
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = callcap(&argv);
+        assert!(
+            out.status.success(),
+            "{}: callcap analyze failed: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bundle = bundle_path(&out);
+        let m = manifest(&bundle);
+        let cited = assert_basis_resolves(&bundle);
+        bundle::verify_checksums(&bundle);
+        let report = std::fs::read_to_string(bundle.join("report.md")).unwrap();
+        Outcome {
+            _tmp: tmp,
+            bundle,
+            verdicts: m["verdicts"].clone(),
+            cited,
+            report,
+        }
+    }
+}
+
+struct Outcome {
+    _tmp: tempfile::TempDir,
+    bundle: PathBuf,
+    verdicts: Value,
+    cited: Vec<(String, String, String)>,
+    report: String,
+}
+
+impl Outcome {
+    fn answer(&self, q: &str) -> &str {
+        self.verdicts[q]["answer"].as_str().unwrap()
+    }
+
+    fn summary(&self, q: &str) -> &str {
+        self.verdicts[q]["summary"].as_str().unwrap()
+    }
+
+    fn basis(&self, q: &str) -> Vec<&str> {
+        self.verdicts[q]["basis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect()
+    }
+
+    /// Asserts the four answers, printing all verdicts when one differs.
+    fn expect(&self, answers: [&str; 4]) {
+        let got: Vec<&str> = ["Q1", "Q2", "Q3", "Q4"]
+            .iter()
+            .map(|q| self.answer(q))
+            .collect();
+        assert_eq!(
+            got,
+            answers,
+            "verdicts:\n{}",
+            serde_json::to_string_pretty(&self.verdicts).unwrap()
+        );
+    }
+
+    /// The cited text of every basis reference of `q`.
+    fn cited(&self, q: &str) -> Vec<&str> {
+        self.cited
+            .iter()
+            .filter(|(qq, _, _)| qq == q)
+            .map(|(_, _, t)| t.as_str())
+            .collect()
+    }
+
+    /// Some basis reference of `q` starts with `prefix` and cites text
+    /// containing `needle`.
+    fn cites(&self, q: &str, prefix: &str, needle: &str) {
+        assert!(
+            self.cited
+                .iter()
+                .any(|(qq, r, t)| qq == q && r.starts_with(prefix) && t.contains(needle)),
+            "{q} cites nothing under '{prefix}' containing '{needle}': {:?}",
+            self.cited
+                .iter()
+                .filter(|(qq, _, _)| qq == q)
+                .collect::<Vec<_>>()
+        );
+    }
+
+    /// The report's decision tree section, up to the next `## `.
+    fn decision_tree(&self) -> &str {
+        let start = self.report.find("## Decision tree").expect("decision tree");
+        let rest = &self.report[start..];
+        let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+        &rest[..end]
+    }
+}
+
+const INSUFFICIENT: &str = "insufficient-evidence";
+
+fn har_keys_upload(request_key: &str) -> Value {
+    let error = format!(
+        "One time key signed_curve25519:{KEY_ID} already exists. Old key: {{\"key\":\"{STORED}\"}}; \
+         new key: {{'key': '{request_key}'}}"
+    );
+    json!({"log": {"version": "1.2", "creator": {"name": "Chrome", "version": "138"}, "entries": [
+        {"startedDateTime": "2026-06-30T18:00:01.000Z", "time": 20,
+         "request": {"method": "GET", "url": "https://lotus.example/_matrix/client/v3/sync?timeout=30000",
+                     "headers": []},
+         "response": {"status": 200, "headers": [], "content": {"mimeType": "application/json", "text": "{}"}}},
+        {"startedDateTime": "2026-06-30T18:00:02.000Z", "time": 12,
+         "request": {"method": "POST", "url": "https://lotus.example/_matrix/client/v3/keys/upload", "headers": [],
+                     "postData": {"mimeType": "application/json",
+                                  "text": json!({"one_time_keys": {format!("signed_curve25519:{KEY_ID}"): {"key": request_key}}}).to_string()}},
+         "response": {"status": 400, "headers": [],
+                      "content": {"mimeType": "application/json",
+                                  "text": json!({"errcode": "M_UNKNOWN", "error": error}).to_string()}}}
+    ]}})
+}
+
+// ---------------------------------------------------------------------------
+// Q1
+
+#[test]
+fn q1_divergence_when_the_stored_key_differs_from_the_uploaded_one() {
+    // The generator's KE-1 storm: the same key id, stored ≠ uploaded.
+    let tmp = tempfile::tempdir().unwrap();
+    let probe = tmp.path().join("probe.log");
+    bundle::generate_log(&probe, &["--lines", "3000", "--seed", "11"]);
+    let text = std::fs::read_to_string(&probe).unwrap();
+    let line = text.lines().find(|l| l.contains("already exists")).unwrap();
+    let stored = line
+        .split("Old key: {\"key\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let mut s = Scenario::new("q1-divergence");
+    s.generated = Some(vec!["--lines", "3000", "--seed", "11"]);
+    s.diag = vec![ke1_entry(5_000)];
+    s.db = Db::Rows(format!(
+        "{}{}{}",
+        otk_row(KEY_ID, &stored),
+        otk_row("AAAAAAAAAFB", "b3RoZXI"),
+        fallback_row(false)
+    ));
+    let o = s.run();
+    assert_eq!(o.answer("Q1"), "divergence", "{}", o.verdicts);
+    assert!(
+        o.summary("Q1")
+            .contains(&format!("signed_curve25519:{KEY_ID}"))
+    );
+    o.cites("Q1", "server/KE-1.log:", "already exists");
+    o.cites("Q1", "db/last.json#otk_inventory", &stored);
+    let tree = o.decision_tree();
+    assert!(tree.contains("**→ `divergence`**"), "{tree}");
+    assert!(
+        tree.contains("already exists"),
+        "the tree quotes the error: {tree}"
+    );
+    assert!(
+        tree.contains("Path: YES → OTK divergence confirmed"),
+        "{tree}"
+    );
+    assert!(
+        tree.contains("new key: {'key': '"),
+        "the quote keeps both keys: {tree}"
+    );
+}
+
+#[test]
+fn q1_exhaustion_when_no_key_is_left_and_the_fallback_is_used() {
+    let mut s = Scenario::new("q1-exhaustion");
+    s.log = otk_conflict(1_000, 10, KEY_ID, STORED, UPLOADED);
+    s.log
+        .extend(otk_conflict(2_000, 11, KEY_ID, STORED, UPLOADED));
+    s.diag = vec![ke1_entry(1_500)];
+    // The offending key is no longer stored; none left; fallback used.
+    s.db = Db::Rows(fallback_row(true));
+    let o = s.run();
+    o.expect(["exhaustion", "not-targeted", INSUFFICIENT, INSUFFICIENT]);
+    o.cites("Q1", "db/last.json#otk_counts", "\"count\":0");
+    o.cites("Q1", "db/last.json#fallback_keys", "\"used\":true");
+    o.cites("Q1", "server/KE-1.log:", "already exists");
+}
+
+#[test]
+fn q1_sdk_regression_when_the_offending_key_is_not_stored_and_keys_remain() {
+    // The key id the server refused is no longer stored (claimed since),
+    // other keys remain and the fallback is unused: neither divergence nor
+    // exhaustion. The HAR's keys/upload 400 is evidence too.
+    let mut s = Scenario::new("q1-sdk-regression");
+    s.log = otk_conflict(1_000, 10, KEY_ID, STORED, UPLOADED);
+    s.diag = vec![ke1_entry(1_200)];
+    s.har = Some(har_keys_upload(UPLOADED));
+    s.db = Db::Rows(format!(
+        "{}{}",
+        otk_row("AAAAAAAAAFB", "b3RoZXI"),
+        fallback_row(false)
+    ));
+    let o = s.run();
+    assert_eq!(o.answer("Q1"), "sdk-regression", "{}", o.verdicts);
+    o.cites("Q1", "db/last.json#otk_inventory", "AAAAAAAAAFB");
+    o.cites("Q1", "client/lotus.har#log.entries[1]", "keys/upload");
+    o.cites("Q1", "server/KE-1.log:", "already exists");
+}
+
+#[test]
+fn q1_sdk_regression_when_the_stored_key_is_the_one_uploaded() {
+    // The HAR's request body is the authority for what the client uploads:
+    // here the very key Synapse holds, so the key state agrees.
+    let mut s = Scenario::new("q1-same-key");
+    s.log = vec![access(
+        1_000,
+        10,
+        "POST",
+        "/_matrix/client/v3/keys/upload",
+        400,
+        0.012,
+        ME,
+    )];
+    s.har = Some(har_keys_upload(STORED));
+    s.db = Db::Rows(format!(
+        "{}{}",
+        otk_row(KEY_ID, STORED),
+        otk_row("AAAAAAAAAFB", "b3RoZXI")
+    ));
+    let o = s.run();
+    assert_eq!(o.answer("Q1"), "sdk-regression", "{}", o.verdicts);
+    o.cites("Q1", "db/last.json#otk_inventory", STORED);
+}
+
+#[test]
+fn q1_insufficient_when_no_error_names_the_offending_key() {
+    // Bare 400s on keys/upload: KE-1 errors, but no key id to look up.
+    let mut s = Scenario::new("q1-no-key-id");
+    s.log = (0..3u32)
+        .map(|i| {
+            access(
+                1_000 + i as i64 * 1000,
+                10 + i,
+                "POST",
+                "/_matrix/client/v3/keys/upload",
+                400,
+                0.01,
+                ME,
+            )
+        })
+        .collect();
+    s.db = Db::Rows(format!("{}{}", otk_row(KEY_ID, STORED), fallback_row(true)));
+    let o = s.run();
+    assert_eq!(o.answer("Q1"), INSUFFICIENT, "{}", o.verdicts);
+    assert!(
+        o.summary("Q1").contains("none names the offending"),
+        "{}",
+        o.summary("Q1")
+    );
+    o.cites("Q1", "server/KE-1.log:", "keys/upload");
+}
+
+#[test]
+fn q1_insufficient_when_the_uploaded_key_is_unknown() {
+    // The client's message names the key id but was cut before the keys;
+    // Synapse stores that id: the two values cannot be compared.
+    let mut s = Scenario::new("q1-upload-unknown");
+    s.log = vec![filler(0, 1)];
+    s.diag = vec![entry(
+        1_000,
+        "error",
+        "KE-1",
+        "already exists",
+        &format!(
+            "POST /_matrix/client/v3/keys/upload 400 M_UNKNOWN: One time key signed_curve25519:{KEY_ID} already exists."
+        ),
+    )];
+    s.db = Db::Rows(format!("{}{}", otk_row(KEY_ID, STORED), fallback_row(true)));
+    let o = s.run();
+    assert_eq!(o.answer("Q1"), INSUFFICIENT, "{}", o.verdicts);
+    assert!(
+        o.summary("Q1").contains("neither confirmed nor ruled out"),
+        "{}",
+        o.summary("Q1")
+    );
+    o.cites("Q1", "db/last.json#otk_inventory", STORED);
+}
+
+#[test]
+fn q1_sets_aside_conflicts_of_other_users_and_devices() {
+    // Key ids such as AAAAAAAAAFA repeat across devices. Carol's device and
+    // our own phone both hit a conflict on it; our device did not, and the
+    // database holds a different key under that id for our device: taking
+    // their conflicts for ours would read as divergence.
+    let mut s = Scenario::new("q1-foreign");
+    let mut log = otk_conflict_of(
+        1_000,
+        10,
+        "@carol:lotus.example",
+        "CAROLDEV",
+        KEY_ID,
+        "Y2Fyb2wx",
+        "Y2Fyb2wy",
+    );
+    log.extend(otk_conflict_of(
+        2_000, 11, ME, "PHONEDEV", KEY_ID, "cGhvbmUx", "cGhvbmUy",
+    ));
+    // Twisted's echo of another device's upload, nested in one line.
+    log.push(format!(
+        "{} - twisted - 273 - INFO - POST-12 - {} - synapse.handlers.e2e_keys - 955 - INFO - POST-12 - \
+         Adding one_time_keys dict_keys(['signed_curve25519:{KEY_ID}']) for device 'OTHERDEV' for user '@dave:lotus.example' at 1",
+        ts(3_000),
+        ts(3_000)
+    ));
+    log.extend(
+        otk_conflict_of(
+            3_000,
+            12,
+            "@dave:lotus.example",
+            "OTHERDEV",
+            KEY_ID,
+            "ZGF2ZTE",
+            "ZGF2ZTI",
+        )
+        .into_iter()
+        .skip(1),
+    );
+    s.log = log;
+    s.db = Db::Rows(format!(
+        "{}{}",
+        otk_row(KEY_ID, STORED),
+        fallback_row(false)
+    ));
+    let o = s.run();
+    assert_eq!(o.answer("Q1"), INSUFFICIENT, "{}", o.verdicts);
+    assert!(
+        o.summary("Q1").contains("3 conflict(s) of other devices"),
+        "{}",
+        o.summary("Q1")
+    );
+    // The counts still follow grep: these lines are KE-1 lines.
+    let grep = bundle::grep_count(
+        "keys/upload|One time key .* already exists|OneTimeKey",
+        &o.bundle.join("server/homeserver.log"),
+        false,
+    );
+    assert_eq!(manifest(&o.bundle)["counts"]["server"]["KE-1"], grep);
+    assert_eq!(grep, 6);
+}
+
+#[test]
+fn q1_insufficient_without_a_conflict_and_q3_without_event_ids() {
+    let mut s = Scenario::new("q1-no-conflict");
+    s.log = (0..20).map(|i| filler(i * 1000, 100 + i as u32)).collect();
+    s.diag = vec![];
+    s.db = Db::Rows(format!(
+        "{}{}",
+        otk_row(KEY_ID, STORED),
+        fallback_row(false)
+    ));
+    let o = s.run();
+    o.expect([INSUFFICIENT, "not-targeted", INSUFFICIENT, INSUFFICIENT]);
+    assert!(o.summary("Q1").contains("No KE-1"), "{}", o.summary("Q1"));
+    assert!(o.summary("Q3").contains("No KE-3"), "{}", o.summary("Q3"));
+}
+
+#[test]
+fn q1_insufficient_when_the_database_is_unreachable_says_what_the_error_suggests() {
+    let mut s = Scenario::new("q1-db-down");
+    s.log = otk_conflict(1_000, 10, KEY_ID, STORED, UPLOADED);
+    s.diag = vec![ke1_entry(1_100), unexpected_encrypted(3_000)];
+    s.db = Db::Unreachable;
+    let o = s.run();
+    o.expect([INSUFFICIENT, INSUFFICIENT, INSUFFICIENT, INSUFFICIENT]);
+    let q1 = o.summary("Q1");
+    assert!(q1.contains("database"), "{q1}");
+    assert!(q1.contains("suggests divergence"), "{q1}");
+    o.cites("Q1", "server/KE-1.log:", "already exists");
+    assert!(!o.basis("Q1").iter().any(|b| b.starts_with("db/")));
+    assert!(!o.bundle.join("db/last.json").exists());
+}
+
+// ---------------------------------------------------------------------------
+// Q2
+
+#[test]
+fn q2_linked_when_to_device_reaches_us_and_the_client_cannot_open_it() {
+    let mut s = Scenario::new("q2-linked");
+    let mut log = otk_conflict(500, 9, KEY_ID, STORED, UPLOADED);
+    for i in 0..4u32 {
+        let ms = 2_000 + i as i64 * 5_000;
+        log.push(send_to_device(ms, 20 + i, BOB));
+        log.push(to_device_stored(ms + 5, 20 + i, ME, DEV));
+    }
+    s.log = log;
+    s.diag = vec![
+        ke1_entry(600),
+        unexpected_encrypted(2_100),
+        missing_key(2_500),
+        unexpected_encrypted(7_100),
+    ];
+    s.db = Db::Rows(format!(
+        "{}{}{}",
+        otk_row(KEY_ID, STORED),
+        fallback_row(false),
+        inbox_rows(ME, DEV, 4)
+    ));
+    let o = s.run();
+    o.expect(["divergence", "linked", INSUFFICIENT, INSUFFICIENT]);
+    o.cites("Q2", "server/homeserver.log:", "Storing to-device messages");
+    o.cites("Q2", "db/last.json#device_inbox_pending", DEV);
+    o.cites("Q2", "client/", "io.element.call.encryption_keys");
+    o.cites("Q2", "client/", "MissingKey");
+}
+
+#[test]
+fn q2_sfu_downstream_when_keys_arrive_fine_but_media_cut_out() {
+    let mut s = Scenario::new("q2-sfu");
+    let mut log = Vec::new();
+    for i in 0..3u32 {
+        let ms = 1_000 + i as i64 * 5_000;
+        log.push(send_to_device(ms, 30 + i, BOB));
+        log.push(to_device_stored(ms + 5, 30 + i, ME, DEV));
+    }
+    s.log = log;
+    // The client report has entries, but no KE-2 signature.
+    s.diag = vec![restart_timed_out(4_000)];
+    s.db = Db::Rows(inbox_rows(ME, DEV, 2));
+    s.marks = vec!["2026-06-30T18:00:09Z=bob's video froze".into()];
+    let o = s.run();
+    assert_eq!(o.answer("Q2"), "sfu-downstream", "{}", o.verdicts);
+    assert!(
+        o.summary("Q2").contains("1 fault marker"),
+        "{}",
+        o.summary("Q2")
+    );
+    o.cites("Q2", "server/homeserver.log:", "Storing to-device messages");
+    let markers: Value =
+        serde_json::from_str(&std::fs::read_to_string(o.bundle.join("markers.json")).unwrap())
+            .unwrap();
+    assert_eq!(markers[0]["label"], "bob's video froze");
+    assert_eq!(markers[0]["at"], "2026-06-30T18:00:09Z");
+}
+
+#[test]
+fn q2_insufficient_when_media_cut_out_but_no_client_report_shows_decryption() {
+    // Keys reached us and a fault was marked, but without a client report
+    // nothing says the client decrypted them: sfu-downstream would be a guess.
+    let mut s = Scenario::new("q2-sfu-no-report");
+    s.log = vec![to_device_stored(1_000, 30, ME, DEV)];
+    s.no_diag = true;
+    s.db = Db::Rows(inbox_rows(ME, DEV, 2));
+    s.marks = vec!["2026-06-30 18:00:09=audio cut".into()];
+    let o = s.run();
+    assert_eq!(o.answer("Q2"), INSUFFICIENT, "{}", o.verdicts);
+    assert!(
+        o.summary("Q2").contains("no client diag report"),
+        "{}",
+        o.summary("Q2")
+    );
+    o.cites("Q2", "db/last.json#device_inbox_pending", DEV);
+}
+
+#[test]
+fn q2_not_targeted_when_tracing_shows_messages_for_other_devices_only() {
+    let mut s = Scenario::new("q2-not-targeted");
+    let mut log = Vec::new();
+    for i in 0..3u32 {
+        let ms = 1_000 + i as i64 * 5_000;
+        log.push(to_device_stored(ms, 40 + i, BOB, BOB_DEV));
+        // A device id that merely starts with ours is not ours.
+        log.push(to_device_stored(ms + 1, 50 + i, ME, &format!("{DEV}2")));
+    }
+    s.log = log;
+    s.diag = vec![missing_key(2_000)];
+    s.db = Db::Rows(inbox_rows(BOB, BOB_DEV, 5));
+    let o = s.run();
+    assert_eq!(o.answer("Q2"), "not-targeted", "{}", o.verdicts);
+    o.cites("Q2", "db/last.json#device_inbox_pending", BOB_DEV);
+}
+
+#[test]
+fn q2_insufficient_with_client_ke2_but_no_to_device_evidence_and_no_database() {
+    let mut s = Scenario::new("q2-no-db");
+    s.log = (0..5).map(|i| filler(i * 1000, 60 + i as u32)).collect();
+    s.diag = vec![unexpected_encrypted(1_000), missing_key(1_500)];
+    let o = s.run();
+    o.expect([INSUFFICIENT, INSUFFICIENT, INSUFFICIENT, INSUFFICIENT]);
+    assert!(
+        o.summary("Q2").contains("database was not read"),
+        "{}",
+        o.summary("Q2")
+    );
+}
+
+#[test]
+fn q2_insufficient_when_participants_sent_to_device_but_nothing_shows_where_it_went() {
+    // Bob sends to-device messages; the log has no to-device tracing and
+    // nothing is queued for us when the database is read. The messages may
+    // have reached us and been drained by /sync: not-targeted would be a guess.
+    let mut s = Scenario::new("q2-drained");
+    s.log = (0..4u32)
+        .map(|i| send_to_device(1_000 + i as i64 * 5_000, 70 + i, BOB))
+        .collect();
+    s.diag = vec![unexpected_encrypted(2_000)];
+    s.db = Db::Rows(String::new());
+    let o = s.run();
+    assert_eq!(o.answer("Q2"), INSUFFICIENT, "{}", o.verdicts);
+    let q2 = o.summary("Q2");
+    assert!(q2.contains("sendToDevice") && q2.contains("9533"), "{q2}");
+    o.cites("Q2", "server/homeserver.log:", "sendToDevice");
+}
+
+// ---------------------------------------------------------------------------
+// Q3
+
+const EV_NOALG: &str = "$SASBBzoqjNoAlgorithm:lotus.example";
+const EV_GOOD: &str = "$GoodMegolmEvent:lotus.example";
+const EV_NULL: &str = "$NullAlgorithm:lotus.example";
+const EV_UNKNOWN: &str = "$NotOnThisServer:lotus.example";
+
+#[test]
+fn q3_malformed_event_when_the_homeserver_has_no_algorithm() {
+    let mut s = Scenario::new("q3-malformed");
+    s.log = vec![
+        filler(0, 1),
+        format!(
+            "{} - synapse.handlers.message - 1021 - INFO - PUT-2 - Persisted event {EV_NOALG} in room !call:lotus.example",
+            ts(500)
+        ),
+    ];
+    s.diag = vec![
+        decryption_error(1_000, EV_GOOD),
+        decryption_error(1_500, EV_NOALG),
+    ];
+    s.db = Db::Rows(format!(
+        "{}{}",
+        event_row(
+            EV_GOOD,
+            1,
+            r#"{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"x"}"#
+        ),
+        event_row(EV_NOALG, 2, r#"{"ciphertext":"x","session_id":"s"}"#)
+    ));
+    let o = s.run();
+    o.expect([
+        INSUFFICIENT,
+        "not-targeted",
+        "malformed-event",
+        INSUFFICIENT,
+    ]);
+    assert!(o.summary("Q3").contains(EV_NOALG), "{}", o.summary("Q3"));
+    o.cites("Q3", "client/", EV_NOALG);
+    o.cites("Q3", "db/last.json#event_lookup", EV_NOALG);
+}
+
+#[test]
+fn q3_malformed_event_when_algorithm_is_json_null() {
+    let mut s = Scenario::new("q3-null");
+    s.log = vec![filler(0, 1)];
+    s.diag = vec![decryption_error(1_000, EV_NULL)];
+    s.db = Db::Rows(event_row(
+        EV_NULL,
+        1,
+        r#"{"algorithm":null,"ciphertext":"x"}"#,
+    ));
+    let o = s.run();
+    assert_eq!(o.answer("Q3"), "malformed-event", "{}", o.verdicts);
+}
+
+#[test]
+fn q3_client_deserialization_when_every_event_has_its_algorithm() {
+    let mut s = Scenario::new("q3-client");
+    s.log = vec![filler(0, 1)];
+    s.diag = vec![decryption_error(1_000, EV_GOOD)];
+    s.db = Db::Rows(event_row(
+        EV_GOOD,
+        1,
+        r#"{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"x"}"#,
+    ));
+    let o = s.run();
+    assert_eq!(o.answer("Q3"), "client-deserialization", "{}", o.verdicts);
+    o.cites("Q3", "db/last.json#event_lookup", "m.megolm.v1.aes-sha2");
+}
+
+#[test]
+fn q3_insufficient_when_the_event_was_redacted_and_its_content_pruned() {
+    // Synapse censors redacted events' stored JSON: no algorithm, but not
+    // because the sender left it out.
+    let mut s = Scenario::new("q3-redacted");
+    s.log = vec![filler(0, 1)];
+    s.diag = vec![decryption_error(1_000, EV_NOALG)];
+    s.db = Db::Rows(format!(
+        "{}INSERT INTO redactions VALUES ('$redaction', '{EV_NOALG}', true, {T0_MS});\n",
+        event_row(EV_NOALG, 1, "{}")
+    ));
+    let o = s.run();
+    assert_eq!(o.answer("Q3"), INSUFFICIENT, "{}", o.verdicts);
+    assert!(o.summary("Q3").contains("redacted"), "{}", o.summary("Q3"));
+    o.cites("Q3", "db/last.json#event_lookup", "\"redacted\":true");
+}
+
+#[test]
+fn q3_insufficient_when_the_homeserver_does_not_hold_the_event() {
+    let mut s = Scenario::new("q3-unknown");
+    s.log = vec![filler(0, 1)];
+    s.diag = vec![decryption_error(1_000, EV_UNKNOWN)];
+    s.db = Db::Rows(String::new());
+    let o = s.run();
+    assert_eq!(o.answer("Q3"), INSUFFICIENT, "{}", o.verdicts);
+    assert!(
+        o.summary("Q3").contains("none could be looked up"),
+        "{}",
+        o.summary("Q3")
+    );
+    o.cites("Q3", "client/", EV_UNKNOWN);
+}
+
+// ---------------------------------------------------------------------------
+// Q4
+
+/// `n` requests in the minute starting `minute_ms`, `slow` of them taking
+/// 3 s, the rest 20 ms; plus /sync long-polls of 30 s that must not count.
+fn minute_of_requests(minute_ms: i64, seq: u32, n: u32, slow: u32) -> Vec<String> {
+    let mut v = Vec::new();
+    for i in 0..n {
+        let ms = minute_ms + 100 + i as i64 * (55_000 / n as i64);
+        let secs = if i < slow { 3.0 } else { 0.02 };
+        v.push(access(
+            ms,
+            seq + i,
+            "PUT",
+            "/_matrix/client/v3/rooms/!call:lotus.example/send/m.room.message/t1",
+            200,
+            secs,
+            BOB,
+        ));
+        v.push(access(
+            ms + 1,
+            seq + 1000 + i,
+            "GET",
+            "/_matrix/client/v3/sync?timeout=30000&since=s1",
+            200,
+            30.0,
+            ME,
+        ));
+    }
+    v
+}
+
+#[test]
+fn q4_homeserver_latency_when_timeouts_fall_in_slow_minutes() {
+    let mut s = Scenario::new("q4-latency");
+    // Minute 0: 40 requests, 5 slow (p99 ≥ 2 s). Minute 1: all fast.
+    let mut log = minute_of_requests(0, 100, 40, 5);
+    log.extend(minute_of_requests(60_000, 300, 40, 0));
+    s.log = log;
+    // Two timeouts in the slow minute, one in the fast minute.
+    s.diag = vec![
+        restart_timed_out(10_000),
+        restart_timed_out(30_000),
+        restart_timed_out(70_000),
+    ];
+    let o = s.run();
+    o.expect([
+        INSUFFICIENT,
+        INSUFFICIENT,
+        INSUFFICIENT,
+        "homeserver-latency",
+    ]);
+    assert!(o.summary("Q4").contains("2 of 3"), "{}", o.summary("Q4"));
+    o.cites("Q4", "client/", "Restart delayed event timed out");
+    assert_eq!(o.cited("Q4").len(), 2, "only the timeouts in slow minutes");
+}
+
+#[test]
+fn q4_client_retry_when_the_homeserver_was_fast() {
+    let mut s = Scenario::new("q4-client");
+    // Slow /sync long-polls only: excluded, so every minute is fast.
+    let mut log = minute_of_requests(0, 100, 40, 0);
+    log.extend(minute_of_requests(60_000, 300, 40, 0));
+    log.push(restart(30_200, 900, 0.03));
+    s.log = log;
+    s.diag = vec![restart_timed_out(10_000), restart_timed_out(70_000)];
+    let o = s.run();
+    assert_eq!(o.answer("Q4"), "client-retry", "{}", o.verdicts);
+    assert!(o.summary("Q4").contains("0 of 2"), "{}", o.summary("Q4"));
+    o.cites("Q4", "client/", "timed out");
+}
+
+#[test]
+fn q4_homeserver_latency_when_the_matching_restart_itself_was_slow() {
+    // Busy minutes with a fast p99; but two of the three client timeouts
+    // match a restart request that took longer than the timeout.
+    let mut s = Scenario::new("q4-slow-restart");
+    let mut log = minute_of_requests(0, 100, 200, 0);
+    log.extend(minute_of_requests(60_000, 400, 200, 0));
+    // The client gave up 2 s after starting each request.
+    log.push(restart(10_000 - 2_000 + 2_600, 900, 2.6));
+    log.push(restart(70_000 - 2_000 + 3_100, 901, 3.1));
+    s.log = log;
+    s.diag = vec![
+        restart_timed_out(10_000),
+        restart_timed_out(40_000),
+        restart_timed_out(70_000),
+    ];
+    let o = s.run();
+    assert_eq!(o.answer("Q4"), "homeserver-latency", "{}", o.verdicts);
+    assert!(o.summary("Q4").contains("2 of 3"), "{}", o.summary("Q4"));
+    o.cites(
+        "Q4",
+        "server/homeserver.log:",
+        "delayed_events/syd_900/restart",
+    );
+}
+
+#[test]
+fn q4_insufficient_when_timeouts_have_no_access_lines() {
+    let mut s = Scenario::new("q4-no-access");
+    s.log = (0..5).map(|i| filler(i * 1000, 60 + i as u32)).collect();
+    s.diag = vec![restart_timed_out(1_000), restart_timed_out(2_000)];
+    let o = s.run();
+    assert_eq!(o.answer("Q4"), INSUFFICIENT, "{}", o.verdicts);
+    assert!(
+        o.summary("Q4").contains("access lines"),
+        "{}",
+        o.summary("Q4")
+    );
+    assert_eq!(o.basis("Q4").len(), 2);
+}
+
+#[test]
+fn q4_insufficient_when_most_timeouts_fall_outside_the_logged_minutes() {
+    // One fast minute is logged; two of three timeouts happened later, in
+    // minutes the log does not cover: client-retry would be a guess.
+    let mut s = Scenario::new("q4-uncovered");
+    s.log = minute_of_requests(0, 100, 40, 0);
+    s.diag = vec![
+        restart_timed_out(10_000),
+        restart_timed_out(200_000),
+        restart_timed_out(260_000),
+    ];
+    let o = s.run();
+    assert_eq!(o.answer("Q4"), INSUFFICIENT, "{}", o.verdicts);
+    assert!(
+        o.summary("Q4").contains("no access lines"),
+        "{}",
+        o.summary("Q4")
+    );
+}
+
+#[test]
+fn basis_references_that_do_not_resolve_are_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = tmp.path();
+    std::fs::create_dir_all(b.join("server")).unwrap();
+    std::fs::create_dir_all(b.join("db")).unwrap();
+    std::fs::write(b.join("server/KE-1.log"), "a\nb\n").unwrap();
+    std::fs::write(b.join("db/last.json"), r#"{"otk_counts": []}"#).unwrap();
+    std::fs::write(
+        b.join("x.json"),
+        r#"{"entries": [1, 2], "log": {"entries": [{}]}}"#,
+    )
+    .unwrap();
+    let ok = |r: &str| resolve_basis(Path::new(b), r);
+    assert_eq!(ok("server/KE-1.log:2").unwrap(), "b");
+    assert!(ok("server/KE-1.log:3").is_err());
+    assert!(ok("server/KE-1.log:0").is_err());
+    assert!(ok("server/KE-2.log:1").is_err());
+    assert!(ok("../KE-1.log:1").is_err());
+    assert!(ok("db/last.json#otk_counts").is_ok());
+    assert!(ok("db/last.json#otk_inventory").is_err());
+    assert_eq!(ok("x.json#entries[1]").unwrap(), "2");
+    assert!(ok("x.json#entries[2]").is_err());
+    assert!(ok("x.json#log.entries[0]").is_ok());
+    assert!(ok("x.json#log.entries[1]").is_err());
+}
