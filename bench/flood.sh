@@ -16,6 +16,8 @@ printf '[server-log]\npath = "%s"\n[bundle]\nout = "%s"\n' "$W/hs.log" "$W/out" 
 export XDG_STATE_HOME=$W/state
 tmux -S "$W/tmux" new-session -d -s c -x 160 -y 48 "CALLCAP_LOG=debug XDG_STATE_HOME=$W/state $BIN live --config $W/c.toml"
 sleep 2
+# Key presses during the flood: scroll up and down every 200 ms.
+( for i in $(seq 1 $((SECS * 5))); do tmux -S "$W/tmux" send-keys -t c k 2>/dev/null; sleep 0.1; tmux -S "$W/tmux" send-keys -t c j 2>/dev/null; sleep 0.1; done ) &
 python3 - "$W/hs.log" "$RATE" "$SECS" <<'PY'
 import sys, time
 path, rate, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -33,5 +35,6 @@ sleep 3
 tmux -S "$W/tmux" send-keys -t c C-c; sleep 3
 LOG=$(find "$W/state" -name callcap.log | head -1)
 grep -o 'frame_us=[0-9]*' "$LOG" | cut -d= -f2 | sort -n | awk '{ a[NR] = $1 } END { printf "frames: %d, draw time p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", NR, a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000, a[NR]/1000 }'
+grep -o 'key_to_frame_us=[0-9]*' "$LOG" | cut -d= -f2 | sort -n | awk '{ a[NR] = $1 } END { printf "key presses: %d, key to frame p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", NR, a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000, a[NR]/1000 }'
 B=$(find "$W/out" -maxdepth 1 -name 'call-*' | head -1)
 echo "journaled lines: $(wc -l < "$B/server/homeserver.log") of $((RATE * SECS))"

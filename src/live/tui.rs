@@ -50,6 +50,8 @@ async fn run_loop(
     }
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
+    // When the oldest key press not yet on screen arrived (for the latency log).
+    let mut key_pending: Option<Instant> = None;
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             let now = s.clock.now();
@@ -59,6 +61,12 @@ async fn run_loop(
                 frame_us = started.elapsed().as_micros() as u64,
                 "drew a frame"
             );
+            if let Some(k) = key_pending.take() {
+                tracing::debug!(
+                    key_to_frame_us = k.elapsed().as_micros() as u64,
+                    "key press on screen"
+                );
+            }
             last_draw = Instant::now();
             dirty = false;
         }
@@ -92,6 +100,11 @@ async fn run_loop(
             key = keys.next() => {
                 let Some(Ok(ev)) = key else { return Ok(s.default_label()) };
                 let now = s.clock.now();
+                if matches!(ev, TermEvent::Key(_)) {
+                    key_pending.get_or_insert_with(Instant::now);
+                    // A key press is drawn at once, not after the frame budget.
+                    last_draw = Instant::now() - FRAME;
+                }
                 let input = match ev {
                     TermEvent::Key(k) if k.kind != KeyEventKind::Release => input_for_key(&view, keymap, k),
                     TermEvent::Resize(width, height) => Some(ViewInput::Resize { width, height }),
