@@ -243,11 +243,21 @@ impl Capture {
                     .map(|t| self.clock.to_utc(t))
                     .or(prev_record_at),
             };
+            let mut access_text = None;
             if m.access
                 && let (Some(h), Some(at)) = (&head, at)
                 && let Some(a) = parse_access_bytes(h.message)
             {
-                batch.access.push(access_sample(this_line, at, a));
+                let sample = access_sample(this_line, at, a);
+                access_text = Some(format!(
+                    "{} {} {} {} {} ms",
+                    sample.requester.as_deref().unwrap_or("-"),
+                    sample.method,
+                    self.redactor.redact_str(&sample.path).0,
+                    sample.status,
+                    sample.processing_ms
+                ));
+                batch.access.push(sample);
             }
             if m.kes.is_empty() {
                 continue;
@@ -265,10 +275,15 @@ impl Capture {
             }
             // Panes show `request logger: message`; the journal keeps the line.
             let text = match &head {
+                _ if access_text.is_some() => access_text.unwrap_or_default(),
                 Some(h) => {
                     let logger = h.logger.rsplit('.').next().unwrap_or(h.logger);
                     let (msg, _) = self.redactor.redact_bytes(h.message);
-                    format!("{} {logger}: {}", h.request, display_text(&msg))
+                    format!(
+                        "{} {logger}: {}",
+                        h.request,
+                        compact_message(&display_text(&msg))
+                    )
                 }
                 None => display_text(&red_line),
             };
@@ -532,6 +547,29 @@ fn key_of(v: &serde_json::Value) -> Option<String> {
         serde_json::Value::Object(o) => o.get("key").and_then(|k| k.as_str()).map(str::to_string),
         serde_json::Value::String(s) => Some(s.clone()),
         _ => None,
+    }
+}
+
+/// Synapse prefixes request errors with the request's repr
+/// (`<XForwardedForRequest at 0x… method='POST' uri='/…' clientproto=… site=…>`):
+/// shown as `POST /…` so the error itself fits in a pane.
+fn compact_message(msg: &str) -> String {
+    if !msg.starts_with('<') {
+        return msg.to_string();
+    }
+    let Some(end) = msg.find("> ") else {
+        return msg.to_string();
+    };
+    let repr = &msg[..end];
+    let field = |name: &str| {
+        let key = format!("{name}='");
+        let i = repr.find(&key)? + key.len();
+        let j = repr[i..].find('\'')?;
+        Some(&repr[i..i + j])
+    };
+    match (field("method"), field("uri")) {
+        (Some(m), Some(u)) => format!("{m} {u} {}", &msg[end + 2..]),
+        _ => msg.to_string(),
     }
 }
 

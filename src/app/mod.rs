@@ -251,14 +251,17 @@ impl App {
         let mut fx = Vec::new();
         match event {
             Event::Tick { now } => {
-                let first = self.started_at.is_none();
                 self.tick(now);
-                if first {
+                // The clock drives a live capture: its start is the start
+                // time the runbook asks to note (ticks once; the measured
+                // remote clock offset adds to it when SSH reports one).
+                if self.wall_clock_span {
+                    let start = self.started_at.unwrap_or(now);
                     let ev = format!(
                         "capture started {} UTC (local clock)",
-                        now.format("%Y-%m-%d %H:%M:%S")
+                        start.format("%Y-%m-%d %H:%M:%S")
                     );
-                    self.auto(AutoCheck::StartNoted, &ev, now, &mut fx);
+                    self.auto(AutoCheck::StartNoted, &ev, start, &mut fx);
                 }
             }
             Event::Server(batch) => self.on_server(*batch),
