@@ -141,7 +141,10 @@ impl Capture {
             batch.hits.push(ServerHit {
                 line_no: n,
                 at: last_at,
-                text: display_text(l),
+                text: match parse_record(l) {
+                    Some(h) => self.record_text(&h),
+                    None => display_text(l),
+                },
                 kes,
                 ke_line_no,
                 error: false,
@@ -154,6 +157,18 @@ impl Capture {
         batch.lines_total = self.lines;
         batch.bytes_total = self.bytes;
         Ok(batch)
+    }
+
+    /// What a pane shows of a record: `request logger: message`, redacted;
+    /// the journal keeps the whole line.
+    fn record_text(&self, h: &crate::domain::synapse_log::RecordHead<'_>) -> String {
+        let logger = h.logger.rsplit('.').next().unwrap_or(h.logger);
+        let (msg, _) = self.redactor.redact_bytes(h.message);
+        format!(
+            "{} {logger}: {}",
+            h.request,
+            compact_message(&display_text(&msg))
+        )
     }
 
     pub fn lines(&self) -> u64 {
@@ -276,15 +291,7 @@ impl Capture {
             // Panes show `request logger: message`; the journal keeps the line.
             let text = match &head {
                 _ if access_text.is_some() => access_text.unwrap_or_default(),
-                Some(h) => {
-                    let logger = h.logger.rsplit('.').next().unwrap_or(h.logger);
-                    let (msg, _) = self.redactor.redact_bytes(h.message);
-                    format!(
-                        "{} {logger}: {}",
-                        h.request,
-                        compact_message(&display_text(&msg))
-                    )
-                }
+                Some(h) => self.record_text(h),
                 None => display_text(&red_line),
             };
             let offending = if m.kes.contains(Ke::Ke1) {
