@@ -171,6 +171,12 @@ impl Capture {
         )
     }
 
+    /// A measured remote clock offset (remote minus local) applies to the
+    /// server lines that follow.
+    pub fn set_clock_offset_ms(&mut self, offset_ms: i64) {
+        self.clock.set_offset_ms(offset_ms);
+    }
+
     pub fn lines(&self) -> u64 {
         self.lines
     }

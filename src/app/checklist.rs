@@ -126,6 +126,39 @@ impl Checklist {
         out
     }
 
+    /// Adds evidence to an observed step that callcap already ticked (the
+    /// remote clock offset arrives after the start time was noted).
+    pub fn annotate(
+        &mut self,
+        what: AutoCheck,
+        evidence: &str,
+        at: DateTime<Utc>,
+    ) -> Vec<(u8, Stamp)> {
+        let mut out = Vec::new();
+        for step in self
+            .steps
+            .iter_mut()
+            .filter(|s| s.auto == Some(what) && s.done)
+        {
+            if step
+                .stamps
+                .iter()
+                .any(|s| s.evidence.as_deref() == Some(evidence))
+            {
+                continue;
+            }
+            let stamp = Stamp {
+                at,
+                done: true,
+                by: "callcap".into(),
+                evidence: Some(evidence.to_string()),
+            };
+            step.stamps.push(stamp.clone());
+            out.push((step.number, stamp));
+        }
+        out
+    }
+
     /// Restores a stamp read back from a journal.
     pub fn restore(&mut self, number: u8, stamp: Stamp) {
         if let Some(step) = self.steps.iter_mut().find(|s| s.number == number) {
@@ -167,6 +200,32 @@ mod tests {
         assert!(!s.done);
         assert_eq!(s.stamps.len(), 2);
         assert_eq!(s.stamps[1].at, t(3));
+    }
+
+    #[test]
+    fn the_remote_clock_offset_is_added_to_the_noted_start() {
+        let mut c = Checklist::embedded();
+        assert_eq!(
+            c.observe(AutoCheck::StartNoted, "capture started", t(0))
+                .len(),
+            1
+        );
+        let added = c.annotate(
+            AutoCheck::StartNoted,
+            "remote clock offset +12 ms (±1 ms)",
+            t(3),
+        );
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].0, 4);
+        assert_eq!(c.steps[3].stamps.len(), 2);
+        assert!(
+            c.annotate(
+                AutoCheck::StartNoted,
+                "remote clock offset +12 ms (±1 ms)",
+                t(4)
+            )
+            .is_empty()
+        );
     }
 
     #[test]

@@ -302,6 +302,20 @@ impl App {
                 }
                 let ev = format!("remote clock offset {offset_ms:+} ms (±{bound_ms} ms)");
                 self.auto(AutoCheck::StartNoted, &ev, at, &mut fx);
+                // Already ticked at the start: the first offset is added to it.
+                let already = self.checklist.steps.iter().any(|s| {
+                    s.auto == Some(AutoCheck::StartNoted)
+                        && s.stamps.iter().any(|st| {
+                            st.evidence
+                                .as_deref()
+                                .is_some_and(|e| e.starts_with("remote clock offset"))
+                        })
+                });
+                if !already {
+                    for (step, stamp) in self.checklist.annotate(AutoCheck::StartNoted, &ev, at) {
+                        fx.push(Effect::Journal(JournalEntry::Checklist { step, stamp }));
+                    }
+                }
                 fx.push(Effect::Journal(JournalEntry::ClockOffset {
                     at,
                     source,

@@ -198,13 +198,16 @@ fn skip_group<'s>(s: &'s str, label: &str) -> Option<&'s str> {
 #[derive(Debug, Clone)]
 pub struct LogClock {
     tz: chrono_tz::Tz,
+    /// Remote clock minus local clock, measured over SSH: subtracted so
+    /// server lines sit on the operator's time axis.
+    offset_ms: i64,
 }
 
 impl LogClock {
     /// `UTC`, an IANA name (`Europe/Berlin`); errors name the bad value.
     pub fn new(zone: &str) -> Result<Self, String> {
         zone.parse::<chrono_tz::Tz>()
-            .map(|tz| LogClock { tz })
+            .map(|tz| LogClock { tz, offset_ms: 0 })
             .map_err(|_| {
                 format!(
                     "unknown time zone '{zone}' (use UTC or an IANA name such as Europe/Berlin)"
@@ -213,16 +216,26 @@ impl LogClock {
     }
 
     pub fn utc() -> Self {
-        LogClock { tz: chrono_tz::UTC }
+        LogClock {
+            tz: chrono_tz::UTC,
+            offset_ms: 0,
+        }
+    }
+
+    /// Uses a measured remote clock offset for the lines that follow.
+    pub fn set_offset_ms(&mut self, offset_ms: i64) {
+        self.offset_ms = offset_ms;
     }
 
     pub fn to_utc(&self, local: NaiveDateTime) -> DateTime<Utc> {
         use chrono::TimeZone;
-        self.tz
+        let t = self
+            .tz
             .from_local_datetime(&local)
             .earliest()
             .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| DateTime::from_naive_utc_and_offset(local, Utc))
+            .unwrap_or_else(|| DateTime::from_naive_utc_and_offset(local, Utc));
+        t - chrono::Duration::milliseconds(self.offset_ms)
     }
 }
 
@@ -235,6 +248,14 @@ mod tests {
     const OLD_ACCESS: &str = r#"2026-01-11 00:02:01,294 - synapse.access.http.8008 - 521 - INFO - POST-9160055 - [client_ip] - 8008 - {[user_redacted]} Processed request: 0.006sec/0.000sec (0.002sec, 0.000sec) (0.000sec/0.004sec/3) 528B 400 "POST /_matrix/client/v3/keys/upload HTTP/1.0" "Mozilla/5.0 (...) Element/1.12.7 ..." [0 dbevts]"#;
     const TO_DEVICE: &str = r#"2023-06-14 08:50:55,553 - synapse.access.http.8008 - 461 - INFO - PUT-9496 - 183.82.43.178 - 8008 - {@naresh.mm:chat-server.intellaire.com} Processed request: 0.013sec/0.004sec (0.002sec, 0.000sec) (0.001sec/0.007sec/3) 2B 200 "PUT /_matrix/client/r0/sendToDevice/m.room_key_request/m1686732654881.3 HTTP/1.0" "Mozilla/5.0 (Windows NT 10.0; W..."#;
     const NEW_ACCESS: &str = r#"2026-06-30 14:02:11,123 - synapse.access.http.8008 - 643 - INFO - POST-3 - 192.168.122.50 - 8008 - {None} Processed request: 0.003sec/0.001sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.000sec/1) 64B 403 "POST /_matrix/client/v3/login HTTP/1.1" "curl/8.5.0" [0 dbevts]"#;
+
+    #[test]
+    fn a_measured_offset_moves_server_times_onto_the_local_axis() {
+        let mut c = LogClock::utc();
+        let t = ts("2026-06-30 18:00:02.500");
+        c.set_offset_ms(2500); // the server's clock runs 2.5 s ahead
+        assert_eq!(c.to_utc(t).to_rfc3339(), "2026-06-30T18:00:00+00:00");
+    }
 
     fn ts(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.3f").unwrap()

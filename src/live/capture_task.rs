@@ -147,12 +147,17 @@ impl CaptureTask {
                 offset_ms,
                 bound_ms,
                 at,
-            } => vec![Event::ClockOffset {
-                source,
-                offset_ms,
-                bound_ms,
-                at,
-            }],
+            } => {
+                if source == "server-log" {
+                    self.capture.set_clock_offset_ms(offset_ms);
+                }
+                vec![Event::ClockOffset {
+                    source,
+                    offset_ms,
+                    bound_ms,
+                    at,
+                }]
+            }
             Input::ClientFile { path, at } => match self.capture.client_file(&path, at) {
                 Ok(a) => vec![Event::Client(Box::new(a))],
                 Err(e) => vec![Event::Note {
