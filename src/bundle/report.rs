@@ -426,6 +426,12 @@ fn path_taken(q: &str, answer: &str) -> Option<&'static str> {
     })
 }
 
+/// The cited evidence as the App holds it (for the console's verdict view):
+/// `": <quote>"`, or empty when it has scrolled out of memory.
+pub fn quote_held(app: &App, reference: &str) -> String {
+    quote(app, &BTreeMap::new(), reference)
+}
+
 /// A short quote of the cited evidence where the App still holds it, or
 /// the cited server line as read back from the journal.
 fn quote(app: &App, cited_lines: &BTreeMap<String, String>, reference: &str) -> String {

@@ -46,7 +46,7 @@ pub fn draw(frame: &mut Frame, app: &App, view: &ViewState, keymap: &Keymap, now
         Modal::None | Modal::Search { .. } => {}
         Modal::Help => help::render(frame, area, keymap),
         Modal::Verdicts { selected } => {
-            verdict_strip::render_detail(frame, area, &verdicts, *selected)
+            verdict_strip::render_detail(frame, area, app, &verdicts, *selected)
         }
         Modal::MarkerPrompt { at, pick, text } => {
             prompts::marker_prompt(frame, area, *at, *pick, text)

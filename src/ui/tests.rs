@@ -531,7 +531,7 @@ fn verdict_strip_shows_all_four_answers() {
     }
     assert!(s.contains("insufficient"), "{s}");
     let s = text(&region(100, 30, |f, a| {
-        verdict_strip::render_detail(f, a, &v, 0)
+        verdict_strip::render_detail(f, a, &app, &v, 0)
     }));
     assert!(s.contains("basis:"), "{s}");
     assert!(s.contains(&v.q1.summary[..20]), "{s}");
@@ -666,4 +666,44 @@ fn every_size_and_overlay_renders_without_panicking() {
             screen(w, h, &empty, &view, 0);
         }
     }
+}
+
+#[test]
+fn verdict_detail_quotes_the_cited_evidence() {
+    use crate::app::event::{ServerBatch, ServerHit};
+    use crate::domain::KeSet;
+    let mut app = App::new(crate::app::Subject::default(), 2000);
+    let mut kes = KeSet::default();
+    kes.insert(Ke::Ke1);
+    let line = "POST-7 server: POST /_matrix/client/v3/keys/upload SynapseError: 400 - One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {\"key\":\"a\"}; new key: {'key': 'b'}";
+    app.update(Event::Server(Box::new(ServerBatch {
+        source: "server-log".into(),
+        lines_total: 1,
+        bytes_total: 200,
+        hits: vec![ServerHit {
+            line_no: 1,
+            at: Some(t(1)),
+            text: line.into(),
+            kes,
+            ke_line_no: [1, 0, 0, 0],
+            error: true,
+            level: Some("INFO".into()),
+            offending: crate::domain::har::parse_otk_conflict(line),
+            request: Some("POST-7".into()),
+        }],
+        ..Default::default()
+    })));
+    let v = crate::verdicts::decide(&app);
+    assert!(
+        v.q1.basis.iter().any(|b| b == "server/KE-1.log:1"),
+        "{:?}",
+        v.q1.basis
+    );
+    let s = self::text(&region(110, 30, |f, a| {
+        verdict_strip::render_detail(f, a, &app, &v, 0)
+    }));
+    assert!(
+        s.contains("server/KE-1.log:1") && s.contains("already exists"),
+        "{s}"
+    );
 }

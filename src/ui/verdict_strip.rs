@@ -2,6 +2,7 @@
 //! its colour, and a detail overlay with the summary and the basis.
 
 use super::style;
+use crate::app::App;
 use crate::verdicts::{INSUFFICIENT, Verdicts};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -45,7 +46,13 @@ pub fn render(frame: &mut Frame, area: Rect, verdicts: &Verdicts) {
 }
 
 /// The overlay: the four answers, the selected one's summary and basis.
-pub fn render_detail(frame: &mut Frame, area: Rect, verdicts: &Verdicts, selected: usize) {
+pub fn render_detail(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    verdicts: &Verdicts,
+    selected: usize,
+) {
     let r = style::centered(
         area,
         area.width.saturating_sub(8).min(110),
@@ -85,8 +92,12 @@ pub fn render_detail(frame: &mut Frame, area: Rect, verdicts: &Verdicts, selecte
     if v.basis.is_empty() {
         lines.push(Line::styled("  (none)", style::dim()));
     }
+    // Each cited line is quoted, so the evidence is on screen, not only named.
     for b in &v.basis {
-        lines.push(Line::raw(format!("  {b}")));
+        lines.push(Line::raw(format!(
+            "  {b}{}",
+            crate::bundle::report::quote_held(app, b)
+        )));
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
