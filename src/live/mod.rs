@@ -51,6 +51,8 @@ pub struct Session {
     pub ke3_ids: watch::Sender<Vec<String>>,
     /// A source that cannot work at all (headless exits non-zero).
     pub fatal: mpsc::Receiver<String>,
+    /// Questions for a key's passphrase (console only).
+    pub passphrase: Option<mpsc::Receiver<crate::sources::ssh::PassphraseRequest>>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
     pub journal_dir: PathBuf,
     pub replay: bool,
@@ -145,6 +147,12 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ke3_tx, ke3_rx) = watch::channel(cfg.call.event_ids.clone());
     let (fatal_tx, fatal_rx) = mpsc::channel(4);
+    let (prompt, passphrase_rx) = if opts.headless {
+        (None, None)
+    } else {
+        let (p, rx) = crate::sources::ssh::PassphrasePrompt::channel();
+        (Some(p), Some(rx))
+    };
 
     let mut tasks = Vec::new();
     let descriptions = match opts.mode {
@@ -168,6 +176,7 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
                 shutdown: &shutdown_rx,
                 ke3_ids: &ke3_rx,
                 fatal: &fatal_tx,
+                prompt,
             },
             &mut tasks,
         )?,
@@ -188,6 +197,7 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
         shutdown: shutdown_tx,
         ke3_ids: ke3_tx,
         fatal: fatal_rx,
+        passphrase: passphrase_rx,
         tasks,
         journal_dir,
         replay,

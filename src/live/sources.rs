@@ -17,6 +17,9 @@ pub struct SourceContext<'a> {
     pub ke3_ids: &'a watch::Receiver<Vec<String>>,
     /// Fatal source errors (headless: exit non-zero).
     pub fatal: &'a mpsc::Sender<String>,
+    /// Asks the operator for a key's passphrase (the console); `None`
+    /// headless, where only `[ssh] passphrase-env` can supply one.
+    pub prompt: Option<crate::sources::ssh::PassphrasePrompt>,
 }
 
 /// Spawns every configured source; returns their descriptions for the
@@ -53,16 +56,18 @@ pub fn spawn_all(
                     fail_fast: ctx.headless,
                     ..Default::default()
                 };
-                let (ssh, tx, shutdown, fatal) = (
+                let (ssh, tx, shutdown, fatal, prompt) = (
                     ssh.clone(),
                     ctx.tx.clone(),
                     ctx.shutdown.clone(),
                     ctx.fatal.clone(),
+                    ctx.prompt.clone(),
                 );
                 tasks.push(tokio::spawn(async move {
-                    if let Err(e) =
-                        crate::sources::ssh::run_server_log_with(ssh, log, tx, shutdown, None, opts)
-                            .await
+                    if let Err(e) = crate::sources::ssh::run_server_log_with(
+                        ssh, log, tx, shutdown, prompt, opts,
+                    )
+                    .await
                     {
                         let _ = fatal.send(format!("server-log: {e}")).await;
                     }
@@ -105,10 +110,11 @@ pub fn spawn_all(
             ctx.ke3_ids.clone(),
         );
         let ssh = cfg.ssh.clone().filter(|_| db.via_ssh);
+        let prompt = ctx.prompt.clone();
         tasks.push(tokio::spawn(async move {
             let _forward;
             let over = match ssh {
-                Some(ssh) => match tunnel(&ssh, &db, &tx, shutdown.clone()).await {
+                Some(ssh) => match tunnel(&ssh, &db, &tx, shutdown.clone(), prompt).await {
                     Some(f) => {
                         let port = f.local_addr().port();
                         _forward = f;
@@ -131,6 +137,7 @@ async fn tunnel(
     db: &DatabaseConfig,
     tx: &mpsc::Sender<Input>,
     mut shutdown: watch::Receiver<bool>,
+    prompt: Option<crate::sources::ssh::PassphrasePrompt>,
 ) -> Option<crate::sources::ssh::LocalForward> {
     let status = |s: SourceStatus| Input::Status {
         source: "database".into(),
@@ -156,7 +163,7 @@ async fn tunnel(
             &host,
             port,
             crate::sources::ssh::ForwardFrom::SshHost,
-            None,
+            prompt.clone(),
         )
         .await
         {

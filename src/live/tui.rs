@@ -6,11 +6,16 @@ use super::Session;
 use crate::app::event::Event;
 use crate::app::view::{ViewInput, ViewOutcome, ViewState, input_for_key};
 use crate::config::keymap::{Action, Keymap};
-use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use crate::sources::ssh::PassphraseRequest;
+use crossterm::event::{
+    Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+};
 use futures::StreamExt;
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
+use zeroize::Zeroizing;
 
 const FRAME: Duration = Duration::from_millis(50);
 
@@ -52,11 +57,18 @@ async fn run_loop(
     let mut last_draw = Instant::now() - FRAME;
     // When the oldest key press not yet on screen arrived (for the latency log).
     let mut key_pending: Option<Instant> = None;
+    // An SSH key asking for its passphrase, and what has been typed so far.
+    let mut asking: Option<(PassphraseRequest, Zeroizing<String>)> = None;
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             let now = s.clock.now();
             let started = Instant::now();
-            terminal.draw(|f| crate::ui::draw(f, &s.app, &view, keymap, now))?;
+            terminal.draw(|f| {
+                crate::ui::draw(f, &s.app, &view, keymap, now);
+                if let Some((req, typed)) = &asking {
+                    draw_passphrase(f, req, typed.chars().count());
+                }
+            })?;
             tracing::debug!(
                 frame_us = started.elapsed().as_micros() as u64,
                 "drew a frame"
@@ -75,6 +87,10 @@ async fn run_loop(
             _ = term.recv() => return Ok(s.default_label()),
             _ = hup.recv() => return Ok(s.default_label()),
             _ = int.recv() => return Ok(s.default_label()),
+            Some(req) = next_request(&mut s.passphrase), if asking.is_none() => {
+                asking = Some((req, Zeroizing::new(String::new())));
+                dirty = true;
+            }
             Some(reason) = s.fatal.recv() => {
                 s.app.update(Event::Note { source: "server-log".into(), text: reason, at: s.clock.now() });
                 dirty = true;
@@ -105,6 +121,22 @@ async fn run_loop(
                     // A key press is drawn at once, not after the frame budget.
                     last_draw = Instant::now() - FRAME;
                 }
+                if let (Some((_, typed)), TermEvent::Key(k)) = (asking.as_mut(), &ev) {
+                    if k.kind == KeyEventKind::Release {
+                        continue;
+                    }
+                    match passphrase_key(typed, k) {
+                        PassphraseKey::Typing => {}
+                        PassphraseKey::Quit => return Ok(s.default_label()),
+                        PassphraseKey::Done(answer) => {
+                            if let Some((req, _)) = asking.take() {
+                                let _ = req.reply.send(answer);
+                            }
+                        }
+                    }
+                    dirty = true;
+                    continue;
+                }
                 let input = match ev {
                     TermEvent::Key(k) if k.kind != KeyEventKind::Release => input_for_key(&view, keymap, k),
                     TermEvent::Resize(width, height) => Some(ViewInput::Resize { width, height }),
@@ -130,4 +162,77 @@ async fn run_loop(
             }
         }
     }
+}
+
+async fn next_request(
+    rx: &mut Option<mpsc::Receiver<PassphraseRequest>>,
+) -> Option<PassphraseRequest> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+enum PassphraseKey {
+    Typing,
+    /// `Some(passphrase)`, or `None` to skip the key.
+    Done(Option<Zeroizing<String>>),
+    Quit,
+}
+
+/// Keys while the passphrase prompt is open: they never reach the keymap,
+/// the view or a log.
+fn passphrase_key(typed: &mut Zeroizing<String>, k: &KeyEvent) -> PassphraseKey {
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    match k.code {
+        KeyCode::Char('c') if ctrl => PassphraseKey::Quit,
+        KeyCode::Char('u') if ctrl => {
+            typed.clear();
+            PassphraseKey::Typing
+        }
+        KeyCode::Char(c) if !ctrl => {
+            typed.push(c);
+            PassphraseKey::Typing
+        }
+        KeyCode::Backspace => {
+            typed.pop();
+            PassphraseKey::Typing
+        }
+        KeyCode::Enter => PassphraseKey::Done(Some(Zeroizing::new(std::mem::take(&mut **typed)))),
+        KeyCode::Esc => PassphraseKey::Done(None),
+        _ => PassphraseKey::Typing,
+    }
+}
+
+/// The passphrase prompt over the console: the key's path and one dot per
+/// character typed, never the characters.
+fn draw_passphrase(f: &mut ratatui::Frame, req: &PassphraseRequest, typed: usize) {
+    use ratatui::layout::Rect;
+    use ratatui::style::{Modifier, Style};
+    use ratatui::text::Line;
+    use ratatui::widgets::{Block, Clear, Paragraph};
+    let area = f.area();
+    let w = area.width.saturating_sub(4).min(80);
+    let r = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + area.height / 3,
+        w,
+        6.min(area.height),
+    );
+    f.render_widget(Clear, r);
+    let again = if req.attempt > 1 {
+        " (wrong passphrase, try again)"
+    } else {
+        ""
+    };
+    let lines = vec![
+        Line::raw(format!("key: {}{again}", req.key_path.display())),
+        Line::styled(
+            format!("passphrase: {}", "•".repeat(typed)),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Line::raw("Enter unlock · Esc skip this key · Ctrl-U clear"),
+    ];
+    let block = Block::bordered().title(" SSH key passphrase ");
+    f.render_widget(Paragraph::new(lines).block(block), r);
 }
