@@ -6,7 +6,6 @@
 #[path = "support/pty.rs"]
 mod pty;
 #[path = "support/sshd.rs"]
-#[allow(dead_code)]
 mod sshd;
 #[path = "support/bundle.rs"]
 mod support;
