@@ -470,25 +470,7 @@ impl App {
         if ke == Ke::Ke1
             && let Some(off) = crate::domain::har::parse_otk_conflict(&e.message)
         {
-            let info = self
-                .offending
-                .entry(format!("{}:{}", off.algorithm, off.key_id))
-                .or_insert_with(|| OffendingKeyInfo {
-                    algorithm: off.algorithm.clone(),
-                    key_id: off.key_id.clone(),
-                    first_at: e.at,
-                    ..Default::default()
-                });
-            info.seen += 1;
-            if info.stored_key.is_none() {
-                info.stored_key = key_field(off.old_key.as_ref());
-            }
-            if info.uploaded_key.is_none() {
-                info.uploaded_key = key_field(off.new_key.as_ref());
-            }
-            if info.evidence.len() < 5 {
-                info.evidence.push(r.clone());
-            }
+            self.record_conflict(&off, e.at, r.clone());
         }
         if self.client_errors.len() < 10 * EVIDENCE_CAP {
             self.client_errors.push((ke, r.clone(), e.message.clone()));
@@ -793,6 +775,37 @@ impl App {
 
     pub fn client_counts(&self) -> [u64; 4] {
         [0, 1, 2, 3].map(|i| self.client[i].count)
+    }
+}
+
+impl App {
+    /// Counts a `One time key … already exists` conflict under its key id,
+    /// keeping the stored and uploaded `key` values and a few references.
+    pub(crate) fn record_conflict(
+        &mut self,
+        off: &crate::domain::har::OffendingKey,
+        at: Option<DateTime<Utc>>,
+        evidence: EvidenceRef,
+    ) {
+        let info = self
+            .offending
+            .entry(format!("{}:{}", off.algorithm, off.key_id))
+            .or_insert_with(|| OffendingKeyInfo {
+                algorithm: off.algorithm.clone(),
+                key_id: off.key_id.clone(),
+                first_at: at,
+                ..Default::default()
+            });
+        info.seen += 1;
+        if info.stored_key.is_none() {
+            info.stored_key = key_field(off.old_key.as_ref());
+        }
+        if info.uploaded_key.is_none() {
+            info.uploaded_key = key_field(off.new_key.as_ref());
+        }
+        if info.evidence.len() < 5 {
+            info.evidence.push(evidence);
+        }
     }
 }
 

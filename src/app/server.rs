@@ -4,9 +4,7 @@
 
 use super::event::{self, AccessSample, ServerHit};
 use super::stats::minute_of;
-use super::{
-    App, EVIDENCE_CAP, EvidenceRef, OffendingKeyInfo, PANE_CAPACITY, PaneLine, Timeout, key_field,
-};
+use super::{App, EVIDENCE_CAP, EvidenceRef, PANE_CAPACITY, PaneLine, Timeout};
 use crate::domain::Ke;
 
 /// Recent keys/upload request owners kept for attributing conflicts.
@@ -111,32 +109,13 @@ impl App {
             self.foreign_conflicts += 1;
         }
         if let Some(off) = hit.offending.as_ref().filter(|_| !foreign) {
-            let key = format!("{}:{}", off.algorithm, off.key_id);
-            let info = self
-                .offending
-                .entry(key)
-                .or_insert_with(|| OffendingKeyInfo {
-                    algorithm: off.algorithm.clone(),
-                    key_id: off.key_id.clone(),
-                    first_at: hit.at,
-                    ..Default::default()
-                });
-            info.seen += 1;
-            if info.stored_key.is_none() {
-                info.stored_key = key_field(off.old_key.as_ref());
-            }
-            if info.uploaded_key.is_none() {
-                info.uploaded_key = key_field(off.new_key.as_ref());
-            }
-            if info.evidence.len() < 5 {
-                let n = hit.ke_line_no[Ke::Ke1.index()];
-                let r = if n > 0 {
-                    format!("server/KE-1.log:{n}")
-                } else {
-                    format!("server/homeserver.log:{}", hit.line_no)
-                };
-                info.evidence.push(EvidenceRef(r));
-            }
+            let n = hit.ke_line_no[Ke::Ke1.index()];
+            let r = if n > 0 {
+                format!("server/KE-1.log:{n}")
+            } else {
+                format!("server/homeserver.log:{}", hit.line_no)
+            };
+            self.record_conflict(off, hit.at, EvidenceRef(r));
         }
     }
 
