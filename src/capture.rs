@@ -197,11 +197,23 @@ impl Capture {
                 None => self.partial.extend_from_slice(bytes),
             }
         } else {
-            self.partial.extend_from_slice(bytes);
-            if let Some(i) = memchr::memrchr(b'\n', &self.partial) {
-                let rest = self.partial.split_off(i + 1);
-                let complete = std::mem::replace(&mut self.partial, rest);
-                self.process(&complete, &mut batch)?;
+            // Finish the waiting line with the chunk's first one, then take
+            // the rest of the chunk in place: no copy of the whole chunk.
+            match memchr::memchr(b'\n', bytes) {
+                None => self.partial.extend_from_slice(bytes),
+                Some(first) => {
+                    self.partial.extend_from_slice(&bytes[..=first]);
+                    let head = std::mem::take(&mut self.partial);
+                    self.process(&head, &mut batch)?;
+                    let rest = &bytes[first + 1..];
+                    match memchr::memrchr(b'\n', rest) {
+                        Some(i) => {
+                            self.process(&rest[..=i], &mut batch)?;
+                            self.partial.extend_from_slice(&rest[i + 1..]);
+                        }
+                        None => self.partial.extend_from_slice(rest),
+                    }
+                }
             }
         }
         self.journal.flush()?;
@@ -233,12 +245,14 @@ impl Capture {
 
     fn process(&mut self, buf: &[u8], batch: &mut ServerBatch) -> io::Result<()> {
         let (red, n) = self.redactor.redact_bytes(buf);
-        self.journal.server.write(red.into_owned())?;
+        self.journal.server.write_slice(&red)?;
         self.journal.server.redactions += n as u64;
         batch.redactions += n as u64;
         self.bytes += buf.len() as u64;
 
-        batch.first_at = first_record_time(buf).map(|t| self.clock.to_utc(t));
+        if batch.first_at.is_none() {
+            batch.first_at = first_record_time(buf).map(|t| self.clock.to_utc(t));
+        }
         let base_line = self.lines;
         let prev_record_at = self.last_record_at;
 
@@ -270,14 +284,17 @@ impl Capture {
                 && let Some(a) = parse_access_bytes(h.message)
             {
                 let sample = access_sample(this_line, at, a);
-                access_text = Some(format!(
-                    "{} {} {} {} {} ms",
-                    sample.requester.as_deref().unwrap_or("-"),
-                    sample.method,
-                    self.redactor.redact_str(&sample.path).0,
-                    sample.status,
-                    sample.processing_ms
-                ));
+                // Only lines a pane shows need their display text.
+                access_text = (!m.kes.is_empty()).then(|| {
+                    format!(
+                        "{} {} {} {} {} ms",
+                        sample.requester.as_deref().unwrap_or("-"),
+                        sample.method,
+                        self.redactor.redact_str(&sample.path).0,
+                        sample.status,
+                        sample.processing_ms
+                    )
+                });
                 batch.access.push(sample);
             }
             if m.kes.is_empty() {

@@ -369,11 +369,13 @@ impl App {
         }
     }
 
+    /// Whether a line names the tracked user, device or a participant (the
+    /// same strings as [`Subject::needles`], without allocating per line).
     fn is_tracked(&self, text: &str) -> bool {
-        self.subject
-            .needles()
-            .iter()
-            .any(|n| text.contains(n.as_str()))
+        let s = &self.subject;
+        let hit = |n: &str| !n.is_empty() && text.contains(n);
+        s.user_id.iter().chain(s.device_id.iter()).any(|n| hit(n))
+            || s.participants.iter().any(|p| p.split('/').any(hit))
     }
 
     fn on_client(&mut self, artifact: ClientArtifact, fx: &mut Vec<Effect>) {

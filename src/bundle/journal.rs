@@ -81,6 +81,8 @@ impl HashedFile {
 #[derive(Debug)]
 pub struct BackgroundFile {
     tx: Option<std::sync::mpsc::SyncSender<Job>>,
+    /// Buffers the writer is done with, reused so a flood allocates nothing.
+    spent: std::sync::mpsc::Receiver<Vec<u8>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// The first write error, reported on the next call.
     error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
@@ -98,6 +100,7 @@ impl BackgroundFile {
         let mut file = HashedFile::create(path)?;
         // A few chunks in flight: enough to overlap, little memory.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4);
+        let (spent_tx, spent) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
         let error = std::sync::Arc::new(std::sync::Mutex::new(None));
         let err = error.clone();
         let thread = std::thread::Builder::new()
@@ -105,7 +108,11 @@ impl BackgroundFile {
             .spawn(move || {
                 for job in rx {
                     let r = match job {
-                        Job::Write(buf) => file.write(&buf),
+                        Job::Write(buf) => {
+                            let r = file.write(&buf);
+                            let _ = spent_tx.try_send(buf);
+                            r
+                        }
                         Job::Flush => file.flush(),
                         Job::Facts(reply) => {
                             let r = file.flush();
@@ -123,6 +130,7 @@ impl BackgroundFile {
             })?;
         Ok(BackgroundFile {
             tx: Some(tx),
+            spent,
             thread: Some(thread),
             error,
             redactions: 0,
@@ -142,6 +150,14 @@ impl BackgroundFile {
 
     pub fn write(&mut self, buf: Vec<u8>) -> io::Result<()> {
         self.send(Job::Write(buf))
+    }
+
+    /// Copies `data` into a reused buffer and hands it to the writer.
+    pub fn write_slice(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut buf = self.spent.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(data);
+        self.write(buf)
     }
 
     /// Asks the writer to push its buffer to the OS; does not wait.
