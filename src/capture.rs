@@ -9,7 +9,7 @@ use crate::app::event::{
 };
 use crate::bundle::journal::Journal;
 use crate::domain::diag::{ke3_event_id, parse_diag};
-use crate::domain::har::{parse_otk_conflict, redact_har, scan_har};
+use crate::domain::har::{self, parse_otk_conflict, redact_har, scan_har};
 use crate::domain::redact::Redactor;
 use crate::domain::signatures::{Matcher, Signatures};
 use crate::domain::synapse_log::{
@@ -437,8 +437,8 @@ impl Capture {
                                 .request_keys
                                 .iter()
                                 .find(|(k, _)| *k == id)
-                                .and_then(|(_, v)| key_of(v))
-                                .or_else(|| off.new_key.as_ref().and_then(key_of));
+                                .and_then(|(_, v)| har::key_of(v))
+                                .or_else(|| off.new_key.as_ref().and_then(har::key_of));
                             art.har_conflicts.push(HarConflict {
                                 entry_index: x.entry_index,
                                 at: x.started,
@@ -446,7 +446,7 @@ impl Capture {
                                 algorithm: off.algorithm.clone(),
                                 key_id: off.key_id.clone(),
                                 uploaded_key: uploaded,
-                                stored_key: off.old_key.as_ref().and_then(key_of),
+                                stored_key: off.old_key.as_ref().and_then(har::key_of),
                             });
                         }
                     }
@@ -512,31 +512,17 @@ impl Capture {
         Ok(art)
     }
 
+    /// Copies a file too big to parse, redacted on the way (streaming).
     fn copy_redacted(&mut self, path: &Path, rel: &str) -> io::Result<()> {
         let out_path = self.journal.dir.join(rel);
-        let mut input = BufReader::new(File::open(path)?);
-        let mut out = crate::bundle::journal::HashedFile::create(&out_path)?;
-        let mut pending: Vec<u8> = Vec::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = input.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            pending.extend_from_slice(&buf[..n]);
-            if let Some(i) = memchr::memrchr(b'\n', &pending) {
-                let rest = pending.split_off(i + 1);
-                let (red, c) = self.redactor.redact_bytes(&pending);
-                out.write(&red)?;
-                out.redactions += c as u64;
-                pending = rest;
-            }
-        }
-        let (red, c) = self.redactor.redact_bytes(&pending);
-        out.write(&red)?;
-        out.redactions += c as u64;
-        out.flush()?;
-        self.journal.adopt(rel, out.facts());
+        let mut w = self
+            .redactor
+            .writer(BufWriter::new(File::create(&out_path)?));
+        io::copy(&mut File::open(path)?, &mut w)?;
+        let (_, n) = w.finish()?;
+        let mut facts = crate::bundle::journal::hash_file(&out_path)?;
+        facts.redactions = n as u64;
+        self.journal.adopt(rel, facts);
         Ok(())
     }
 
@@ -570,14 +556,6 @@ fn otk_upload(line: &[u8]) -> Option<OtkUpload> {
         user: user.to_string(),
         device: device.to_string(),
     })
-}
-
-fn key_of(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::Object(o) => o.get("key").and_then(|k| k.as_str()).map(str::to_string),
-        serde_json::Value::String(s) => Some(s.clone()),
-        _ => None,
-    }
 }
 
 /// Synapse prefixes request errors with the request's repr
@@ -686,15 +664,6 @@ fn access_sample(
         method: a.method,
         path: a.path,
     }
-}
-
-/// KE set of a client message (for re-deriving and for display).
-pub fn client_kes(matcher: &Matcher, message: &str) -> KeSet {
-    let mut s = KeSet::default();
-    if let Some(c) = matcher.classify_client(message) {
-        s.insert(c.ke);
-    }
-    s
 }
 
 #[cfg(test)]

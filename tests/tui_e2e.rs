@@ -122,17 +122,7 @@ fn sigterm_during_the_console_exports_and_restores_the_terminal() {
     let code = tui.wait_exit(Duration::from_secs(60));
     assert_eq!(code, Some(0));
     assert!(tui.left_alternate_screen());
-    let bundle = std::fs::read_dir(&out)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("call-")
-        })
-        .expect("a bundle");
+    let bundle = find_bundle(&out);
     verify_checksums(&bundle);
     let m = manifest(&bundle);
     assert!(

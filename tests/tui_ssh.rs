@@ -77,17 +77,7 @@ fn the_console_asks_for_the_key_passphrase_and_streams_the_remote_log() {
     });
     tui.send(&[3]); // Ctrl-C: export without asking
     assert_eq!(tui.wait_exit(Duration::from_secs(60)), Some(0));
-    let bundle = std::fs::read_dir(&out)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("call-")
-        })
-        .expect("a bundle");
+    let bundle = find_bundle(&out);
     verify_checksums(&bundle);
     assert_eq!(manifest(&bundle)["counts"]["server"]["KE-1"], 1);
     for f in walk(&bundle) {

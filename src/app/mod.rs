@@ -800,24 +800,14 @@ impl App {
             });
         info.seen += 1;
         if info.stored_key.is_none() {
-            info.stored_key = key_field(off.old_key.as_ref());
+            info.stored_key = off.old_key.as_ref().and_then(crate::domain::har::key_of);
         }
         if info.uploaded_key.is_none() {
-            info.uploaded_key = key_field(off.new_key.as_ref());
+            info.uploaded_key = off.new_key.as_ref().and_then(crate::domain::har::key_of);
         }
         if info.evidence.len() < 5 {
             info.evidence.push(evidence);
         }
-    }
-}
-
-/// The `key` field of a one-time key object (signatures do not count).
-fn key_field(v: Option<&serde_json::Value>) -> Option<String> {
-    let v = v?;
-    match v {
-        serde_json::Value::Object(o) => o.get("key").and_then(|k| k.as_str()).map(str::to_string),
-        serde_json::Value::String(s) => Some(s.clone()),
-        _ => None,
     }
 }
 

@@ -352,5 +352,15 @@ pub fn redact_har(
     Ok(pairs + tokens)
 }
 
+/// The `key` field of a one-time key object (signatures do not count, as in
+/// Synapse's own comparison); a bare string is the key itself.
+pub fn key_of(v: &Value) -> Option<String> {
+    match v {
+        Value::Object(o) => o.get("key").and_then(|k| k.as_str()).map(str::to_string),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -78,7 +78,7 @@ fn stored_key(row: &Row) -> Option<String> {
         Value::String(t) => serde_json::from_str(t).ok()?,
         other => other.clone(),
     };
-    v.get("key").and_then(|k| k.as_str()).map(str::to_string)
+    crate::domain::har::key_of(&v)
 }
 
 fn truthy(v: Option<&Value>) -> bool {

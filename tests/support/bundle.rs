@@ -210,3 +210,18 @@ pub fn assert_basis_resolves(bundle: &Path) -> Vec<(String, String, String)> {
     );
     out
 }
+
+/// The one bundle (`call-…`) a capture wrote into `out`.
+pub fn find_bundle(out: &Path) -> PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("call-")
+        })
+        .expect("a bundle")
+}
