@@ -75,11 +75,39 @@ fn the_console_asks_for_the_key_passphrase_and_streams_the_remote_log() {
     tui.wait_for("the remote line in KE-1", Duration::from_secs(30), |sc| {
         sc.contains("over ssh keys/upload")
     });
+    // The remote clock offset (three round trips, the fastest wins) is
+    // measured soon after connecting.
+    let start = std::time::Instant::now();
+    while !std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            std::fs::read_to_string(e.path().join("journal.jsonl"))
+                .is_ok_and(|t| t.contains("\"kind\":\"clock-offset\""))
+        })
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no clock offset measured"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     tui.send(&[3]); // Ctrl-C: export without asking
     assert_eq!(tui.wait_exit(Duration::from_secs(60)), Some(0));
     let bundle = find_bundle(&out);
     verify_checksums(&bundle);
-    assert_eq!(manifest(&bundle)["counts"]["server"]["KE-1"], 1);
+    let m = manifest(&bundle);
+    assert_eq!(m["counts"]["server"]["KE-1"], 1);
+    // The remote clock offset is measured and recorded with its bound.
+    let src = m["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "server-log")
+        .unwrap();
+    assert!(src["clock_offset_ms"].is_i64(), "{src}");
+    assert!(src["clock_offset_bound_ms"].is_u64(), "{src}");
+    assert_eq!(src["kind"], "ssh");
     for f in walk(&bundle) {
         let data = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
         assert!(

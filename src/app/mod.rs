@@ -277,11 +277,28 @@ impl App {
                 if let Some(s) = self.sources.get_mut(&source) {
                     s.gaps += 1;
                 }
-                self.note(
-                    at,
-                    &source,
-                    format!("gap: link down {down_ms} ms, {caught_up_bytes} bytes caught up"),
-                );
+                let text =
+                    format!("gap: link down {down_ms} ms, {caught_up_bytes} bytes caught up");
+                // The server log fills every KE pane: each shows where its
+                // stream was interrupted.
+                if source == "server-log" {
+                    for (i, pane) in self.panes.iter_mut().enumerate() {
+                        self.pane_pushed[i] += 1;
+                        pane.push_back(PaneLine {
+                            line_no: 0,
+                            ke_line_no: 0,
+                            at: Some(at),
+                            text: format!("── {text} ──"),
+                            error: false,
+                            tracked: false,
+                            origin: "gap",
+                        });
+                        if pane.len() > PANE_CAPACITY {
+                            pane.pop_front();
+                        }
+                    }
+                }
+                self.note(at, &source, text);
                 fx.push(Effect::Journal(JournalEntry::Gap {
                     at,
                     source,
@@ -824,4 +841,31 @@ fn int_field(row: &Row, key: &str) -> Option<i64> {
         v.as_i64()
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_gap_in_the_server_log_shows_in_every_pane_and_the_journal() {
+        let mut app = App::new(Subject::default(), 2000);
+        let at = DateTime::from_timestamp(1_782_842_400, 0).unwrap();
+        let fx = app.update(Event::Gap {
+            source: "server-log".into(),
+            down_ms: 1500,
+            caught_up_bytes: 4096,
+            at,
+        });
+        for pane in &app.panes {
+            let l = pane.back().unwrap();
+            assert_eq!(l.origin, "gap");
+            assert!(l.text.contains("1500 ms") && l.text.contains("4096 bytes"));
+        }
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Journal(JournalEntry::Gap { down_ms: 1500, .. })))
+        );
+    }
 }
