@@ -1,0 +1,330 @@
+//! The whole capture against a real homeserver: `scripts/lab` starts
+//! PostgreSQL, Synapse (pinned, from PyPI) and sshd on loopback;
+//! `callcap live --headless` follows Synapse's log over SSH and polls its
+//! database through the SSH tunnel while `scripts/lab_call.py` drives a call
+//! through the runbook's fault chain with the real client-server API. After
+//! SIGTERM the bundle must hold what Synapse really logged and stored, and
+//! the verdicts the runbook's tree gives for that call.
+//!
+//! A second call stalls Synapse (SIGSTOP/SIGCONT) instead of slowing its
+//! database: its request times stay healthy, and Q4 must still say
+//! homeserver latency.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/bundle.rs"]
+mod support;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// The lab, stopped (and everything it started with it) on drop.
+struct Lab {
+    child: Child,
+    dir: tempfile::TempDir,
+    info: Value,
+}
+
+impl Lab {
+    fn start() -> Lab {
+        let dir = tempfile::Builder::new()
+            .prefix("callcap-lab-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut child = Command::new("python3")
+            .arg(repo().join("scripts/lab"))
+            .arg("--dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 scripts/lab");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        // Creating the virtualenv the first time takes a while.
+        let start = Instant::now();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.starts_with("lab ready: ") => break,
+                Some(Ok(_)) => {}
+                _ => panic!(
+                    "scripts/lab ended before it was ready ({:?}; status {:?})",
+                    start.elapsed(),
+                    child.try_wait()
+                ),
+            }
+        }
+        // Keep draining its stdout so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let info: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("lab.json")).unwrap())
+                .unwrap();
+        Lab { child, dir, info }
+    }
+
+    fn s(&self, path: &[&str]) -> String {
+        let mut v = &self.info;
+        for p in path {
+            v = &v[p];
+        }
+        match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    fn synapse_log(&self) -> String {
+        std::fs::read_to_string(self.s(&["synapse", "log"])).unwrap()
+    }
+
+    /// Runs the call driver; returns its call-result.json.
+    fn call(&self, ke4: &str) -> Value {
+        let out = Command::new(self.s(&["synapse", "python"]))
+            .arg(repo().join("scripts/lab_call.py"))
+            .arg("--lab")
+            .arg(self.dir.path().join("lab.json"))
+            .args(["--ke4", ke4])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "call driver failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(
+            &std::fs::read_to_string(self.dir.path().join("call-result.json")).unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn journal(out: &Path) -> String {
+    std::fs::read_dir(out)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".callcap-journal-")
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("journal.jsonl")).ok())
+        .collect()
+}
+
+/// `callcap live --headless` on the lab's config, writing under `out`;
+/// returns once the log is followed over SSH and the database was read.
+fn start_callcap(lab: &Lab, out: &Path, label: &str) -> Child {
+    let child = Command::new(bin())
+        .args(["live", "--headless", "--label", label, "--config"])
+        .arg(lab.s(&["config"]))
+        .arg("--out")
+        .arg(out)
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the log over SSH and the database through the tunnel",
+        Duration::from_secs(60),
+        || {
+            let j = journal(out);
+            j.contains("\"source\":\"server-log\",\"status\":{\"state\":\"live\"")
+                && j.contains("\"source\":\"database\",\"status\":{\"state\":\"live\"")
+        },
+    );
+    child
+}
+
+/// SIGTERM, then the bundle the last stdout line names.
+fn stop_callcap(child: Child) -> PathBuf {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "callcap exited {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bundle_path(&out)
+}
+
+fn verdict(m: &Value, q: &str) -> (String, String) {
+    (
+        m["verdicts"][q]["answer"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        m["verdicts"][q]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    )
+}
+
+/// Lines of `text` that contain `needle`.
+fn count(text: &str, needle: &str) -> usize {
+    text.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn a_real_synapse_call_through_the_whole_fault_chain() {
+    let lab = Lab::start();
+    let outs = tempfile::tempdir().unwrap();
+
+    // --- Call 1: the runbook's chain, the database made slow by a lock. ---
+    let out1 = outs.path().join("call1");
+    let before = lab.synapse_log().len();
+    let cc = start_callcap(&lab, &out1, "lab-lock");
+    let result = lab.call("lock");
+    let diag = result["diag"].as_str().unwrap().to_string();
+    wait_until(
+        "the diag report and HAR to be captured",
+        Duration::from_secs(30),
+        || {
+            let j = journal(&out1);
+            j.contains(&diag) && j.contains("127.0.0.1.har")
+        },
+    );
+    // Two more polls, so the last snapshot has the final state.
+    std::thread::sleep(Duration::from_millis(2500));
+    let bundle = stop_callcap(cc);
+    let m = manifest(&bundle);
+    verify_checksums(&bundle);
+    let log = lab.synapse_log();
+    let during = &log[before..];
+
+    // Every KE-1 conflict Synapse logged (and the driver saw) is in KE-1.log.
+    let conflicts = count(during, "already exists");
+    assert!(conflicts >= 5, "{conflicts} conflicts in Synapse's log");
+    assert_eq!(
+        conflicts as u64,
+        result["ke1_conflicts"].as_u64().unwrap(),
+        "the driver's 400s"
+    );
+    let ke1 = std::fs::read_to_string(bundle.join("server/KE-1.log")).unwrap();
+    assert_eq!(count(&ke1, "already exists"), conflicts, "KE-1.log");
+    let hs = std::fs::read(bundle.join("server/homeserver.log")).unwrap();
+    assert!(
+        count_lines(&hs) >= count_lines(during.as_bytes()),
+        "every line Synapse logged during the capture"
+    );
+
+    // The client's report and HAR, with the real tokens redacted everywhere.
+    assert!(bundle.join("client").join(&diag).is_file());
+    assert!(bundle.join("client/127.0.0.1.har").is_file());
+    let har = std::fs::read_to_string(bundle.join("client/127.0.0.1.har")).unwrap();
+    assert!(har.contains("Bearer <redacted>") || har.contains("<redacted>"));
+    for token in result["tokens"].as_array().unwrap() {
+        let token = token.as_str().unwrap();
+        assert!(token.starts_with("syt_"), "{token}");
+        for f in walk(&bundle) {
+            let data = std::fs::read(&f).unwrap();
+            assert!(
+                !data.windows(token.len()).any(|w| w == token.as_bytes()),
+                "the access token leaked into {}",
+                f.display()
+            );
+        }
+    }
+    assert!(m["redactions"]["client/127.0.0.1.har"].as_u64().unwrap() >= 1);
+
+    // The database's view changed during the call: the driver's one-time
+    // keys appeared and to-device messages piled up for alice's device.
+    let changes = std::fs::read_to_string(bundle.join("db/changes.jsonl")).unwrap();
+    let conflict_id = result["conflict_key_id"].as_str().unwrap();
+    assert!(
+        changes
+            .lines()
+            .any(|l| l.contains("otk_inventory") && l.contains(conflict_id)),
+        "otk_inventory change for {conflict_id}:\n{changes}"
+    );
+    assert!(
+        changes.lines().any(|l| l.contains("device_inbox_pending")),
+        "device_inbox_pending change:\n{changes}"
+    );
+
+    // The runbook's decision tree for this call.
+    let expect = [
+        ("Q1", "divergence"),
+        ("Q2", "linked"),
+        ("Q3", "malformed-event"),
+        ("Q4", "homeserver-latency"),
+    ];
+    for (q, want) in expect {
+        let (answer, summary) = verdict(&m, q);
+        assert_eq!(answer, want, "{q}: {summary}");
+    }
+    let (_, q3) = verdict(&m, "Q3");
+    assert!(
+        q3.contains(result["ke3_event_id"].as_str().unwrap()),
+        "{q3}"
+    );
+    assert_basis_resolves(&bundle);
+
+    // --- Call 2: Synapse stalls; its own request times stay healthy. ---
+    let out2 = outs.path().join("call2");
+    let before = lab.synapse_log().len();
+    let cc = start_callcap(&lab, &out2, "lab-stall");
+    let result = lab.call("stall");
+    assert!(
+        result["restart_timeouts"].as_u64().unwrap() >= 1,
+        "{result}"
+    );
+    let diag = result["diag"].as_str().unwrap().to_string();
+    wait_until("the second diag report", Duration::from_secs(30), || {
+        journal(&out2).contains(&diag)
+    });
+    let bundle = stop_callcap(cc);
+    let log = lab.synapse_log();
+    let during = &log[before..];
+    // No restart request took as long as the client's timeout...
+    for l in during
+        .lines()
+        .filter(|l| l.contains("Processed request") && l.contains("delayed_events"))
+    {
+        let secs: f64 = l
+            .split("Processed request: ")
+            .nth(1)
+            .and_then(|r| r.split("sec").next())
+            .and_then(|t| t.parse().ok())
+            .unwrap();
+        assert!(secs < 2.0, "a slow restart in a stall-only call: {l}");
+    }
+    // ...yet the timeouts are the homeserver's.
+    let m = manifest(&bundle);
+    let (answer, summary) = verdict(&m, "Q4");
+    assert_eq!(answer, "homeserver-latency", "Q4: {summary}");
+    assert!(summary.contains("stall"), "{summary}");
+    assert_basis_resolves(&bundle);
+}
