@@ -285,6 +285,29 @@ fn a_real_synapse_call_through_the_whole_fault_chain() {
         let (answer, summary) = verdict(&m, q);
         assert_eq!(answer, want, "{q}: {summary}");
     }
+    // Q1 cites each side of the conflict: Synapse's error, the client's
+    // report and the HAR exchange, however long the server's storm.
+    let q1_basis: Vec<&str> = m["verdicts"]["Q1"]["basis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b.as_str())
+        .collect();
+    for kind in ["server/KE-1.log:", "#entries[", ".har#log.entries["] {
+        assert!(
+            q1_basis.iter().any(|b| b.contains(kind)),
+            "Q1 cites no {kind}: {q1_basis:?}"
+        );
+    }
+    // Synapse 1.163's schema lacks columns the runbook's queries name: the
+    // poller says so and adapts.
+    let journal = std::fs::read_to_string(bundle.join("journal.jsonl")).unwrap();
+    for col in ["e2e_fallback_keys_json.ts_added_ms", "devices.ts"] {
+        assert!(
+            journal.contains(&format!("column {col} is absent here")),
+            "no adaptation note for {col}"
+        );
+    }
     let (_, q3) = verdict(&m, "Q3");
     assert!(
         q3.contains(result["ke3_event_id"].as_str().unwrap()),

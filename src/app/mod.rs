@@ -103,13 +103,53 @@ pub struct EvidenceRef(pub String);
 pub struct OffendingKeyInfo {
     pub algorithm: String,
     pub key_id: String,
-    pub seen: u64,
+    /// Conflicts seen in the server log, client reports and HAR files. One
+    /// refused upload usually shows in all three, so they are not summed.
+    pub seen: Sightings,
     pub first_at: Option<DateTime<Utc>>,
     /// The `key` the server said it holds (from the error text).
     pub stored_key: Option<String>,
     /// The `key` the client uploaded (error text or HAR request).
     pub uploaded_key: Option<String>,
+    /// The first few references of each kind (server, client report, HAR),
+    /// so a storm in the server log does not crowd out the client's side.
     pub evidence: Vec<EvidenceRef>,
+}
+
+/// How often an offending key was seen, per kind of evidence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Sightings {
+    pub server: u64,
+    pub client: u64,
+    pub har: u64,
+}
+
+/// References kept per kind of evidence for one offending key.
+const OFFENDING_REFS_PER_KIND: usize = 3;
+
+impl OffendingKeyInfo {
+    /// Counts one sighting and keeps its reference while there is room for
+    /// its kind.
+    pub fn sighting(&mut self, r: EvidenceRef) {
+        let kind = |e: &EvidenceRef| -> u8 {
+            if e.0.starts_with("server/") {
+                0
+            } else if e.0.contains("#log.entries[") {
+                2
+            } else {
+                1
+            }
+        };
+        let k = kind(&r);
+        match k {
+            0 => self.seen.server += 1,
+            1 => self.seen.client += 1,
+            _ => self.seen.har += 1,
+        }
+        if self.evidence.iter().filter(|e| kind(e) == k).count() < OFFENDING_REFS_PER_KIND {
+            self.evidence.push(r);
+        }
+    }
 }
 
 /// A KE-4 timeout seen by the client or implied by a slow restart request.
@@ -430,7 +470,6 @@ impl App {
                     first_at: c.at,
                     ..Default::default()
                 });
-            info.seen += 1;
             if c.uploaded_key.is_some() {
                 // The request body is the authoritative "new" value.
                 info.uploaded_key = c.uploaded_key.clone();
@@ -438,12 +477,10 @@ impl App {
             if info.stored_key.is_none() {
                 info.stored_key = c.stored_key.clone();
             }
-            if info.evidence.len() < 5 {
-                info.evidence.push(EvidenceRef(format!(
-                    "client/{}#log.entries[{}]",
-                    artifact.file, c.entry_index
-                )));
-            }
+            info.sighting(EvidenceRef(format!(
+                "client/{}#log.entries[{}]",
+                artifact.file, c.entry_index
+            )));
         }
         let kind = match artifact.kind {
             event::ArtifactKind::Diag => "diag report",
@@ -815,16 +852,13 @@ impl App {
                 first_at: at,
                 ..Default::default()
             });
-        info.seen += 1;
         if info.stored_key.is_none() {
             info.stored_key = off.old_key.as_ref().and_then(crate::domain::har::key_of);
         }
         if info.uploaded_key.is_none() {
             info.uploaded_key = off.new_key.as_ref().and_then(crate::domain::har::key_of);
         }
-        if info.evidence.len() < 5 {
-            info.evidence.push(evidence);
-        }
+        info.sighting(evidence);
     }
 }
 

@@ -159,14 +159,16 @@ pub fn render(
     } else {
         let _ = writeln!(
             r,
-            "| key | seen | first | stored key (server) | uploaded key (client) | evidence |"
+            "| key | conflicts (server / client / HAR) | first | stored key (server) | uploaded key (client) | evidence |"
         );
-        let _ = writeln!(r, "|---|---:|---|---|---|---|");
+        let _ = writeln!(r, "|---|---|---|---|---|---|");
         for (k, o) in &app.offending {
             let _ = writeln!(
                 r,
-                "| `{k}` | {} | {} | `{}` | `{}` | {} |",
-                o.seen,
+                "| `{k}` | {} / {} / {} | {} | `{}` | `{}` | {} |",
+                o.seen.server,
+                o.seen.client,
+                o.seen.har,
                 t(o.first_at),
                 o.stored_key.as_deref().unwrap_or("?"),
                 o.uploaded_key.as_deref().unwrap_or("?"),
