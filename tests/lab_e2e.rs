@@ -134,6 +134,23 @@ fn journal(out: &Path) -> String {
         .collect()
 }
 
+/// The server log captured so far (the journal's `server/homeserver.log`).
+fn journal_log(out: &Path) -> String {
+    std::fs::read_dir(out)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".callcap-journal-")
+        })
+        .filter_map(|e| std::fs::read(e.path().join("server/homeserver.log")).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect()
+}
+
 /// `callcap live --headless` on the lab's config, writing under `out`;
 /// returns once the log is followed over SSH and the database was read.
 fn start_callcap(lab: &Lab, out: &Path, label: &str) -> Child {
@@ -214,6 +231,17 @@ fn a_real_synapse_call_through_the_whole_fault_chain() {
         || {
             let j = journal(&out1);
             j.contains(&diag) && j.contains("127.0.0.1.har")
+        },
+    );
+    // Synapse buffers INFO lines for up to 5 s: wait until every conflict
+    // it logged has reached the capture.
+    let result_conflicts = result["ke1_conflicts"].as_u64().unwrap() as usize;
+    wait_until(
+        "Synapse's last lines in the capture",
+        Duration::from_secs(30),
+        || {
+            count(&lab.synapse_log()[before..], "already exists") == result_conflicts
+                && count(&journal_log(&out1), "already exists") == result_conflicts
         },
     );
     // Two more polls, so the last snapshot has the final state.
@@ -301,10 +329,10 @@ fn a_real_synapse_call_through_the_whole_fault_chain() {
     }
     // Synapse 1.163's schema lacks columns the runbook's queries name: the
     // poller says so and adapts.
-    let journal = std::fs::read_to_string(bundle.join("journal.jsonl")).unwrap();
+    let journaled = std::fs::read_to_string(bundle.join("journal.jsonl")).unwrap();
     for col in ["e2e_fallback_keys_json.ts_added_ms", "devices.ts"] {
         assert!(
-            journal.contains(&format!("column {col} is absent here")),
+            journaled.contains(&format!("column {col} is absent here")),
             "no adaptation note for {col}"
         );
     }
