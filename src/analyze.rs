@@ -67,11 +67,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         device_id: args.device_id.clone(),
         participants: args.participants.clone(),
     };
-    let mut app = App::new(
-        subject,
-        restart.as_duration().as_millis().min(u32::MAX as u128) as u32,
-    );
-    let mut capture = Capture::new(journal, sigs, clock, args.event_ids.clone())
+    let restart_ms = restart.as_duration().as_millis().min(u32::MAX as u128) as u32;
+    let mut app = App::new(subject, restart_ms);
+    let mut capture = Capture::new(journal, sigs, clock, args.event_ids.clone(), restart_ms)
         .map_err(|e| UsageError(format!("signatures: {e}")))?;
     let started = Utc::now();
     capture.journal.record(&JournalEntry::Start {

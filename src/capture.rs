@@ -5,13 +5,14 @@
 
 use crate::app::event::{
     AccessSample, ArtifactKind, ClientArtifact, ClientEntry, HarConflict, OtkUpload, ServerBatch,
-    ServerHit, ToDeviceTrace,
+    ServerHit, ServerStall, ToDeviceTrace,
 };
 use crate::bundle::journal::Journal;
 use crate::domain::diag::{ke3_event_id, parse_diag};
 use crate::domain::har::{self, parse_otk_conflict, redact_har, scan_har};
 use crate::domain::redact::Redactor;
 use crate::domain::signatures::{Matcher, Signatures};
+use crate::domain::stall::{Stall, StallDetector};
 use crate::domain::synapse_log::{
     LogClock, parse_access_bytes, parse_record, parse_timestamp_prefix,
 };
@@ -42,16 +43,20 @@ pub struct Capture {
     bytes: u64,
     ke_lines: [u64; 4],
     last_record_at: Option<DateTime<Utc>>,
+    stalls: StallDetector,
     trace_finder: memchr::memmem::Finder<'static>,
     upload_finder: memchr::memmem::Finder<'static>,
 }
 
 impl Capture {
+    /// `restart_timeout_ms` is the client's delayed-event restart timeout:
+    /// a longer silence of the log may be a homeserver stall.
     pub fn new(
         journal: Journal,
         sigs: Signatures,
         clock: LogClock,
         ke3_ids: Vec<String>,
+        restart_timeout_ms: u32,
     ) -> Result<Capture, String> {
         let matcher = Matcher::new(&sigs, &ke3_ids)?;
         Ok(Capture {
@@ -66,6 +71,7 @@ impl Capture {
             bytes: 0,
             ke_lines: [0; 4],
             last_record_at: None,
+            stalls: StallDetector::new(restart_timeout_ms),
             trace_finder: memchr::memmem::Finder::new(TO_DEVICE_TRACE),
             upload_finder: memchr::memmem::Finder::new(OTK_UPLOAD),
         })
@@ -224,7 +230,9 @@ impl Capture {
 
     /// Ends a file: an unterminated last line becomes a line. With
     /// `terminate`, a newline is added after it (between input files) so
-    /// the next file's first line stays a line of its own.
+    /// the next file's first line stays a line of its own. Without it the
+    /// capture's input ends here: a stall whose burst was still being
+    /// counted is complete.
     pub fn end_of_input(&mut self, source: &str, terminate: bool) -> io::Result<ServerBatch> {
         let mut batch = ServerBatch {
             source: source.to_string(),
@@ -236,6 +244,9 @@ impl Capture {
                 last.push(b'\n');
             }
             self.process(&last, &mut batch)?;
+        }
+        if !terminate && let Some(s) = self.stalls.finish() {
+            batch.stalls.extend(self.stall_in_utc(s));
         }
         self.journal.flush()?;
         batch.lines_total = self.lines;
@@ -255,6 +266,7 @@ impl Capture {
         }
         let base_line = self.lines;
         let prev_record_at = self.last_record_at;
+        let access_before = batch.access.len();
 
         let mut hits: Vec<(usize, usize, crate::domain::signatures::LineMatch)> = Vec::new();
         self.matcher.scan(buf, |s, e, m| hits.push((s, e, m)));
@@ -360,10 +372,17 @@ impl Capture {
                 batch.otk_uploads.push(u);
             }
         }
-        let total_newlines = memchr::memchr_iter(b'\n', buf).count() as u64;
-        // A final line without newline (end of input) is still a line.
-        let unterminated = u64::from(!buf.is_empty() && !buf.ends_with(b"\n"));
-        self.lines = base_line + total_newlines + unterminated;
+        // Every record's time, for stalls; this also counts the lines.
+        let restarts: Vec<u64> = batch.access[access_before..]
+            .iter()
+            .filter(|a| a.delayed_restart)
+            .map(|a| a.line_no)
+            .collect();
+        let mut stalls = Vec::new();
+        self.lines = base_line + self.stalls.scan(buf, base_line, &restarts, &mut stalls);
+        for s in stalls {
+            batch.stalls.extend(self.stall_in_utc(s));
+        }
         if let Some(t) = last_record_time(buf) {
             self.last_record_at = Some(self.clock.to_utc(t));
         }
@@ -372,6 +391,21 @@ impl Capture {
             batch.first_at = batch.last_at;
         }
         Ok(())
+    }
+
+    /// A stall found on the log's clock, in UTC. `None` when the silence
+    /// was the wall clock jumping (daylight saving), not time passing.
+    fn stall_in_utc(&self, s: Stall) -> Option<ServerStall> {
+        let utc =
+            |ms| DateTime::from_timestamp_millis(ms).map(|t| self.clock.to_utc(t.naive_utc()));
+        let (from, to) = (utc(s.from_ms)?, utc(s.to_ms)?);
+        ((to - from).num_milliseconds() > self.stalls.threshold_ms()).then_some(ServerStall {
+            from,
+            to,
+            line_no: s.line_no,
+            burst: s.burst,
+            delayed_restart: s.delayed_restart,
+        })
     }
 
     /// Copies a client download into `client/` (redacted) and parses it.
@@ -688,5 +722,95 @@ mod tests {
             Some(("POST-7".to_string(), "D2".to_string()))
         );
         assert_eq!(otk_upload(b"Adding one_time_keys for device 'x'"), None);
+    }
+
+    fn capture(dir: &Path) -> Capture {
+        let journal = Journal::create(dir).unwrap_or_else(|e| panic!("journal: {e}"));
+        Capture::new(
+            journal,
+            Signatures::embedded(),
+            LogClock::utc(),
+            Vec::new(),
+            2_000,
+        )
+        .unwrap_or_else(|e| panic!("capture: {e}"))
+    }
+
+    fn record(t: &str, msg: &str) -> String {
+        format!("2026-06-30 18:00:{t} - synapse.x - 1 - INFO - GET-1 - {msg}\n")
+    }
+
+    #[test]
+    fn a_stall_whose_burst_spans_chunks_is_emitted_once_complete_or_at_the_end() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut c = capture(&tmp.path().join("j"));
+        let restart = "2026-06-30 18:00:06,100 - synapse.access.http.8008 - 521 - INFO - POST-9 - \
+            192.0.2.10 - 8008 - {@a:hs} Processed request: 0.004sec/0.000sec ru=(0.001sec, 0.000sec) \
+            db=(0.000sec/0.001sec/1) 2B 200 \"POST /_matrix/client/unstable/org.matrix.msc4140/\
+            delayed_events/syd_1/restart HTTP/1.1\" \"Mozilla/5.0\" [0 dbevts]\n";
+        let log = [
+            record("00,000", "before"),
+            record("06,000", "after"),
+            "  continuation line\n".to_string(),
+            restart.to_string(),
+            record("06,200", "burst"),
+        ]
+        .concat();
+        // Cut inside the restart line: the burst ends in the next chunk.
+        let cut = log.find("Processed").unwrap_or(0);
+        let b = c.server_chunk("server-log", &log.as_bytes()[..cut]);
+        assert_eq!(b.map(|b| b.stalls).ok(), Some(vec![]));
+        let b = c.server_chunk("server-log", &log.as_bytes()[cut..]);
+        assert_eq!(b.map(|b| b.stalls).ok(), Some(vec![]));
+        // Between input files the burst may go on in the next one.
+        let b = c.end_of_input("server-log", true);
+        assert_eq!(b.map(|b| b.stalls).ok(), Some(vec![]));
+        let b = c.end_of_input("server-log", false);
+        let stalls = b.map(|b| b.stalls).unwrap_or_default();
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .ok()
+        };
+        assert_eq!(
+            stalls
+                .iter()
+                .map(|s| (
+                    Some(s.from),
+                    Some(s.to),
+                    s.line_no,
+                    s.burst,
+                    s.delayed_restart
+                ))
+                .collect::<Vec<_>>(),
+            vec![(
+                at("2026-06-30T18:00:00Z"),
+                at("2026-06-30T18:00:06Z"),
+                2,
+                3,
+                true
+            )]
+        );
+        // A record past the window completes a stall without the end.
+        let b = c.server_chunk(
+            "server-log",
+            [
+                record("09,000", "x"),
+                record("09,010", "y"),
+                record("09,020", "z"),
+                record("10,500", "w"),
+            ]
+            .concat()
+            .as_bytes(),
+        );
+        let stalls = b.map(|b| b.stalls).unwrap_or_default();
+        assert_eq!(
+            stalls
+                .iter()
+                .map(|s| (s.line_no, s.burst))
+                .collect::<Vec<_>>(),
+            vec![(6, 3)]
+        );
+        assert_eq!(c.lines(), 9);
     }
 }

@@ -1117,6 +1117,86 @@ fn q4_insufficient_when_most_timeouts_fall_outside_the_logged_minutes() {
     );
 }
 
+/// Fast requests every 500 ms, a 6 s silence (19.5 s to 25.5 s), a burst
+/// of 8 records in 35 ms whose second is a delayed-event restart that took
+/// 4 ms, then fast requests again; or, not `stalled`, the same lines spread
+/// evenly over the same span. Line 41 is the first after the silence.
+fn stall_log(stalled: bool) -> Vec<String> {
+    let mut times: Vec<i64> = (0..40).map(|i| i * 500).collect();
+    times.extend((0..8).map(|k| 25_500 + k * 5));
+    times.extend((0..30).map(|j| 26_000 + j * 500));
+    if !stalled {
+        let (first, last, n) = (times[0], times[times.len() - 1], times.len() as i64);
+        times = (0..n)
+            .map(|i| first + i * (last - first) / (n - 1))
+            .collect();
+    }
+    times
+        .iter()
+        .enumerate()
+        .map(|(i, &ms)| match i {
+            41 => restart(ms, 900, 0.004),
+            _ => access(
+                ms,
+                100 + i as u32,
+                "PUT",
+                "/_matrix/client/v3/rooms/!call:lotus.example/send/m.room.message/t1",
+                200,
+                0.02,
+                BOB,
+            ),
+        })
+        .collect()
+}
+
+#[test]
+fn q4_homeserver_latency_when_the_homeserver_stalled_though_its_request_times_were_fast() {
+    // Both restarts were in flight during the silence (20–22 s, 23–25 s).
+    let timeouts = vec![restart_timed_out(22_000), restart_timed_out(25_000)];
+    let mut s = Scenario::new("q4-stall");
+    s.log = stall_log(true);
+    s.diag = timeouts.clone();
+    let o = s.run();
+    assert_eq!(o.answer("Q4"), "homeserver-latency", "{}", o.verdicts);
+    let summary = o.summary("Q4");
+    assert!(
+        summary.contains("2 of 2")
+            && summary.contains(
+                "including 2 during homeserver stalls (log silent ≥ 6.0 s while requests were outstanding)"
+            ),
+        "{summary}"
+    );
+    o.cites("Q4", "client/", "Restart delayed event timed out");
+    o.cites("Q4", "server/homeserver.log:41", "2026-06-30 18:00:25,500");
+    assert!(
+        o.report.contains(
+            "| 2026-06-30T18:00:19.500Z | 2026-06-30T18:00:25.500Z | 6.0 s | 10 | yes | `server/homeserver.log:41` |"
+        ),
+        "{}",
+        o.report
+    );
+    let timeline = std::fs::read_to_string(o.bundle.join("timeline.jsonl")).unwrap();
+    let stalls: Vec<Value> = timeline
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["kind"] == "stall")
+        .collect();
+    assert_eq!(stalls.len(), 1, "{timeline}");
+    assert_eq!(stalls[0]["ref"], "server/homeserver.log:41");
+    assert_eq!(stalls[0]["silence_ms"], 6_000);
+    assert_eq!(stalls[0]["delayed_restart_in_burst"], true);
+
+    // The same lines without the silence: request times were fast, so the
+    // timeouts are the client's.
+    let mut s = Scenario::new("q4-no-stall");
+    s.log = stall_log(false);
+    s.diag = timeouts;
+    let o = s.run();
+    assert_eq!(o.answer("Q4"), "client-retry", "{}", o.verdicts);
+    assert!(!o.summary("Q4").contains("stall"), "{}", o.summary("Q4"));
+    assert!(o.report.contains("No stalls seen."), "{}", o.report);
+}
+
 #[test]
 fn basis_references_that_do_not_resolve_are_caught() {
     let tmp = tempfile::tempdir().unwrap();

@@ -61,7 +61,38 @@ pub struct ServerBatch {
     /// `Adding one_time_keys … for device 'D' for user 'U'` lines: whose
     /// keys/upload each request id is, so a conflict can be attributed.
     pub otk_uploads: Vec<OtkUpload>,
+    /// Homeserver stalls completed by this batch (one may have begun in an
+    /// earlier batch: its burst is counted across them).
+    pub stalls: Vec<ServerStall>,
     pub redactions: u64,
+}
+
+/// The server log was silent for longer than the restart timeout, then
+/// resumed with a burst: the homeserver stalled, which its request times do
+/// not show (see [`crate::domain::stall`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerStall {
+    /// The last record before the silence.
+    pub from: DateTime<Utc>,
+    /// The first record after it.
+    pub to: DateTime<Utc>,
+    /// 1-based line number in `server/homeserver.log` of that first record.
+    pub line_no: u64,
+    /// Records within 1 s of `to`, the first included.
+    pub burst: u32,
+    /// The burst holds a delayed-event restart access line.
+    pub delayed_restart: bool,
+}
+
+impl ServerStall {
+    pub fn silence_ms(&self) -> i64 {
+        (self.to - self.from).num_milliseconds()
+    }
+
+    /// `server/homeserver.log:N` of the first record after the silence.
+    pub fn evidence(&self) -> String {
+        format!("server/homeserver.log:{}", self.line_no)
+    }
 }
 
 /// Who a `keys/upload` request belongs to (`synapse.handlers.e2e_keys`

@@ -12,7 +12,7 @@ use crate::domain::Ke;
 use crate::sources::{DbPoll, Row, SourceStatus};
 use checklist::{AutoCheck, Checklist};
 use chrono::{DateTime, Utc};
-use event::{ClientArtifact, ClientEntry, Command, Event};
+use event::{ClientArtifact, ClientEntry, Command, Event, ServerStall};
 use serde::Serialize;
 use stats::{MinuteLatency, Occurrences};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -21,6 +21,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 pub const PANE_CAPACITY: usize = 2000;
 /// Evidence references kept per kind (the bundle has the rest).
 const EVIDENCE_CAP: usize = 200;
+/// Homeserver stalls kept, so memory stays flat on a server whose log is
+/// often silent; later ones are counted but neither listed nor weighed by Q4.
+const STALL_CAP: usize = 1000;
 
 /// What the loop must do on the App's behalf.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +219,10 @@ pub struct App {
     pub timeouts: Vec<Timeout>,
     pub latency: BTreeMap<i64, MinuteLatency>,
     pub access_lines: u64,
+    /// Homeserver stalls, the first [`STALL_CAP`] of them.
+    pub stalls: Vec<ServerStall>,
+    /// Stalls seen, kept or not.
+    pub stalls_seen: u64,
     /// Evidence of to-device traffic for our device (server side).
     pub to_device_for_us: Vec<EvidenceRef>,
     pub to_device_for_us_count: u64,
@@ -267,6 +274,8 @@ impl App {
             timeouts: Vec::new(),
             latency: BTreeMap::new(),
             access_lines: 0,
+            stalls: Vec::new(),
+            stalls_seen: 0,
             to_device_for_us: Vec::new(),
             to_device_for_us_count: 0,
             to_device_traces: 0,

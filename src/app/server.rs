@@ -2,9 +2,9 @@
 //! sendToDevice), Synapse's to-device tracing, and whose keys/upload each
 //! request is, so OTK conflicts are attributed to the right device.
 
-use super::event::{self, AccessSample, ServerHit};
+use super::event::{self, AccessSample, ServerHit, ServerStall};
 use super::stats::minute_of;
-use super::{App, EVIDENCE_CAP, EvidenceRef, PANE_CAPACITY, PaneLine, Timeout};
+use super::{App, EVIDENCE_CAP, EvidenceRef, PANE_CAPACITY, PaneLine, STALL_CAP, Timeout};
 use crate::domain::Ke;
 
 /// Recent keys/upload request owners kept for attributing conflicts.
@@ -66,6 +66,30 @@ impl App {
             } else if self.to_device_other.len() < 5 {
                 self.to_device_other.push(r);
             }
+        }
+        for s in batch.stalls {
+            self.on_stall(s);
+        }
+    }
+
+    /// A stall goes to the status line and is kept for Q4, the timeline
+    /// and the report.
+    fn on_stall(&mut self, s: ServerStall) {
+        self.stalls_seen += 1;
+        let text = format!(
+            "homeserver stall: log silent {:.1} s, then {} records within 1 s{} ({})",
+            s.silence_ms() as f64 / 1000.0,
+            s.burst,
+            if s.delayed_restart {
+                ", a delayed-event restart among them"
+            } else {
+                ""
+            },
+            s.evidence()
+        );
+        self.note(s.to, "server-log", text);
+        if self.stalls.len() < STALL_CAP {
+            self.stalls.push(s);
         }
     }
 
@@ -177,7 +201,39 @@ fn names_recipient(text: &str, user: Option<&str>, device: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::names_recipient;
+    use crate::app::event::{Event, ServerBatch, ServerStall};
+    use crate::app::{App, STALL_CAP, Subject};
+    use chrono::DateTime;
+
+    #[test]
+    fn stalls_are_noted_and_kept_up_to_the_cap() {
+        let mut app = App::new(Subject::default(), 2000);
+        let at = |s| DateTime::from_timestamp(1_782_842_400 + s, 0).unwrap();
+        let stalls = (0..STALL_CAP as i64 + 5)
+            .map(|i| ServerStall {
+                from: at(10 * i),
+                to: at(10 * i + 6),
+                line_no: 1 + i as u64,
+                burst: 4,
+                delayed_restart: i == 0,
+            })
+            .collect();
+        app.update(Event::Server(Box::new(ServerBatch {
+            stalls,
+            ..Default::default()
+        })));
+        assert_eq!(app.stalls.len(), STALL_CAP);
+        assert_eq!(app.stalls_seen, STALL_CAP as u64 + 5);
+        assert!(app.stalls[0].delayed_restart);
+        let (when, source, text) = app.notes.back().unwrap();
+        assert_eq!((*when, source.as_str()), (at(10 * 1004 + 6), "server-log"));
+        assert_eq!(
+            text,
+            "homeserver stall: log silent 6.0 s, then 4 records within 1 s (server/homeserver.log:1005)"
+        );
+    }
 
     #[test]
     fn to_device_traces_name_whole_recipients() {

@@ -71,8 +71,14 @@ pub fn recover(
     let journal = Journal::create(&new_dir)
         .map_err(|e| UsageError(format!("cannot write to --out '{}': {e}", out.display())))?;
     let clock = LogClock::new(&tz).unwrap_or_else(|_| LogClock::utc());
-    let mut capture = Capture::new(journal, Signatures::embedded(), clock, Vec::new())
-        .map_err(|e| anyhow::anyhow!("signatures: {e}"))?;
+    let mut capture = Capture::new(
+        journal,
+        Signatures::embedded(),
+        clock,
+        Vec::new(),
+        restart_timeout_ms,
+    )
+    .map_err(|e| anyhow::anyhow!("signatures: {e}"))?;
     let mut app = App::new(subject, restart_timeout_ms);
 
     for e in entries {

@@ -239,6 +239,7 @@ pub fn render(
             );
         }
     }
+    stalls(app, &mut r);
 
     let _ = writeln!(r, "\n## Fault markers\n");
     let markers: Vec<_> = app.live_markers().collect();
@@ -392,6 +393,44 @@ fn series(s: &[(DateTime<Utc>, i64)]) -> String {
         }
     }
     out.join(", ")
+}
+
+/// Homeserver stalls, next to the latency table: request times do not
+/// show them.
+fn stalls(app: &App, r: &mut String) {
+    let _ = writeln!(
+        r,
+        "\nStalls: the log silent for longer than the restart timeout, then at least 3 records within 1 s. Synapse times a request from when it has read it, so a stalled process shows healthy request times while clients time out.\n"
+    );
+    if app.stalls.is_empty() {
+        let _ = writeln!(r, "No stalls seen.");
+        return;
+    }
+    let _ = writeln!(
+        r,
+        "| silent from | resumed | silence | burst | restart in burst | evidence |"
+    );
+    let _ = writeln!(r, "|---|---|---:|---:|---|---|");
+    for s in app.stalls.iter().take(50) {
+        let _ = writeln!(
+            r,
+            "| {} | {} | {:.1} s | {} | {} | `{}` |",
+            rfc3339(s.from),
+            rfc3339(s.to),
+            s.silence_ms() as f64 / 1000.0,
+            s.burst,
+            if s.delayed_restart { "yes" } else { "no" },
+            s.evidence()
+        );
+    }
+    if app.stalls_seen > 50 {
+        let _ = writeln!(
+            r,
+            "\n… and {} more; `timeline.jsonl` lists {} of them.",
+            app.stalls_seen - 50,
+            app.stalls.len().saturating_sub(50)
+        );
+    }
 }
 
 /// The runbook's branch (§2) an answer stands for; none when the question

@@ -144,6 +144,20 @@ pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<Value> {
             );
         }
     }
+    for s in &app.stalls {
+        push(
+            s.from,
+            "server",
+            "stall",
+            json!({
+                "ref": s.evidence(),
+                "silence_ms": s.silence_ms(),
+                "resumed_at": rfc3339(s.to),
+                "burst": s.burst,
+                "delayed_restart_in_burst": s.delayed_restart,
+            }),
+        );
+    }
     for (m, l) in &app.latency {
         push(
             minute_start(*m),

@@ -6,6 +6,7 @@ pub mod har;
 pub mod ke;
 pub mod redact;
 pub mod signatures;
+pub mod stall;
 pub mod synapse_log;
 
 pub use ke::{Ke, KeSet, PerKe};

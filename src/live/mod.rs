@@ -113,14 +113,14 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
             opts.out.display()
         ))
     })?;
-    let mut capture = Capture::new(journal, sigs, logclock, cfg.call.event_ids.clone())
-        .map_err(|e| UsageError(format!("signatures: {e}")))?;
     let restart = cfg
         .analysis
         .restart_timeout
         .as_duration()
         .as_millis()
         .min(u32::MAX as u128) as u32;
+    let mut capture = Capture::new(journal, sigs, logclock, cfg.call.event_ids.clone(), restart)
+        .map_err(|e| UsageError(format!("signatures: {e}")))?;
     let app = App::new(subject.clone(), restart);
 
     let (clock, replay) = match &opts.mode {

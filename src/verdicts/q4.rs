@@ -1,8 +1,10 @@
 //! Q4: are the delayed-event timeouts homeserver latency?
 
 use super::{INSUFFICIENT, Verdict};
+use crate::app::event::ServerStall;
 use crate::app::stats::minute_of;
 use crate::app::{App, Timeout};
+use crate::domain::stall::BURST_WINDOW_MS;
 
 /// How far apart (ms) a client timeout's request start and a server restart
 /// request's start may be and still be the same request: under half the
@@ -12,8 +14,8 @@ const MATCH_SLACK_MS: i64 = 2_500;
 /// One timeout as Q4 classifies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Latency {
-    /// In a minute whose p99 is at or above the timeout, or its restart
-    /// request took that long.
+    /// In a minute whose p99 is at or above the timeout, its restart
+    /// request took that long, or the homeserver stalled while it waited.
     Slow,
     /// In a minute with access lines and a p99 below the timeout.
     Fast,
@@ -21,11 +23,44 @@ enum Latency {
     Unknown,
 }
 
+/// A classified timeout with the references it rests on.
+#[derive(Debug, Clone, PartialEq)]
+struct Classified {
+    latency: Latency,
+    evidence: Vec<String>,
+    /// Slow because the homeserver stalled: the stall's silence in ms.
+    stall_ms: Option<i64>,
+}
+
+impl Classified {
+    fn new(latency: Latency, evidence: Vec<String>) -> Classified {
+        Classified {
+            latency,
+            evidence,
+            stall_ms: None,
+        }
+    }
+
+    fn stalled(evidence: Vec<String>, stall: &ServerStall) -> Classified {
+        Classified {
+            latency: Latency::Slow,
+            evidence,
+            stall_ms: Some(stall.silence_ms()),
+        }
+    }
+}
+
 /// Classifies every timeout. A client timeout and the server restart
 /// request it gave up on are one timeout, not two: pairs whose request
 /// starts lie within [`MATCH_SLACK_MS`] are matched nearest first, each
-/// request to at most one timeout. Returns `(class, evidence)` per timeout.
-fn classify_timeouts(app: &App) -> Vec<(Latency, Vec<String>)> {
+/// request to at most one timeout.
+///
+/// Synapse times a request from when it has read it, so a stall shows no
+/// slow request: a client timeout whose request was in flight during a
+/// stall's silence is slow. A stall no client timeout fell in, whose burst
+/// holds a restart request, is a timeout of its own (the restart waited
+/// out the silence), unless a slow restart already counted ends in it.
+fn classify_timeouts(app: &App) -> Vec<Classified> {
     let timeout = i64::from(app.restart_timeout_ms);
     let client: Vec<&Timeout> = app
         .timeouts
@@ -56,12 +91,31 @@ fn classify_timeouts(app: &App) -> Vec<(Latency, Vec<String>)> {
             server_used[si] = true;
         }
     }
+    // In flight from `at - timeout` to `at`, during the silence.
+    let in_stall = |c: &Timeout| {
+        let (start, end) = (started(c), c.at.timestamp_millis());
+        app.stalls
+            .iter()
+            .position(|s| start < s.to.timestamp_millis() && end > s.from.timestamp_millis())
+    };
+    let mut stall_used = vec![false; app.stalls.len()];
     let mut out = Vec::new();
     for (c, m) in client.iter().zip(&client_match) {
+        let stall = in_stall(c);
+        if let Some(i) = stall {
+            stall_used[i] = true;
+        }
         if let Some(si) = m {
-            out.push((
+            out.push(Classified::new(
                 Latency::Slow,
                 vec![c.evidence.0.clone(), server[*si].evidence.0.clone()],
+            ));
+            continue;
+        }
+        if let Some(st) = stall.map(|i| &app.stalls[i]) {
+            out.push(Classified::stalled(
+                vec![c.evidence.0.clone(), st.evidence()],
+                st,
             ));
             continue;
         }
@@ -70,44 +124,75 @@ fn classify_timeouts(app: &App) -> Vec<(Latency, Vec<String>)> {
             Some(l) if l.p99_at_or_above_timeout() => Latency::Slow,
             Some(_) => Latency::Fast,
         };
-        out.push((class, vec![c.evidence.0.clone()]));
+        out.push(Classified::new(class, vec![c.evidence.0.clone()]));
     }
     // Unmatched slow restarts are timeouts of their own (they took at least
     // the timeout by construction).
     for (s, _) in server.iter().zip(&server_used).filter(|(_, used)| !**used) {
-        out.push((Latency::Slow, vec![s.evidence.0.clone()]));
+        out.push(Classified::new(Latency::Slow, vec![s.evidence.0.clone()]));
+    }
+    let in_burst = |st: &ServerStall, t: &Timeout| {
+        let d = (t.at - st.to).num_milliseconds();
+        (0..=BURST_WINDOW_MS).contains(&d)
+    };
+    for (st, _) in app
+        .stalls
+        .iter()
+        .zip(&stall_used)
+        .filter(|(_, used)| !**used)
+    {
+        if st.delayed_restart && !server.iter().any(|t| in_burst(st, t)) {
+            out.push(Classified::stalled(vec![st.evidence()], st));
+        }
     }
     out
 }
 
+/// `, including N during homeserver stalls (…)` when stalls made any
+/// timeout slow, else nothing.
+fn stall_clause(classified: &[Classified]) -> String {
+    let silences: Vec<i64> = classified.iter().filter_map(|c| c.stall_ms).collect();
+    match silences.iter().min() {
+        // Tenths of a second, rounded down: "≥" stays true.
+        Some(min) => format!(
+            ", including {} during homeserver stalls (log silent ≥ {:.1} s while requests were outstanding)",
+            silences.len(),
+            (min / 100) as f64 / 10.0
+        ),
+        None => String::new(),
+    }
+}
+
 pub(super) fn q4(app: &App) -> Verdict {
     let timeout = app.restart_timeout_ms;
-    if app.timeouts.is_empty() {
+    let classified = classify_timeouts(app);
+    if classified.is_empty() {
         return Verdict {
             answer: INSUFFICIENT,
             summary:
-                "No delayed-event timeout was seen (client KE-4 timeouts or slow restart requests)."
+                "No delayed-event timeout was seen (client KE-4 timeouts, slow restart requests or restarts held up by a homeserver stall)."
                     .into(),
             basis: Vec::new(),
         };
     }
-    let classified = classify_timeouts(app);
     let total = classified.len();
-    let count = |c: Latency| classified.iter().filter(|(x, _)| *x == c).count();
+    let count = |c: Latency| classified.iter().filter(|x| x.latency == c).count();
     let (slow, fast, unknown) = (
         count(Latency::Slow),
         count(Latency::Fast),
         count(Latency::Unknown),
     );
+    let stalls = stall_clause(&classified);
     let cite = |c: Latency| -> Vec<String> {
         classified
             .iter()
-            .filter(|(x, _)| *x == c)
-            .flat_map(|(_, r)| r.iter().cloned())
+            .filter(|x| x.latency == c)
+            .flat_map(|x| x.evidence.iter().cloned())
             .take(6)
             .collect()
     };
-    if app.latency.is_empty() {
+    // Without access lines only a stall can say anything.
+    if app.latency.is_empty() && stalls.is_empty() {
         return Verdict {
             answer: INSUFFICIENT,
             summary: format!(
@@ -120,7 +205,7 @@ pub(super) fn q4(app: &App) -> Verdict {
         Verdict {
             answer: "homeserver-latency",
             summary: format!(
-                "{slow} of {total} delayed-event timeouts fall in minutes where the homeserver's p99 (excluding /sync) was at or above {timeout} ms or match a restart request that took that long."
+                "{slow} of {total} delayed-event timeouts fall in minutes where the homeserver's p99 (excluding /sync) was at or above {timeout} ms or match a restart request that took that long{stalls}."
             ),
             basis: cite(Latency::Slow),
         }
@@ -128,7 +213,7 @@ pub(super) fn q4(app: &App) -> Verdict {
         Verdict {
             answer: "client-retry",
             summary: format!(
-                "Only {slow} of {total} delayed-event timeouts fall in minutes of homeserver latency at or above {timeout} ms{}: suspect the client's MembershipManager retries.",
+                "Only {slow} of {total} delayed-event timeouts fall in minutes of homeserver latency at or above {timeout} ms{stalls}{}: suspect the client's MembershipManager retries.",
                 if unknown > 0 {
                     format!(" ({unknown} in minutes without access lines)")
                 } else {
@@ -144,7 +229,7 @@ pub(super) fn q4(app: &App) -> Verdict {
         Verdict {
             answer: INSUFFICIENT,
             summary: format!(
-                "Of {total} delayed-event timeouts {slow} fall in slow minutes and {fast} in fast ones, but {unknown} fall in minutes the server log has no access lines for, which could tip the answer either way."
+                "Of {total} delayed-event timeouts {slow} fall in slow minutes{stalls} and {fast} in fast ones, but {unknown} fall in minutes the server log has no access lines for, which could tip the answer either way."
             ),
             basis,
         }
@@ -191,6 +276,16 @@ mod tests {
         });
     }
 
+    fn stall(app: &mut App, from_ms: i64, to_ms: i64, line: u64, restart: bool) {
+        app.stalls.push(ServerStall {
+            from: at(from_ms),
+            to: at(to_ms),
+            line_no: line,
+            burst: 5,
+            delayed_restart: restart,
+        });
+    }
+
     /// `n` requests in the minute of `ms`, `slow` of them at 3 s.
     fn minute(app: &mut App, ms: i64, n: u32, slow: u32) {
         let l = app.latency.entry(minute_of(at(ms))).or_default();
@@ -213,7 +308,7 @@ mod tests {
         assert_eq!(c.len(), 3, "{c:?}");
         assert_eq!(
             c[0],
-            (
+            Classified::new(
                 Latency::Slow,
                 vec![
                     "client/d.json#entries[0]".to_string(),
@@ -221,10 +316,10 @@ mod tests {
                 ]
             )
         );
-        assert_eq!(c[1].0, Latency::Fast);
+        assert_eq!(c[1].latency, Latency::Fast);
         assert_eq!(
             c[2],
-            (Latency::Slow, vec!["server/homeserver.log:9".to_string()])
+            Classified::new(Latency::Slow, vec!["server/homeserver.log:9".to_string()])
         );
         // 2 of 3 slow.
         assert_eq!(q4(&a).answer, "homeserver-latency");
@@ -239,8 +334,8 @@ mod tests {
         server(&mut a, 10_400 + 500, 2_500, 3);
         let c = classify_timeouts(&a);
         assert_eq!(c.len(), 2);
-        assert_eq!(c[0].0, Latency::Fast, "{c:?}");
-        assert_eq!(c[1].0, Latency::Slow, "{c:?}");
+        assert_eq!(c[0].latency, Latency::Fast, "{c:?}");
+        assert_eq!(c[1].latency, Latency::Slow, "{c:?}");
     }
 
     #[test]
@@ -261,5 +356,123 @@ mod tests {
         client(&mut a, 700_000, 3);
         // 2 slow of 4.
         assert_eq!(q4(&a).answer, "homeserver-latency");
+    }
+
+    #[test]
+    fn a_client_timeout_in_flight_during_a_stall_is_slow_though_its_minute_is_fast() {
+        let mut a = app();
+        minute(&mut a, 0, 300, 0);
+        // Silent from 5 s to 11 s; the request ran from 8 s to 10 s.
+        stall(&mut a, 5_000, 11_000, 40, false);
+        client(&mut a, 10_000, 0);
+        client(&mut a, 30_000, 1);
+        let c = classify_timeouts(&a);
+        assert_eq!(
+            c[0],
+            Classified {
+                latency: Latency::Slow,
+                evidence: vec![
+                    "client/d.json#entries[0]".to_string(),
+                    "server/homeserver.log:40".to_string()
+                ],
+                stall_ms: Some(6_000),
+            }
+        );
+        assert_eq!(
+            c[1],
+            Classified::new(Latency::Fast, vec!["client/d.json#entries[1]".into()])
+        );
+        assert_eq!(c.len(), 2);
+        let v = q4(&a);
+        assert_eq!(v.answer, "homeserver-latency", "{v:?}");
+        assert!(
+            v.summary.contains(
+                "1 of 2 delayed-event timeouts fall in minutes where the homeserver's p99"
+            ) && v.summary.contains(
+                "including 1 during homeserver stalls (log silent ≥ 6.0 s while requests were outstanding)"
+            ),
+            "{}",
+            v.summary
+        );
+        assert_eq!(
+            v.basis,
+            vec!["client/d.json#entries[0]", "server/homeserver.log:40"]
+        );
+    }
+
+    #[test]
+    fn a_stall_no_timeout_was_in_flight_during_changes_nothing() {
+        let mut a = app();
+        minute(&mut a, 0, 300, 0);
+        client(&mut a, 10_000, 0);
+        client(&mut a, 30_000, 1);
+        let before = (classify_timeouts(&a), q4(&a));
+        // Ends before the first request starts (8 s); starts as the second
+        // one gives up (30 s): neither was in flight during the silence.
+        stall(&mut a, 2_000, 8_000, 12, false);
+        stall(&mut a, 30_000, 36_000, 50, false);
+        assert_eq!((classify_timeouts(&a), q4(&a)), before);
+        assert_eq!(before.1.answer, "client-retry");
+        assert!(!before.1.summary.contains("stall"), "{}", before.1.summary);
+    }
+
+    #[test]
+    fn a_stall_with_a_restart_in_its_burst_is_a_timeout_of_its_own() {
+        let mut a = app();
+        minute(&mut a, 0, 300, 0);
+        stall(&mut a, 20_000, 26_000, 77, true);
+        let c = classify_timeouts(&a);
+        assert_eq!(
+            c,
+            vec![Classified {
+                latency: Latency::Slow,
+                evidence: vec!["server/homeserver.log:77".into()],
+                stall_ms: Some(6_000),
+            }]
+        );
+        let v = q4(&a);
+        assert_eq!(v.answer, "homeserver-latency", "{v:?}");
+        assert!(
+            v.summary.contains("1 of 1")
+                && v.summary.contains("including 1 during homeserver stalls")
+        );
+        // A client timeout in flight during it is that timeout: one, not two.
+        client(&mut a, 21_000, 0);
+        let c = classify_timeouts(&a);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            c[0].evidence,
+            vec!["client/d.json#entries[0]", "server/homeserver.log:77"]
+        );
+        // So is a slow restart request that ends in its burst.
+        let mut a = app();
+        minute(&mut a, 0, 300, 0);
+        stall(&mut a, 20_000, 26_000, 77, true);
+        server(&mut a, 26_300, 6_200, 80);
+        let c = classify_timeouts(&a);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].evidence, vec!["server/homeserver.log:80"]);
+        // Without a restart in its burst, a stall alone is no timeout.
+        let mut a = app();
+        minute(&mut a, 0, 300, 0);
+        stall(&mut a, 20_000, 26_000, 77, false);
+        assert_eq!(classify_timeouts(&a), vec![]);
+        assert_eq!(q4(&a).answer, INSUFFICIENT);
+    }
+
+    #[test]
+    fn a_stall_decides_even_without_access_lines() {
+        let mut a = app();
+        client(&mut a, 10_000, 0);
+        client(&mut a, 40_000, 1);
+        // No access lines, no stall: nothing to measure with.
+        let v = q4(&a);
+        assert_eq!(v.answer, INSUFFICIENT);
+        assert!(v.summary.contains("no access lines"), "{}", v.summary);
+        stall(&mut a, 7_000, 13_500, 9, false);
+        let v = q4(&a);
+        // One slow, one unknown of two: half are slow.
+        assert_eq!(v.answer, "homeserver-latency", "{v:?}");
+        assert!(v.summary.contains("log silent ≥ 6.5 s"), "{}", v.summary);
     }
 }
