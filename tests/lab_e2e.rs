@@ -34,7 +34,7 @@ impl Lab {
             .prefix("callcap-lab-test-")
             .tempdir_in("/tmp")
             .unwrap();
-        let mut child = Command::new("python3")
+        let child = Command::new("python3")
             .arg(repo().join("scripts/lab"))
             .arg("--dir")
             .arg(dir.path())
@@ -43,7 +43,13 @@ impl Lab {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("python3 scripts/lab");
-        let stdout = child.stdout.take().unwrap();
+        // From here on, a failure stops the lab (Drop).
+        let mut lab = Lab {
+            child,
+            dir,
+            info: Value::Null,
+        };
+        let stdout = lab.child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         // Creating the virtualenv the first time takes a while.
         let start = Instant::now();
@@ -54,16 +60,17 @@ impl Lab {
                 _ => panic!(
                     "scripts/lab ended before it was ready ({:?}; status {:?})",
                     start.elapsed(),
-                    child.try_wait()
+                    lab.child.try_wait()
                 ),
             }
         }
         // Keep draining its stdout so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let info: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("lab.json")).unwrap())
-                .unwrap();
-        Lab { child, dir, info }
+        lab.info = serde_json::from_str(
+            &std::fs::read_to_string(lab.dir.path().join("lab.json")).unwrap(),
+        )
+        .unwrap();
+        lab
     }
 
     fn s(&self, path: &[&str]) -> String {
@@ -153,7 +160,7 @@ fn journal_log(out: &Path) -> String {
 
 /// `callcap live --headless` on the lab's config, writing under `out`;
 /// returns once the log is followed over SSH and the database was read.
-fn start_callcap(lab: &Lab, out: &Path, label: &str) -> Child {
+fn start_callcap(lab: &Lab, out: &Path, label: &str) -> Callcap {
     let child = Command::new(bin())
         .args(["live", "--headless", "--label", label, "--config"])
         .arg(lab.s(&["config"]))
@@ -164,6 +171,7 @@ fn start_callcap(lab: &Lab, out: &Path, label: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let child = Callcap(Some(child));
     wait_until(
         "the log over SSH and the database through the tunnel",
         Duration::from_secs(60),
@@ -176,8 +184,21 @@ fn start_callcap(lab: &Lab, out: &Path, label: &str) -> Child {
     child
 }
 
+/// A running `callcap live`, killed if the test fails before it is stopped.
+struct Callcap(Option<Child>);
+
+impl Drop for Callcap {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// SIGTERM, then the bundle the last stdout line names.
-fn stop_callcap(child: Child) -> PathBuf {
+fn stop_callcap(mut cc: Callcap) -> PathBuf {
+    let child = cc.0.take().unwrap();
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -382,4 +403,19 @@ fn a_real_synapse_call_through_the_whole_fault_chain() {
     assert_eq!(answer, "homeserver-latency", "Q4: {summary}");
     assert!(summary.contains("stall"), "{summary}");
     assert_basis_resolves(&bundle);
+
+    // Stopping the lab stops everything it started.
+    let pid = lab.s(&["synapse", "pid"]);
+    let ports = [lab.s(&["ssh", "port"]), lab.s(&["postgres", "port"])];
+    drop(lab);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "Synapse (pid {pid}) outlived the lab"
+    );
+    for port in ports {
+        assert!(
+            std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
+            "something still listens on 127.0.0.1:{port}"
+        );
+    }
 }
