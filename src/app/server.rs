@@ -77,13 +77,15 @@ impl App {
     fn on_stall(&mut self, s: ServerStall) {
         self.stalls_seen += 1;
         let text = format!(
-            "homeserver stall: log silent {:.1} s, then {} records within 1 s{} ({})",
+            "server log silent {:.1} s, then {} records within 1 s: {} ({})",
             s.silence_ms() as f64 / 1000.0,
             s.burst,
+            // An idle homeserver's log can be silent too; a restart that
+            // waited through the silence says it was not idle.
             if s.delayed_restart {
-                ", a delayed-event restart among them"
+                "the homeserver stalled, a delayed-event restart waited"
             } else {
-                ""
+                "a stall if requests were waiting"
             },
             s.evidence()
         );
@@ -231,7 +233,7 @@ mod tests {
         assert_eq!((*when, source.as_str()), (at(10 * 1004 + 6), "server-log"));
         assert_eq!(
             text,
-            "homeserver stall: log silent 6.0 s, then 4 records within 1 s (server/homeserver.log:1005)"
+            "server log silent 6.0 s, then 4 records within 1 s: a stall if requests were waiting (server/homeserver.log:1005)"
         );
     }
 
