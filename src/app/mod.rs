@@ -2,6 +2,8 @@
 //! [`Effect`]s. No IO, no clock reads, no terminal: time arrives on events.
 
 pub mod checklist;
+mod client;
+mod db;
 pub mod event;
 mod server;
 pub mod stats;
@@ -9,10 +11,10 @@ pub mod view;
 
 use crate::bundle::journal_entry::JournalEntry;
 use crate::domain::Ke;
-use crate::sources::{DbPoll, Row, SourceStatus};
+use crate::sources::{DbPoll, SourceStatus};
 use checklist::{AutoCheck, Checklist};
 use chrono::{DateTime, Utc};
-use event::{ClientArtifact, ClientEntry, Command, Event, ServerStall};
+use event::{ClientArtifact, Command, Event, ServerStall};
 use serde::Serialize;
 use stats::{MinuteLatency, Occurrences};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -444,131 +446,6 @@ impl App {
             || s.participants.iter().any(|p| p.split('/').any(hit))
     }
 
-    fn on_client(&mut self, artifact: ClientArtifact, fx: &mut Vec<Effect>) {
-        let at = artifact.arrived_at;
-        self.tick(at);
-        let mut new_ids = Vec::new();
-        for e in &artifact.entries {
-            self.on_client_entry(e);
-        }
-        for id in &artifact.ke3_event_ids {
-            let refs = self.ke3_ids.entry(id.clone()).or_insert_with(|| {
-                new_ids.push(id.clone());
-                Vec::new()
-            });
-            if let Some(e) = artifact
-                .entries
-                .iter()
-                .find(|e| e.message.contains(id.as_str()))
-                && refs.len() < 5
-            {
-                refs.push(EvidenceRef(format!(
-                    "client/{}#entries[{}]",
-                    e.file, e.index
-                )));
-            }
-        }
-        for c in &artifact.har_conflicts {
-            let key = format!("{}:{}", c.algorithm, c.key_id);
-            let info = self
-                .offending
-                .entry(key)
-                .or_insert_with(|| OffendingKeyInfo {
-                    algorithm: c.algorithm.clone(),
-                    key_id: c.key_id.clone(),
-                    first_at: c.at,
-                    ..Default::default()
-                });
-            if c.uploaded_key.is_some() {
-                // The request body is the authoritative "new" value.
-                info.uploaded_key = c.uploaded_key.clone();
-            }
-            if info.stored_key.is_none() {
-                info.stored_key = c.stored_key.clone();
-            }
-            info.sighting(EvidenceRef(format!(
-                "client/{}#log.entries[{}]",
-                artifact.file, c.entry_index
-            )));
-        }
-        let kind = match artifact.kind {
-            event::ArtifactKind::Diag => "diag report",
-            event::ArtifactKind::Har => "HAR",
-            event::ArtifactKind::Other => "file",
-        };
-        let evidence = format!("{kind} {}", artifact.file);
-        if artifact.kind != event::ArtifactKind::Other {
-            self.auto(AutoCheck::ClientArtifact, &evidence, at, fx);
-        }
-        if !new_ids.is_empty() {
-            let ev = new_ids.join(", ");
-            self.auto(AutoCheck::Ke3Ids, &ev, at, fx);
-            fx.push(Effect::Ke3Ids(new_ids));
-        }
-        fx.push(Effect::Journal(JournalEntry::Client {
-            at,
-            artifact: Box::new(artifact.clone()),
-        }));
-        self.artifacts.push(artifact);
-    }
-
-    fn on_client_entry(&mut self, e: &ClientEntry) {
-        let Some(ke) = e.ke else { return };
-        // The same entry in two overlapping reports counts once.
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            e.at.hash(&mut h);
-            e.level.hash(&mut h);
-            e.message.hash(&mut h);
-            h.finish()
-        };
-        if !self.seen_client.insert(key) {
-            return;
-        }
-        if let Some(t) = e.at {
-            self.widen(t);
-        }
-        let i = ke.index();
-        self.client[i].add(e.at, e.error);
-        let r = EvidenceRef(format!("client/{}#entries[{}]", e.file, e.index));
-        if ke == Ke::Ke1
-            && let Some(off) = crate::domain::har::parse_otk_conflict(&e.message)
-        {
-            self.record_conflict(&off, e.at, r.clone());
-        }
-        if self.client_errors.len() < 10 * EVIDENCE_CAP {
-            self.client_errors.push((ke, r.clone(), e.message.clone()));
-        }
-        if ke == Ke::Ke4
-            && is_client_timeout(&e.message)
-            && let Some(at) = e.at
-            && self.timeouts.len() < 10_000
-        {
-            self.timeouts.push(Timeout {
-                at,
-                origin: "client",
-                evidence: r,
-                took_ms: None,
-            });
-        }
-        let tracked = self.is_tracked(&e.message);
-        self.pane_pushed[i] += 1;
-        let pane = &mut self.panes[i];
-        pane.push_back(PaneLine {
-            line_no: 0,
-            ke_line_no: 0,
-            at: e.at,
-            text: format!("[client] {}", e.message),
-            error: e.error,
-            tracked,
-            origin: "client",
-        });
-        if pane.len() > PANE_CAPACITY {
-            pane.pop_front();
-        }
-    }
-
     fn on_status(
         &mut self,
         source: String,
@@ -595,51 +472,6 @@ impl App {
         entry.status = status.clone();
         entry.since = at;
         fx.push(Effect::Journal(JournalEntry::Status { at, source, status }));
-    }
-
-    fn on_db(&mut self, poll: DbPoll, fx: &mut Vec<Effect>) {
-        let at = poll.at;
-        self.tick(at);
-        self.db.polls += 1;
-        self.db.changes += poll.changes.len() as u64;
-        self.db.problems = poll.problems.clone();
-        if !poll.results.is_empty() {
-            self.db.last_ok_at = Some(at);
-            let device = self.subject.device_id.clone();
-            if let Some(rows) = poll.results.get("otk_counts") {
-                let n = rows
-                    .iter()
-                    .filter(|r| str_field(r, "algorithm") == Some("signed_curve25519"))
-                    .filter_map(|r| int_field(r, "count"))
-                    .sum();
-                self.db.otk_series.push((at, n));
-            }
-            if let Some(rows) = poll.results.get("device_inbox_pending") {
-                let n = rows
-                    .iter()
-                    .filter(|r| device.is_none() || str_field(r, "device_id") == device.as_deref())
-                    .filter(|r| {
-                        self.subject.user_id.is_none()
-                            || str_field(r, "user_id") == self.subject.user_id.as_deref()
-                    })
-                    .filter_map(|r| int_field(r, "pending"))
-                    .sum();
-                self.db.backlog_series.push((at, n));
-            }
-            self.auto(AutoCheck::Database, "database polled", at, fx);
-            if self.db.first.is_none() {
-                self.db.first = Some(poll.clone());
-            }
-        }
-        fx.push(Effect::Journal(JournalEntry::DbPoll {
-            at,
-            duration_ms: poll.duration_ms,
-            changes: poll.changes.clone(),
-            problems: poll.problems.clone(),
-        }));
-        if !poll.results.is_empty() {
-            self.db.last = Some(poll);
-        }
     }
 
     fn on_command(&mut self, cmd: Command, at: DateTime<Utc>, fx: &mut Vec<Effect>) {
@@ -841,49 +673,6 @@ impl App {
     pub fn client_counts(&self) -> [u64; 4] {
         [0, 1, 2, 3].map(|i| self.client[i].count)
     }
-}
-
-impl App {
-    /// Counts a `One time key … already exists` conflict under its key id,
-    /// keeping the stored and uploaded `key` values and a few references.
-    pub(crate) fn record_conflict(
-        &mut self,
-        off: &crate::domain::har::OffendingKey,
-        at: Option<DateTime<Utc>>,
-        evidence: EvidenceRef,
-    ) {
-        let info = self
-            .offending
-            .entry(format!("{}:{}", off.algorithm, off.key_id))
-            .or_insert_with(|| OffendingKeyInfo {
-                algorithm: off.algorithm.clone(),
-                key_id: off.key_id.clone(),
-                first_at: at,
-                ..Default::default()
-            });
-        if info.stored_key.is_none() {
-            info.stored_key = off.old_key.as_ref().and_then(crate::domain::har::key_of);
-        }
-        if info.uploaded_key.is_none() {
-            info.uploaded_key = off.new_key.as_ref().and_then(crate::domain::har::key_of);
-        }
-        info.sighting(evidence);
-    }
-}
-
-fn is_client_timeout(message: &str) -> bool {
-    message.contains("timed out") || message.contains("timeout")
-}
-
-fn str_field<'a>(row: &'a Row, key: &str) -> Option<&'a str> {
-    row.get(key).and_then(|v| v.as_str())
-}
-
-fn int_field(row: &Row, key: &str) -> Option<i64> {
-    row.get(key).and_then(|v| {
-        v.as_i64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-    })
 }
 
 #[cfg(test)]

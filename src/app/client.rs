@@ -1,0 +1,169 @@
+//! Client evidence into the App: diag reports and HAR files, their entries
+//! per KE, KE-3 event ids, client KE-4 timeouts, and one-time-key conflicts
+//! from any source.
+
+use super::checklist::AutoCheck;
+use super::event::{self, ClientArtifact, ClientEntry};
+use super::{
+    App, EVIDENCE_CAP, Effect, EvidenceRef, OffendingKeyInfo, PANE_CAPACITY, PaneLine, Timeout,
+};
+use crate::bundle::journal_entry::JournalEntry;
+use crate::domain::Ke;
+use chrono::{DateTime, Utc};
+
+impl App {
+    pub(super) fn on_client(&mut self, artifact: ClientArtifact, fx: &mut Vec<Effect>) {
+        let at = artifact.arrived_at;
+        self.tick(at);
+        let mut new_ids = Vec::new();
+        for e in &artifact.entries {
+            self.on_client_entry(e);
+        }
+        for id in &artifact.ke3_event_ids {
+            let refs = self.ke3_ids.entry(id.clone()).or_insert_with(|| {
+                new_ids.push(id.clone());
+                Vec::new()
+            });
+            if let Some(e) = artifact
+                .entries
+                .iter()
+                .find(|e| e.message.contains(id.as_str()))
+                && refs.len() < 5
+            {
+                refs.push(EvidenceRef(format!(
+                    "client/{}#entries[{}]",
+                    e.file, e.index
+                )));
+            }
+        }
+        for c in &artifact.har_conflicts {
+            let key = format!("{}:{}", c.algorithm, c.key_id);
+            let info = self
+                .offending
+                .entry(key)
+                .or_insert_with(|| OffendingKeyInfo {
+                    algorithm: c.algorithm.clone(),
+                    key_id: c.key_id.clone(),
+                    first_at: c.at,
+                    ..Default::default()
+                });
+            if c.uploaded_key.is_some() {
+                // The request body is the authoritative "new" value.
+                info.uploaded_key = c.uploaded_key.clone();
+            }
+            if info.stored_key.is_none() {
+                info.stored_key = c.stored_key.clone();
+            }
+            info.sighting(EvidenceRef(format!(
+                "client/{}#log.entries[{}]",
+                artifact.file, c.entry_index
+            )));
+        }
+        let kind = match artifact.kind {
+            event::ArtifactKind::Diag => "diag report",
+            event::ArtifactKind::Har => "HAR",
+            event::ArtifactKind::Other => "file",
+        };
+        let evidence = format!("{kind} {}", artifact.file);
+        if artifact.kind != event::ArtifactKind::Other {
+            self.auto(AutoCheck::ClientArtifact, &evidence, at, fx);
+        }
+        if !new_ids.is_empty() {
+            let ev = new_ids.join(", ");
+            self.auto(AutoCheck::Ke3Ids, &ev, at, fx);
+            fx.push(Effect::Ke3Ids(new_ids));
+        }
+        fx.push(Effect::Journal(JournalEntry::Client {
+            at,
+            artifact: Box::new(artifact.clone()),
+        }));
+        self.artifacts.push(artifact);
+    }
+
+    pub(super) fn on_client_entry(&mut self, e: &ClientEntry) {
+        let Some(ke) = e.ke else { return };
+        // The same entry in two overlapping reports counts once.
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            e.at.hash(&mut h);
+            e.level.hash(&mut h);
+            e.message.hash(&mut h);
+            h.finish()
+        };
+        if !self.seen_client.insert(key) {
+            return;
+        }
+        if let Some(t) = e.at {
+            self.widen(t);
+        }
+        let i = ke.index();
+        self.client[i].add(e.at, e.error);
+        let r = EvidenceRef(format!("client/{}#entries[{}]", e.file, e.index));
+        if ke == Ke::Ke1
+            && let Some(off) = crate::domain::har::parse_otk_conflict(&e.message)
+        {
+            self.record_conflict(&off, e.at, r.clone());
+        }
+        if self.client_errors.len() < 10 * EVIDENCE_CAP {
+            self.client_errors.push((ke, r.clone(), e.message.clone()));
+        }
+        if ke == Ke::Ke4
+            && is_client_timeout(&e.message)
+            && let Some(at) = e.at
+            && self.timeouts.len() < 10_000
+        {
+            self.timeouts.push(Timeout {
+                at,
+                origin: "client",
+                evidence: r,
+                took_ms: None,
+            });
+        }
+        let tracked = self.is_tracked(&e.message);
+        self.pane_pushed[i] += 1;
+        let pane = &mut self.panes[i];
+        pane.push_back(PaneLine {
+            line_no: 0,
+            ke_line_no: 0,
+            at: e.at,
+            text: format!("[client] {}", e.message),
+            error: e.error,
+            tracked,
+            origin: "client",
+        });
+        if pane.len() > PANE_CAPACITY {
+            pane.pop_front();
+        }
+    }
+
+    /// Counts a `One time key … already exists` conflict under its key id,
+    /// keeping the stored and uploaded `key` values and a few references.
+    pub(crate) fn record_conflict(
+        &mut self,
+        off: &crate::domain::har::OffendingKey,
+        at: Option<DateTime<Utc>>,
+        evidence: EvidenceRef,
+    ) {
+        let info = self
+            .offending
+            .entry(format!("{}:{}", off.algorithm, off.key_id))
+            .or_insert_with(|| OffendingKeyInfo {
+                algorithm: off.algorithm.clone(),
+                key_id: off.key_id.clone(),
+                first_at: at,
+                ..Default::default()
+            });
+        if info.stored_key.is_none() {
+            info.stored_key = off.old_key.as_ref().and_then(crate::domain::har::key_of);
+        }
+        if info.uploaded_key.is_none() {
+            info.uploaded_key = off.new_key.as_ref().and_then(crate::domain::har::key_of);
+        }
+        info.sighting(evidence);
+    }
+}
+
+fn is_client_timeout(message: &str) -> bool {
+    message.contains("timed out") || message.contains("timeout")
+}
