@@ -82,8 +82,9 @@ struct Pattern {
 
 #[derive(Debug)]
 enum Prefilter {
-    /// One search for every pattern's required literals.
-    Literals(AhoCorasick),
+    /// Every pattern has required literals: the literal search finds the
+    /// first interesting line.
+    Literals,
     /// Some pattern has no required literal: a combined regex (multi-line).
     Regex(Regex),
 }
@@ -92,9 +93,16 @@ enum Prefilter {
 struct Compiled {
     patterns: Vec<Pattern>,
     prefilter: Prefilter,
-    /// Literal search over one line, overlapping, for classification.
-    line_literals: Option<AhoCorasick>,
-    /// For each literal: (pattern index, the literal alone is a match).
+    /// Every pattern's required literals, leftmost-longest. Finds the first
+    /// interesting line in a buffer, then the literals on that line: a
+    /// search resumed one byte after each match start reports, at each
+    /// position, the longest literal there, and every shorter literal at
+    /// that position is a prefix of it (see `literal_owners`). That is what
+    /// an overlapping search would report, at the price of a few skipping
+    /// searches instead of a byte-by-byte automaton walk.
+    literals: Option<AhoCorasick>,
+    /// For each literal: (pattern index, the literal alone is a match), for
+    /// the literal itself and every literal that is a prefix of it.
     literal_owners: Vec<Vec<(usize, bool)>>,
     errors: [Option<RegexSet>; 4],
 }
@@ -149,7 +157,7 @@ impl Matcher {
 
     /// Classifies one physical line (no newline).
     pub fn match_line(&self, line: &[u8]) -> LineMatch {
-        self.compiled.classify(line)
+        self.compiled.classify(line, 0)
     }
 
     /// Calls `f(start, end, match)` for each line of `buf` (lines end with
@@ -161,16 +169,23 @@ impl Matcher {
         let len = buf.len();
         let mut pos = 0;
         while pos < len {
-            let hit = match &c.prefilter {
-                Prefilter::Literals(ac) => {
+            let hit = match (&c.prefilter, &c.literals) {
+                (Prefilter::Literals, Some(ac)) => {
                     ac.find(Input::new(buf).span(pos..len)).map(|m| m.start())
                 }
-                Prefilter::Regex(re) => re.find_at(buf, pos).map(|m| m.start()),
+                (Prefilter::Regex(re), _) => re.find_at(buf, pos).map(|m| m.start()),
+                (Prefilter::Literals, None) => None,
             };
             let Some(hit) = hit else { break };
             let start = memchr::memrchr(b'\n', &buf[pos..hit]).map_or(pos, |i| pos + i + 1);
             let end = memchr::memchr(b'\n', &buf[hit..]).map_or(len, |i| hit + i);
-            let m = c.classify(&buf[start..end]);
+            // With the literal prefilter no literal starts before `hit` on
+            // this line: the line's literals are searched from there on.
+            let from = match c.prefilter {
+                Prefilter::Literals => hit - start,
+                Prefilter::Regex(_) => 0,
+            };
+            let m = c.classify(&buf[start..end], from);
             if m.is_interesting() {
                 f(start, end, m);
             }
@@ -270,29 +285,42 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
         });
     }
 
-    let line_literals = if literals.is_empty() {
+    // A literal's owners include those of every literal that is a prefix
+    // of it: leftmost-longest reports only the longest literal at a
+    // position.
+    let literal_owners: Vec<Vec<(usize, bool)>> = literals
+        .iter()
+        .map(|lit| {
+            let mut owners: Vec<(usize, bool)> = Vec::new();
+            for (k, shorter) in literals.iter().enumerate() {
+                if lit.starts_with(shorter) {
+                    for &o in &literal_owners[k] {
+                        if !owners.contains(&o) {
+                            owners.push(o);
+                        }
+                    }
+                }
+            }
+            owners
+        })
+        .collect();
+    let literals_ac = if literals.is_empty() {
         None
     } else {
-        Some(
+        let build = |kind| {
             AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(kind)
                 .build(&literals)
+        };
+        Some(
+            build(Some(AhoCorasickKind::DFA))
+                .or_else(|_| build(None))
                 .map_err(|e| e.to_string())?,
         )
     };
     let prefilter = if all_have_literals {
-        Prefilter::Literals(
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostFirst)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&literals)
-                .or_else(|_| {
-                    AhoCorasick::builder()
-                        .match_kind(MatchKind::LeftmostFirst)
-                        .build(&literals)
-                })
-                .map_err(|e| e.to_string())?,
-        )
+        Prefilter::Literals
     } else {
         let alternation = sources
             .iter()
@@ -330,25 +358,31 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
     Ok(Compiled {
         patterns,
         prefilter,
-        line_literals,
+        literals: literals_ac,
         literal_owners,
         errors,
     })
 }
 
 impl Compiled {
-    fn classify(&self, line: &[u8]) -> LineMatch {
+    /// Classifies one line; no literal starts before `from`.
+    fn classify(&self, line: &[u8], from: usize) -> LineMatch {
         // Which patterns may match (a literal is present), and which surely do.
         let mut possible = 0u64;
         let mut certain = 0u64;
-        if let Some(ac) = &self.line_literals {
-            for m in ac.find_overlapping_iter(line) {
+        if let Some(ac) = &self.literals {
+            let mut at = from;
+            while at < line.len() {
+                let Some(m) = ac.find(Input::new(line).span(at..line.len())) else {
+                    break;
+                };
                 for &(p, exact) in &self.literal_owners[m.pattern().as_usize()] {
                     possible |= 1 << p;
                     if exact {
                         certain |= 1 << p;
                     }
                 }
+                at = m.start() + 1;
             }
         }
         let mut out = LineMatch::default();
