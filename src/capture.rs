@@ -14,7 +14,7 @@ use crate::domain::redact::Redactor;
 use crate::domain::signatures::{Matcher, Signatures};
 use crate::domain::stall::{Stall, StallDetector};
 use crate::domain::synapse_log::{
-    LogClock, parse_access_bytes, parse_record, parse_timestamp_prefix,
+    LogClock, parse_access_fields, parse_record, parse_timestamp_prefix,
 };
 use crate::domain::{Ke, KeSet};
 use chrono::{DateTime, Utc};
@@ -293,21 +293,24 @@ impl Capture {
             let mut access_text = None;
             if m.access
                 && let (Some(h), Some(at)) = (&head, at)
-                && let Some(a) = parse_access_bytes(h.message)
             {
-                let sample = access_sample(this_line, at, a);
-                // Only lines a pane shows need their display text.
-                access_text = (!m.kes.is_empty()).then(|| {
-                    format!(
-                        "{} {} {} {} {} ms",
-                        sample.requester.as_deref().unwrap_or("-"),
-                        sample.method,
-                        self.redactor.redact_str(&sample.path).0,
-                        sample.status,
-                        sample.processing_ms
-                    )
-                });
-                batch.access.push(sample);
+                // Borrowed unless the message is not UTF-8.
+                let message = String::from_utf8_lossy(h.message);
+                if let Some(a) = parse_access_fields(&message) {
+                    let sample = access_sample(this_line, at, &a);
+                    // Only lines a pane shows need their display text.
+                    access_text = (!m.kes.is_empty()).then(|| {
+                        format!(
+                            "{} {} {} {} {} ms",
+                            a.requester.unwrap_or("-"),
+                            a.method,
+                            self.redactor.redact_str(a.path).0,
+                            sample.status,
+                            sample.processing_ms
+                        )
+                    });
+                    batch.access.push(sample);
+                }
             }
             if m.kes.is_empty() {
                 continue;
@@ -659,30 +662,62 @@ fn is_long_poll_line(line: &[u8]) -> bool {
     FINDERS.iter().any(|f| f.find(line).is_some())
 }
 
+/// Substring searchers for request paths, built once: a path is looked
+/// at for nearly every access line.
+struct PathNeedles {
+    sliding_sync: memchr::memmem::Finder<'static>,
+    notifications: memchr::memmem::Finder<'static>,
+    send_to_device: memchr::memmem::Finder<'static>,
+    delayed_events: memchr::memmem::Finder<'static>,
+}
+
+static PATH_NEEDLES: std::sync::LazyLock<PathNeedles> = std::sync::LazyLock::new(|| {
+    let f = memchr::memmem::Finder::new;
+    PathNeedles {
+        sliding_sync: f("/org.matrix.simplified_msc3575/sync"),
+        notifications: f("/notifications"),
+        send_to_device: f("/sendToDevice/"),
+        delayed_events: f("/delayed_events/"),
+    }
+});
+
+fn without_query(path: &str) -> &str {
+    match memchr::memchr(b'?', path.as_bytes()) {
+        Some(i) => &path[..i],
+        None => path,
+    }
+}
+
 fn is_long_poll(path: &str) -> bool {
-    let p = path.split('?').next().unwrap_or(path);
-    p.ends_with("/sync")
-        || p.contains("/sync?")
-        || p.ends_with("/events")
-        || p.contains("/org.matrix.simplified_msc3575/sync")
-        || p.contains("/notifications")
+    let n = &*PATH_NEEDLES;
+    let p = without_query(path).as_bytes();
+    // (The query is cut off first, so `/sync?…` is `/sync` here.)
+    p.ends_with(b"/sync")
+        || p.ends_with(b"/events")
+        || n.sliding_sync.find(p).is_some()
+        || n.notifications.find(p).is_some()
 }
 
 fn is_delayed_restart(method: &str, path: &str) -> bool {
-    let p = path.split('?').next().unwrap_or(path);
-    let Some(i) = p.find("/delayed_events/") else {
+    let p = without_query(path);
+    let Some(i) = PATH_NEEDLES.delayed_events.find(p.as_bytes()) else {
         return false;
     };
     let rest = &p[i + "/delayed_events/".len()..];
     method == "POST" && (rest.ends_with("/restart") || !rest.contains('/'))
 }
 
+/// What the App needs of an access line.
 fn access_sample(
     line_no: u64,
     at: DateTime<Utc>,
-    a: crate::domain::synapse_log::AccessLine,
+    a: &crate::domain::synapse_log::AccessFields<'_>,
 ) -> AccessSample {
     let ms = (a.processing_s * 1000.0).round();
+    let send_to_device = PATH_NEEDLES
+        .send_to_device
+        .find(a.path.as_bytes())
+        .is_some();
     AccessSample {
         line_no,
         at,
@@ -692,11 +727,14 @@ fn access_sample(
             0
         },
         status: a.status,
-        long_poll: is_long_poll(&a.path),
-        delayed_restart: is_delayed_restart(&a.method, &a.path),
-        requester: a.requester,
-        method: a.method,
-        path: a.path,
+        long_poll: is_long_poll(a.path),
+        delayed_restart: is_delayed_restart(a.method, a.path),
+        send_to_device,
+        requester: if send_to_device {
+            a.requester.map(str::to_string)
+        } else {
+            None
+        },
     }
 }
 

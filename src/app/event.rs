@@ -38,9 +38,12 @@ pub struct AccessSample {
     pub long_poll: bool,
     /// A delayed-event restart (path or body form).
     pub delayed_restart: bool,
+    /// A `/sendToDevice/` request.
+    pub send_to_device: bool,
+    /// Who sent a `/sendToDevice/` request (`None` for `{None}`); other
+    /// requests leave it out, as nothing reads it there and the capture
+    /// makes a sample of nearly every access line.
     pub requester: Option<String>,
-    pub method: String,
-    pub path: String,
 }
 
 /// The result of ingesting one chunk of server log bytes.
