@@ -9,7 +9,7 @@ use crate::app::event::{
 };
 use crate::bundle::journal::Journal;
 use crate::domain::diag::{ke3_event_id, parse_diag};
-use crate::domain::har::{self, parse_otk_conflict, redact_har, scan_har};
+use crate::domain::har::{self, ConflictMemo, redact_har, scan_har};
 use crate::domain::redact::Redactor;
 use crate::domain::signatures::{Matcher, Signatures};
 use crate::domain::stall::{Stall, StallDetector};
@@ -46,6 +46,7 @@ pub struct Capture {
     stalls: StallDetector,
     trace_finder: memchr::memmem::Finder<'static>,
     upload_finder: memchr::memmem::Finder<'static>,
+    conflicts: ConflictMemo,
 }
 
 impl Capture {
@@ -74,6 +75,7 @@ impl Capture {
             stalls: StallDetector::new(restart_timeout_ms),
             trace_finder: memchr::memmem::Finder::new(TO_DEVICE_TRACE),
             upload_finder: memchr::memmem::Finder::new(OTK_UPLOAD),
+            conflicts: ConflictMemo::default(),
         })
     }
 
@@ -295,7 +297,7 @@ impl Capture {
                 && let (Some(h), Some(at)) = (&head, at)
             {
                 // Borrowed unless the message is not UTF-8.
-                let message = String::from_utf8_lossy(h.message);
+                let message = lossy(h.message);
                 if let Some(a) = parse_access_fields(&message) {
                     let sample = access_sample(this_line, at, &a);
                     // Only lines a pane shows need their display text.
@@ -333,7 +335,7 @@ impl Capture {
                 None => display_text(&red_line),
             };
             let offending = if m.kes.contains(Ke::Ke1) {
-                parse_otk_conflict(&text)
+                self.conflicts.parse(&text)
             } else {
                 None
             };
@@ -621,12 +623,20 @@ fn compact_message(msg: &str) -> String {
 fn display_text(line: &[u8]) -> String {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let cut = &line[..line.len().min(DISPLAY_MAX * 4)];
-    let mut s = String::from_utf8_lossy(cut).into_owned();
+    let mut s = lossy(cut).into_owned();
     if s.chars().count() > DISPLAY_MAX {
         s = s.chars().take(DISPLAY_MAX).collect();
         s.push('…');
     }
     s
+}
+
+/// `String::from_utf8_lossy`, with a faster check for the usual valid text.
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 fn first_record_time(buf: &[u8]) -> Option<chrono::NaiveDateTime> {

@@ -22,7 +22,7 @@ pub struct ServerHit {
     pub error: bool,
     pub level: Option<String>,
     /// Synapse's `One time key <alg>:<id> already exists` conflict, if any.
-    pub offending: Option<OffendingKey>,
+    pub offending: Option<std::sync::Arc<OffendingKey>>,
     /// The record's request id (`POST-5688811`), when the line is a record.
     pub request: Option<String>,
 }
