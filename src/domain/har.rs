@@ -9,8 +9,8 @@ use base64::Engine;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
-use std::sync::Arc;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::sync::Arc;
 
 /// `One time key <alg>:<id> already exists. Old key: {…}; new key: {…}`.
 #[derive(Debug, Clone, PartialEq)]

@@ -234,7 +234,9 @@ fn literals_sharing_a_start_or_overlapping_all_count() {
     assert_eq!(kes("abxqyzcd"), vec![Ke::Ke4]);
     let buf = b"abcdef\nnone\nabcde\n";
     let mut got = Vec::new();
-    m.scan(buf, |s, e, lm| got.push((&buf[s..e], lm.kes.iter().count())));
+    m.scan(buf, |s, e, lm| {
+        got.push((&buf[s..e], lm.kes.iter().count()))
+    });
     assert_eq!(got, vec![(&b"abcdef"[..], 3), (&b"abcde"[..], 2)]);
 }
 
