@@ -254,7 +254,9 @@ impl Capture {
         // reads only); the results are numbered and journaled in order.
         let parts = match split_point(buf) {
             Some(mid) => std::thread::scope(|s| {
-                let second = s.spawn(|| scanner.scan(buf, mid..buf.len()));
+                let second = std::thread::Builder::new()
+                    .name("capture-scan".into())
+                    .spawn_scoped(s, || scanner.scan(buf, mid..buf.len()))?;
                 let first = scanner.scan(buf, 0..mid);
                 second
                     .join()

@@ -91,8 +91,6 @@ impl Scanner<'_> {
             range: part,
             redacted,
             redactions,
-            lines: memchr::memchr_iter(b'\n', text).count() as u64
-                + u64::from(!text.is_empty() && !text.ends_with(b"\n")),
             ..Default::default()
         };
         let mut found: Vec<(usize, usize, crate::domain::signatures::LineMatch)> = Vec::new();
@@ -165,6 +163,10 @@ impl Scanner<'_> {
                 request: head.map(|h| h.request.to_string()),
             });
         }
+        // The newlines before the last hit are counted already.
+        out.lines = line_no
+            + memchr::memchr_iter(b'\n', &text[counted_to..]).count() as u64
+            + u64::from(!text.is_empty() && !text.ends_with(b"\n"));
         self.traces(text, &mut out);
         out
     }
