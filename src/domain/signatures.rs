@@ -297,7 +297,11 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
         let regex = if exact {
             None
         } else {
-            let context = if *slot >= ERRORS { "error pattern" } else { "pattern" };
+            let context = if *slot >= ERRORS {
+                "error pattern"
+            } else {
+                "pattern"
+            };
             Some(build_regex(src).map_err(|e| format!("{context} '{src}': {e}"))?)
         };
         patterns.push(Pattern {

@@ -286,7 +286,12 @@ mod tests {
         let b = required_branches("keys/upload|One time key .* already exists|OneTimeKey")
             .unwrap()
             .into_iter()
-            .map(|r| (String::from_utf8_lossy(&r.literals[0]).into_owned(), r.exact))
+            .map(|r| {
+                (
+                    String::from_utf8_lossy(&r.literals[0]).into_owned(),
+                    r.exact,
+                )
+            })
             .collect::<Vec<_>>();
         assert_eq!(
             b,
