@@ -22,7 +22,7 @@ pub struct ServerHit {
     pub error: bool,
     pub level: Option<String>,
     /// Synapse's `One time key <alg>:<id> already exists` conflict, if any.
-    pub offending: Option<OffendingKey>,
+    pub offending: Option<std::sync::Arc<OffendingKey>>,
     /// The record's request id (`POST-5688811`), when the line is a record.
     pub request: Option<String>,
 }
@@ -38,9 +38,12 @@ pub struct AccessSample {
     pub long_poll: bool,
     /// A delayed-event restart (path or body form).
     pub delayed_restart: bool,
+    /// A `/sendToDevice/` request.
+    pub send_to_device: bool,
+    /// Who sent a `/sendToDevice/` request (`None` for `{None}`); other
+    /// requests leave it out, as nothing reads it there and the capture
+    /// makes a sample of nearly every access line.
     pub requester: Option<String>,
-    pub method: String,
-    pub path: String,
 }
 
 /// The result of ingesting one chunk of server log bytes.

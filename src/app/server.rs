@@ -147,7 +147,7 @@ impl App {
 
     fn on_access(&mut self, a: AccessSample) {
         self.access_lines += 1;
-        if a.path.contains("/sendToDevice/") {
+        if a.send_to_device {
             let from_participant = a.requester.as_deref().is_some_and(|r| {
                 self.subject
                     .participants

@@ -10,6 +10,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::sync::Arc;
 
 /// `One time key <alg>:<id> already exists. Old key: {…}; new key: {…}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +55,36 @@ pub fn parse_otk_conflict(text: &str) -> Option<OffendingKey> {
         old_key,
         new_key,
     })
+}
+
+/// Parses OTK conflicts, remembering the last one. A client that keeps
+/// retrying the same upload makes Synapse log the same conflict again and
+/// again, and parsing its two keys is the costliest step of a KE-1 line;
+/// the result is shared, not copied.
+#[derive(Debug, Default)]
+pub struct ConflictMemo {
+    /// The conflict text from `One time key ` on, and what it parsed to.
+    last: Option<(String, Option<Arc<OffendingKey>>)>,
+}
+
+impl ConflictMemo {
+    /// [`parse_otk_conflict`], shared.
+    pub fn parse(&mut self, text: &str) -> Option<Arc<OffendingKey>> {
+        if text.trim_start().starts_with('{') {
+            return parse_otk_conflict(text).map(Arc::new);
+        }
+        // Otherwise the result depends only on the text from the head on.
+        let at = text.find("One time key ")?;
+        let tail = &text[at..];
+        if let Some((last, parsed)) = &self.last
+            && last == tail
+        {
+            return parsed.clone();
+        }
+        let parsed = parse_otk_conflict(tail).map(Arc::new);
+        self.last = Some((tail.to_string(), parsed.clone()));
+        parsed
+    }
 }
 
 /// The value after `marker`, parsed; the text may have been JSON-escaped

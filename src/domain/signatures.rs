@@ -19,7 +19,7 @@ pub use file::{ClientSignature, KeSignatures, Signatures, SignaturesError};
 
 use super::ke::{Ke, KeSet};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 use std::sync::Arc;
 
 pub const EMBEDDED: &str = include_str!("../../assets/signatures.toml");
@@ -68,11 +68,15 @@ fn build_regex(rust: &str) -> Result<Regex, String> {
 
 /// Index of the access pseudo-pattern after the four KEs.
 const ACCESS: usize = 4;
+/// Error patterns of KE `n` have slot `ERRORS + n`.
+const ERRORS: usize = 5;
 const ACCESS_LITERAL: &str = "Processed request";
+/// Patterns whose literals take part in the search (one bit each).
+const MAX_LITERAL_PATTERNS: usize = 64;
 
 #[derive(Debug)]
 struct Pattern {
-    /// 0..4 = KE index, 4 = access.
+    /// 0..4 = KE index, 4 = access, 5.. = an error pattern of KE `slot - 5`.
     slot: usize,
     /// `None` for plain-string patterns (a literal hit is a match).
     regex: Option<Regex>,
@@ -82,8 +86,9 @@ struct Pattern {
 
 #[derive(Debug)]
 enum Prefilter {
-    /// One search for every pattern's required literals.
-    Literals(AhoCorasick),
+    /// Every pattern has required literals: the literal search finds the
+    /// first interesting line.
+    Literals,
     /// Some pattern has no required literal: a combined regex (multi-line).
     Regex(Regex),
 }
@@ -92,11 +97,17 @@ enum Prefilter {
 struct Compiled {
     patterns: Vec<Pattern>,
     prefilter: Prefilter,
-    /// Literal search over one line, overlapping, for classification.
-    line_literals: Option<AhoCorasick>,
-    /// For each literal: (pattern index, the literal alone is a match).
+    /// Every pattern's required literals, leftmost-longest. Finds the first
+    /// interesting line in a buffer, then the literals on that line: a
+    /// search resumed one byte after each match start reports, at each
+    /// position, the longest literal there, and every shorter literal at
+    /// that position is a prefix of it (see `literal_owners`). That is what
+    /// an overlapping search would report, at the price of a few skipping
+    /// searches instead of a byte-by-byte automaton walk.
+    literals: Option<AhoCorasick>,
+    /// For each literal: (pattern index, the literal alone is a match), for
+    /// the literal itself and every literal that is a prefix of it.
     literal_owners: Vec<Vec<(usize, bool)>>,
-    errors: [Option<RegexSet>; 4],
 }
 
 /// Matches server lines and client messages against all KEs at once.
@@ -149,7 +160,7 @@ impl Matcher {
 
     /// Classifies one physical line (no newline).
     pub fn match_line(&self, line: &[u8]) -> LineMatch {
-        self.compiled.classify(line)
+        self.compiled.classify(line, 0)
     }
 
     /// Calls `f(start, end, match)` for each line of `buf` (lines end with
@@ -161,16 +172,23 @@ impl Matcher {
         let len = buf.len();
         let mut pos = 0;
         while pos < len {
-            let hit = match &c.prefilter {
-                Prefilter::Literals(ac) => {
+            let hit = match (&c.prefilter, &c.literals) {
+                (Prefilter::Literals, Some(ac)) => {
                     ac.find(Input::new(buf).span(pos..len)).map(|m| m.start())
                 }
-                Prefilter::Regex(re) => re.find_at(buf, pos).map(|m| m.start()),
+                (Prefilter::Regex(re), _) => re.find_at(buf, pos).map(|m| m.start()),
+                (Prefilter::Literals, None) => None,
             };
             let Some(hit) = hit else { break };
             let start = memchr::memrchr(b'\n', &buf[pos..hit]).map_or(pos, |i| pos + i + 1);
             let end = memchr::memchr(b'\n', &buf[hit..]).map_or(len, |i| hit + i);
-            let m = c.classify(&buf[start..end]);
+            // With the literal prefilter no literal starts before `hit` on
+            // this line: the line's literals are searched from there on.
+            let from = match c.prefilter {
+                Prefilter::Literals => hit - start,
+                Prefilter::Regex(_) => 0,
+            };
+            let m = c.classify(&buf[start..end], from);
             if m.is_interesting() {
                 f(start, end, m);
             }
@@ -235,33 +253,56 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
         }
     }
     sources.push((ACCESS, regex::escape(ACCESS_LITERAL)));
+    // Error patterns go through the same literal search: a KE line runs an
+    // error regex only when that pattern's literals are on it.
+    for k in sigs.iter() {
+        for p in &k.server_errors {
+            let t = ere::translate(p)
+                .map_err(|e| format!("{} server error pattern '{p}': {e}", k.ke))?;
+            sources.push((ERRORS + k.ke.index(), t));
+        }
+    }
 
     let mut patterns = Vec::with_capacity(sources.len());
     let mut literals: Vec<Vec<u8>> = Vec::new();
     let mut literal_owners: Vec<Vec<(usize, bool)>> = Vec::new();
     let mut all_have_literals = true;
     for (i, (slot, src)) in sources.iter().enumerate() {
-        let req = literals::required(src);
-        let exact = req.as_ref().is_some_and(|r| r.exact);
-        if let Some(r) = &req {
-            for lit in &r.literals {
-                let at = match literals.iter().position(|l| l == lit) {
-                    Some(at) => at,
-                    None => {
-                        literals.push(lit.clone());
-                        literal_owners.push(Vec::new());
-                        literals.len() - 1
-                    }
-                };
-                literal_owners[at].push((i, exact));
-            }
+        // Per branch: a branch that is a plain string is a match by itself.
+        let req = if i < MAX_LITERAL_PATTERNS {
+            literals::required_branches(src).or_else(|| literals::required(src).map(|r| vec![r]))
         } else {
+            None
+        };
+        if let Some(branches) = &req {
+            for r in branches {
+                for lit in &r.literals {
+                    let at = match literals.iter().position(|l| l == lit) {
+                        Some(at) => at,
+                        None => {
+                            literals.push(lit.clone());
+                            literal_owners.push(Vec::new());
+                            literals.len() - 1
+                        }
+                    };
+                    if !literal_owners[at].contains(&(i, r.exact)) {
+                        literal_owners[at].push((i, r.exact));
+                    }
+                }
+            }
+        } else if *slot <= ACCESS {
             all_have_literals = false;
         }
+        let exact = req.as_ref().is_some_and(|b| b.iter().all(|r| r.exact));
         let regex = if exact {
             None
         } else {
-            Some(build_regex(src).map_err(|e| format!("pattern '{src}': {e}"))?)
+            let context = if *slot >= ERRORS {
+                "error pattern"
+            } else {
+                "pattern"
+            };
+            Some(build_regex(src).map_err(|e| format!("{context} '{src}': {e}"))?)
         };
         patterns.push(Pattern {
             slot: *slot,
@@ -270,29 +311,42 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
         });
     }
 
-    let line_literals = if literals.is_empty() {
+    // A literal's owners include those of every literal that is a prefix
+    // of it: leftmost-longest reports only the longest literal at a
+    // position.
+    let literal_owners: Vec<Vec<(usize, bool)>> = literals
+        .iter()
+        .map(|lit| {
+            let mut owners: Vec<(usize, bool)> = Vec::new();
+            for (k, shorter) in literals.iter().enumerate() {
+                if lit.starts_with(shorter) {
+                    for &o in &literal_owners[k] {
+                        if !owners.contains(&o) {
+                            owners.push(o);
+                        }
+                    }
+                }
+            }
+            owners
+        })
+        .collect();
+    let literals_ac = if literals.is_empty() {
         None
     } else {
-        Some(
+        let build = |kind| {
             AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(kind)
                 .build(&literals)
+        };
+        Some(
+            build(Some(AhoCorasickKind::DFA))
+                .or_else(|_| build(None))
                 .map_err(|e| e.to_string())?,
         )
     };
     let prefilter = if all_have_literals {
-        Prefilter::Literals(
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostFirst)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&literals)
-                .or_else(|_| {
-                    AhoCorasick::builder()
-                        .match_kind(MatchKind::LeftmostFirst)
-                        .build(&literals)
-                })
-                .map_err(|e| e.to_string())?,
-        )
+        Prefilter::Literals
     } else {
         let alternation = sources
             .iter()
@@ -308,75 +362,63 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
         )
     };
 
-    let mut errors: [Option<RegexSet>; 4] = [None, None, None, None];
-    for k in sigs.iter() {
-        if k.server_errors.is_empty() {
-            continue;
-        }
-        let translated = k
-            .server_errors
-            .iter()
-            .map(|p| {
-                ere::translate(p).map_err(|e| format!("{} server error pattern '{p}': {e}", k.ke))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let set = RegexSetBuilder::new(&translated)
-            .unicode(false)
-            .build()
-            .map_err(|e| format!("{} server error patterns: {e}", k.ke))?;
-        errors[k.ke.index()] = Some(set);
-    }
-
     Ok(Compiled {
         patterns,
         prefilter,
-        line_literals,
+        literals: literals_ac,
         literal_owners,
-        errors,
     })
 }
 
 impl Compiled {
-    fn classify(&self, line: &[u8]) -> LineMatch {
+    /// Classifies one line; no literal starts before `from`.
+    fn classify(&self, line: &[u8], from: usize) -> LineMatch {
         // Which patterns may match (a literal is present), and which surely do.
         let mut possible = 0u64;
         let mut certain = 0u64;
-        if let Some(ac) = &self.line_literals {
-            for m in ac.find_overlapping_iter(line) {
+        if let Some(ac) = &self.literals {
+            let mut at = from;
+            while at < line.len() {
+                let Some(m) = ac.find(Input::new(line).span(at..line.len())) else {
+                    break;
+                };
                 for &(p, exact) in &self.literal_owners[m.pattern().as_usize()] {
                     possible |= 1 << p;
                     if exact {
                         certain |= 1 << p;
                     }
                 }
+                at = m.start() + 1;
             }
         }
-        let mut out = LineMatch::default();
-        for (i, p) in self.patterns.iter().enumerate() {
-            let bit = 1u64 << i;
-            let matched = if certain & bit != 0 {
+        let matches = |i: usize, p: &Pattern| {
+            let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
+            if certain & bit != 0 {
                 true
             } else if p.has_literals && possible & bit == 0 {
                 false
             } else {
                 p.regex.as_ref().is_some_and(|re| re.is_match(line))
-            };
-            if !matched {
+            }
+        };
+        let mut out = LineMatch::default();
+        for (i, p) in self.patterns.iter().enumerate() {
+            if p.slot >= ERRORS || !matches(i, p) {
                 continue;
             }
             if p.slot == ACCESS {
                 out.access = true;
             } else if let Some(ke) = Ke::from_index(p.slot) {
                 out.kes.insert(ke);
-                if !out.error
-                    && self.errors[p.slot]
-                        .as_ref()
-                        .is_some_and(|set| set.is_match(line))
-                {
-                    out.error = true;
-                }
             }
         }
+        // An error signature counts on a line of its own KE.
+        out.error = !out.kes.is_empty()
+            && self.patterns.iter().enumerate().any(|(i, p)| {
+                p.slot >= ERRORS
+                    && Ke::from_index(p.slot - ERRORS).is_some_and(|ke| out.kes.contains(ke))
+                    && matches(i, p)
+            });
         out
     }
 }

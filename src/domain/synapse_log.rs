@@ -4,6 +4,7 @@
 //! access line in both its >= 1.150 and older forms.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use std::sync::LazyLock;
 
 /// The head of a log record. A line that is not a record (traceback, wrapped
 /// text) yields `None` and is attached to the previous record's time.
@@ -45,7 +46,7 @@ pub fn parse_record(line: &[u8]) -> Option<RecordHead<'_>> {
     }
     // The request id ends at `- ` (default format: ` - `; contrib example
     // config: `- ` right after the id, as in `PUT-1000- 192.168…`).
-    let sep = memchr::memmem::find(rest, b"- ")?;
+    let sep = memchr::memchr_iter(b'-', rest).find(|&i| rest.get(i + 1) == Some(&b' '))?;
     let request = &rest[..sep];
     let request = request.strip_suffix(b" ").unwrap_or(request);
     let message = &rest[sep + 2..];
@@ -63,8 +64,23 @@ const TS_LEN: usize = 23;
 
 /// The text up to the next ` - ` and what follows it.
 fn field(s: &[u8]) -> Option<(&[u8], &[u8])> {
-    let i = memchr::memmem::find(s, b" - ")?;
+    let i = find_spaced_dash(s)?;
     Some((&s[..i], &s[i + 3..]))
+}
+
+/// Where the first ` - ` starts. Fields are short: looking for the dash
+/// costs less than building a substring searcher per call.
+fn find_spaced_dash(s: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'-', s)
+        .find(|&i| i > 0 && s[i - 1] == b' ' && s.get(i + 1) == Some(&b' '))
+        .map(|i| i - 1)
+}
+
+/// Where the last ` - ` starts.
+fn rfind_spaced_dash(s: &[u8]) -> Option<usize> {
+    memchr::memrchr_iter(b'-', s)
+        .find(|&i| i > 0 && s[i - 1] == b' ' && s.get(i + 1) == Some(&b' '))
+        .map(|i| i - 1)
 }
 
 /// Fast path: the leading `YYYY-MM-DD HH:MM:SS,mmm` of a record, if any.
@@ -113,18 +129,69 @@ pub struct AccessLine {
     pub user_agent: String,
 }
 
+/// The fields of an access line, borrowed from the message: what the
+/// capture reads of every access line, without allocating.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AccessFields<'a> {
+    pub client_ip: &'a str,
+    pub site: &'a str,
+    /// `None` for `{None}`.
+    pub requester: Option<&'a str>,
+    pub processing_s: f64,
+    pub send_s: f64,
+    pub status: u16,
+    pub dropped: bool,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub bytes: u64,
+    pub user_agent: &'a str,
+}
+
+impl AccessFields<'_> {
+    pub fn to_owned_line(&self) -> AccessLine {
+        AccessLine {
+            client_ip: self.client_ip.to_string(),
+            site: self.site.to_string(),
+            requester: self.requester.map(str::to_string),
+            processing_s: self.processing_s,
+            send_s: self.send_s,
+            status: self.status,
+            dropped: self.dropped,
+            method: self.method.to_string(),
+            path: self.path.to_string(),
+            bytes: self.bytes,
+            user_agent: self.user_agent.to_string(),
+        }
+    }
+}
+
 /// Parses the message part of an access line, in the >= 1.150 form
 /// (`ru=(..) db=(..)`) or the older unlabelled one (`(..) (..)`).
 pub fn parse_access(message: &str) -> Option<AccessLine> {
+    parse_access_fields(message).map(|f| f.to_owned_line())
+}
+
+/// [`parse_access`] without copying the fields out of `message`.
+pub fn parse_access_fields(message: &str) -> Option<AccessFields<'_>> {
     const MARK: &str = " Processed request: ";
-    let mark = message.find(MARK)?;
+    static FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(MARK));
+    let mark = FINDER.find(message.as_bytes())?;
     let head = message[..mark].strip_suffix('}')?;
-    let open = head.find(" - {")?;
+    let hb = head.as_bytes();
+    let open = memchr::memchr_iter(b'-', hb)
+        .find(|&i| i > 0 && hb[i - 1] == b' ' && hb.get(i + 1..i + 3) == Some(b" {"))?
+        - 1;
     let requester = &head[open + 4..];
     // The last two ` - ` fields before `{`, so the whole line works too.
-    let mut fields = head[..open].rsplitn(3, " - ");
-    let site = fields.next()?;
-    let client_ip = fields.next()?;
+    let before = &head[..open];
+    let last = rfind_spaced_dash(before.as_bytes())?;
+    let site = &before[last + 3..];
+    let before = &before[..last];
+    let client_ip = match rfind_spaced_dash(before.as_bytes()) {
+        Some(i) => &before[i + 3..],
+        None => before,
+    };
     let rest = &message[mark + MARK.len()..];
 
     // `0.006sec/0.000sec`
@@ -146,23 +213,21 @@ pub fn parse_access(message: &str) -> Option<AccessLine> {
     let status = code.parse().ok()?;
     let rest = rest.strip_prefix('"')?;
     let (request, rest) = rest.split_once('"')?;
-    let mut parts = request.split(' ');
-    let method = parts.next()?.to_string();
-    let mut path_parts: Vec<&str> = parts.collect();
+    let (method, path) = request.split_once(' ').unwrap_or((request, ""));
     // The protocol is the last word; an oddly written URI keeps its spaces.
-    if path_parts.len() > 1 {
-        path_parts.pop();
-    }
-    let path = path_parts.join(" ");
+    let path = match path.rsplit_once(' ') {
+        Some((p, _protocol)) => p,
+        None => path,
+    };
     let agent = rest.trim_start().strip_prefix('"').unwrap_or("");
     let user_agent = match agent.rfind("\" [") {
         Some(i) => &agent[..i],
         None => agent.strip_suffix('"').unwrap_or(agent),
     };
-    Some(AccessLine {
-        client_ip: client_ip.to_string(),
-        site: site.to_string(),
-        requester: (requester != "None").then(|| requester.to_string()),
+    Some(AccessFields {
+        client_ip,
+        site,
+        requester: (requester != "None").then_some(requester),
         processing_s,
         send_s,
         status,
@@ -170,16 +235,13 @@ pub fn parse_access(message: &str) -> Option<AccessLine> {
         method,
         path,
         bytes,
-        user_agent: user_agent.to_string(),
+        user_agent,
     })
 }
 
 /// [`parse_access`] on raw message bytes (invalid UTF-8 is read lossily).
 pub fn parse_access_bytes(message: &[u8]) -> Option<AccessLine> {
-    match std::str::from_utf8(message) {
-        Ok(s) => parse_access(s),
-        Err(_) => parse_access(&String::from_utf8_lossy(message)),
-    }
+    parse_access(&String::from_utf8_lossy(message))
 }
 
 /// `0.006sec` → 0.006 (may be negative).

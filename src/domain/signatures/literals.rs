@@ -23,13 +23,32 @@ pub(crate) struct Required {
 /// it and returns its required literals, or `None` when some match needs no
 /// literal of at least one byte (e.g. `a*`, `.`), or none can be found.
 pub(crate) fn required(pattern: &str) -> Option<Required> {
-    let hir = regex_syntax::ParserBuilder::new()
+    required_hir(&parse(pattern)?)
+}
+
+/// [`required`] for each branch of a top-level alternation (or the whole
+/// pattern when it is not one): a branch that is a plain string is a match
+/// on its own even when another branch needs the regex. `None` when some
+/// branch needs no literal.
+pub(crate) fn required_branches(pattern: &str) -> Option<Vec<Required>> {
+    let hir = parse(pattern)?;
+    match hir.kind() {
+        HirKind::Alternation(subs) => subs.iter().map(required_hir).collect(),
+        _ => Some(vec![required_hir(&hir)?]),
+    }
+}
+
+fn parse(pattern: &str) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .parse(pattern)
-        .ok()?;
-    let info = analyse(&hir);
+        .ok()
+}
+
+fn required_hir(hir: &Hir) -> Option<Required> {
+    let info = analyse(hir);
     let (set, exact) = match info.exact {
         Some(set) => (set, true),
         None => (info.required?, false),
@@ -260,6 +279,30 @@ mod tests {
                 false
             )
         );
+    }
+
+    #[test]
+    fn branches_that_are_plain_strings_stay_exact() {
+        let b = required_branches("keys/upload|One time key .* already exists|OneTimeKey")
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    String::from_utf8_lossy(&r.literals[0]).into_owned(),
+                    r.exact,
+                )
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(
+            b,
+            vec![
+                ("keys/upload".into(), true),
+                (" already exists".into(), false),
+                ("OneTimeKey".into(), true)
+            ]
+        );
+        assert!(required_branches("foo|.").is_none());
+        assert_eq!(required_branches("a.c").map(|b| b.len()), Some(1));
     }
 
     #[test]

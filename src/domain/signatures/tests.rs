@@ -219,6 +219,28 @@ fn patterns_without_literals_fall_back_to_one_regex_pass() {
 }
 
 #[test]
+fn literals_sharing_a_start_or_overlapping_all_count() {
+    // Leftmost-longest reports `abcdef` where `abc` starts too, and a
+    // literal inside another (`cde`) starts after the first match.
+    let toml = "[[ke]]\nid = \"KE-1\"\nserver = 'abc'\n\
+                [[ke]]\nid = \"KE-2\"\nserver = 'abcdef'\n\
+                [[ke]]\nid = \"KE-4\"\nserver = 'cde|x.yz'\n";
+    let s = Signatures::from_toml(toml, Path::new("x.toml")).unwrap();
+    let m = Matcher::new(&s, &[]).unwrap();
+    let kes = |l: &str| m.match_line(l.as_bytes()).kes.iter().collect::<Vec<_>>();
+    assert_eq!(kes("..abcdef.."), vec![Ke::Ke1, Ke::Ke2, Ke::Ke4]);
+    assert_eq!(kes("abcde"), vec![Ke::Ke1, Ke::Ke4]);
+    assert_eq!(kes("abc xzzy"), vec![Ke::Ke1]);
+    assert_eq!(kes("abxqyzcd"), vec![Ke::Ke4]);
+    let buf = b"abcdef\nnone\nabcde\n";
+    let mut got = Vec::new();
+    m.scan(buf, |s, e, lm| {
+        got.push((&buf[s..e], lm.kes.iter().count()))
+    });
+    assert_eq!(got, vec![(&b"abcdef"[..], 3), (&b"abcde"[..], 2)]);
+}
+
+#[test]
 fn classify_client_returns_first_signature_in_ke_order() {
     let m = matcher(&[]);
     let c = m

@@ -4,32 +4,28 @@
 //! here too. This is the hot path of `analyze` and of a log flood.
 
 use crate::app::event::{
-    AccessSample, ArtifactKind, ClientArtifact, ClientEntry, HarConflict, OtkUpload, ServerBatch,
-    ServerHit, ServerStall, ToDeviceTrace,
+    ArtifactKind, ClientArtifact, ClientEntry, HarConflict, ServerBatch, ServerHit, ServerStall,
 };
 use crate::bundle::journal::Journal;
 use crate::domain::diag::{ke3_event_id, parse_diag};
-use crate::domain::har::{self, parse_otk_conflict, redact_har, scan_har};
+use crate::domain::har::{self, ConflictMemo, redact_har, scan_har};
 use crate::domain::redact::Redactor;
 use crate::domain::signatures::{Matcher, Signatures};
 use crate::domain::stall::{Stall, StallDetector};
-use crate::domain::synapse_log::{
-    LogClock, parse_access_bytes, parse_record, parse_timestamp_prefix,
-};
+use crate::domain::synapse_log::{LogClock, parse_record, parse_timestamp_prefix};
 use crate::domain::{Ke, KeSet};
 use chrono::{DateTime, Utc};
+use scan::{Scanned, Scanner, display_text, record_text, split_point};
+
+mod scan;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-/// Display text of a line is cut here (the journal keeps the whole line).
-const DISPLAY_MAX: usize = 1000;
 /// How far back a continuation line looks for its record's time.
 const LOOKBACK_LINES: usize = 2000;
 /// A diag report larger than this is kept verbatim but not parsed.
 const DIAG_PARSE_MAX: u64 = 64 * 1024 * 1024;
-const TO_DEVICE_TRACE: &[u8] = b"Storing to-device messages";
-const OTK_UPLOAD: &[u8] = b"Adding one_time_keys ";
 
 pub struct Capture {
     pub journal: Journal,
@@ -44,8 +40,7 @@ pub struct Capture {
     ke_lines: [u64; 4],
     last_record_at: Option<DateTime<Utc>>,
     stalls: StallDetector,
-    trace_finder: memchr::memmem::Finder<'static>,
-    upload_finder: memchr::memmem::Finder<'static>,
+    conflicts: ConflictMemo,
 }
 
 impl Capture {
@@ -72,8 +67,7 @@ impl Capture {
             ke_lines: [0; 4],
             last_record_at: None,
             stalls: StallDetector::new(restart_timeout_ms),
-            trace_finder: memchr::memmem::Finder::new(TO_DEVICE_TRACE),
-            upload_finder: memchr::memmem::Finder::new(OTK_UPLOAD),
+            conflicts: ConflictMemo::default(),
         })
     }
 
@@ -148,7 +142,7 @@ impl Capture {
                 line_no: n,
                 at: last_at,
                 text: match parse_record(l) {
-                    Some(h) => self.record_text(&h),
+                    Some(h) => record_text(&self.redactor, &h),
                     None => display_text(l),
                 },
                 kes,
@@ -163,18 +157,6 @@ impl Capture {
         batch.lines_total = self.lines;
         batch.bytes_total = self.bytes;
         Ok(batch)
-    }
-
-    /// What a pane shows of a record: `request logger: message`, redacted;
-    /// the journal keeps the whole line.
-    fn record_text(&self, h: &crate::domain::synapse_log::RecordHead<'_>) -> String {
-        let logger = h.logger.rsplit('.').next().unwrap_or(h.logger);
-        let (msg, _) = self.redactor.redact_bytes(h.message);
-        format!(
-            "{} {logger}: {}",
-            h.request,
-            compact_message(&display_text(&msg))
-        )
     }
 
     /// A measured remote clock offset (remote minus local) applies to the
@@ -255,122 +237,47 @@ impl Capture {
     }
 
     fn process(&mut self, buf: &[u8], batch: &mut ServerBatch) -> io::Result<()> {
-        let (red, n) = self.redactor.redact_bytes(buf);
-        self.journal.server.write_slice(&red)?;
-        self.journal.server.redactions += n as u64;
-        batch.redactions += n as u64;
         self.bytes += buf.len() as u64;
 
         if batch.first_at.is_none() {
             batch.first_at = first_record_time(buf).map(|t| self.clock.to_utc(t));
         }
         let base_line = self.lines;
-        let prev_record_at = self.last_record_at;
         let access_before = batch.access.len();
-
-        let mut hits: Vec<(usize, usize, crate::domain::signatures::LineMatch)> = Vec::new();
-        self.matcher.scan(buf, |s, e, m| hits.push((s, e, m)));
-
-        // Line numbers: count newlines between consecutive hits.
-        let mut counted_to = 0usize;
-        let mut line_no = base_line;
-        for (s, e, m) in hits {
-            line_no += memchr::memchr_iter(b'\n', &buf[counted_to..s]).count() as u64;
-            counted_to = s;
-            let this_line = line_no + 1;
-            let line = &buf[s..e];
-            // Long-polls are excluded from latency and match no KE: done.
-            if m.kes.is_empty() && is_long_poll_line(line) {
-                continue;
+        let scanner = Scanner {
+            matcher: &self.matcher,
+            redactor: &self.redactor,
+            clock: &self.clock,
+            prev_record_at: self.last_record_at,
+        };
+        // A large buffer is scanned in two halves on two threads (scanning
+        // reads only); the results are numbered and journaled in order.
+        let parts = match split_point(buf) {
+            Some(mid) => std::thread::scope(|s| {
+                let second = std::thread::Builder::new()
+                    .name("capture-scan".into())
+                    .spawn_scoped(s, || scanner.scan(buf, mid..buf.len()))?;
+                let first = scanner.scan(buf, 0..mid);
+                second
+                    .join()
+                    .map(|second| vec![first, second])
+                    .map_err(|_| io::Error::other("a scanner thread panicked"))
+            })?,
+            None => vec![scanner.scan(buf, 0..buf.len())],
+        };
+        let mut part_base = base_line;
+        for part in parts {
+            // The server log, redacted (secrets never span lines, so each
+            // part is redacted on its own).
+            match &part.redacted {
+                Some(red) => self.journal.server.write_slice(red)?,
+                None => self.journal.server.write_slice(&buf[part.range.clone()])?,
             }
-            let head = parse_record(line);
-            let at = match &head {
-                Some(h) => Some(self.clock.to_utc(h.at)),
-                None => lookback_time(buf, s)
-                    .map(|t| self.clock.to_utc(t))
-                    .or(prev_record_at),
-            };
-            let mut access_text = None;
-            if m.access
-                && let (Some(h), Some(at)) = (&head, at)
-                && let Some(a) = parse_access_bytes(h.message)
-            {
-                let sample = access_sample(this_line, at, a);
-                // Only lines a pane shows need their display text.
-                access_text = (!m.kes.is_empty()).then(|| {
-                    format!(
-                        "{} {} {} {} {} ms",
-                        sample.requester.as_deref().unwrap_or("-"),
-                        sample.method,
-                        self.redactor.redact_str(&sample.path).0,
-                        sample.status,
-                        sample.processing_ms
-                    )
-                });
-                batch.access.push(sample);
-            }
-            if m.kes.is_empty() {
-                continue;
-            }
-            let (red_line, rn) = self.redactor.redact_bytes(line);
-            let mut ke_line_no = [0u64; 4];
-            for ke in m.kes.iter() {
-                let i = ke.index();
-                self.ke_lines[i] += 1;
-                ke_line_no[i] = self.ke_lines[i];
-                let f = &mut self.journal.ke[i];
-                f.write(&red_line)?;
-                f.write(b"\n")?;
-                f.redactions += rn as u64;
-            }
-            // Panes show `request logger: message`; the journal keeps the line.
-            let text = match &head {
-                _ if access_text.is_some() => access_text.unwrap_or_default(),
-                Some(h) => self.record_text(h),
-                None => display_text(&red_line),
-            };
-            let offending = if m.kes.contains(Ke::Ke1) {
-                parse_otk_conflict(&text)
-            } else {
-                None
-            };
-            batch.hits.push(ServerHit {
-                line_no: this_line,
-                at,
-                text,
-                kes: m.kes,
-                ke_line_no,
-                error: m.error,
-                level: head.as_ref().map(|h| h.level.to_string()),
-                offending,
-                request: head.map(|h| h.request.to_string()),
-            });
-        }
-        // Synapse's to-device tracing (`synapse.9533_debug`) names user/device.
-        let (mut counted, mut newlines) = (0usize, 0u64);
-        for pos in self.trace_finder.find_iter(buf) {
-            let s = memchr::memrchr(b'\n', &buf[..pos]).map_or(0, |i| i + 1);
-            let e = memchr::memchr(b'\n', &buf[pos..]).map_or(buf.len(), |i| pos + i);
-            if s < counted {
-                continue; // a second mention on the same line
-            }
-            newlines += memchr::memchr_iter(b'\n', &buf[counted..s]).count() as u64;
-            counted = s;
-            let n = base_line + newlines + 1;
-            let (red_line, _) = self.redactor.redact_bytes(&buf[s..e]);
-            batch.to_device.push(ToDeviceTrace {
-                line_no: n,
-                at: parse_timestamp_prefix(&buf[s..e]).map(|t| self.clock.to_utc(t)),
-                text: display_text(&red_line),
-            });
-        }
-        // Whose keys/upload each request is (a conflict names no user).
-        for pos in self.upload_finder.find_iter(buf) {
-            let s = memchr::memrchr(b'\n', &buf[..pos]).map_or(0, |i| i + 1);
-            let e = memchr::memchr(b'\n', &buf[pos..]).map_or(buf.len(), |i| pos + i);
-            if let Some(u) = otk_upload(&buf[s..e]) {
-                batch.otk_uploads.push(u);
-            }
+            self.journal.server.redactions += part.redactions as u64;
+            batch.redactions += part.redactions as u64;
+            let lines = part.lines;
+            self.commit(buf, part, part_base, batch)?;
+            part_base += lines;
         }
         // Every record's time, for stalls; this also counts the lines.
         let restarts: Vec<u64> = batch.access[access_before..]
@@ -390,6 +297,58 @@ impl Capture {
         if batch.first_at.is_none() {
             batch.first_at = batch.last_at;
         }
+        Ok(())
+    }
+
+    /// Numbers a scanned part's findings (its first line follows line
+    /// `base_line`), journals its KE lines and adds them to the batch.
+    fn commit(
+        &mut self,
+        buf: &[u8],
+        part: Scanned,
+        base_line: u64,
+        batch: &mut ServerBatch,
+    ) -> io::Result<()> {
+        for hit in part.hits {
+            let red_line = hit.redacted.as_deref().unwrap_or(&buf[hit.line.clone()]);
+            let mut ke_line_no = [0u64; 4];
+            for ke in hit.kes.iter() {
+                let i = ke.index();
+                self.ke_lines[i] += 1;
+                ke_line_no[i] = self.ke_lines[i];
+                let f = &mut self.journal.ke[i];
+                f.write(red_line)?;
+                f.write(b"\n")?;
+                f.redactions += hit.redactions as u64;
+            }
+            let offending = if hit.kes.contains(Ke::Ke1) {
+                self.conflicts.parse(&hit.text)
+            } else {
+                None
+            };
+            batch.hits.push(ServerHit {
+                line_no: base_line + hit.line_no,
+                at: hit.at,
+                text: hit.text,
+                kes: hit.kes,
+                ke_line_no,
+                error: hit.error,
+                level: hit.level,
+                offending,
+                request: hit.request,
+            });
+        }
+        batch.access.extend(part.access.into_iter().map(|mut a| {
+            a.line_no += base_line;
+            a
+        }));
+        batch
+            .to_device
+            .extend(part.to_device.into_iter().map(|mut t| {
+                t.line_no += base_line;
+                t
+            }));
+        batch.otk_uploads.extend(part.otk_uploads);
         Ok(())
     }
 
@@ -576,56 +535,6 @@ impl Capture {
     }
 }
 
-/// `… - POST-5 - Adding one_time_keys dict_keys([…]) for device 'D' for
-/// user 'U' at N` → request, user, device.
-fn otk_upload(line: &[u8]) -> Option<OtkUpload> {
-    let head = parse_record(line)?;
-    let msg = std::str::from_utf8(head.message).ok()?;
-    let rest = &msg[msg.rfind(" for device '")? + " for device '".len()..];
-    let (device, rest) = rest.split_once('\'')?;
-    let rest = rest.strip_prefix(" for user '")?;
-    let (user, _) = rest.split_once('\'')?;
-    Some(OtkUpload {
-        request: head.request.to_string(),
-        user: user.to_string(),
-        device: device.to_string(),
-    })
-}
-
-/// Synapse prefixes request errors with the request's repr
-/// (`<XForwardedForRequest at 0x… method='POST' uri='/…' clientproto=… site=…>`):
-/// shown as `POST /…` so the error itself fits in a pane.
-fn compact_message(msg: &str) -> String {
-    if !msg.starts_with('<') {
-        return msg.to_string();
-    }
-    let Some(end) = msg.find("> ") else {
-        return msg.to_string();
-    };
-    let repr = &msg[..end];
-    let field = |name: &str| {
-        let key = format!("{name}='");
-        let i = repr.find(&key)? + key.len();
-        let j = repr[i..].find('\'')?;
-        Some(&repr[i..i + j])
-    };
-    match (field("method"), field("uri")) {
-        (Some(m), Some(u)) => format!("{m} {u} {}", &msg[end + 2..]),
-        _ => msg.to_string(),
-    }
-}
-
-fn display_text(line: &[u8]) -> String {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let cut = &line[..line.len().min(DISPLAY_MAX * 4)];
-    let mut s = String::from_utf8_lossy(cut).into_owned();
-    if s.chars().count() > DISPLAY_MAX {
-        s = s.chars().take(DISPLAY_MAX).collect();
-        s.push('…');
-    }
-    s
-}
-
 fn first_record_time(buf: &[u8]) -> Option<chrono::NaiveDateTime> {
     buf.split(|b| *b == b'\n')
         .take(LOOKBACK_LINES)
@@ -638,91 +547,9 @@ fn last_record_time(buf: &[u8]) -> Option<chrono::NaiveDateTime> {
         .find_map(parse_timestamp_prefix)
 }
 
-/// The time of the record a continuation line at `start` belongs to.
-fn lookback_time(buf: &[u8], start: usize) -> Option<chrono::NaiveDateTime> {
-    buf[..start]
-        .rsplit(|b| *b == b'\n')
-        .take(LOOKBACK_LINES)
-        .find_map(parse_timestamp_prefix)
-}
-
-/// A "Processed request" line for `/sync`-like long-polls, without parsing it.
-fn is_long_poll_line(line: &[u8]) -> bool {
-    static FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 3]> =
-        std::sync::LazyLock::new(|| {
-            [
-                memchr::memmem::Finder::new(b"/sync "),
-                memchr::memmem::Finder::new(b"/sync?"),
-                memchr::memmem::Finder::new(b"/events?"),
-            ]
-        });
-    FINDERS.iter().any(|f| f.find(line).is_some())
-}
-
-fn is_long_poll(path: &str) -> bool {
-    let p = path.split('?').next().unwrap_or(path);
-    p.ends_with("/sync")
-        || p.contains("/sync?")
-        || p.ends_with("/events")
-        || p.contains("/org.matrix.simplified_msc3575/sync")
-        || p.contains("/notifications")
-}
-
-fn is_delayed_restart(method: &str, path: &str) -> bool {
-    let p = path.split('?').next().unwrap_or(path);
-    let Some(i) = p.find("/delayed_events/") else {
-        return false;
-    };
-    let rest = &p[i + "/delayed_events/".len()..];
-    method == "POST" && (rest.ends_with("/restart") || !rest.contains('/'))
-}
-
-fn access_sample(
-    line_no: u64,
-    at: DateTime<Utc>,
-    a: crate::domain::synapse_log::AccessLine,
-) -> AccessSample {
-    let ms = (a.processing_s * 1000.0).round();
-    AccessSample {
-        line_no,
-        at,
-        processing_ms: if ms.is_finite() && ms > 0.0 {
-            ms.min(u32::MAX as f64) as u32
-        } else {
-            0
-        },
-        status: a.status,
-        long_poll: is_long_poll(&a.path),
-        delayed_restart: is_delayed_restart(&a.method, &a.path),
-        requester: a.requester,
-        method: a.method,
-        path: a.path,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn otk_upload_names_request_user_and_device_also_when_nested() {
-        let line = b"2026-01-19 12:34:51,034 - synapse.handlers.e2e_keys - 955 - INFO - POST-5688811 - Adding one_time_keys dict_keys(['signed_curve25519:AAAAAAAAAE0']) for device 'RWDSUMBAID' for user '@a:hs' at 1768822491032";
-        assert_eq!(
-            otk_upload(line),
-            Some(OtkUpload {
-                request: "POST-5688811".into(),
-                user: "@a:hs".into(),
-                device: "RWDSUMBAID".into(),
-            })
-        );
-        let nested = b"2026-01-19 12:34:51,034 - twisted - 273 - INFO - POST-7 - 2026-01-19 12:34:50,988 - synapse.handlers.e2e_keys - 955 - INFO - POST-7 - Adding one_time_keys dict_keys([]) for device 'D2' for user '@b:hs' at 1";
-        let u = otk_upload(nested);
-        assert_eq!(
-            u.map(|u| (u.request, u.device)),
-            Some(("POST-7".to_string(), "D2".to_string()))
-        );
-        assert_eq!(otk_upload(b"Adding one_time_keys for device 'x'"), None);
-    }
 
     fn capture(dir: &Path) -> Capture {
         let journal = Journal::create(dir).unwrap_or_else(|e| panic!("journal: {e}"));

@@ -1,0 +1,393 @@
+//! The read-only part of ingesting server lines: finding a buffer's
+//! interesting lines and reading from them what the App needs. Nothing here
+//! changes the capture's state, so the halves of a large chunk are scanned
+//! on two threads; the capture then numbers and journals the findings in
+//! order.
+
+use crate::app::event::{AccessSample, OtkUpload, ToDeviceTrace};
+use crate::domain::KeSet;
+use crate::domain::redact::Redactor;
+use crate::domain::signatures::Matcher;
+use crate::domain::synapse_log::{
+    AccessFields, LogClock, RecordHead, parse_access_fields, parse_record, parse_timestamp_prefix,
+};
+use chrono::{DateTime, Utc};
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use super::LOOKBACK_LINES;
+
+/// Display text of a line is cut here (the journal keeps the whole line).
+const DISPLAY_MAX: usize = 1000;
+/// Buffers smaller than this are scanned on the calling thread alone.
+const SPLIT_MIN: usize = 512 * 1024;
+
+/// What a scan reads with: shared, read-only.
+pub(super) struct Scanner<'a> {
+    pub matcher: &'a Matcher,
+    pub redactor: &'a Redactor,
+    pub clock: &'a LogClock,
+    /// The last record's time before the buffer (for continuation lines
+    /// with no record before them in the buffer).
+    pub prev_record_at: Option<DateTime<Utc>>,
+}
+
+/// A KE line found by a scan.
+pub(super) struct FoundHit {
+    /// 1-based line number within the scanned part.
+    pub line_no: u64,
+    /// The line in the buffer, without its newline.
+    pub line: Range<usize>,
+    /// The line redacted, when it held a secret.
+    pub redacted: Option<Vec<u8>>,
+    pub redactions: usize,
+    pub at: Option<DateTime<Utc>>,
+    pub text: String,
+    pub kes: KeSet,
+    pub error: bool,
+    pub level: Option<String>,
+    pub request: Option<String>,
+}
+
+/// What a scan found in a part of a buffer; line numbers are 1-based
+/// within the part.
+#[derive(Default)]
+pub(super) struct Scanned {
+    pub hits: Vec<FoundHit>,
+    pub access: Vec<AccessSample>,
+    pub to_device: Vec<ToDeviceTrace>,
+    pub otk_uploads: Vec<OtkUpload>,
+    /// Where the part is in the buffer.
+    pub range: Range<usize>,
+    /// The part redacted, when it held a secret.
+    pub redacted: Option<Vec<u8>>,
+    pub redactions: usize,
+    /// Lines in the part.
+    pub lines: u64,
+}
+
+/// Where to cut `buf` (complete lines) into two halves worth a thread
+/// each: just after the newline nearest past the middle.
+pub(super) fn split_point(buf: &[u8]) -> Option<usize> {
+    if buf.len() < SPLIT_MIN {
+        return None;
+    }
+    let mid = buf.len() / 2;
+    let cut = mid + memchr::memchr(b'\n', &buf[mid..])? + 1;
+    (cut < buf.len()).then_some(cut)
+}
+
+impl Scanner<'_> {
+    /// Scans the lines in `buf[part]` (`part` starts at a line's start;
+    /// the rest of `buf` is only looked back into for a time).
+    pub fn scan(&self, buf: &[u8], part: Range<usize>) -> Scanned {
+        let base = part.start;
+        let text = &buf[part.clone()];
+        let (redacted, redactions) = match self.redactor.redact_bytes(text) {
+            (std::borrow::Cow::Owned(v), n) => (Some(v), n),
+            (std::borrow::Cow::Borrowed(_), n) => (None, n),
+        };
+        let mut out = Scanned {
+            range: part,
+            redacted,
+            redactions,
+            ..Default::default()
+        };
+        let mut found: Vec<(usize, usize, crate::domain::signatures::LineMatch)> = Vec::new();
+        self.matcher.scan(text, |s, e, m| found.push((s, e, m)));
+
+        // Line numbers: count newlines between consecutive hits.
+        let mut counted_to = 0usize;
+        let mut line_no = 0u64;
+        for (s, e, m) in found {
+            line_no += memchr::memchr_iter(b'\n', &text[counted_to..s]).count() as u64;
+            counted_to = s;
+            let this_line = line_no + 1;
+            let line = &text[s..e];
+            // Long-polls are excluded from latency and match no KE: done.
+            if m.kes.is_empty() && is_long_poll_line(line) {
+                continue;
+            }
+            let head = parse_record(line);
+            let at = match &head {
+                Some(h) => Some(self.clock.to_utc(h.at)),
+                None => lookback_time(buf, base + s)
+                    .map(|t| self.clock.to_utc(t))
+                    .or(self.prev_record_at),
+            };
+            let mut access_text = None;
+            if m.access
+                && let (Some(h), Some(at)) = (&head, at)
+            {
+                // Borrowed unless the message is not UTF-8.
+                let message = lossy(h.message);
+                if let Some(a) = parse_access_fields(&message) {
+                    let sample = access_sample(this_line, at, &a);
+                    // Only lines a pane shows need their display text.
+                    access_text = (!m.kes.is_empty()).then(|| {
+                        format!(
+                            "{} {} {} {} {} ms",
+                            a.requester.unwrap_or("-"),
+                            a.method,
+                            self.redactor.redact_str(a.path).0,
+                            sample.status,
+                            sample.processing_ms
+                        )
+                    });
+                    out.access.push(sample);
+                }
+            }
+            if m.kes.is_empty() {
+                continue;
+            }
+            let (red_line, redactions) = self.redactor.redact_bytes(line);
+            // Panes show `request logger: message`; the journal keeps the line.
+            let text = match &head {
+                _ if access_text.is_some() => access_text.unwrap_or_default(),
+                Some(h) => record_text(self.redactor, h),
+                None => display_text(&red_line),
+            };
+            out.hits.push(FoundHit {
+                line_no: this_line,
+                line: base + s..base + e,
+                redacted: match red_line {
+                    std::borrow::Cow::Owned(v) => Some(v),
+                    std::borrow::Cow::Borrowed(_) => None,
+                },
+                redactions,
+                at,
+                text,
+                kes: m.kes,
+                error: m.error,
+                level: head.as_ref().map(|h| h.level.to_string()),
+                request: head.map(|h| h.request.to_string()),
+            });
+        }
+        // The newlines before the last hit are counted already.
+        out.lines = line_no
+            + memchr::memchr_iter(b'\n', &text[counted_to..]).count() as u64
+            + u64::from(!text.is_empty() && !text.ends_with(b"\n"));
+        self.traces(text, &mut out);
+        out
+    }
+
+    /// Synapse's to-device tracing (`synapse.9533_debug`), which names
+    /// user/device, and whose keys/upload each request is (a conflict
+    /// names no user).
+    fn traces(&self, text: &[u8], out: &mut Scanned) {
+        static TRACE: LazyLock<memchr::memmem::Finder<'static>> =
+            LazyLock::new(|| memchr::memmem::Finder::new(b"Storing to-device messages"));
+        static UPLOAD: LazyLock<memchr::memmem::Finder<'static>> =
+            LazyLock::new(|| memchr::memmem::Finder::new(b"Adding one_time_keys "));
+        let (mut counted, mut newlines) = (0usize, 0u64);
+        for pos in TRACE.find_iter(text) {
+            let s = memchr::memrchr(b'\n', &text[..pos]).map_or(0, |i| i + 1);
+            let e = memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i);
+            if s < counted {
+                continue; // a second mention on the same line
+            }
+            newlines += memchr::memchr_iter(b'\n', &text[counted..s]).count() as u64;
+            counted = s;
+            let (red_line, _) = self.redactor.redact_bytes(&text[s..e]);
+            out.to_device.push(ToDeviceTrace {
+                line_no: newlines + 1,
+                at: parse_timestamp_prefix(&text[s..e]).map(|t| self.clock.to_utc(t)),
+                text: display_text(&red_line),
+            });
+        }
+        for pos in UPLOAD.find_iter(text) {
+            let s = memchr::memrchr(b'\n', &text[..pos]).map_or(0, |i| i + 1);
+            let e = memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i);
+            if let Some(u) = otk_upload(&text[s..e]) {
+                out.otk_uploads.push(u);
+            }
+        }
+    }
+}
+
+/// What a pane shows of a record: `request logger: message`, redacted;
+/// the journal keeps the whole line.
+pub(super) fn record_text(redactor: &Redactor, h: &RecordHead<'_>) -> String {
+    let logger = h.logger.rsplit('.').next().unwrap_or(h.logger);
+    let (msg, _) = redactor.redact_bytes(h.message);
+    format!(
+        "{} {logger}: {}",
+        h.request,
+        compact_message(&display_text(&msg))
+    )
+}
+
+/// `… - POST-5 - Adding one_time_keys dict_keys([…]) for device 'D' for
+/// user 'U' at N` → request, user, device.
+pub(super) fn otk_upload(line: &[u8]) -> Option<OtkUpload> {
+    let head = parse_record(line)?;
+    let msg = std::str::from_utf8(head.message).ok()?;
+    let rest = &msg[msg.rfind(" for device '")? + " for device '".len()..];
+    let (device, rest) = rest.split_once('\'')?;
+    let rest = rest.strip_prefix(" for user '")?;
+    let (user, _) = rest.split_once('\'')?;
+    Some(OtkUpload {
+        request: head.request.to_string(),
+        user: user.to_string(),
+        device: device.to_string(),
+    })
+}
+
+/// Synapse prefixes request errors with the request's repr
+/// (`<XForwardedForRequest at 0x… method='POST' uri='/…' clientproto=… site=…>`):
+/// shown as `POST /…` so the error itself fits in a pane.
+fn compact_message(msg: &str) -> String {
+    if !msg.starts_with('<') {
+        return msg.to_string();
+    }
+    let Some(end) = msg.find("> ") else {
+        return msg.to_string();
+    };
+    let repr = &msg[..end];
+    let field = |name: &str| {
+        let key = format!("{name}='");
+        let i = repr.find(&key)? + key.len();
+        let j = repr[i..].find('\'')?;
+        Some(&repr[i..i + j])
+    };
+    match (field("method"), field("uri")) {
+        (Some(m), Some(u)) => format!("{m} {u} {}", &msg[end + 2..]),
+        _ => msg.to_string(),
+    }
+}
+
+pub(super) fn display_text(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let cut = &line[..line.len().min(DISPLAY_MAX * 4)];
+    let mut s = lossy(cut).into_owned();
+    if s.chars().count() > DISPLAY_MAX {
+        s = s.chars().take(DISPLAY_MAX).collect();
+        s.push('…');
+    }
+    s
+}
+
+/// `String::from_utf8_lossy`, with a faster check for the usual valid text.
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// The time of the record a continuation line at `start` belongs to.
+fn lookback_time(buf: &[u8], start: usize) -> Option<chrono::NaiveDateTime> {
+    buf[..start]
+        .rsplit(|b| *b == b'\n')
+        .take(LOOKBACK_LINES)
+        .find_map(parse_timestamp_prefix)
+}
+
+/// A "Processed request" line for `/sync`-like long-polls, without parsing it.
+fn is_long_poll_line(line: &[u8]) -> bool {
+    static FINDERS: LazyLock<[memchr::memmem::Finder<'static>; 3]> = LazyLock::new(|| {
+        [
+            memchr::memmem::Finder::new(b"/sync "),
+            memchr::memmem::Finder::new(b"/sync?"),
+            memchr::memmem::Finder::new(b"/events?"),
+        ]
+    });
+    FINDERS.iter().any(|f| f.find(line).is_some())
+}
+
+/// Substring searchers for request paths, built once: a path is looked
+/// at for nearly every access line.
+struct PathNeedles {
+    sliding_sync: memchr::memmem::Finder<'static>,
+    notifications: memchr::memmem::Finder<'static>,
+    send_to_device: memchr::memmem::Finder<'static>,
+    delayed_events: memchr::memmem::Finder<'static>,
+}
+
+static PATH_NEEDLES: LazyLock<PathNeedles> = LazyLock::new(|| {
+    let f = memchr::memmem::Finder::new;
+    PathNeedles {
+        sliding_sync: f("/org.matrix.simplified_msc3575/sync"),
+        notifications: f("/notifications"),
+        send_to_device: f("/sendToDevice/"),
+        delayed_events: f("/delayed_events/"),
+    }
+});
+
+fn without_query(path: &str) -> &str {
+    match memchr::memchr(b'?', path.as_bytes()) {
+        Some(i) => &path[..i],
+        None => path,
+    }
+}
+
+fn is_long_poll(path: &str) -> bool {
+    let n = &*PATH_NEEDLES;
+    let p = without_query(path).as_bytes();
+    // (The query is cut off first, so `/sync?…` is `/sync` here.)
+    p.ends_with(b"/sync")
+        || p.ends_with(b"/events")
+        || n.sliding_sync.find(p).is_some()
+        || n.notifications.find(p).is_some()
+}
+
+fn is_delayed_restart(method: &str, path: &str) -> bool {
+    let p = without_query(path);
+    let Some(i) = PATH_NEEDLES.delayed_events.find(p.as_bytes()) else {
+        return false;
+    };
+    let rest = &p[i + "/delayed_events/".len()..];
+    method == "POST" && (rest.ends_with("/restart") || !rest.contains('/'))
+}
+
+/// What the App needs of an access line.
+fn access_sample(line_no: u64, at: DateTime<Utc>, a: &AccessFields<'_>) -> AccessSample {
+    let ms = (a.processing_s * 1000.0).round();
+    let send_to_device = PATH_NEEDLES
+        .send_to_device
+        .find(a.path.as_bytes())
+        .is_some();
+    AccessSample {
+        line_no,
+        at,
+        processing_ms: if ms.is_finite() && ms > 0.0 {
+            ms.min(u32::MAX as f64) as u32
+        } else {
+            0
+        },
+        status: a.status,
+        long_poll: is_long_poll(a.path),
+        delayed_restart: is_delayed_restart(a.method, a.path),
+        send_to_device,
+        requester: if send_to_device {
+            a.requester.map(str::to_string)
+        } else {
+            None
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otk_upload_names_request_user_and_device_also_when_nested() {
+        let line = b"2026-01-19 12:34:51,034 - synapse.handlers.e2e_keys - 955 - INFO - POST-5688811 - Adding one_time_keys dict_keys(['signed_curve25519:AAAAAAAAAE0']) for device 'RWDSUMBAID' for user '@a:hs' at 1768822491032";
+        assert_eq!(
+            otk_upload(line),
+            Some(OtkUpload {
+                request: "POST-5688811".into(),
+                user: "@a:hs".into(),
+                device: "RWDSUMBAID".into(),
+            })
+        );
+        let nested = b"2026-01-19 12:34:51,034 - twisted - 273 - INFO - POST-7 - 2026-01-19 12:34:50,988 - synapse.handlers.e2e_keys - 955 - INFO - POST-7 - Adding one_time_keys dict_keys([]) for device 'D2' for user '@b:hs' at 1";
+        let u = otk_upload(nested);
+        assert_eq!(
+            u.map(|u| (u.request, u.device)),
+            Some(("POST-7".to_string(), "D2".to_string()))
+        );
+        assert_eq!(otk_upload(b"Adding one_time_keys for device 'x'"), None);
+    }
+}
