@@ -5,12 +5,12 @@
 //! order.
 
 use crate::app::event::{AccessSample, OtkUpload, ToDeviceTrace};
-use crate::domain::KeSet;
 use crate::domain::redact::Redactor;
 use crate::domain::signatures::Matcher;
 use crate::domain::synapse_log::{
     AccessFields, LogClock, RecordHead, parse_access_fields, parse_record, parse_timestamp_prefix,
 };
+use crate::domain::{Ke, KeSet};
 use chrono::{DateTime, Utc};
 use std::ops::Range;
 use std::sync::LazyLock;
@@ -45,7 +45,6 @@ pub(super) struct FoundHit {
     pub text: String,
     pub kes: KeSet,
     pub error: bool,
-    pub level: Option<String>,
     pub request: Option<String>,
 }
 
@@ -83,10 +82,14 @@ impl Scanner<'_> {
     pub fn scan(&self, buf: &[u8], part: Range<usize>) -> Scanned {
         let base = part.start;
         let text = &buf[part.clone()];
-        let (redacted, redactions) = match self.redactor.redact_bytes(text) {
-            (std::borrow::Cow::Owned(v), n) => (Some(v), n),
-            (std::borrow::Cow::Borrowed(_), n) => (None, n),
+        let (redacted, redactions, suspects) = match self.redactor.redact_bytes_noting(text) {
+            (std::borrow::Cow::Owned(v), n, l) => (Some(v), n, l),
+            (std::borrow::Cow::Borrowed(_), n, l) => (None, n, l),
         };
+        // Hits come in order: `suspects[next_suspect..]` are the lines at or
+        // after the current one that may hold a secret. Every other line is
+        // clean, and so is all of its text (no redaction to run).
+        let mut next_suspect = 0;
         let mut out = Scanned {
             range: part,
             redacted,
@@ -104,6 +107,13 @@ impl Scanner<'_> {
             counted_to = s;
             let this_line = line_no + 1;
             let line = &text[s..e];
+            while suspects.get(next_suspect).is_some_and(|l| l.end < s) {
+                next_suspect += 1;
+            }
+            let redactor = suspects
+                .get(next_suspect)
+                .is_some_and(|l| l.start <= e)
+                .then_some(self.redactor);
             // Long-polls are excluded from latency and match no KE: done.
             if m.kes.is_empty() && is_long_poll_line(line) {
                 continue;
@@ -129,7 +139,10 @@ impl Scanner<'_> {
                             "{} {} {} {} {} ms",
                             a.requester.unwrap_or("-"),
                             a.method,
-                            self.redactor.redact_str(a.path).0,
+                            match redactor {
+                                Some(r) => r.redact_str(a.path).0,
+                                None => a.path.into(),
+                            },
                             sample.status,
                             sample.processing_ms
                         )
@@ -140,11 +153,14 @@ impl Scanner<'_> {
             if m.kes.is_empty() {
                 continue;
             }
-            let (red_line, redactions) = self.redactor.redact_bytes(line);
+            let (red_line, redactions) = match redactor {
+                Some(r) => r.redact_bytes(line),
+                None => (std::borrow::Cow::Borrowed(line), 0),
+            };
             // Panes show `request logger: message`; the journal keeps the line.
             let text = match &head {
                 _ if access_text.is_some() => access_text.unwrap_or_default(),
-                Some(h) => record_text(self.redactor, h),
+                Some(h) => record_text(redactor, h),
                 None => display_text(&red_line),
             };
             out.hits.push(FoundHit {
@@ -159,8 +175,9 @@ impl Scanner<'_> {
                 text,
                 kes: m.kes,
                 error: m.error,
-                level: head.as_ref().map(|h| h.level.to_string()),
-                request: head.map(|h| h.request.to_string()),
+                request: head
+                    .filter(|_| m.kes.contains(Ke::Ke1))
+                    .map(|h| h.request.to_string()),
             });
         }
         // The newlines before the last hit are counted already.
@@ -207,9 +224,13 @@ impl Scanner<'_> {
 
 /// What a pane shows of a record: `request logger: message`, redacted;
 /// the journal keeps the whole line.
-pub(super) fn record_text(redactor: &Redactor, h: &RecordHead<'_>) -> String {
+/// `None` for a line known to hold no secret.
+pub(super) fn record_text(redactor: Option<&Redactor>, h: &RecordHead<'_>) -> String {
     let logger = h.logger.rsplit('.').next().unwrap_or(h.logger);
-    let (msg, _) = redactor.redact_bytes(h.message);
+    let msg = match redactor {
+        Some(r) => r.redact_bytes(h.message).0,
+        None => std::borrow::Cow::Borrowed(h.message),
+    };
     format!(
         "{} {logger}: {}",
         h.request,
