@@ -90,7 +90,8 @@ pub struct BackgroundFile {
 }
 
 enum Job {
-    Write(Vec<u8>),
+    /// Write `buf[range]`; the buffer then goes back for reuse.
+    Write(Vec<u8>, std::ops::Range<usize>),
     Flush,
     Facts(std::sync::mpsc::Sender<FileFacts>),
 }
@@ -108,8 +109,11 @@ impl BackgroundFile {
             .spawn(move || {
                 for job in rx {
                     let r = match job {
-                        Job::Write(buf) => {
-                            let r = file.write(&buf);
+                        Job::Write(buf, range) => {
+                            let r = match buf.get(range) {
+                                Some(part) => file.write(part),
+                                None => Err(io::Error::other("write range outside its buffer")),
+                            };
                             let _ = spent_tx.try_send(buf);
                             r
                         }
@@ -149,12 +153,24 @@ impl BackgroundFile {
     }
 
     pub fn write(&mut self, buf: Vec<u8>) -> io::Result<()> {
-        self.send(Job::Write(buf))
+        let all = 0..buf.len();
+        self.send(Job::Write(buf, all))
+    }
+
+    /// Hands `buf[range]` to the writer without copying it.
+    pub fn write_range(&mut self, buf: Vec<u8>, range: std::ops::Range<usize>) -> io::Result<()> {
+        self.send(Job::Write(buf, range))
+    }
+
+    /// A buffer the writer is done with (contents undefined, length kept),
+    /// or a new empty one: a reader reusing these allocates nothing.
+    pub fn spare_buffer(&self) -> Vec<u8> {
+        self.spent.try_recv().unwrap_or_default()
     }
 
     /// Copies `data` into a reused buffer and hands it to the writer.
     pub fn write_slice(&mut self, data: &[u8]) -> io::Result<()> {
-        let mut buf = self.spent.try_recv().unwrap_or_default();
+        let mut buf = self.spare_buffer();
         buf.clear();
         buf.extend_from_slice(data);
         self.write(buf)
