@@ -227,15 +227,19 @@ impl Scanner<'_> {
 /// `None` for a line known to hold no secret.
 pub(super) fn record_text(redactor: Option<&Redactor>, h: &RecordHead<'_>) -> String {
     let logger = h.logger.rsplit('.').next().unwrap_or(h.logger);
-    let msg = match redactor {
+    let red = match redactor {
         Some(r) => r.redact_bytes(h.message).0,
         None => std::borrow::Cow::Borrowed(h.message),
     };
-    format!(
-        "{} {logger}: {}",
-        h.request,
-        compact_message(&display_text(&msg))
-    )
+    let msg = display_cow(&red);
+    // One allocation: `request logger: message`.
+    let mut out = String::with_capacity(h.request.len() + logger.len() + 3 + msg.len());
+    out.push_str(h.request);
+    out.push(' ');
+    out.push_str(logger);
+    out.push_str(": ");
+    push_compact_message(&msg, &mut out);
+    out
 }
 
 /// `… - POST-5 - Adding one_time_keys dict_keys([…]) for device 'D' for
@@ -256,36 +260,55 @@ pub(super) fn otk_upload(line: &[u8]) -> Option<OtkUpload> {
 
 /// Synapse prefixes request errors with the request's repr
 /// (`<XForwardedForRequest at 0x… method='POST' uri='/…' clientproto=… site=…>`):
-/// shown as `POST /…` so the error itself fits in a pane.
-fn compact_message(msg: &str) -> String {
-    if !msg.starts_with('<') {
-        return msg.to_string();
-    }
-    let Some(end) = msg.find("> ") else {
-        return msg.to_string();
-    };
-    let repr = &msg[..end];
-    let field = |name: &str| {
-        let key = format!("{name}='");
-        let i = repr.find(&key)? + key.len();
-        let j = repr[i..].find('\'')?;
-        Some(&repr[i..i + j])
-    };
-    match (field("method"), field("uri")) {
-        (Some(m), Some(u)) => format!("{m} {u} {}", &msg[end + 2..]),
-        _ => msg.to_string(),
+/// shown as `POST /…` so the error itself fits in a pane. Appends to `out`.
+fn push_compact_message(msg: &str, out: &mut String) {
+    let compact = msg
+        .starts_with('<')
+        .then(|| msg.find("> "))
+        .flatten()
+        .and_then(|end| {
+            let repr = &msg[..end];
+            let field = |key: &str| {
+                let i = repr.find(key)? + key.len();
+                let j = repr[i..].find('\'')?;
+                Some(&repr[i..i + j])
+            };
+            Some((field("method='")?, field("uri='")?, &msg[end + 2..]))
+        });
+    match compact {
+        Some((m, u, rest)) => {
+            out.push_str(m);
+            out.push(' ');
+            out.push_str(u);
+            out.push(' ');
+            out.push_str(rest);
+        }
+        None => out.push_str(msg),
     }
 }
 
 pub(super) fn display_text(line: &[u8]) -> String {
+    display_cow(line).into_owned()
+}
+
+/// [`display_text`], borrowed when the line is valid UTF-8 and short.
+fn display_cow(line: &[u8]) -> std::borrow::Cow<'_, str> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let cut = &line[..line.len().min(DISPLAY_MAX * 4)];
-    let mut s = lossy(cut).into_owned();
-    if s.chars().count() > DISPLAY_MAX {
-        s = s.chars().take(DISPLAY_MAX).collect();
-        s.push('…');
+    let s = lossy(cut);
+    // No more bytes than the limit means no more characters either.
+    if s.len() <= DISPLAY_MAX {
+        return s;
     }
-    s
+    match s.char_indices().nth(DISPLAY_MAX) {
+        None => s,
+        Some((i, _)) => {
+            let mut t = String::with_capacity(i + '…'.len_utf8());
+            t.push_str(&s[..i]);
+            t.push('…');
+            std::borrow::Cow::Owned(t)
+        }
+    }
 }
 
 /// `String::from_utf8_lossy`, with a faster check for the usual valid text.
@@ -391,6 +414,31 @@ fn access_sample(line_no: u64, at: DateTime<Utc>, a: &AccessFields<'_>) -> Acces
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_text_is_cut_at_the_limit_in_characters() {
+        let short = "é".repeat(DISPLAY_MAX);
+        assert_eq!(display_text(short.as_bytes()), short);
+        let long = format!("{short}x\r");
+        assert_eq!(display_text(long.as_bytes()), format!("{short}…"));
+        assert_eq!(display_text(b"ab\r"), "ab");
+        assert_eq!(display_text(b"a\xffb"), "a\u{fffd}b");
+    }
+
+    #[test]
+    fn a_request_repr_is_shown_as_method_and_uri() {
+        let mut out = String::new();
+        push_compact_message(
+            "<XForwardedForRequest at 0x7f method='POST' uri='/k?x' clientproto='HTTP/1.1' site='8008'> SynapseError: 400",
+            &mut out,
+        );
+        assert_eq!(out, "POST /k?x SynapseError: 400");
+        for kept in ["<no end", "<a> b", "plain"] {
+            out.clear();
+            push_compact_message(kept, &mut out);
+            assert_eq!(out, kept);
+        }
+    }
 
     #[test]
     fn otk_upload_names_request_user_and_device_also_when_nested() {
