@@ -107,20 +107,15 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         let before = capture.lines();
         let mut f = File::open(log)
             .map_err(|e| UsageError(format!("cannot read log '{}': {e}", log.display())))?;
+        let mut buf = vec![0u8; CHUNK];
         loop {
-            // The buffer goes to the journal writer with the chunk (no
-            // copy) and comes back for reuse: a handful are ever in flight.
-            let mut buf = capture.spare_buffer();
-            if buf.len() < CHUNK {
-                buf.resize(CHUNK, 0);
-            }
             let n = f
-                .read(&mut buf[..CHUNK])
+                .read(&mut buf)
                 .map_err(|e| UsageError(format!("cannot read log '{}': {e}", log.display())))?;
             if n == 0 {
                 break;
             }
-            let batch = capture.server_chunk_owned("server-log", buf, n)?;
+            let batch = capture.server_chunk("server-log", &buf[..n])?;
             let fx = app.update(Event::Server(Box::new(batch)));
             apply(&mut capture, fx)?;
         }

@@ -90,8 +90,7 @@ pub struct BackgroundFile {
 }
 
 enum Job {
-    /// Write `buf[range]`; the buffer then goes back for reuse.
-    Write(Vec<u8>, std::ops::Range<usize>),
+    Write(Vec<u8>),
     Flush,
     Facts(std::sync::mpsc::Sender<FileFacts>),
 }
@@ -109,11 +108,8 @@ impl BackgroundFile {
             .spawn(move || {
                 for job in rx {
                     let r = match job {
-                        Job::Write(buf, range) => {
-                            let r = match buf.get(range) {
-                                Some(part) => file.write(part),
-                                None => Err(io::Error::other("write range outside its buffer")),
-                            };
+                        Job::Write(buf) => {
+                            let r = file.write(&buf);
                             let _ = spent_tx.try_send(buf);
                             r
                         }
@@ -153,24 +149,12 @@ impl BackgroundFile {
     }
 
     pub fn write(&mut self, buf: Vec<u8>) -> io::Result<()> {
-        let all = 0..buf.len();
-        self.send(Job::Write(buf, all))
-    }
-
-    /// Hands `buf[range]` to the writer without copying it.
-    pub fn write_range(&mut self, buf: Vec<u8>, range: std::ops::Range<usize>) -> io::Result<()> {
-        self.send(Job::Write(buf, range))
-    }
-
-    /// A buffer the writer is done with (contents undefined, length kept),
-    /// or a new empty one: a reader reusing these allocates nothing.
-    pub fn spare_buffer(&self) -> Vec<u8> {
-        self.spent.try_recv().unwrap_or_default()
+        self.send(Job::Write(buf))
     }
 
     /// Copies `data` into a reused buffer and hands it to the writer.
     pub fn write_slice(&mut self, data: &[u8]) -> io::Result<()> {
-        let mut buf = self.spare_buffer();
+        let mut buf = self.spent.try_recv().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(data);
         self.write(buf)

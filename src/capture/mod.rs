@@ -175,59 +175,10 @@ impl Capture {
             source: source.to_string(),
             ..Default::default()
         };
-        self.ingest(bytes, &mut batch, false)?;
-        self.journal.flush()?;
-        batch.lines_total = self.lines;
-        batch.bytes_total = self.bytes;
-        Ok(batch)
-    }
-
-    /// [`Capture::server_chunk`] of `buf[..len]`, taking the buffer: when
-    /// the chunk holds no secret, the buffer itself goes to the journal
-    /// writer instead of a copy. Get the next buffer from
-    /// [`Capture::spare_buffer`] to keep the number of buffers bounded.
-    pub fn server_chunk_owned(
-        &mut self,
-        source: &str,
-        buf: Vec<u8>,
-        len: usize,
-    ) -> io::Result<ServerBatch> {
-        let mut batch = ServerBatch {
-            source: source.to_string(),
-            ..Default::default()
-        };
-        let bytes = buf.get(..len).unwrap_or(&buf);
-        if let Some(range) = self.ingest(bytes, &mut batch, true)? {
-            self.journal.server.write_range(buf, range)?;
-        }
-        self.journal.flush()?;
-        batch.lines_total = self.lines;
-        batch.bytes_total = self.bytes;
-        Ok(batch)
-    }
-
-    /// A buffer to read the next chunk into (reused from the journal
-    /// writer when it has one; contents undefined).
-    pub fn spare_buffer(&self) -> Vec<u8> {
-        self.journal.server.spare_buffer()
-    }
-
-    /// Splits `bytes` into lines and processes the complete ones. With
-    /// `defer`, the server log write of the bulk of `bytes` may be left to
-    /// the caller: the range returned must be written next.
-    fn ingest(
-        &mut self,
-        bytes: &[u8],
-        batch: &mut ServerBatch,
-        defer: bool,
-    ) -> io::Result<Option<std::ops::Range<usize>>> {
-        let mut deferred = None;
         if self.partial.is_empty() {
             match memchr::memrchr(b'\n', bytes) {
                 Some(i) => {
-                    if self.process(&bytes[..=i], batch, defer)? {
-                        deferred = Some(0..i + 1);
-                    }
+                    self.process(&bytes[..=i], &mut batch)?;
                     self.partial.extend_from_slice(&bytes[i + 1..]);
                 }
                 None => self.partial.extend_from_slice(bytes),
@@ -239,17 +190,12 @@ impl Capture {
                 None => self.partial.extend_from_slice(bytes),
                 Some(first) => {
                     self.partial.extend_from_slice(&bytes[..=first]);
-                    let mut head = std::mem::take(&mut self.partial);
-                    self.process(&head, batch, false)?;
-                    // The line buffer is kept for the next partial line.
-                    head.clear();
-                    self.partial = head;
+                    let head = std::mem::take(&mut self.partial);
+                    self.process(&head, &mut batch)?;
                     let rest = &bytes[first + 1..];
                     match memchr::memrchr(b'\n', rest) {
                         Some(i) => {
-                            if self.process(&rest[..=i], batch, defer)? {
-                                deferred = Some(first + 1..first + 1 + i + 1);
-                            }
+                            self.process(&rest[..=i], &mut batch)?;
                             self.partial.extend_from_slice(&rest[i + 1..]);
                         }
                         None => self.partial.extend_from_slice(rest),
@@ -257,7 +203,10 @@ impl Capture {
                 }
             }
         }
-        Ok(deferred)
+        self.journal.flush()?;
+        batch.lines_total = self.lines;
+        batch.bytes_total = self.bytes;
+        Ok(batch)
     }
 
     /// Ends a file: an unterminated last line becomes a line. With
@@ -275,7 +224,7 @@ impl Capture {
             if terminate {
                 last.push(b'\n');
             }
-            self.process(&last, &mut batch, false)?;
+            self.process(&last, &mut batch)?;
         }
         if !terminate && let Some(s) = self.stalls.finish() {
             batch.stalls.extend(self.stall_in_utc(s));
@@ -286,9 +235,7 @@ impl Capture {
         Ok(batch)
     }
 
-    /// Returns whether the server log write of `buf` was left to the caller
-    /// (only with `defer`, and only when nothing in `buf` was redacted).
-    fn process(&mut self, buf: &[u8], batch: &mut ServerBatch, defer: bool) -> io::Result<bool> {
+    fn process(&mut self, buf: &[u8], batch: &mut ServerBatch) -> io::Result<()> {
         self.bytes += buf.len() as u64;
 
         if batch.first_at.is_none() {
@@ -318,13 +265,11 @@ impl Capture {
             None => vec![scanner.scan(buf, 0..buf.len())],
         };
         let mut part_base = base_line;
-        let deferred = defer && parts.iter().all(|p| p.redacted.is_none());
-        for mut part in parts {
+        for part in parts {
             // The server log, redacted (secrets never span lines, so each
             // part is redacted on its own).
-            match part.redacted.take() {
-                Some(red) => self.journal.server.write(red)?,
-                None if deferred => {}
+            match &part.redacted {
+                Some(red) => self.journal.server.write_slice(red)?,
                 None => self.journal.server.write_slice(&buf[part.range.clone()])?,
             }
             self.journal.server.redactions += part.redactions as u64;
@@ -351,7 +296,7 @@ impl Capture {
         if batch.first_at.is_none() {
             batch.first_at = batch.last_at;
         }
-        Ok(deferred)
+        Ok(())
     }
 
     /// Numbers a scanned part's findings (its first line follows line
