@@ -20,10 +20,11 @@ pub struct ServerHit {
     /// 1-based line number in each `server/KE-n.log` (0 where not matched).
     pub ke_line_no: [u64; 4],
     pub error: bool,
-    pub level: Option<String>,
     /// Synapse's `One time key <alg>:<id> already exists` conflict, if any.
     pub offending: Option<std::sync::Arc<OffendingKey>>,
-    /// The record's request id (`POST-5688811`), when the line is a record.
+    /// The record's request id (`POST-5688811`) on KE-1 lines that are
+    /// records: what attributes a keys/upload conflict to its device (other
+    /// KEs leave it out; nothing reads it there).
     pub request: Option<String>,
 }
 

@@ -95,10 +95,18 @@ impl App {
         }
     }
 
-    fn on_hit(&mut self, hit: ServerHit) {
+    fn on_hit(&mut self, mut hit: ServerHit) {
         let tracked = self.is_tracked(&hit.text);
-        for ke in hit.kes.iter() {
+        let mut kes = hit.kes.iter().peekable();
+        while let Some(ke) = kes.next() {
             let i = ke.index();
+            // The last pane takes the text itself; only a line in several
+            // KEs is copied.
+            let text = if kes.peek().is_some() {
+                hit.text.clone()
+            } else {
+                std::mem::take(&mut hit.text)
+            };
             self.server[i].add(hit.at, hit.error);
             self.pane_pushed[i] += 1;
             let pane = &mut self.panes[i];
@@ -106,7 +114,7 @@ impl App {
                 line_no: hit.line_no,
                 ke_line_no: hit.ke_line_no[i],
                 at: hit.at,
-                text: hit.text.clone(),
+                text,
                 error: hit.error,
                 tracked,
                 origin: "server",

@@ -142,15 +142,14 @@ impl Capture {
                 line_no: n,
                 at: last_at,
                 text: match parse_record(l) {
-                    Some(h) => record_text(&self.redactor, &h),
+                    Some(h) => record_text(Some(&self.redactor), &h),
                     None => display_text(l),
                 },
                 kes,
                 ke_line_no,
                 error: false,
-                level: parse_record(l).map(|h| h.level.to_string()),
                 offending: None,
-                request: parse_record(l).map(|h| h.request.to_string()),
+                request: None,
             });
         }
         self.journal.flush()?;
@@ -333,7 +332,6 @@ impl Capture {
                 kes: hit.kes,
                 ke_line_no,
                 error: hit.error,
-                level: hit.level,
                 offending,
                 request: hit.request,
             });

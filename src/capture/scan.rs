@@ -5,12 +5,12 @@
 //! order.
 
 use crate::app::event::{AccessSample, OtkUpload, ToDeviceTrace};
-use crate::domain::KeSet;
 use crate::domain::redact::Redactor;
 use crate::domain::signatures::Matcher;
 use crate::domain::synapse_log::{
     AccessFields, LogClock, RecordHead, parse_access_fields, parse_record, parse_timestamp_prefix,
 };
+use crate::domain::{Ke, KeSet};
 use chrono::{DateTime, Utc};
 use std::ops::Range;
 use std::sync::LazyLock;
@@ -45,7 +45,6 @@ pub(super) struct FoundHit {
     pub text: String,
     pub kes: KeSet,
     pub error: bool,
-    pub level: Option<String>,
     pub request: Option<String>,
 }
 
@@ -83,10 +82,14 @@ impl Scanner<'_> {
     pub fn scan(&self, buf: &[u8], part: Range<usize>) -> Scanned {
         let base = part.start;
         let text = &buf[part.clone()];
-        let (redacted, redactions) = match self.redactor.redact_bytes(text) {
-            (std::borrow::Cow::Owned(v), n) => (Some(v), n),
-            (std::borrow::Cow::Borrowed(_), n) => (None, n),
+        let (redacted, redactions, suspects) = match self.redactor.redact_bytes_noting(text) {
+            (std::borrow::Cow::Owned(v), n, l) => (Some(v), n, l),
+            (std::borrow::Cow::Borrowed(_), n, l) => (None, n, l),
         };
+        // Hits come in order: `suspects[next_suspect..]` are the lines at or
+        // after the current one that may hold a secret. Every other line is
+        // clean, and so is all of its text (no redaction to run).
+        let mut next_suspect = 0;
         let mut out = Scanned {
             range: part,
             redacted,
@@ -104,6 +107,13 @@ impl Scanner<'_> {
             counted_to = s;
             let this_line = line_no + 1;
             let line = &text[s..e];
+            while suspects.get(next_suspect).is_some_and(|l| l.end < s) {
+                next_suspect += 1;
+            }
+            let redactor = suspects
+                .get(next_suspect)
+                .is_some_and(|l| l.start <= e)
+                .then_some(self.redactor);
             // Long-polls are excluded from latency and match no KE: done.
             if m.kes.is_empty() && is_long_poll_line(line) {
                 continue;
@@ -129,7 +139,10 @@ impl Scanner<'_> {
                             "{} {} {} {} {} ms",
                             a.requester.unwrap_or("-"),
                             a.method,
-                            self.redactor.redact_str(a.path).0,
+                            match redactor {
+                                Some(r) => r.redact_str(a.path).0,
+                                None => a.path.into(),
+                            },
                             sample.status,
                             sample.processing_ms
                         )
@@ -140,11 +153,14 @@ impl Scanner<'_> {
             if m.kes.is_empty() {
                 continue;
             }
-            let (red_line, redactions) = self.redactor.redact_bytes(line);
+            let (red_line, redactions) = match redactor {
+                Some(r) => r.redact_bytes(line),
+                None => (std::borrow::Cow::Borrowed(line), 0),
+            };
             // Panes show `request logger: message`; the journal keeps the line.
             let text = match &head {
                 _ if access_text.is_some() => access_text.unwrap_or_default(),
-                Some(h) => record_text(self.redactor, h),
+                Some(h) => record_text(redactor, h),
                 None => display_text(&red_line),
             };
             out.hits.push(FoundHit {
@@ -159,8 +175,9 @@ impl Scanner<'_> {
                 text,
                 kes: m.kes,
                 error: m.error,
-                level: head.as_ref().map(|h| h.level.to_string()),
-                request: head.map(|h| h.request.to_string()),
+                request: head
+                    .filter(|_| m.kes.contains(Ke::Ke1))
+                    .map(|h| h.request.to_string()),
             });
         }
         // The newlines before the last hit are counted already.
@@ -207,14 +224,22 @@ impl Scanner<'_> {
 
 /// What a pane shows of a record: `request logger: message`, redacted;
 /// the journal keeps the whole line.
-pub(super) fn record_text(redactor: &Redactor, h: &RecordHead<'_>) -> String {
+/// `None` for a line known to hold no secret.
+pub(super) fn record_text(redactor: Option<&Redactor>, h: &RecordHead<'_>) -> String {
     let logger = h.logger.rsplit('.').next().unwrap_or(h.logger);
-    let (msg, _) = redactor.redact_bytes(h.message);
-    format!(
-        "{} {logger}: {}",
-        h.request,
-        compact_message(&display_text(&msg))
-    )
+    let red = match redactor {
+        Some(r) => r.redact_bytes(h.message).0,
+        None => std::borrow::Cow::Borrowed(h.message),
+    };
+    let msg = display_cow(&red);
+    // One allocation: `request logger: message`.
+    let mut out = String::with_capacity(h.request.len() + logger.len() + 3 + msg.len());
+    out.push_str(h.request);
+    out.push(' ');
+    out.push_str(logger);
+    out.push_str(": ");
+    push_compact_message(&msg, &mut out);
+    out
 }
 
 /// `… - POST-5 - Adding one_time_keys dict_keys([…]) for device 'D' for
@@ -235,36 +260,55 @@ pub(super) fn otk_upload(line: &[u8]) -> Option<OtkUpload> {
 
 /// Synapse prefixes request errors with the request's repr
 /// (`<XForwardedForRequest at 0x… method='POST' uri='/…' clientproto=… site=…>`):
-/// shown as `POST /…` so the error itself fits in a pane.
-fn compact_message(msg: &str) -> String {
-    if !msg.starts_with('<') {
-        return msg.to_string();
-    }
-    let Some(end) = msg.find("> ") else {
-        return msg.to_string();
-    };
-    let repr = &msg[..end];
-    let field = |name: &str| {
-        let key = format!("{name}='");
-        let i = repr.find(&key)? + key.len();
-        let j = repr[i..].find('\'')?;
-        Some(&repr[i..i + j])
-    };
-    match (field("method"), field("uri")) {
-        (Some(m), Some(u)) => format!("{m} {u} {}", &msg[end + 2..]),
-        _ => msg.to_string(),
+/// shown as `POST /…` so the error itself fits in a pane. Appends to `out`.
+fn push_compact_message(msg: &str, out: &mut String) {
+    let compact = msg
+        .starts_with('<')
+        .then(|| msg.find("> "))
+        .flatten()
+        .and_then(|end| {
+            let repr = &msg[..end];
+            let field = |key: &str| {
+                let i = repr.find(key)? + key.len();
+                let j = repr[i..].find('\'')?;
+                Some(&repr[i..i + j])
+            };
+            Some((field("method='")?, field("uri='")?, &msg[end + 2..]))
+        });
+    match compact {
+        Some((m, u, rest)) => {
+            out.push_str(m);
+            out.push(' ');
+            out.push_str(u);
+            out.push(' ');
+            out.push_str(rest);
+        }
+        None => out.push_str(msg),
     }
 }
 
 pub(super) fn display_text(line: &[u8]) -> String {
+    display_cow(line).into_owned()
+}
+
+/// [`display_text`], borrowed when the line is valid UTF-8 and short.
+fn display_cow(line: &[u8]) -> std::borrow::Cow<'_, str> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let cut = &line[..line.len().min(DISPLAY_MAX * 4)];
-    let mut s = lossy(cut).into_owned();
-    if s.chars().count() > DISPLAY_MAX {
-        s = s.chars().take(DISPLAY_MAX).collect();
-        s.push('…');
+    let s = lossy(cut);
+    // No more bytes than the limit means no more characters either.
+    if s.len() <= DISPLAY_MAX {
+        return s;
     }
-    s
+    match s.char_indices().nth(DISPLAY_MAX) {
+        None => s,
+        Some((i, _)) => {
+            let mut t = String::with_capacity(i + '…'.len_utf8());
+            t.push_str(&s[..i]);
+            t.push('…');
+            std::borrow::Cow::Owned(t)
+        }
+    }
 }
 
 /// `String::from_utf8_lossy`, with a faster check for the usual valid text.
@@ -370,6 +414,31 @@ fn access_sample(line_no: u64, at: DateTime<Utc>, a: &AccessFields<'_>) -> Acces
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_text_is_cut_at_the_limit_in_characters() {
+        let short = "é".repeat(DISPLAY_MAX);
+        assert_eq!(display_text(short.as_bytes()), short);
+        let long = format!("{short}x\r");
+        assert_eq!(display_text(long.as_bytes()), format!("{short}…"));
+        assert_eq!(display_text(b"ab\r"), "ab");
+        assert_eq!(display_text(b"a\xffb"), "a\u{fffd}b");
+    }
+
+    #[test]
+    fn a_request_repr_is_shown_as_method_and_uri() {
+        let mut out = String::new();
+        push_compact_message(
+            "<XForwardedForRequest at 0x7f method='POST' uri='/k?x' clientproto='HTTP/1.1' site='8008'> SynapseError: 400",
+            &mut out,
+        );
+        assert_eq!(out, "POST /k?x SynapseError: 400");
+        for kept in ["<no end", "<a> b", "plain"] {
+            out.clear();
+            push_compact_message(kept, &mut out);
+            assert_eq!(out, kept);
+        }
+    }
 
     #[test]
     fn otk_upload_names_request_user_and_device_also_when_nested() {

@@ -122,11 +122,28 @@ impl Redactor {
     /// secrets were replaced.
     pub fn redact_bytes<'a>(&self, buf: &'a [u8]) -> (Cow<'a, [u8]>, usize) {
         let secrets = self.find(buf);
+        Self::replace(buf, &secrets)
+    }
+
+    /// [`Redactor::redact_bytes`], and the lines (`start..end` without the
+    /// newline, ascending) that may hold a secret. Text inside any other
+    /// line holds none: redacting it, or any part of it, changes nothing.
+    pub fn redact_bytes_noting<'a>(
+        &self,
+        buf: &'a [u8],
+    ) -> (Cow<'a, [u8]>, usize, Vec<std::ops::Range<usize>>) {
+        let lines = candidates(&self.compiled, buf);
+        let secrets = self.find_in(buf, &lines);
+        let (text, n) = Self::replace(buf, &secrets);
+        (text, n, lines.into_iter().map(|(s, e)| s..e).collect())
+    }
+
+    fn replace<'a>(buf: &'a [u8], secrets: &[Secret]) -> (Cow<'a, [u8]>, usize) {
         if secrets.iter().all(|s| s.keep) {
             return (Cow::Borrowed(buf), 0);
         }
         let mut out = Vec::with_capacity(buf.len());
-        let n = apply(buf, &secrets, &mut out);
+        let n = apply(buf, secrets, &mut out);
         (Cow::Owned(out), n)
     }
 
@@ -163,15 +180,15 @@ impl Redactor {
 
     /// Secrets in `buf`, in order, not overlapping.
     fn find(&self, buf: &[u8]) -> Vec<Secret> {
+        let lines = candidates(&self.compiled, buf);
+        self.find_in(buf, &lines)
+    }
+
+    /// Secrets on `lines` (ascending, distinct) of `buf`.
+    fn find_in(&self, buf: &[u8], lines: &[(usize, usize)]) -> Vec<Secret> {
         let c = &*self.compiled;
-        let mut lines = candidate_lines(c, buf);
-        if lines.is_empty() {
-            return Vec::new();
-        }
-        lines.sort_unstable();
-        lines.dedup();
         let mut out = Vec::new();
-        for (ls, le) in lines {
+        for &(ls, le) in lines {
             let line = &buf[ls..le];
             for caps in c.secrets.captures_iter(line) {
                 let (Some(whole), Some(value)) =
@@ -190,6 +207,14 @@ impl Redactor {
         }
         out
     }
+}
+
+/// [`candidate_lines`], ascending and distinct.
+fn candidates(c: &Compiled, buf: &[u8]) -> Vec<(usize, usize)> {
+    let mut lines = candidate_lines(c, buf);
+    lines.sort_unstable();
+    lines.dedup();
+    lines
 }
 
 /// Lines (start, end without `\n`) that contain a literal or a run of bytes

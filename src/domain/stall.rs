@@ -45,6 +45,45 @@ pub struct StallDetector {
     threshold_ms: i64,
     last_ms: Option<i64>,
     open: Option<Stall>,
+    clock: SecondCache,
+}
+
+/// Milliseconds of a record's `YYYY-MM-DD HH:MM:SS,mmm` prefix. Consecutive
+/// records mostly share their second: the date and time are parsed once per
+/// second, the milliseconds per line.
+#[derive(Debug, Clone, Default)]
+struct SecondCache {
+    /// The last parsed `YYYY-MM-DD HH:MM:SS` and its milliseconds.
+    second: Option<([u8; 19], i64)>,
+}
+
+impl SecondCache {
+    fn millis(&mut self, line: &[u8]) -> Option<i64> {
+        if let Some((prefix, base)) = &self.second
+            && let Some(b) = line.get(..23)
+            && b[..19] == prefix[..]
+            && b[19] == b','
+            && let Some(ms) = three_digits(&b[20..23])
+        {
+            return Some(base + ms);
+        }
+        let t = parse_timestamp_prefix(line)?;
+        let ms = t.and_utc().timestamp_millis();
+        // Parsed, so the line holds 23 bytes and three digits of millis.
+        if let Some(b) = line.get(..23)
+            && let Ok(prefix) = <[u8; 19]>::try_from(&b[..19])
+            && let Some(frac) = three_digits(&b[20..23])
+        {
+            self.second = Some((prefix, ms - frac));
+        }
+        Some(ms)
+    }
+}
+
+fn three_digits(b: &[u8]) -> Option<i64> {
+    b.iter().try_fold(0i64, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+    })
 }
 
 impl StallDetector {
@@ -54,6 +93,7 @@ impl StallDetector {
             threshold_ms: i64::from(threshold_ms),
             last_ms: None,
             open: None,
+            clock: SecondCache::default(),
         }
     }
 
@@ -113,12 +153,12 @@ impl StallDetector {
             line_no += 1;
             let line = &buf[start..end];
             start = end + 1;
-            let Some(t) = parse_timestamp_prefix(line) else {
+            let Some(at_ms) = self.clock.millis(line) else {
                 continue;
             };
             while restarts.next_if(|&r| r < line_no).is_some() {}
             let restart = restarts.next_if_eq(&line_no).is_some();
-            if let Some(s) = self.record(t.and_utc().timestamp_millis(), line_no, restart) {
+            if let Some(s) = self.record(at_ms, line_no, restart) {
                 out.push(s);
             }
         }
@@ -262,6 +302,25 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].line_no, found[0].burst), (2, 3));
         assert_eq!(d.finish().map(|s| (s.line_no, s.burst)), Some((5, 3)));
+    }
+
+    #[test]
+    fn cached_seconds_give_the_same_millis_as_a_full_parse() {
+        let lines: [&[u8]; 8] = [
+            b"2026-06-30 18:00:00,000 - a",
+            b"2026-06-30 18:00:00,999 - a",
+            b"2026-06-30 18:00:00,5x9 - a",
+            b"2026-06-30 18:00:00.123 - a",
+            b"2026-06-30 18:00:00,12",
+            b"2026-06-30 18:00:01,001 - a",
+            b"2026-02-30 18:00:01,001 - a",
+            b"2026-06-30 18:00:01,002",
+        ];
+        let mut c = SecondCache::default();
+        for l in lines {
+            let full = parse_timestamp_prefix(l).map(|t| t.and_utc().timestamp_millis());
+            assert_eq!(c.millis(l), full, "{}", String::from_utf8_lossy(l));
+        }
     }
 
     #[test]

@@ -687,7 +687,6 @@ fn verdict_detail_quotes_the_cited_evidence() {
             kes,
             ke_line_no: [1, 0, 0, 0],
             error: true,
-            level: Some("INFO".into()),
             offending: crate::domain::har::parse_otk_conflict(line).map(std::sync::Arc::new),
             request: Some("POST-7".into()),
         }],

@@ -49,7 +49,6 @@ pub fn hit(app: &mut App, ke: Ke, at: i64, text: &str, error: bool) {
             kes,
             ke_line_no,
             error,
-            level: Some(if error { "ERROR" } else { "INFO" }.into()),
             offending: None,
             request: None,
         }],

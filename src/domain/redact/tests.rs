@@ -118,6 +118,32 @@ fn planted_secrets_of_every_kind_are_gone_and_lines_kept() {
 }
 
 #[test]
+fn every_secret_is_on_a_noted_line_and_other_lines_redact_to_themselves() {
+    let text = format!(
+        "clean 1\na {TOKEN}\nclean 2\nb ?access_token={REFRESH}&x=1\nc Bearer abcdef123\nd {RECOVERY}\nclean 3 access_token=<redacted>\nclean 4"
+    );
+    let red = Redactor::new();
+    let (out, n, noted) = red.redact_bytes_noting(text.as_bytes());
+    assert_eq!((out, n), red.redact_bytes(text.as_bytes()));
+    let mut start = 0;
+    for line in text.split('\n') {
+        let range = start..start + line.len();
+        start = range.end + 1;
+        let is_noted = noted.contains(&range);
+        let (_, found) = red.redact_str(line);
+        assert!(
+            is_noted || found == 0,
+            "{line:?} holds a secret but is not noted"
+        );
+        if line.starts_with("clean") {
+            assert_eq!(found, 0, "{line:?}");
+        } else {
+            assert!(is_noted, "{line:?}");
+        }
+    }
+}
+
+#[test]
 fn invalid_utf8_is_kept() {
     let buf = b"\xff\xfe syt_abc \xc3\x28\n";
     let (out, n) = Redactor::new().redact_bytes(buf);
