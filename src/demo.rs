@@ -69,19 +69,8 @@ pub fn materialize(dir: &Path) -> anyhow::Result<Recording> {
         entries.push(JournalEntry::Client {
             at: c.at,
             artifact: Box::new(ClientArtifact {
-                file: c.file.clone(),
-                kind: ArtifactKind::Diag,
-                arrived_at: c.at,
                 bytes: data.len() as u64,
-                unparsed: None,
-                user_id: None,
-                device_id: None,
-                sdk_version: None,
-                entries: Vec::new(),
-                ke3_event_ids: Vec::new(),
-                har_conflicts: Vec::new(),
-                har_keys_upload: 0,
-                redactions: 0,
+                ..ClientArtifact::new(c.file.clone(), ArtifactKind::Diag, c.at)
             }),
         });
     }

@@ -118,44 +118,13 @@ impl Drop for Lab {
     }
 }
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn journal(out: &Path) -> String {
-    std::fs::read_dir(out)
-        .ok()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(".callcap-journal-")
-        })
-        .filter_map(|e| std::fs::read_to_string(e.path().join("journal.jsonl")).ok())
-        .collect()
+    journal_file(out, "journal.jsonl")
 }
 
 /// The server log captured so far (the journal's `server/homeserver.log`).
 fn journal_log(out: &Path) -> String {
-    std::fs::read_dir(out)
-        .ok()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(".callcap-journal-")
-        })
-        .filter_map(|e| std::fs::read(e.path().join("server/homeserver.log")).ok())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .collect()
+    journal_file(out, "server/homeserver.log")
 }
 
 /// `callcap live --headless` on the lab's config, writing under `out`;

@@ -9,30 +9,11 @@ mod support;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn journal_text(out: &Path) -> String {
-    std::fs::read_dir(out)
-        .ok()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(".callcap-journal-")
-        })
-        .filter_map(|e| std::fs::read_to_string(e.path().join("journal.jsonl")).ok())
-        .collect()
+    journal_file(out, "journal.jsonl")
 }
 
 fn start(dir: &Path) -> (Child, PathBuf, PathBuf, PathBuf) {

@@ -152,6 +152,27 @@ pub struct ClientArtifact {
     pub redactions: u64,
 }
 
+impl ClientArtifact {
+    /// An artefact with nothing read from it yet.
+    pub fn new(file: String, kind: ArtifactKind, arrived_at: DateTime<Utc>) -> ClientArtifact {
+        ClientArtifact {
+            file,
+            kind,
+            arrived_at,
+            bytes: 0,
+            unparsed: None,
+            user_id: None,
+            device_id: None,
+            sdk_version: None,
+            entries: Vec::new(),
+            ke3_event_ids: Vec::new(),
+            har_conflicts: Vec::new(),
+            har_keys_upload: 0,
+            redactions: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HarConflict {
     pub entry_index: usize,

@@ -386,21 +386,7 @@ impl Capture {
         } else {
             ArtifactKind::Other
         };
-        let mut art = ClientArtifact {
-            file: name.clone(),
-            kind,
-            arrived_at,
-            bytes: 0,
-            unparsed: None,
-            user_id: None,
-            device_id: None,
-            sdk_version: None,
-            entries: Vec::new(),
-            ke3_event_ids: Vec::new(),
-            har_conflicts: Vec::new(),
-            har_keys_upload: 0,
-            redactions: 0,
-        };
+        let mut art = ClientArtifact::new(name.clone(), kind, arrived_at);
         let meta = std::fs::metadata(path)?;
         art.bytes = meta.len();
         match kind {

@@ -225,3 +225,30 @@ pub fn find_bundle(out: &Path) -> PathBuf {
         })
         .expect("a bundle")
 }
+
+/// Polls `f` every 50 ms until it holds, panicking after `timeout`.
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The text of `file` in every live journal (`.callcap-journal-*`) under
+/// `out`, read lossily; empty while there is none.
+pub fn journal_file(out: &Path, file: &str) -> String {
+    std::fs::read_dir(out)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".callcap-journal-")
+        })
+        .filter_map(|e| std::fs::read(e.path().join(file)).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect()
+}
