@@ -182,6 +182,18 @@ struct Run {
     seen: Arc<Mutex<Seen>>,
 }
 
+/// A fresh sshd and remote empty log, followed with the default options
+/// until the source is live.
+async fn following_empty_log() -> (Sshd, Remote, Run) {
+    let s = Sshd::start();
+    let r = Remote::new();
+    r.create("");
+    let kh = trusting(s.dir.path(), &[&s]);
+    let run = start(ssh_config(&s, &kh), r.config(), options(), None);
+    run.wait_live(1).await;
+    (s, r, run)
+}
+
 fn start(
     ssh: SshConfig,
     log: ServerLogConfig,
@@ -298,12 +310,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appended_lines_arrive_in_order_and_latency_is_measured() {
-    let s = Sshd::start();
-    let r = Remote::new();
-    r.create("");
-    let kh = trusting(s.dir.path(), &[&s]);
-    let run = start(ssh_config(&s, &kh), r.config(), options(), None);
-    run.wait_live(1).await;
+    let (_sshd, r, run) = following_empty_log().await;
 
     // 2000 lines at ~2k lines/s: 10 lines every 5 ms, each line timestamped.
     let mut writes = Vec::new();
@@ -665,12 +672,7 @@ async fn reconnect_resumes_at_byte_offset_without_loss_or_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_mid_stream_loses_nothing() {
-    let s = Sshd::start();
-    let r = Remote::new();
-    r.create("");
-    let kh = trusting(s.dir.path(), &[&s]);
-    let run = start(ssh_config(&s, &kh), r.config(), options(), None);
-    run.wait_live(1).await;
+    let (_sshd, r, run) = following_empty_log().await;
 
     let mut old = std::fs::OpenOptions::new()
         .append(true)
@@ -704,12 +706,7 @@ async fn rotation_mid_stream_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stall_is_detected_and_recovered_after_sigcont() {
-    let s = Sshd::start();
-    let r = Remote::new();
-    r.create("");
-    let kh = trusting(s.dir.path(), &[&s]);
-    let run = start(ssh_config(&s, &kh), r.config(), options(), None);
-    run.wait_live(1).await;
+    let (s, r, run) = following_empty_log().await;
     append(&r.log, "before the stall\n");
     run.wait("first line", LONG, |x| !x.bytes.is_empty()).await;
 
@@ -733,12 +730,7 @@ async fn stall_is_detected_and_recovered_after_sigcont() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_of_100k_lines_all_arrive() {
-    let s = Sshd::start();
-    let r = Remote::new();
-    r.create("");
-    let kh = trusting(s.dir.path(), &[&s]);
-    let run = start(ssh_config(&s, &kh), r.config(), options(), None);
-    run.wait_live(1).await;
+    let (_sshd, r, run) = following_empty_log().await;
     let mut burst = String::with_capacity(100_000 * 80);
     for i in 0..100_000 {
         burst.push_str(&format!(
@@ -957,12 +949,7 @@ async fn local_forward_pipes_tcp_through_ssh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_10_mb_line_and_invalid_utf8_pass_through_unchanged() {
-    let s = Sshd::start();
-    let r = Remote::new();
-    r.create("");
-    let kh = trusting(s.dir.path(), &[&s]);
-    let run = start(ssh_config(&s, &kh), r.config(), options(), None);
-    run.wait_live(1).await;
+    let (_sshd, r, run) = following_empty_log().await;
     let mut data = vec![b'x'; 10 * 1024 * 1024];
     data.extend_from_slice(b"\n\xff\xfe not utf-8 \xc3\x28\n");
     std::fs::OpenOptions::new()
