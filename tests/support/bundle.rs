@@ -22,6 +22,18 @@ pub fn callcap(args: &[&str]) -> Output {
         .expect("run callcap")
 }
 
+/// Runs `callcap` with args, which must succeed; returns the bundle path it
+/// printed.
+pub fn callcap_bundle(args: &[&str]) -> PathBuf {
+    let out = callcap(args);
+    assert!(
+        out.status.success(),
+        "callcap {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bundle_path(&out)
+}
+
 /// The bundle path: the last line of stdout.
 pub fn bundle_path(out: &Output) -> PathBuf {
     let stdout = String::from_utf8_lossy(&out.stdout);
