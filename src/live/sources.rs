@@ -3,7 +3,6 @@
 use crate::analyze::UsageError;
 use crate::config::{Config, DatabaseConfig};
 use crate::sources::{Input, SourceStatus};
-use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -139,11 +138,7 @@ async fn tunnel(
     mut shutdown: watch::Receiver<bool>,
     prompt: Option<crate::sources::ssh::PassphrasePrompt>,
 ) -> Option<crate::sources::ssh::LocalForward> {
-    let status = |s: SourceStatus| Input::Status {
-        source: "database".into(),
-        status: s,
-        at: Utc::now(),
-    };
+    let status = |s: SourceStatus| Input::status_now("database", s);
     let (host, port) = match crate::sources::db::database_target(db) {
         Ok(t) => t,
         Err(e) => {

@@ -93,11 +93,7 @@ pub async fn run_downloads(
                     at: Utc::now(),
                 },
                 Out::Status(s) => status(s),
-                Out::Note(text) => Input::Note {
-                    source: SOURCE.to_string(),
-                    text,
-                    at: Utc::now(),
-                },
+                Out::Note(text) => Input::note_now(SOURCE, text),
             };
             if tx.send(input).await.is_err() {
                 return;
@@ -128,11 +124,7 @@ pub async fn run_downloads(
 }
 
 fn status(status: SourceStatus) -> Input {
-    Input::Status {
-        source: SOURCE.to_string(),
-        status,
-        at: Utc::now(),
-    }
+    Input::status_now(SOURCE, status)
 }
 
 #[derive(Debug)]

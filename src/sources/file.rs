@@ -127,11 +127,7 @@ async fn send_all(tx: &mpsc::Sender<Input>, out: Vec<Out>) -> bool {
                 at: Utc::now(),
             },
             Out::Status(s) => status(s),
-            Out::Note(text) => Input::Note {
-                source: SOURCE.to_string(),
-                text,
-                at: Utc::now(),
-            },
+            Out::Note(text) => Input::note_now(SOURCE, text),
         };
         if tx.send(input).await.is_err() {
             return false;
@@ -141,11 +137,7 @@ async fn send_all(tx: &mpsc::Sender<Input>, out: Vec<Out>) -> bool {
 }
 
 fn status(status: SourceStatus) -> Input {
-    Input::Status {
-        source: SOURCE.to_string(),
-        status,
-        at: Utc::now(),
-    }
+    Input::status_now(SOURCE, status)
 }
 
 /// What one step produced, in order.

@@ -91,6 +91,26 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// A source's new state, stamped with the wall clock.
+    pub fn status_now(source: &str, status: SourceStatus) -> Input {
+        Input::Status {
+            source: source.to_string(),
+            status,
+            at: Utc::now(),
+        }
+    }
+
+    /// A note for the status line, stamped with the wall clock.
+    pub fn note_now(source: &str, text: String) -> Input {
+        Input::Note {
+            source: source.to_string(),
+            text,
+            at: Utc::now(),
+        }
+    }
+}
+
 /// Rows are JSON objects keyed by column name.
 pub type Row = serde_json::Map<String, serde_json::Value>;
 

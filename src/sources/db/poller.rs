@@ -139,22 +139,12 @@ impl Poller {
             return true;
         }
         self.last_status = Some(status.clone());
-        self.send(Input::Status {
-            source: SOURCE.to_string(),
-            status,
-            at: Utc::now(),
-        })
-        .await
+        self.send(Input::status_now(SOURCE, status)).await
     }
 
     async fn note(&mut self, text: String) -> bool {
         tracing::debug!(note = %text, "database note");
-        self.send(Input::Note {
-            source: SOURCE.to_string(),
-            text,
-            at: Utc::now(),
-        })
-        .await
+        self.send(Input::note_now(SOURCE, text)).await
     }
 
     async fn run(mut self, connect_override: Option<(String, u16)>) {
@@ -252,11 +242,7 @@ impl Poller {
         }
         // Shutdown is already requested here, so `send` would give up at
         // once; the last word gets a short grace instead.
-        let stopped = Input::Status {
-            source: SOURCE.to_string(),
-            status: SourceStatus::Stopped,
-            at: Utc::now(),
-        };
+        let stopped = Input::status_now(SOURCE, SourceStatus::Stopped);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.send(stopped)).await;
     }
 

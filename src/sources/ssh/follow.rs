@@ -64,20 +64,10 @@ impl Out {
         self.tx.send(i).await.is_ok()
     }
     async fn status(&self, status: SourceStatus) -> bool {
-        self.send(Input::Status {
-            source: SOURCE.into(),
-            status,
-            at: Utc::now(),
-        })
-        .await
+        self.send(Input::status_now(SOURCE, status)).await
     }
     async fn note(&self, text: String) -> bool {
-        self.send(Input::Note {
-            source: SOURCE.into(),
-            text,
-            at: Utc::now(),
-        })
-        .await
+        self.send(Input::note_now(SOURCE, text)).await
     }
 }
 

@@ -149,13 +149,7 @@ fn client_config(
 
 async fn report(opts: &ConnectOptions<'_>, status: SourceStatus) {
     if let Some((tx, source)) = opts.status {
-        let _ = tx
-            .send(Input::Status {
-                source: source.to_string(),
-                status,
-                at: chrono::Utc::now(),
-            })
-            .await;
+        let _ = tx.send(Input::status_now(source, status)).await;
     }
 }
 
