@@ -83,16 +83,7 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
             let recording = crate::demo::materialize(tmp.path())?;
             let cfg = Config::default();
             let out = out_dir(a.out.as_ref(), &cfg);
-            let r = console(LiveOptions {
-                config: cfg,
-                out,
-                headless: a.headless,
-                mode: Mode::Replay {
-                    recording: Box::new(recording),
-                    speed: a.speed,
-                },
-                label: None,
-            });
+            let r = replay_console(recording, cfg, out, a.headless, a.speed);
             drop(tmp);
             r
         }
@@ -100,16 +91,7 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
             let recording = Recording::open(&a.bundle).map_err(UsageError)?;
             let cfg = load_config(a.config.as_deref())?;
             let out = out_dir(a.out.as_ref(), &cfg);
-            console(LiveOptions {
-                config: cfg,
-                out,
-                headless: a.headless,
-                mode: Mode::Replay {
-                    recording: Box::new(recording),
-                    speed: a.speed,
-                },
-                label: None,
-            })
+            replay_console(recording, cfg, out, a.headless, a.speed)
         }
         Some(Cmd::Recover(a)) => {
             let cfg = load_config(None).unwrap_or_default();
@@ -177,6 +159,26 @@ fn init_log() {
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
         .try_init();
+}
+
+/// The console (or headless run) on a recording instead of live sources.
+fn replay_console(
+    recording: Recording,
+    config: Config,
+    out: PathBuf,
+    headless: bool,
+    speed: f64,
+) -> anyhow::Result<Option<PathBuf>> {
+    console(LiveOptions {
+        config,
+        out,
+        headless,
+        mode: Mode::Replay {
+            recording: Box::new(recording),
+            speed,
+        },
+        label: None,
+    })
 }
 
 fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
