@@ -43,6 +43,18 @@ pub struct Stamp {
     pub evidence: Option<String>,
 }
 
+impl Stamp {
+    /// A tick callcap made itself, with what it observed.
+    fn observed(at: DateTime<Utc>, evidence: &str) -> Stamp {
+        Stamp {
+            at,
+            done: true,
+            by: "callcap".into(),
+            evidence: Some(evidence.to_string()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
     /// 1-based, as in the runbook.
@@ -113,12 +125,7 @@ impl Checklist {
             if step.done || step.stamps.iter().any(|s| s.by == "callcap") {
                 continue;
             }
-            let stamp = Stamp {
-                at,
-                done: true,
-                by: "callcap".into(),
-                evidence: Some(evidence.to_string()),
-            };
+            let stamp = Stamp::observed(at, evidence);
             step.done = true;
             step.stamps.push(stamp.clone());
             out.push((step.number, stamp));
@@ -147,12 +154,7 @@ impl Checklist {
             {
                 continue;
             }
-            let stamp = Stamp {
-                at,
-                done: true,
-                by: "callcap".into(),
-                evidence: Some(evidence.to_string()),
-            };
+            let stamp = Stamp::observed(at, evidence);
             step.stamps.push(stamp.clone());
             out.push((step.number, stamp));
         }
