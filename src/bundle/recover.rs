@@ -114,15 +114,7 @@ pub fn recover(
     for name in ["first.json", "last.json"] {
         if let Some(results) = read_db(name) {
             let at = app.now.unwrap_or_else(Utc::now);
-            let poll = DbPoll {
-                at,
-                duration_ms: 0,
-                results,
-                changes: Vec::new(),
-                problems: BTreeMap::new(),
-                sql: BTreeMap::new(),
-            };
-            let _ = app.update(Event::Db(Box::new(poll)));
+            let _ = app.update(Event::Db(Box::new(DbPoll::snapshot(at, results))));
         }
     }
     if let Ok(changes) = std::fs::read(old.join("db/changes.jsonl")) {

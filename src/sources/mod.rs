@@ -135,3 +135,21 @@ pub struct DbPoll {
     /// The SQL actually run, keyed by query name (after column adaptation).
     pub sql: std::collections::BTreeMap<String, String>,
 }
+
+impl DbPoll {
+    /// A poll known only by its results, as a bundle's `db/first.json` and
+    /// `db/last.json` keep them (no changes, problems or SQL).
+    pub fn snapshot(
+        at: DateTime<Utc>,
+        results: std::collections::BTreeMap<String, Vec<Row>>,
+    ) -> DbPoll {
+        DbPoll {
+            at,
+            duration_ms: 0,
+            results,
+            changes: Vec::new(),
+            problems: Default::default(),
+            sql: Default::default(),
+        }
+    }
+}

@@ -85,12 +85,12 @@ impl Recording {
         };
         if let (Some(first), Some(&t0)) = (read_db("first.json"), polls.first()) {
             rec.schedule
-                .push((t0, Scheduled::Db(Box::new(poll(t0, first)))));
+                .push((t0, Scheduled::Db(Box::new(DbPoll::snapshot(t0, first)))));
             if let (Some(last), Some(&t1)) = (read_db("last.json"), polls.last())
                 && t1 > t0
             {
                 rec.schedule
-                    .push((t1, Scheduled::Db(Box::new(poll(t1, last)))));
+                    .push((t1, Scheduled::Db(Box::new(DbPoll::snapshot(t1, last)))));
             }
         }
         rec.schedule.sort_by_key(|(t, _)| *t);
@@ -222,17 +222,6 @@ async fn wait(clock: &Clock, t: DateTime<Utc>, shutdown: &mut watch::Receiver<bo
     tokio::select! {
         _ = tokio::time::sleep(d) => false,
         _ = shutdown.changed() => true,
-    }
-}
-
-fn poll(at: DateTime<Utc>, results: BTreeMap<String, Vec<super::Row>>) -> DbPoll {
-    DbPoll {
-        at,
-        duration_ms: 0,
-        results,
-        changes: Vec::new(),
-        problems: BTreeMap::new(),
-        sql: BTreeMap::new(),
     }
 }
 

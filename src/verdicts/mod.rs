@@ -51,6 +51,19 @@ impl Verdicts {
 
 pub const INSUFFICIENT: &str = "insufficient-evidence";
 
+/// An App about `@a:hs`/`DEV` with a 2 s restart timeout, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_app() -> App {
+    App::new(
+        crate::app::Subject {
+            user_id: Some("@a:hs".into()),
+            device_id: Some("DEV".into()),
+            participants: vec![],
+        },
+        2_000,
+    )
+}
+
 pub fn decide(app: &App) -> Verdicts {
     Verdicts {
         q1: q1::q1(app),

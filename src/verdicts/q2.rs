@@ -131,18 +131,8 @@ pub(super) fn q2(app: &App) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::Subject;
 
-    fn app() -> App {
-        App::new(
-            Subject {
-                user_id: Some("@a:hs".into()),
-                device_id: Some("DEV".into()),
-                participants: vec![],
-            },
-            2_000,
-        )
-    }
+    use crate::verdicts::test_app as app;
 
     #[test]
     fn tracing_for_other_devices_only_is_not_targeted_without_a_database() {

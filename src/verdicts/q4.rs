@@ -240,23 +240,14 @@ pub(super) fn q4(app: &App) -> Verdict {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::app::{EvidenceRef, Subject};
+    use crate::app::EvidenceRef;
     use chrono::{DateTime, Utc};
 
     fn at(ms: i64) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(1_782_842_400_000 + ms).unwrap()
     }
 
-    fn app() -> App {
-        App::new(
-            Subject {
-                user_id: Some("@a:hs".into()),
-                device_id: Some("DEV".into()),
-                participants: vec![],
-            },
-            2_000,
-        )
-    }
+    use crate::verdicts::test_app as app;
 
     fn client(app: &mut App, ms: i64, n: usize) {
         app.timeouts.push(Timeout {
