@@ -5,7 +5,8 @@
 use super::checklist::AutoCheck;
 use super::event::{self, ClientArtifact, ClientEntry};
 use super::{
-    App, EVIDENCE_CAP, Effect, EvidenceRef, OffendingKeyInfo, PANE_CAPACITY, PaneLine, Timeout,
+    App, EVIDENCE_CAP, Effect, EvidenceRef, OffendingKeyInfo, PANE_CAPACITY, PaneLine,
+    SightingKind, Timeout,
 };
 use crate::bundle::journal_entry::JournalEntry;
 use crate::domain::Ke;
@@ -37,16 +38,7 @@ impl App {
             }
         }
         for c in &artifact.har_conflicts {
-            let key = format!("{}:{}", c.algorithm, c.key_id);
-            let info = self
-                .offending
-                .entry(key)
-                .or_insert_with(|| OffendingKeyInfo {
-                    algorithm: c.algorithm.clone(),
-                    key_id: c.key_id.clone(),
-                    first_at: c.at,
-                    ..Default::default()
-                });
+            let info = self.offending_key(&c.algorithm, &c.key_id, c.at);
             if c.uploaded_key.is_some() {
                 // The request body is the authoritative "new" value.
                 info.uploaded_key = c.uploaded_key.clone();
@@ -54,10 +46,13 @@ impl App {
             if info.stored_key.is_none() {
                 info.stored_key = c.stored_key.clone();
             }
-            info.sighting(EvidenceRef(format!(
-                "client/{}#log.entries[{}]",
-                artifact.file, c.entry_index
-            )));
+            info.sighting(
+                SightingKind::Har,
+                EvidenceRef(format!(
+                    "client/{}#log.entries[{}]",
+                    artifact.file, c.entry_index
+                )),
+            );
         }
         let kind = match artifact.kind {
             event::ArtifactKind::Diag => "diag report",
@@ -103,7 +98,7 @@ impl App {
         if ke == Ke::Ke1
             && let Some(off) = crate::domain::har::parse_otk_conflict(&e.message)
         {
-            self.record_conflict(&off, e.at, r.clone());
+            self.record_conflict(&off, e.at, SightingKind::Client, r.clone());
         }
         if self.client_errors.len() < 10 * EVIDENCE_CAP {
             self.client_errors.push((ke, r.clone(), e.message.clone()));
@@ -143,24 +138,34 @@ impl App {
         &mut self,
         off: &crate::domain::har::OffendingKey,
         at: Option<DateTime<Utc>>,
+        kind: SightingKind,
         evidence: EvidenceRef,
     ) {
-        let info = self
-            .offending
-            .entry(format!("{}:{}", off.algorithm, off.key_id))
-            .or_insert_with(|| OffendingKeyInfo {
-                algorithm: off.algorithm.clone(),
-                key_id: off.key_id.clone(),
-                first_at: at,
-                ..Default::default()
-            });
+        let info = self.offending_key(&off.algorithm, &off.key_id, at);
         if info.stored_key.is_none() {
             info.stored_key = off.old_key.as_ref().and_then(crate::domain::har::key_of);
         }
         if info.uploaded_key.is_none() {
             info.uploaded_key = off.new_key.as_ref().and_then(crate::domain::har::key_of);
         }
-        info.sighting(evidence);
+        info.sighting(kind, evidence);
+    }
+
+    /// The offending key `algorithm:key_id`, first seen at `at` if new.
+    fn offending_key(
+        &mut self,
+        algorithm: &str,
+        key_id: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> &mut OffendingKeyInfo {
+        self.offending
+            .entry(format!("{algorithm}:{key_id}"))
+            .or_insert_with(|| OffendingKeyInfo {
+                algorithm: algorithm.to_string(),
+                key_id: key_id.to_string(),
+                first_at: at,
+                ..Default::default()
+            })
     }
 }
 

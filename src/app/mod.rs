@@ -132,26 +132,25 @@ pub struct Sightings {
 /// References kept per kind of evidence for one offending key.
 const OFFENDING_REFS_PER_KIND: usize = 3;
 
+/// Where a sighting of an offending key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SightingKind {
+    Server,
+    Client,
+    Har,
+}
+
 impl OffendingKeyInfo {
-    /// Counts one sighting and keeps its reference while there is room for
-    /// its kind.
-    pub fn sighting(&mut self, r: EvidenceRef) {
-        let kind = |e: &EvidenceRef| -> u8 {
-            if e.0.starts_with("server/") {
-                0
-            } else if e.0.contains("#log.entries[") {
-                2
-            } else {
-                1
-            }
+    /// Counts one sighting and keeps its reference while its kind has fewer
+    /// than [`OFFENDING_REFS_PER_KIND`].
+    pub fn sighting(&mut self, kind: SightingKind, r: EvidenceRef) {
+        let n = match kind {
+            SightingKind::Server => &mut self.seen.server,
+            SightingKind::Client => &mut self.seen.client,
+            SightingKind::Har => &mut self.seen.har,
         };
-        let k = kind(&r);
-        match k {
-            0 => self.seen.server += 1,
-            1 => self.seen.client += 1,
-            _ => self.seen.har += 1,
-        }
-        if self.evidence.iter().filter(|e| kind(e) == k).count() < OFFENDING_REFS_PER_KIND {
+        *n += 1;
+        if *n <= OFFENDING_REFS_PER_KIND as u64 {
             self.evidence.push(r);
         }
     }
@@ -698,6 +697,44 @@ mod tests {
         assert!(
             fx.iter()
                 .any(|e| matches!(e, Effect::Journal(JournalEntry::Gap { down_ms: 1500, .. })))
+        );
+    }
+
+    #[test]
+    fn a_storm_of_one_kind_leaves_room_for_the_others() {
+        let mut o = OffendingKeyInfo::default();
+        for n in 1..=5 {
+            o.sighting(
+                SightingKind::Server,
+                EvidenceRef(format!("server/KE-1.log:{n}")),
+            );
+        }
+        o.sighting(
+            SightingKind::Client,
+            EvidenceRef("client/d.json#entries[0]".into()),
+        );
+        o.sighting(
+            SightingKind::Har,
+            EvidenceRef("client/h.har#log.entries[2]".into()),
+        );
+        assert_eq!(
+            o.seen,
+            Sightings {
+                server: 5,
+                client: 1,
+                har: 1
+            }
+        );
+        let refs: Vec<&str> = o.evidence.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            refs,
+            [
+                "server/KE-1.log:1",
+                "server/KE-1.log:2",
+                "server/KE-1.log:3",
+                "client/d.json#entries[0]",
+                "client/h.har#log.entries[2]"
+            ]
         );
     }
 }

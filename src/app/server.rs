@@ -4,7 +4,9 @@
 
 use super::event::{self, AccessSample, ServerHit, ServerStall};
 use super::stats::minute_of;
-use super::{App, EVIDENCE_CAP, EvidenceRef, PANE_CAPACITY, PaneLine, STALL_CAP, Timeout};
+use super::{
+    App, EVIDENCE_CAP, EvidenceRef, PANE_CAPACITY, PaneLine, STALL_CAP, SightingKind, Timeout,
+};
 use crate::domain::Ke;
 
 /// Recent keys/upload request owners kept for attributing conflicts.
@@ -149,7 +151,7 @@ impl App {
             } else {
                 format!("server/homeserver.log:{}", hit.line_no)
             };
-            self.record_conflict(off, hit.at, EvidenceRef(r));
+            self.record_conflict(off, hit.at, SightingKind::Server, EvidenceRef(r));
         }
     }
 
