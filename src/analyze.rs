@@ -7,7 +7,7 @@ use crate::app::{App, Effect, Subject};
 use crate::bundle::export::{self, SourceDescriptions};
 use crate::bundle::journal::{JOURNAL_PREFIX, Journal};
 use crate::bundle::journal_entry::JournalEntry;
-use crate::capture::Capture;
+use crate::capture::{Capture, ScanFileError, scan_file};
 use crate::cli::AnalyzeArgs;
 use crate::config::HumanDuration;
 use crate::domain::signatures::Signatures;
@@ -15,7 +15,6 @@ use crate::domain::synapse_log::LogClock;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A usage or input error: exit code 2 with a one-line message.
@@ -105,17 +104,23 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     let mut sources: SourceDescriptions = Vec::new();
     for (i, log) in args.logs.iter().enumerate() {
         let before = capture.lines();
-        let mut f = File::open(log)
+        let f = File::open(log)
             .map_err(|e| UsageError(format!("cannot read log '{}': {e}", log.display())))?;
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = f
-                .read(&mut buf)
-                .map_err(|e| UsageError(format!("cannot read log '{}': {e}", log.display())))?;
-            if n == 0 {
-                break;
-            }
-            let batch = capture.server_chunk("server-log", &buf[..n])?;
+        let read_error =
+            |e: std::io::Error| UsageError(format!("cannot read log '{}': {e}", log.display()));
+        let ctx = capture.scan_context();
+        let tail = scan_file(f, ctx, CHUNK, |buf, scanned| -> anyhow::Result<()> {
+            let batch = capture.server_scanned("server-log", buf, scanned)?;
+            let fx = app.update(Event::Server(Box::new(batch)));
+            apply(&mut capture, fx)
+        })
+        .map_err(|e| match e {
+            ScanFileError::Read(e) => read_error(e).into(),
+            ScanFileError::Scan(e) => anyhow::Error::from(e),
+            ScanFileError::Commit(e) => e,
+        })?;
+        if !tail.is_empty() {
+            let batch = capture.server_chunk("server-log", &tail)?;
             let fx = app.update(Event::Server(Box::new(batch)));
             apply(&mut capture, fx)?;
         }

@@ -15,12 +15,16 @@ use crate::domain::stall::{Stall, StallDetector};
 use crate::domain::synapse_log::{LogClock, parse_record, parse_timestamp_prefix};
 use crate::domain::{Ke, KeSet};
 use chrono::{DateTime, Utc};
-use scan::{Scanned, Scanner, display_text, record_text, split_point};
+pub use scan::{ScanContext, ScannedBuffer};
+use scan::{Scanned, display_text, record_text};
 
+mod file_scan;
 mod scan;
+pub use file_scan::{ScanFileError, scan_file};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 /// How far back a continuation line looks for its record's time.
 const LOOKBACK_LINES: usize = 2000;
@@ -30,9 +34,11 @@ const DIAG_PARSE_MAX: u64 = 64 * 1024 * 1024;
 pub struct Capture {
     pub journal: Journal,
     sigs: Signatures,
-    matcher: Matcher,
-    redactor: Redactor,
+    matcher: Arc<Matcher>,
+    redactor: Arc<Redactor>,
     clock: LogClock,
+    /// Bumped whenever the matcher changes.
+    generation: u64,
     ke3_ids: Vec<String>,
     partial: Vec<u8>,
     lines: u64,
@@ -57,9 +63,10 @@ impl Capture {
         Ok(Capture {
             journal,
             sigs,
-            matcher,
-            redactor: Redactor::new(),
+            matcher: Arc::new(matcher),
+            redactor: Arc::new(Redactor::new()),
             clock,
+            generation: 0,
             ke3_ids,
             partial: Vec::new(),
             lines: 0,
@@ -89,7 +96,8 @@ impl Capture {
             return Ok(None);
         }
         self.ke3_ids.extend(new.iter().cloned());
-        self.matcher = Matcher::new(&self.sigs, &self.ke3_ids)?;
+        self.matcher = Arc::new(Matcher::new(&self.sigs, &self.ke3_ids)?);
+        self.generation += 1;
         if self.lines == 0 {
             return Ok(None);
         }
@@ -235,37 +243,69 @@ impl Capture {
         Ok(batch)
     }
 
-    fn process(&mut self, buf: &[u8], batch: &mut ServerBatch) -> io::Result<()> {
-        self.bytes += buf.len() as u64;
+    /// What scanning needs, for a scan on another thread.
+    pub fn scan_context(&self) -> ScanContext {
+        ScanContext {
+            matcher: self.matcher.clone(),
+            redactor: self.redactor.clone(),
+            clock: self.clock.clone(),
+            generation: self.generation,
+        }
+    }
 
+    /// Ingests a buffer of complete lines scanned elsewhere with
+    /// [`Capture::scan_context`] (in order, nothing pending from
+    /// [`Capture::server_chunk`]). A scan made before the matcher changed
+    /// is done again here.
+    pub fn server_scanned(
+        &mut self,
+        source: &str,
+        buf: &[u8],
+        scanned: ScannedBuffer,
+    ) -> io::Result<ServerBatch> {
+        let mut batch = ServerBatch {
+            source: source.to_string(),
+            ..Default::default()
+        };
+        if !self.partial.is_empty() {
+            return Err(io::Error::other(
+                "a scanned buffer arrived while a line was incomplete",
+            ));
+        }
+        let scanned = if scanned.generation == self.generation {
+            scanned
+        } else {
+            self.scan_context().scan(buf)?
+        };
+        self.commit_buffer(buf, scanned, &mut batch)?;
+        self.journal.flush()?;
+        batch.lines_total = self.lines;
+        batch.bytes_total = self.bytes;
+        Ok(batch)
+    }
+
+    fn process(&mut self, buf: &[u8], batch: &mut ServerBatch) -> io::Result<()> {
+        let scanned = self.scan_context().scan(buf)?;
+        self.commit_buffer(buf, scanned, batch)
+    }
+
+    /// Numbers, journals and hands on a scanned buffer's findings.
+    fn commit_buffer(
+        &mut self,
+        buf: &[u8],
+        scanned: ScannedBuffer,
+        batch: &mut ServerBatch,
+    ) -> io::Result<()> {
+        self.bytes += buf.len() as u64;
         if batch.first_at.is_none() {
             batch.first_at = first_record_time(buf).map(|t| self.clock.to_utc(t));
         }
         let base_line = self.lines;
         let access_before = batch.access.len();
-        let scanner = Scanner {
-            matcher: &self.matcher,
-            redactor: &self.redactor,
-            clock: &self.clock,
-            prev_record_at: self.last_record_at,
-        };
-        // A large buffer is scanned in two halves on two threads (scanning
-        // reads only); the results are numbered and journaled in order.
-        let parts = match split_point(buf) {
-            Some(mid) => std::thread::scope(|s| {
-                let second = std::thread::Builder::new()
-                    .name("capture-scan".into())
-                    .spawn_scoped(s, || scanner.scan(buf, mid..buf.len()))?;
-                let first = scanner.scan(buf, 0..mid);
-                second
-                    .join()
-                    .map(|second| vec![first, second])
-                    .map_err(|_| io::Error::other("a scanner thread panicked"))
-            })?,
-            None => vec![scanner.scan(buf, 0..buf.len())],
-        };
+        let parts = scanned.parts;
         let mut part_base = base_line;
-        for part in parts {
+        let mut records = Vec::with_capacity(parts.len());
+        for mut part in parts {
             // The server log, redacted (secrets never span lines, so each
             // part is redacted on its own).
             match &part.redacted {
@@ -275,17 +315,25 @@ impl Capture {
             self.journal.server.redactions += part.redactions as u64;
             batch.redactions += part.redactions as u64;
             let lines = part.lines;
+            records.push((part_base, std::mem::take(&mut part.records)));
             self.commit(buf, part, part_base, batch)?;
             part_base += lines;
         }
-        // Every record's time, for stalls; this also counts the lines.
+        self.lines = part_base;
+        // Every record's time, for stalls.
         let restarts: Vec<u64> = batch.access[access_before..]
             .iter()
             .filter(|a| a.delayed_restart)
             .map(|a| a.line_no)
             .collect();
         let mut stalls = Vec::new();
-        self.lines = base_line + self.stalls.scan(buf, base_line, &restarts, &mut stalls);
+        self.stalls.feed(
+            records
+                .iter()
+                .flat_map(|(base, r)| r.iter().map(move |&(l, ms)| (base + l, ms))),
+            &restarts,
+            &mut stalls,
+        );
         for s in stalls {
             batch.stalls.extend(self.stall_in_utc(s));
         }
@@ -327,7 +375,7 @@ impl Capture {
             };
             batch.hits.push(ServerHit {
                 line_no: base_line + hit.line_no,
-                at: hit.at,
+                at: hit.at.or(self.last_record_at),
                 text: hit.text,
                 kes: hit.kes,
                 ke_line_no,

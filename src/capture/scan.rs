@@ -7,12 +7,15 @@
 use crate::app::event::{AccessSample, OtkUpload, ToDeviceTrace};
 use crate::domain::redact::Redactor;
 use crate::domain::signatures::Matcher;
+use crate::domain::stall::{RecordClock, for_each_line};
 use crate::domain::synapse_log::{
     AccessFields, LogClock, RecordHead, parse_access_fields, parse_record, parse_timestamp_prefix,
 };
 use crate::domain::{Ke, KeSet};
 use chrono::{DateTime, Utc};
+use std::io;
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::LazyLock;
 
 use super::LOOKBACK_LINES;
@@ -22,14 +25,57 @@ const DISPLAY_MAX: usize = 1000;
 /// Buffers smaller than this are scanned on the calling thread alone.
 const SPLIT_MIN: usize = 512 * 1024;
 
-/// What a scan reads with: shared, read-only.
-pub(super) struct Scanner<'a> {
-    pub matcher: &'a Matcher,
-    pub redactor: &'a Redactor,
-    pub clock: &'a LogClock,
-    /// The last record's time before the buffer (for continuation lines
-    /// with no record before them in the buffer).
-    pub prev_record_at: Option<DateTime<Utc>>,
+/// What a scan reads with: shared, read-only, owned so that a scan can
+/// run on another thread while the capture commits an earlier buffer.
+#[derive(Clone)]
+pub struct ScanContext {
+    pub(super) matcher: Arc<Matcher>,
+    pub(super) redactor: Arc<Redactor>,
+    pub(super) clock: LogClock,
+    /// Which version of the capture's matcher this is (KE-3 ids change it).
+    pub(super) generation: u64,
+}
+
+/// A buffer of complete lines, scanned: what [`ScanContext::scan`] found,
+/// for the capture to number and journal in order.
+pub struct ScannedBuffer {
+    pub(super) parts: Vec<Scanned>,
+    pub(super) generation: u64,
+}
+
+impl ScanContext {
+    /// Scans `buf` (complete lines). A large buffer is scanned in two
+    /// halves on two threads (scanning only reads).
+    pub fn scan(&self, buf: &[u8]) -> io::Result<ScannedBuffer> {
+        let scanner = Scanner {
+            matcher: &self.matcher,
+            redactor: &self.redactor,
+            clock: &self.clock,
+        };
+        let parts = match split_point(buf) {
+            Some(mid) => std::thread::scope(|s| {
+                let second = std::thread::Builder::new()
+                    .name("capture-scan".into())
+                    .spawn_scoped(s, || scanner.scan(buf, mid..buf.len()))?;
+                let first = scanner.scan(buf, 0..mid);
+                second
+                    .join()
+                    .map(|second| vec![first, second])
+                    .map_err(|_| io::Error::other("a scanner thread panicked"))
+            })?,
+            None => vec![scanner.scan(buf, 0..buf.len())],
+        };
+        Ok(ScannedBuffer {
+            parts,
+            generation: self.generation,
+        })
+    }
+}
+
+struct Scanner<'a> {
+    matcher: &'a Matcher,
+    redactor: &'a Redactor,
+    clock: &'a LogClock,
 }
 
 /// A KE line found by a scan.
@@ -63,11 +109,41 @@ pub(super) struct Scanned {
     pub redactions: usize,
     /// Lines in the part.
     pub lines: u64,
+    /// Every record's time on the log's clock, for stalls: `(line_no, ms)`
+    /// with 1-based line numbers within the part.
+    pub records: Vec<(u64, i64)>,
+}
+
+/// A part's lines, read in one walk: where each starts, and the time of
+/// each record.
+struct Lines {
+    starts: Vec<usize>,
+    records: Vec<(u64, i64)>,
+}
+
+impl Lines {
+    fn read(text: &[u8]) -> Lines {
+        let mut clock = RecordClock::default();
+        let mut starts = Vec::with_capacity(text.len() / 128);
+        let mut records = Vec::with_capacity(text.len() / 160);
+        for_each_line(text, |start, line| {
+            starts.push(start);
+            if let Some(ms) = clock.millis(line) {
+                records.push((starts.len() as u64, ms));
+            }
+        });
+        Lines { starts, records }
+    }
+
+    /// The 1-based number of the line holding byte `pos`.
+    fn line_of(&self, pos: usize) -> u64 {
+        self.starts.partition_point(|&s| s <= pos) as u64
+    }
 }
 
 /// Where to cut `buf` (complete lines) into two halves worth a thread
 /// each: just after the newline nearest past the middle.
-pub(super) fn split_point(buf: &[u8]) -> Option<usize> {
+fn split_point(buf: &[u8]) -> Option<usize> {
     if buf.len() < SPLIT_MIN {
         return None;
     }
@@ -79,7 +155,7 @@ pub(super) fn split_point(buf: &[u8]) -> Option<usize> {
 impl Scanner<'_> {
     /// Scans the lines in `buf[part]` (`part` starts at a line's start;
     /// the rest of `buf` is only looked back into for a time).
-    pub fn scan(&self, buf: &[u8], part: Range<usize>) -> Scanned {
+    fn scan(&self, buf: &[u8], part: Range<usize>) -> Scanned {
         let base = part.start;
         let text = &buf[part.clone()];
         let (redacted, redactions, suspects) = match self.redactor.redact_bytes_noting(text) {
@@ -96,16 +172,12 @@ impl Scanner<'_> {
             redactions,
             ..Default::default()
         };
+        let lines = Lines::read(text);
         let mut found: Vec<(usize, usize, crate::domain::signatures::LineMatch)> = Vec::new();
         self.matcher.scan(text, |s, e, m| found.push((s, e, m)));
 
-        // Line numbers: count newlines between consecutive hits.
-        let mut counted_to = 0usize;
-        let mut line_no = 0u64;
         for (s, e, m) in found {
-            line_no += memchr::memchr_iter(b'\n', &text[counted_to..s]).count() as u64;
-            counted_to = s;
-            let this_line = line_no + 1;
+            let this_line = lines.line_of(s);
             let line = &text[s..e];
             while suspects.get(next_suspect).is_some_and(|l| l.end < s) {
                 next_suspect += 1;
@@ -121,9 +193,9 @@ impl Scanner<'_> {
             let head = parse_record(line);
             let at = match &head {
                 Some(h) => Some(self.clock.to_utc(h.at)),
-                None => lookback_time(buf, base + s)
-                    .map(|t| self.clock.to_utc(t))
-                    .or(self.prev_record_at),
+                // A continuation line with no record before it in the
+                // buffer: the capture gives it the previous buffer's time.
+                None => lookback_time(buf, base + s).map(|t| self.clock.to_utc(t)),
             };
             let mut access_text = None;
             if m.access
@@ -180,34 +252,32 @@ impl Scanner<'_> {
                     .map(|h| h.request.to_string()),
             });
         }
-        // The newlines before the last hit are counted already.
-        out.lines = line_no
-            + memchr::memchr_iter(b'\n', &text[counted_to..]).count() as u64
-            + u64::from(!text.is_empty() && !text.ends_with(b"\n"));
-        self.traces(text, &mut out);
+        out.lines = lines.starts.len() as u64;
+        self.traces(text, &lines, &mut out);
+        out.records = lines.records;
         out
     }
 
     /// Synapse's to-device tracing (`synapse.9533_debug`), which names
     /// user/device, and whose keys/upload each request is (a conflict
     /// names no user).
-    fn traces(&self, text: &[u8], out: &mut Scanned) {
+    fn traces(&self, text: &[u8], lines: &Lines, out: &mut Scanned) {
         static TRACE: LazyLock<memchr::memmem::Finder<'static>> =
             LazyLock::new(|| memchr::memmem::Finder::new(b"Storing to-device messages"));
         static UPLOAD: LazyLock<memchr::memmem::Finder<'static>> =
             LazyLock::new(|| memchr::memmem::Finder::new(b"Adding one_time_keys "));
-        let (mut counted, mut newlines) = (0usize, 0u64);
+        let mut last_line = 0;
         for pos in TRACE.find_iter(text) {
-            let s = memchr::memrchr(b'\n', &text[..pos]).map_or(0, |i| i + 1);
-            let e = memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i);
-            if s < counted {
+            let line_no = lines.line_of(pos);
+            if line_no == last_line {
                 continue; // a second mention on the same line
             }
-            newlines += memchr::memchr_iter(b'\n', &text[counted..s]).count() as u64;
-            counted = s;
+            last_line = line_no;
+            let s = memchr::memrchr(b'\n', &text[..pos]).map_or(0, |i| i + 1);
+            let e = memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i);
             let (red_line, _) = self.redactor.redact_bytes(&text[s..e]);
             out.to_device.push(ToDeviceTrace {
-                line_no: newlines + 1,
+                line_no,
                 at: parse_timestamp_prefix(&text[s..e]).map(|t| self.clock.to_utc(t)),
                 text: display_text(&red_line),
             });

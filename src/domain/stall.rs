@@ -45,20 +45,21 @@ pub struct StallDetector {
     threshold_ms: i64,
     last_ms: Option<i64>,
     open: Option<Stall>,
-    clock: SecondCache,
 }
 
-/// Milliseconds of a record's `YYYY-MM-DD HH:MM:SS,mmm` prefix. Consecutive
-/// records mostly share their second: the date and time are parsed once per
-/// second, the milliseconds per line.
+/// Milliseconds of a record's `YYYY-MM-DD HH:MM:SS,mmm` prefix (its local
+/// time read as if it were UTC). Consecutive records mostly share their
+/// second: the date and time are parsed once per second, the milliseconds
+/// per line.
 #[derive(Debug, Clone, Default)]
-struct SecondCache {
+pub struct RecordClock {
     /// The last parsed `YYYY-MM-DD HH:MM:SS` and its milliseconds.
     second: Option<([u8; 19], i64)>,
 }
 
-impl SecondCache {
-    fn millis(&mut self, line: &[u8]) -> Option<i64> {
+impl RecordClock {
+    /// `None` for a line that is not a record (a continuation line).
+    pub fn millis(&mut self, line: &[u8]) -> Option<i64> {
         if let Some((prefix, base)) = &self.second
             && let Some(b) = line.get(..23)
             && b[..19] == prefix[..]
@@ -93,7 +94,6 @@ impl StallDetector {
             threshold_ms: i64::from(threshold_ms),
             last_ms: None,
             open: None,
-            clock: SecondCache::default(),
         }
     }
 
@@ -133,11 +133,30 @@ impl StallDetector {
         self.open.take().filter(|s| s.burst >= MIN_BURST)
     }
 
+    /// Feeds records in order: `(line_no, ms)`, 1-based line numbers.
+    /// `restart_lines` are the delayed-event restart access lines among
+    /// them, ascending. Appends the stalls they complete to `out`.
+    pub fn feed(
+        &mut self,
+        records: impl IntoIterator<Item = (u64, i64)>,
+        restart_lines: &[u64],
+        out: &mut Vec<Stall>,
+    ) {
+        let mut restarts = restart_lines.iter().copied().peekable();
+        for (line_no, at_ms) in records {
+            while restarts.next_if(|&r| r < line_no).is_some() {}
+            let restart = restarts.next_if_eq(&line_no).is_some();
+            if let Some(s) = self.record(at_ms, line_no, restart) {
+                out.push(s);
+            }
+        }
+    }
+
     /// Feeds every record of `buf` (lines; the first is line
     /// `lines_before + 1`, a last one without newline counts) and appends
-    /// the stalls they complete to `out`. `restart_lines` are the
-    /// delayed-event restart access lines among them, ascending. Returns
-    /// the number of lines in `buf`.
+    /// the stalls they complete to `out`. Returns the number of lines in
+    /// `buf`. (The capture reads lines on its scanner threads and calls
+    /// [`StallDetector::feed`]; this is the same on one buffer.)
     pub fn scan(
         &mut self,
         buf: &[u8],
@@ -145,24 +164,28 @@ impl StallDetector {
         restart_lines: &[u64],
         out: &mut Vec<Stall>,
     ) -> u64 {
-        let mut restarts = restart_lines.iter().copied().peekable();
-        let mut line_no = lines_before;
-        let mut start = 0;
-        let unterminated = (!buf.is_empty() && !buf.ends_with(b"\n")).then_some(buf.len());
-        for end in memchr::memchr_iter(b'\n', buf).chain(unterminated) {
-            line_no += 1;
-            let line = &buf[start..end];
-            start = end + 1;
-            let Some(at_ms) = self.clock.millis(line) else {
-                continue;
-            };
-            while restarts.next_if(|&r| r < line_no).is_some() {}
-            let restart = restarts.next_if_eq(&line_no).is_some();
-            if let Some(s) = self.record(at_ms, line_no, restart) {
-                out.push(s);
+        let mut clock = RecordClock::default();
+        let mut records = Vec::new();
+        let mut lines = 0u64;
+        for_each_line(buf, |_, line| {
+            lines += 1;
+            if let Some(ms) = clock.millis(line) {
+                records.push((lines_before + lines, ms));
             }
-        }
-        line_no - lines_before
+        });
+        self.feed(records, restart_lines, out);
+        lines
+    }
+}
+
+/// Calls `f(start, line)` for every line of `buf` (without its newline; a
+/// last line without newline counts).
+pub fn for_each_line(buf: &[u8], mut f: impl FnMut(usize, &[u8])) {
+    let mut start = 0;
+    let unterminated = (!buf.is_empty() && !buf.ends_with(b"\n")).then_some(buf.len());
+    for end in memchr::memchr_iter(b'\n', buf).chain(unterminated) {
+        f(start, &buf[start..end]);
+        start = end + 1;
     }
 }
 
@@ -316,7 +339,7 @@ mod tests {
             b"2026-02-30 18:00:01,001 - a",
             b"2026-06-30 18:00:01,002",
         ];
-        let mut c = SecondCache::default();
+        let mut c = RecordClock::default();
         for l in lines {
             let full = parse_timestamp_prefix(l).map(|t| t.and_utc().timestamp_millis());
             assert_eq!(c.millis(l), full, "{}", String::from_utf8_lossy(l));
