@@ -368,15 +368,16 @@ impl Capture {
                 f.write(b"\n")?;
                 f.redactions += hit.redactions as u64;
             }
+            let text = part.texts.get(hit.text.clone()).unwrap_or_default();
             let offending = if hit.kes.contains(Ke::Ke1) {
-                self.conflicts.parse(&hit.text)
+                self.conflicts.parse(text)
             } else {
                 None
             };
             batch.hits.push(ServerHit {
                 line_no: base_line + hit.line_no,
                 at: hit.at.or(self.last_record_at),
-                text: hit.text,
+                text: text.to_owned(),
                 kes: hit.kes,
                 ke_line_no,
                 error: hit.error,

@@ -88,7 +88,8 @@ pub(super) struct FoundHit {
     pub redacted: Option<Vec<u8>>,
     pub redactions: usize,
     pub at: Option<DateTime<Utc>>,
-    pub text: String,
+    /// Display text: where it is in [`Scanned::texts`].
+    pub text: Range<usize>,
     pub kes: KeSet,
     pub error: bool,
     pub request: Option<String>,
@@ -107,6 +108,8 @@ pub(super) struct Scanned {
     /// The part redacted, when it held a secret.
     pub redacted: Option<Vec<u8>>,
     pub redactions: usize,
+    /// The hits' display texts, one after another.
+    pub texts: String,
     /// Lines in the part.
     pub lines: u64,
     /// Every record's time on the log's clock, for stalls: `(line_no, ms)`
@@ -197,7 +200,11 @@ impl Scanner<'_> {
                 // buffer: the capture gives it the previous buffer's time.
                 None => lookback_time(buf, base + s).map(|t| self.clock.to_utc(t)),
             };
-            let mut access_text = None;
+            // Display text goes into the part's arena: the capture copies it
+            // out on its own thread (allocating there, where the App later
+            // frees it, is far cheaper than freeing across threads).
+            let text_start = out.texts.len();
+            let mut access_text = false;
             if m.access
                 && let (Some(h), Some(at)) = (&head, at)
             {
@@ -206,8 +213,10 @@ impl Scanner<'_> {
                 if let Some(a) = parse_access_fields(&message) {
                     let sample = access_sample(this_line, at, &a);
                     // Only lines a pane shows need their display text.
-                    access_text = (!m.kes.is_empty()).then(|| {
-                        format!(
+                    if !m.kes.is_empty() {
+                        use std::fmt::Write;
+                        let _ = write!(
+                            out.texts,
                             "{} {} {} {} {} ms",
                             a.requester.unwrap_or("-"),
                             a.method,
@@ -217,8 +226,9 @@ impl Scanner<'_> {
                             },
                             sample.status,
                             sample.processing_ms
-                        )
-                    });
+                        );
+                        access_text = true;
+                    }
                     out.access.push(sample);
                 }
             }
@@ -230,11 +240,12 @@ impl Scanner<'_> {
                 None => (std::borrow::Cow::Borrowed(line), 0),
             };
             // Panes show `request logger: message`; the journal keeps the line.
-            let text = match &head {
-                _ if access_text.is_some() => access_text.unwrap_or_default(),
-                Some(h) => record_text(redactor, h),
-                None => display_text(&red_line),
-            };
+            match &head {
+                _ if access_text => {}
+                Some(h) => push_record_text(redactor, h, &mut out.texts),
+                None => out.texts.push_str(&display_cow(&red_line)),
+            }
+            let text = text_start..out.texts.len();
             out.hits.push(FoundHit {
                 line_no: this_line,
                 line: base + s..base + e,
@@ -296,20 +307,25 @@ impl Scanner<'_> {
 /// the journal keeps the whole line.
 /// `None` for a line known to hold no secret.
 pub(super) fn record_text(redactor: Option<&Redactor>, h: &RecordHead<'_>) -> String {
+    let mut out = String::new();
+    push_record_text(redactor, h, &mut out);
+    out
+}
+
+/// [`record_text`], appended to `out`.
+fn push_record_text(redactor: Option<&Redactor>, h: &RecordHead<'_>, out: &mut String) {
     let logger = h.logger.rsplit('.').next().unwrap_or(h.logger);
     let red = match redactor {
         Some(r) => r.redact_bytes(h.message).0,
         None => std::borrow::Cow::Borrowed(h.message),
     };
     let msg = display_cow(&red);
-    // One allocation: `request logger: message`.
-    let mut out = String::with_capacity(h.request.len() + logger.len() + 3 + msg.len());
+    out.reserve(h.request.len() + logger.len() + 3 + msg.len());
     out.push_str(h.request);
     out.push(' ');
     out.push_str(logger);
     out.push_str(": ");
-    push_compact_message(&msg, &mut out);
-    out
+    push_compact_message(&msg, out);
 }
 
 /// `… - POST-5 - Adding one_time_keys dict_keys([…]) for device 'D' for
