@@ -54,7 +54,7 @@ impl App {
         }
         for tr in batch.to_device {
             self.to_device_traces += 1;
-            let r = EvidenceRef(format!("server/homeserver.log:{}", tr.line_no));
+            let r = || EvidenceRef(format!("server/homeserver.log:{}", tr.line_no));
             let ours = self
                 .subject
                 .device_id
@@ -63,10 +63,10 @@ impl App {
             if ours {
                 self.to_device_for_us_count += 1;
                 if self.to_device_for_us.len() < EVIDENCE_CAP {
-                    self.to_device_for_us.push(r);
+                    self.to_device_for_us.push(r());
                 }
             } else if self.to_device_other.len() < 5 {
-                self.to_device_other.push(r);
+                self.to_device_other.push(r());
             }
         }
         for s in batch.stalls {
