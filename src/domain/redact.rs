@@ -242,7 +242,7 @@ fn candidate_lines(c: &Compiled, buf: &[u8]) -> Vec<(usize, usize)> {
     let mut i = RECOVERY_KEY_LEN - 1;
     let mut floor = 0;
     while i < len {
-        if class[usize::from(buf[i])] == 0 {
+        if class[usize::from(buf[i])] == 0 || !spaced_groups_near(buf, i) {
             i += RECOVERY_KEY_LEN;
             continue;
         }
@@ -261,6 +261,16 @@ fn candidate_lines(c: &Compiled, buf: &[u8]) -> Vec<(usize, usize)> {
         i = b + RECOVERY_KEY_LEN;
     }
     lines
+}
+
+/// Whether a recovery key could cover byte `i`: every byte of a key is
+/// within four bytes of one of its spaces, and each of its spaces has
+/// another five bytes before or after it. (Prose and log text rarely has
+/// two spaces five apart; a key always does.)
+fn spaced_groups_near(buf: &[u8], i: usize) -> bool {
+    let space_at = |j: usize| buf.get(j) == Some(&b' ');
+    (i.saturating_sub(4)..=i + 4)
+        .any(|j| space_at(j) && ((j >= 5 && space_at(j - 5)) || space_at(j + 5)))
 }
 
 /// Writes `buf` with `secrets` replaced into `out`; returns the count.

@@ -95,6 +95,20 @@ fn recovery_keys_are_replaced() {
 }
 
 #[test]
+fn a_recovery_key_is_found_at_every_offset_among_words_and_digits() {
+    // Text with spaces five apart, base58 runs and bytes outside base58
+    // around the key at each possible position relative to the probes.
+    let filler = "POST /keys/upload 200 for user @al1ce:hs abcd efgh ijkl 0 mnop qrst ";
+    for before in 0..130 {
+        let head: String = filler.chars().cycle().take(before).collect();
+        let text = format!("{head}:{RECOVERY}.tail text\n");
+        let (out, n) = r(&text);
+        assert_eq!(n, 1, "key after {before} bytes: {out}");
+        assert!(!out.contains(RECOVERY));
+    }
+}
+
+#[test]
 fn never_crosses_a_newline() {
     // A key split over two lines is not a key; a token value stops at the line end.
     let split = RECOVERY.replacen(' ', "\n", 1);
