@@ -189,6 +189,25 @@ impl Scanner<'_> {
                 .get(next_suspect)
                 .is_some_and(|l| l.start <= e)
                 .then_some(self.redactor);
+            // Synapse's to-device tracing (`synapse.9533_debug`) names
+            // user/device; "Adding one_time_keys" says whose keys/upload
+            // each request is (a conflict names no user).
+            if m.to_device_trace {
+                let red = match redactor {
+                    Some(r) => r.redact_bytes(line).0,
+                    None => std::borrow::Cow::Borrowed(line),
+                };
+                out.to_device.push(ToDeviceTrace {
+                    line_no: this_line,
+                    at: parse_timestamp_prefix(line).map(|t| self.clock.to_utc(t)),
+                    text: display_text(&red),
+                });
+            }
+            if m.otk_upload
+                && let Some(u) = otk_upload(line)
+            {
+                out.otk_uploads.push(u);
+            }
             // Long-polls are excluded from latency and match no KE: done.
             if m.kes.is_empty() && is_long_poll_line(line) {
                 continue;
@@ -264,42 +283,8 @@ impl Scanner<'_> {
             });
         }
         out.lines = lines.starts.len() as u64;
-        self.traces(text, &lines, &mut out);
         out.records = lines.records;
         out
-    }
-
-    /// Synapse's to-device tracing (`synapse.9533_debug`), which names
-    /// user/device, and whose keys/upload each request is (a conflict
-    /// names no user).
-    fn traces(&self, text: &[u8], lines: &Lines, out: &mut Scanned) {
-        static TRACE: LazyLock<memchr::memmem::Finder<'static>> =
-            LazyLock::new(|| memchr::memmem::Finder::new(b"Storing to-device messages"));
-        static UPLOAD: LazyLock<memchr::memmem::Finder<'static>> =
-            LazyLock::new(|| memchr::memmem::Finder::new(b"Adding one_time_keys "));
-        let mut last_line = 0;
-        for pos in TRACE.find_iter(text) {
-            let line_no = lines.line_of(pos);
-            if line_no == last_line {
-                continue; // a second mention on the same line
-            }
-            last_line = line_no;
-            let s = memchr::memrchr(b'\n', &text[..pos]).map_or(0, |i| i + 1);
-            let e = memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i);
-            let (red_line, _) = self.redactor.redact_bytes(&text[s..e]);
-            out.to_device.push(ToDeviceTrace {
-                line_no,
-                at: parse_timestamp_prefix(&text[s..e]).map(|t| self.clock.to_utc(t)),
-                text: display_text(&red_line),
-            });
-        }
-        for pos in UPLOAD.find_iter(text) {
-            let s = memchr::memrchr(b'\n', &text[..pos]).map_or(0, |i| i + 1);
-            let e = memchr::memchr(b'\n', &text[pos..]).map_or(text.len(), |i| pos + i);
-            if let Some(u) = otk_upload(&text[s..e]) {
-                out.otk_uploads.push(u);
-            }
-        }
     }
 }
 
@@ -517,7 +502,9 @@ mod tests {
 
     #[test]
     fn long_poll_lines_are_sync_and_events_requests() {
-        let line = |path: &str| format!("… Processed request: 30.001sec/0.000sec 200 \"GET {path} HTTP/1.1\" \"x\"");
+        let line = |path: &str| {
+            format!("… Processed request: 30.001sec/0.000sec 200 \"GET {path} HTTP/1.1\" \"x\"")
+        };
         for poll in [
             "/_matrix/client/v3/sync?since=s1&timeout=30000",
             "/_matrix/client/r0/sync",

@@ -33,11 +33,15 @@ pub struct LineMatch {
     pub error: bool,
     /// The line is a "Processed request" access line.
     pub access: bool,
+    /// The line is Synapse's to-device trace ("Storing to-device messages").
+    pub to_device_trace: bool,
+    /// The line names a keys/upload's device ("Adding one_time_keys ").
+    pub otk_upload: bool,
 }
 
 impl LineMatch {
     pub fn is_interesting(&self) -> bool {
-        !self.kes.is_empty() || self.error || self.access
+        !self.kes.is_empty() || self.error || self.access || self.to_device_trace || self.otk_upload
     }
 }
 
@@ -68,9 +72,15 @@ fn build_regex(rust: &str) -> Result<Regex, String> {
 
 /// Index of the access pseudo-pattern after the four KEs.
 const ACCESS: usize = 4;
+/// The to-device trace and keys/upload owner pseudo-patterns: found by the
+/// same literal search, so the scan needs no pass of its own for them.
+const TO_DEVICE_TRACE: usize = 5;
+const OTK_UPLOAD: usize = 6;
 /// Error patterns of KE `n` have slot `ERRORS + n`.
-const ERRORS: usize = 5;
+const ERRORS: usize = 7;
 const ACCESS_LITERAL: &str = "Processed request";
+const TO_DEVICE_TRACE_LITERAL: &str = "Storing to-device messages";
+const OTK_UPLOAD_LITERAL: &str = "Adding one_time_keys ";
 /// Patterns whose literals take part in the search (one bit each).
 const MAX_LITERAL_PATTERNS: usize = 64;
 
@@ -253,6 +263,8 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
         }
     }
     sources.push((ACCESS, regex::escape(ACCESS_LITERAL)));
+    sources.push((TO_DEVICE_TRACE, regex::escape(TO_DEVICE_TRACE_LITERAL)));
+    sources.push((OTK_UPLOAD, regex::escape(OTK_UPLOAD_LITERAL)));
     // Error patterns go through the same literal search: a KE line runs an
     // error regex only when that pattern's literals are on it.
     for k in sigs.iter() {
@@ -408,6 +420,10 @@ impl Compiled {
             }
             if p.slot == ACCESS {
                 out.access = true;
+            } else if p.slot == TO_DEVICE_TRACE {
+                out.to_device_trace = true;
+            } else if p.slot == OTK_UPLOAD {
+                out.otk_upload = true;
             } else if let Some(ke) = Ke::from_index(p.slot) {
                 out.kes.insert(ke);
             }

@@ -100,7 +100,9 @@ fn adding_one_time_keys_line_is_not_ke1_because_grep_would_not_match_it() {
     // The runbook's KE-1 pattern has `OneTimeKey` and `keys/upload`, not
     // `one_time_keys`; grep -E does not match this line, so neither do we.
     let m = matcher(&[]).match_line(KE1_ADD.as_bytes());
-    assert!(!m.is_interesting());
+    assert!(m.kes.is_empty() && !m.error && !m.access);
+    // It is found all the same: it says whose keys/upload the request is.
+    assert!(m.otk_upload && !m.to_device_trace);
     let err = b"2026-06-30 14:00:00,000 - synapse.http.server - 131 - INFO - POST-7 - <SynapseRequest at 0x7f method='POST' uri='/_matrix/client/v3/keys/upload' clientproto='HTTP/1.1' site='8008'> SynapseError: 400 - One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {}; new key: {}";
     let m = matcher(&[]).match_line(err);
     assert!(m.kes.contains(Ke::Ke1) && m.error && !m.access);
