@@ -1,9 +1,15 @@
-//! A log file read and scanned on a thread of its own while the caller
-//! commits the buffer before: reading and matching overlap journaling and
-//! the App, so `analyze` keeps both cores busy.
+//! A log file read on one thread and scanned on two more, buffer by
+//! buffer in turn, while the caller commits the buffers in order: reading
+//! and matching overlap journaling and the App, so `analyze` keeps both
+//! cores busy. The scanners take whole buffers (no per-buffer thread, no
+//! waiting for the other half).
 
 use super::{ScanContext, ScannedBuffer};
 use std::io::{self, Read};
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
+
+/// Scanner threads; buffers go to them in turn.
+const SCANNERS: usize = 2;
 
 /// Why [`scan_file`] stopped.
 #[derive(Debug)]
@@ -27,81 +33,113 @@ pub fn scan_file<R: Read + Send, E>(
     mut commit: impl FnMut(&[u8], ScannedBuffer) -> Result<(), E>,
 ) -> Result<Vec<u8>, ScanFileError<E>> {
     std::thread::scope(|s| {
-        // One buffer waiting, one being scanned, one being committed.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Vec<u8>, ScannedBuffer), Stop>>(1);
-        let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let spawn_error = |e: io::Error| ScanFileError::Scan(e);
+        let (spent_tx, spent_rx) = channel::<Vec<u8>>();
+        let mut to_scanners = Vec::with_capacity(SCANNERS);
+        let mut from_scanners = Vec::with_capacity(SCANNERS);
+        let mut scanners = Vec::with_capacity(SCANNERS);
+        for i in 0..SCANNERS {
+            // Per scanner: one buffer waiting, one being scanned, one done.
+            let (job_tx, job_rx) = sync_channel::<Result<Vec<u8>, Stop>>(1);
+            let (done_tx, done_rx) = sync_channel::<Result<(Vec<u8>, ScannedBuffer), Stop>>(1);
+            let ctx = ctx.clone();
+            scanners.push(
+                std::thread::Builder::new()
+                    .name(format!("capture-scan-{i}"))
+                    .spawn_scoped(s, move || scan_jobs(&ctx, job_rx, done_tx))
+                    .map_err(spawn_error)?,
+            );
+            to_scanners.push(job_tx);
+            from_scanners.push(done_rx);
+        }
         let reader = std::thread::Builder::new()
             .name("capture-read".into())
-            .spawn_scoped(s, move || read_and_scan(file, &ctx, chunk, &tx, &spent_rx))
-            .map_err(ScanFileError::Scan)?;
-        for msg in rx.iter() {
-            let (buf, scanned) = msg.map_err(|e| match e {
-                Stop::Read(e) => ScanFileError::Read(e),
-                Stop::Scan(e) => ScanFileError::Scan(e),
-            })?;
+            .spawn_scoped(s, move || {
+                read_buffers(file, chunk, &to_scanners, &spent_rx)
+            })
+            .map_err(spawn_error)?;
+        // Buffer n comes back from scanner n % SCANNERS; when the file is
+        // done every scanner's channel closes after its last buffer.
+        for rx in from_scanners.iter().cycle() {
+            let Ok(msg) = rx.recv() else { break };
+            let (buf, scanned) = msg.map_err(ScanFileError::Read)?;
             commit(&buf, scanned).map_err(ScanFileError::Commit)?;
             let _ = spent_tx.send(buf);
         }
-        reader
-            .join()
-            .map_err(|_| ScanFileError::Scan(io::Error::other("the log reader thread panicked")))
+        drop(from_scanners); // a reader still sending stops
+        // A scanner that panicked closed its channel early: that is an
+        // error, not the end of the file.
+        let panicked = |what: &str| {
+            ScanFileError::Scan(io::Error::other(format!("the log {what} thread panicked")))
+        };
+        for t in scanners {
+            t.join().map_err(|_| panicked("scanner"))?;
+        }
+        reader.join().map_err(|_| panicked("reader"))
     })
 }
 
-/// Why the reader stopped early; sent in place of a buffer.
-enum Stop {
-    Read(io::Error),
-    Scan(io::Error),
+/// A read error, sent in place of a buffer.
+type Stop = io::Error;
+
+/// A scanner thread: scans each buffer it is given, whole.
+fn scan_jobs(
+    ctx: &ScanContext,
+    jobs: Receiver<Result<Vec<u8>, Stop>>,
+    done: SyncSender<Result<(Vec<u8>, ScannedBuffer), Stop>>,
+) {
+    for job in jobs {
+        let out = job.map(|buf| {
+            let scanned = ctx.scan_whole(&buf);
+            (buf, scanned)
+        });
+        if done.send(out).is_err() {
+            return; // the caller stopped (and says why)
+        }
+    }
 }
 
-type Sender = std::sync::mpsc::SyncSender<Result<(Vec<u8>, ScannedBuffer), Stop>>;
-
-/// The reader thread: returns the unterminated last line. Errors go down
-/// the channel, so the caller sees them in order.
-fn read_and_scan<R: Read>(
+/// The reader thread: hands buffers of complete lines to the scanners in
+/// turn; returns the unterminated last line. A read error goes to the
+/// next buffer's scanner, so the caller sees it in order.
+fn read_buffers<R: Read>(
     mut file: R,
-    ctx: &ScanContext,
     chunk: usize,
-    tx: &Sender,
-    spent: &std::sync::mpsc::Receiver<Vec<u8>>,
+    scanners: &[SyncSender<Result<Vec<u8>, Stop>>],
+    spent: &Receiver<Vec<u8>>,
 ) -> Vec<u8> {
     let mut carry: Vec<u8> = Vec::new();
-    loop {
+    for to in scanners.iter().cycle() {
         let mut buf = spent
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(chunk + 64 * 1024));
         buf.clear();
         buf.append(&mut carry);
-        let start = buf.len();
-        // Into the buffer's spare room: no zeroing, no second copy.
-        let n = match (&mut file).take(chunk as u64).read_to_end(&mut buf) {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = tx.send(Err(Stop::Read(e)));
-                return Vec::new();
+        // Read until the buffer holds a complete line (a line may be longer
+        // than a chunk): each scanner's turn gets one buffer.
+        let last_nl = loop {
+            let start = buf.len();
+            // Into the buffer's spare room: no zeroing, no second copy.
+            match (&mut file).take(chunk as u64).read_to_end(&mut buf) {
+                Ok(0) => return buf, // what is left has no newline
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = to.send(Err(e));
+                    return Vec::new();
+                }
+            }
+            if let Some(i) = memchr::memrchr(b'\n', &buf[start..]) {
+                break start + i;
             }
         };
-        if n == 0 {
-            return buf; // what is left has no newline
-        }
         // Complete lines go on; the incomplete last one waits.
-        let Some(last_nl) = memchr::memrchr(b'\n', &buf[start..]).map(|i| start + i) else {
-            carry = buf;
-            continue;
-        };
         carry.extend_from_slice(&buf[last_nl + 1..]);
         buf.truncate(last_nl + 1);
-        let scanned = match ctx.scan(&buf) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = tx.send(Err(Stop::Scan(e)));
-                return Vec::new();
-            }
-        };
-        if tx.send(Ok((buf, scanned))).is_err() {
+        if to.send(Ok(buf)).is_err() {
             return Vec::new(); // the caller stopped (and says why)
         }
     }
+    Vec::new()
 }
 
 #[cfg(test)]
@@ -194,23 +232,33 @@ mod tests {
         // Chunks smaller than a line, around a line, and larger than the log.
         for chunk in [7, 64, 150, 1000, 1 << 20] {
             let dir = tmp.path().join(format!("piped-{chunk}"));
-            let mut c = capture(&dir);
-            let mut got = Vec::new();
-            let ctx = c.scan_context();
-            let tail = scan_file(&log[..], ctx, chunk, |buf, scanned| {
-                c.server_scanned("s", buf, scanned)
-                    .map(|b| got.extend(digest(&b)))
-            })
-            .unwrap_or_else(|e| panic!("chunk {chunk}: {e:?}"));
-            got.extend(digest(&c.server_chunk("s", &tail).unwrap_or_default()));
-            got.extend(digest(&c.end_of_input("s", false).unwrap_or_default()));
+            // On a thread of its own, so that a stuck pipeline fails the
+            // test instead of hanging it.
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            let (log, dir2) = (log.clone(), dir.clone());
+            std::thread::spawn(move || {
+                let mut c = capture(&dir2);
+                let mut got = Vec::new();
+                let ctx = c.scan_context();
+                let tail = scan_file(&log[..], ctx, chunk, |buf, scanned| {
+                    c.server_scanned("s", buf, scanned)
+                        .map(|b| got.extend(digest(&b)))
+                })
+                .unwrap_or_else(|e| panic!("chunk {chunk}: {e:?}"));
+                got.extend(digest(&c.server_chunk("s", &tail).unwrap_or_default()));
+                got.extend(digest(&c.end_of_input("s", false).unwrap_or_default()));
+                let _ = c.journal.flush();
+                let _ = c.journal.server.facts();
+                let _ = done_tx.send((got, c.lines()));
+            });
+            let (mut got, lines) = done_rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("chunk {chunk}: no result ({e})"));
             got.sort();
             let first_difference = got.iter().zip(&want).find(|(g, w)| g != w);
             assert_eq!(first_difference, None, "chunk {chunk}");
             assert_eq!(got.len(), want.len(), "chunk {chunk}");
-            assert_eq!(c.lines(), want_lines, "chunk {chunk}");
-            let _ = c.journal.flush();
-            let _ = c.journal.server.facts();
+            assert_eq!(lines, want_lines, "chunk {chunk}");
             let written = std::fs::read(dir.join(SERVER_LOG)).unwrap_or_default();
             assert!(written == want_log, "chunk {chunk}: journaled log differs");
         }

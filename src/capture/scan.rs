@@ -72,6 +72,21 @@ impl ScanContext {
     }
 }
 
+impl ScanContext {
+    /// Scans `buf` (complete lines) on this thread alone.
+    pub fn scan_whole(&self, buf: &[u8]) -> ScannedBuffer {
+        let scanner = Scanner {
+            matcher: &self.matcher,
+            redactor: &self.redactor,
+            clock: &self.clock,
+        };
+        ScannedBuffer {
+            parts: vec![scanner.scan(buf, 0..buf.len())],
+            generation: self.generation,
+        }
+    }
+}
+
 struct Scanner<'a> {
     matcher: &'a Matcher,
     redactor: &'a Redactor,
