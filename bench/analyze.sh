@@ -40,16 +40,35 @@ four_passes() { # tool: one pass per KE, the way the runbook does it
 }
 export -f four_passes; export KE1 KE2 KE4 CLIENT LOG
 
-OUT=$BENCH_DIR/out; rm -rf "$OUT"; mkdir -p "$OUT"
-echo "log: $(du -h "$LOG" | cut -f1), $(wc -l < "$LOG") lines"
+OUT=$BENCH_DIR/out
+ROUNDS=${ROUNDS:-5}
+echo "log: $(du -h "$LOG" | cut -f1), $(wc -l < "$LOG") lines; $ROUNDS rounds, contenders interleaved"
+# Rounds interleave the contenders so that each sees the same machine (a
+# VM's neighbours and the bundle's writeback vary from minute to minute).
 results=$(
-  measure callcap "$BIN" analyze --log "$LOG" --out "$OUT" --label bench
-  measure grep bash -c 'four_passes grep'
-  measure rg bash -c 'four_passes rg'
+  for round in $(seq "$ROUNDS"); do
+    rm -rf "$OUT"; mkdir -p "$OUT"
+    measure "callcap $round" "$BIN" analyze --log "$LOG" --out "$OUT" --label bench
+    rm -rf "$OUT"
+    measure "grep $round" bash -c 'four_passes grep'
+    measure "rg $round" bash -c 'four_passes rg'
+  done
 )
-echo "$results" | awk '{ printf "%-8s %7.2f s  peak RSS %6.1f MiB\n", $1, $2, $3/1024 }'
-c=$(echo "$results" | awk '$1=="callcap"{print $2}')
-r=$(echo "$results" | awk '$1=="rg"{print $2}')
-g=$(echo "$results" | awk '$1=="grep"{print $2}')
-awk -v c="$c" -v r="$r" -v g="$g" 'BEGIN { printf "callcap/rg(4 passes) = %.2f   callcap/grep(4 passes) = %.2f\n", c/r, c/g }'
-rm -rf "$OUT"
+python3 - "$results" <<'PY'
+import statistics, sys
+runs = {}
+for line in sys.argv[1].splitlines():
+    name, rnd, wall, rss = line.split()
+    runs.setdefault(name, {})[rnd] = (float(wall), int(rss))
+def show(name):
+    walls = [w for w, _ in runs[name].values()]
+    rss = [r / 1024 for _, r in runs[name].values()]
+    print("%-8s median %5.2f s (%.2f-%.2f)  peak RSS %.1f-%.1f MiB"
+          % (name, statistics.median(walls), min(walls), max(walls), min(rss), max(rss)))
+for n in ("callcap", "rg", "grep"):
+    show(n)
+for other in ("rg", "grep"):
+    ratios = [runs["callcap"][r][0] / runs[other][r][0] for r in runs["callcap"]]
+    print("callcap/%s(4 passes): median %.2f (%.2f-%.2f)"
+          % (other, statistics.median(ratios), min(ratios), max(ratios)))
+PY
