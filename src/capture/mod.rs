@@ -4,7 +4,8 @@
 //! here too. This is the hot path of `analyze` and of a log flood.
 
 use crate::app::event::{
-    ArtifactKind, ClientArtifact, ClientEntry, HarConflict, ServerBatch, ServerHit, ServerStall,
+    ArtifactKind, ClientArtifact, ClientEntry, HarConflict, OtkUpload, ServerBatch, ServerHit,
+    ServerStall, ToDeviceTrace,
 };
 use crate::bundle::journal::Journal;
 use crate::domain::diag::{ke3_event_id, parse_diag};
@@ -382,20 +383,34 @@ impl Capture {
                 ke_line_no,
                 error: hit.error,
                 offending,
-                request: hit.request,
+                request: hit
+                    .request
+                    .and_then(|r| part.texts.get(r))
+                    .map(str::to_owned),
             });
         }
         batch.access.extend(part.access.into_iter().map(|mut a| {
             a.line_no += base_line;
             a
         }));
+        // Strings the App keeps or drops are made here, on the thread that
+        // will free them.
+        let texts = &part.texts;
+        let owned = |r: std::ops::Range<usize>| texts.get(r).unwrap_or_default().to_owned();
         batch
             .to_device
-            .extend(part.to_device.into_iter().map(|mut t| {
-                t.line_no += base_line;
-                t
+            .extend(part.to_device.into_iter().map(|t| ToDeviceTrace {
+                line_no: t.line_no + base_line,
+                at: t.at,
+                text: owned(t.text),
             }));
-        batch.otk_uploads.extend(part.otk_uploads);
+        batch
+            .otk_uploads
+            .extend(part.otk_uploads.into_iter().map(|u| OtkUpload {
+                request: owned(u.request),
+                user: owned(u.user),
+                device: owned(u.device),
+            }));
         Ok(())
     }
 

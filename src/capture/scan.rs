@@ -4,7 +4,9 @@
 //! on two threads; the capture then numbers and journals the findings in
 //! order.
 
-use crate::app::event::{AccessSample, OtkUpload, ToDeviceTrace};
+use crate::app::event::AccessSample;
+#[cfg(test)]
+use crate::app::event::OtkUpload;
 use crate::domain::redact::Redactor;
 use crate::domain::signatures::Matcher;
 use crate::domain::stall::{RecordClock, for_each_line};
@@ -107,7 +109,25 @@ pub(super) struct FoundHit {
     pub text: Range<usize>,
     pub kes: KeSet,
     pub error: bool,
-    pub request: Option<String>,
+    /// In [`Scanned::texts`].
+    pub request: Option<Range<usize>>,
+}
+
+/// A to-device trace line found by a scan.
+pub(super) struct FoundTrace {
+    /// 1-based line number within the scanned part.
+    pub line_no: u64,
+    pub at: Option<DateTime<Utc>>,
+    /// In [`Scanned::texts`].
+    pub text: Range<usize>,
+}
+
+/// Whose keys/upload a request is, as found by a scan (in
+/// [`Scanned::texts`]).
+pub(super) struct FoundUpload {
+    pub request: Range<usize>,
+    pub user: Range<usize>,
+    pub device: Range<usize>,
 }
 
 /// What a scan found in a part of a buffer; line numbers are 1-based
@@ -116,8 +136,8 @@ pub(super) struct FoundHit {
 pub(super) struct Scanned {
     pub hits: Vec<FoundHit>,
     pub access: Vec<AccessSample>,
-    pub to_device: Vec<ToDeviceTrace>,
-    pub otk_uploads: Vec<OtkUpload>,
+    pub to_device: Vec<FoundTrace>,
+    pub otk_uploads: Vec<FoundUpload>,
     /// Where the part is in the buffer.
     pub range: Range<usize>,
     /// The part redacted, when it held a secret.
@@ -212,16 +232,20 @@ impl Scanner<'_> {
                     Some(r) => r.redact_bytes(line).0,
                     None => std::borrow::Cow::Borrowed(line),
                 };
-                out.to_device.push(ToDeviceTrace {
+                out.to_device.push(FoundTrace {
                     line_no: this_line,
                     at: parse_timestamp_prefix(line).map(|t| self.clock.to_utc(t)),
-                    text: display_text(&red),
+                    text: stash(&mut out.texts, &display_cow(&red)),
                 });
             }
             if m.otk_upload
-                && let Some(u) = otk_upload(line)
+                && let Some((request, user, device)) = otk_upload_fields(line)
             {
-                out.otk_uploads.push(u);
+                out.otk_uploads.push(FoundUpload {
+                    request: stash(&mut out.texts, request),
+                    user: stash(&mut out.texts, user),
+                    device: stash(&mut out.texts, device),
+                });
             }
             // Long-polls are excluded from latency and match no KE: done.
             if m.kes.is_empty() && is_long_poll_line(line) {
@@ -294,7 +318,7 @@ impl Scanner<'_> {
                 error: m.error,
                 request: head
                     .filter(|_| m.kes.contains(Ke::Ke1))
-                    .map(|h| h.request.to_string()),
+                    .map(|h| stash(&mut out.texts, h.request)),
             });
         }
         out.lines = lines.starts.len() as u64;
@@ -330,18 +354,31 @@ fn push_record_text(redactor: Option<&Redactor>, h: &RecordHead<'_>, out: &mut S
 
 /// `… - POST-5 - Adding one_time_keys dict_keys([…]) for device 'D' for
 /// user 'U' at N` → request, user, device.
-pub(super) fn otk_upload(line: &[u8]) -> Option<OtkUpload> {
+#[cfg(test)]
+fn otk_upload(line: &[u8]) -> Option<OtkUpload> {
+    let (request, user, device) = otk_upload_fields(line)?;
+    Some(OtkUpload {
+        request: request.to_string(),
+        user: user.to_string(),
+        device: device.to_string(),
+    })
+}
+
+/// Appends `s` to a part's texts; where it went.
+fn stash(texts: &mut String, s: &str) -> Range<usize> {
+    let start = texts.len();
+    texts.push_str(s);
+    start..texts.len()
+}
+
+fn otk_upload_fields(line: &[u8]) -> Option<(&str, &str, &str)> {
     let head = parse_record(line)?;
     let msg = std::str::from_utf8(head.message).ok()?;
     let rest = &msg[msg.rfind(" for device '")? + " for device '".len()..];
     let (device, rest) = rest.split_once('\'')?;
     let rest = rest.strip_prefix(" for user '")?;
     let (user, _) = rest.split_once('\'')?;
-    Some(OtkUpload {
-        request: head.request.to_string(),
-        user: user.to_string(),
-        device: device.to_string(),
-    })
+    Some((head.request, user, device))
 }
 
 /// Synapse prefixes request errors with the request's repr
