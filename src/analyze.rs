@@ -113,10 +113,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         let read_error =
             |e: std::io::Error| UsageError(format!("cannot read log '{}': {e}", log.display()));
         let ctx = capture.scan_context();
-        let tail = scan_file(f, ctx, CHUNK, |buf, scanned| -> anyhow::Result<()> {
-            let batch = capture.server_scanned("server-log", buf, scanned)?;
+        let tail = scan_file(f, ctx, CHUNK, |buf, scanned| {
+            let (batch, spare) = capture.server_scanned("server-log", buf, scanned)?;
             let fx = app.update(Event::Server(Box::new(batch)));
-            apply(&mut capture, fx)
+            apply(&mut capture, fx)?;
+            anyhow::Ok(spare)
         })
         .map_err(|e| match e {
             ScanFileError::Read(e) => read_error(e).into(),

@@ -160,6 +160,11 @@ impl BackgroundFile {
         self.write(buf)
     }
 
+    /// A buffer the writer is done with, if one is back.
+    pub fn spare(&mut self) -> Option<Vec<u8>> {
+        self.spent.try_recv().ok()
+    }
+
     /// Asks the writer to push its buffer to the OS; does not wait.
     pub fn flush(&mut self) -> io::Result<()> {
         self.send(Job::Flush)

@@ -23,14 +23,14 @@ pub enum ScanFileError<E> {
 }
 
 /// Reads `file` in buffers of about `chunk` bytes cut after a newline,
-/// scans each with `ctx` and hands it to `commit` in order. Returns the
-/// file's last line when it has no newline (for the capture's own
-/// line handling).
+/// scans each with `ctx` and hands it to `commit` in order; `commit` may
+/// give back a buffer to read into again. Returns the file's last line
+/// when it has no newline (for the capture's own line handling).
 pub fn scan_file<R: Read + Send, E>(
     file: R,
     ctx: ScanContext,
     chunk: usize,
-    mut commit: impl FnMut(&[u8], ScannedBuffer) -> Result<(), E>,
+    mut commit: impl FnMut(Vec<u8>, ScannedBuffer) -> Result<Option<Vec<u8>>, E>,
 ) -> Result<Vec<u8>, ScanFileError<E>> {
     std::thread::scope(|s| {
         let spawn_error = |e: io::Error| ScanFileError::Scan(e);
@@ -63,8 +63,9 @@ pub fn scan_file<R: Read + Send, E>(
         for rx in from_scanners.iter().cycle() {
             let Ok(msg) = rx.recv() else { break };
             let (buf, scanned) = msg.map_err(ScanFileError::Read)?;
-            commit(&buf, scanned).map_err(ScanFileError::Commit)?;
-            let _ = spent_tx.send(buf);
+            if let Some(spare) = commit(buf, scanned).map_err(ScanFileError::Commit)? {
+                let _ = spent_tx.send(spare);
+            }
         }
         drop(from_scanners); // a reader still sending stops
         // A scanner that panicked closed its channel early: that is an
@@ -241,8 +242,9 @@ mod tests {
                 let mut got = Vec::new();
                 let ctx = c.scan_context();
                 let tail = scan_file(&log[..], ctx, chunk, |buf, scanned| {
-                    c.server_scanned("s", buf, scanned)
-                        .map(|b| got.extend(digest(&b)))
+                    let (b, spare) = c.server_scanned("s", buf, scanned)?;
+                    got.extend(digest(&b));
+                    Ok::<_, io::Error>(spare)
                 })
                 .unwrap_or_else(|e| panic!("chunk {chunk}: {e:?}"));
                 got.extend(digest(&c.server_chunk("s", &tail).unwrap_or_default()));
@@ -299,7 +301,7 @@ mod tests {
             1000,
             |buf, scanned| {
                 committed += buf.len();
-                c.server_scanned("s", buf, scanned).map(|_| ())
+                c.server_scanned("s", buf, scanned).map(|(_, spare)| spare)
             },
         );
         assert!(
@@ -319,7 +321,7 @@ mod tests {
         let mut calls = 0;
         let r = scan_file(&log[..], c.scan_context(), 100, |_, _| {
             calls += 1;
-            Err("full disk")
+            Err::<Option<Vec<u8>>, _>("full disk")
         });
         assert!(matches!(r, Err(ScanFileError::Commit("full disk"))));
         assert_eq!(calls, 1);

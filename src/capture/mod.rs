@@ -27,6 +27,14 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Who writes a committed buffer's clean bytes to the server log.
+enum LogWrite {
+    /// The capture copies them to the journal writer.
+    Copy,
+    /// The caller hands the whole buffer over when it is clean.
+    Caller,
+}
+
 /// How far back a continuation line looks for its record's time.
 const LOOKBACK_LINES: usize = 2000;
 /// A diag report larger than this is kept verbatim but not parsed.
@@ -257,13 +265,14 @@ impl Capture {
     /// Ingests a buffer of complete lines scanned elsewhere with
     /// [`Capture::scan_context`] (in order, nothing pending from
     /// [`Capture::server_chunk`]). A scan made before the matcher changed
-    /// is done again here.
+    /// is done again here. A buffer with nothing to redact goes to the
+    /// journal writer as it is (no copy); returns a spent buffer to reuse.
     pub fn server_scanned(
         &mut self,
         source: &str,
-        buf: &[u8],
+        buf: Vec<u8>,
         scanned: ScannedBuffer,
-    ) -> io::Result<ServerBatch> {
+    ) -> io::Result<(ServerBatch, Option<Vec<u8>>)> {
         let mut batch = ServerBatch {
             source: source.to_string(),
             ..Default::default()
@@ -276,28 +285,39 @@ impl Capture {
         let scanned = if scanned.generation == self.generation {
             scanned
         } else {
-            self.scan_context().scan(buf)?
+            self.scan_context().scan(&buf)?
         };
-        self.commit_buffer(buf, scanned, &mut batch)?;
+        let spare = if self.commit_buffer(&buf, scanned, &mut batch, LogWrite::Caller)? {
+            self.journal.server.write(buf)?;
+            self.journal.server.spare()
+        } else {
+            Some(buf)
+        };
         self.journal.flush()?;
         batch.lines_total = self.lines;
         batch.bytes_total = self.bytes;
-        Ok(batch)
+        Ok((batch, spare))
     }
 
     fn process(&mut self, buf: &[u8], batch: &mut ServerBatch) -> io::Result<()> {
         let scanned = self.scan_context().scan(buf)?;
-        self.commit_buffer(buf, scanned, batch)
+        self.commit_buffer(buf, scanned, batch, LogWrite::Copy)
+            .map(|_| ())
     }
 
     /// Numbers, journals and hands on a scanned buffer's findings.
+    /// With [`LogWrite::Caller`], returns true when the buffer holds no
+    /// secret: the caller then hands it to the server log itself.
     fn commit_buffer(
         &mut self,
         buf: &[u8],
         scanned: ScannedBuffer,
         batch: &mut ServerBatch,
-    ) -> io::Result<()> {
+        log_write: LogWrite,
+    ) -> io::Result<bool> {
         self.bytes += buf.len() as u64;
+        let by_caller = matches!(log_write, LogWrite::Caller)
+            && scanned.parts.iter().all(|p| p.redacted.is_none());
         if batch.first_at.is_none() {
             batch.first_at = first_record_time(buf).map(|t| self.clock.to_utc(t));
         }
@@ -311,6 +331,7 @@ impl Capture {
             // part is redacted on its own).
             match &part.redacted {
                 Some(red) => self.journal.server.write_slice(red)?,
+                None if by_caller => {}
                 None => self.journal.server.write_slice(&buf[part.range.clone()])?,
             }
             self.journal.server.redactions += part.redactions as u64;
@@ -345,7 +366,7 @@ impl Capture {
         if batch.first_at.is_none() {
             batch.first_at = batch.last_at;
         }
-        Ok(())
+        Ok(by_caller)
     }
 
     /// Numbers a scanned part's findings (its first line follows line
