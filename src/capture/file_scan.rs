@@ -22,15 +22,24 @@ pub enum ScanFileError<E> {
     Commit(E),
 }
 
+/// What a commit gives back to be used again: a buffer to read into, and
+/// the emptied scan for its scanner to fill (its memory is then neither
+/// allocated again nor freed on the committing thread).
+#[derive(Default)]
+pub struct Spent {
+    pub buf: Option<Vec<u8>>,
+    pub scanned: Option<ScannedBuffer>,
+}
+
 /// Reads `file` in buffers of about `chunk` bytes cut after a newline,
-/// scans each with `ctx` and hands it to `commit` in order; `commit` may
-/// give back a buffer to read into again. Returns the file's last line
-/// when it has no newline (for the capture's own line handling).
+/// scans each with `ctx` and hands it to `commit` in order. Returns the
+/// file's last line when it has no newline (for the capture's own line
+/// handling).
 pub fn scan_file<R: Read + Send, E>(
     file: R,
     ctx: ScanContext,
     chunk: usize,
-    mut commit: impl FnMut(Vec<u8>, ScannedBuffer) -> Result<Option<Vec<u8>>, E>,
+    mut commit: impl FnMut(Vec<u8>, ScannedBuffer) -> Result<Spent, E>,
 ) -> Result<Vec<u8>, ScanFileError<E>> {
     std::thread::scope(|s| {
         let spawn_error = |e: io::Error| ScanFileError::Scan(e);
@@ -38,15 +47,18 @@ pub fn scan_file<R: Read + Send, E>(
         let mut to_scanners = Vec::with_capacity(SCANNERS);
         let mut from_scanners = Vec::with_capacity(SCANNERS);
         let mut scanners = Vec::with_capacity(SCANNERS);
+        let mut reuse = Vec::with_capacity(SCANNERS);
         for i in 0..SCANNERS {
             // Per scanner: one buffer waiting, one being scanned, one done.
             let (job_tx, job_rx) = sync_channel::<Result<Vec<u8>, Stop>>(1);
             let (done_tx, done_rx) = sync_channel::<Result<(Vec<u8>, ScannedBuffer), Stop>>(1);
+            let (reuse_tx, reuse_rx) = channel::<ScannedBuffer>();
+            reuse.push(reuse_tx);
             let ctx = ctx.clone();
             scanners.push(
                 std::thread::Builder::new()
                     .name(format!("capture-scan-{i}"))
-                    .spawn_scoped(s, move || scan_jobs(&ctx, job_rx, done_tx))
+                    .spawn_scoped(s, move || scan_jobs(&ctx, job_rx, done_tx, reuse_rx))
                     .map_err(spawn_error)?,
             );
             to_scanners.push(job_tx);
@@ -60,11 +72,15 @@ pub fn scan_file<R: Read + Send, E>(
             .map_err(spawn_error)?;
         // Buffer n comes back from scanner n % SCANNERS; when the file is
         // done every scanner's channel closes after its last buffer.
-        for rx in from_scanners.iter().cycle() {
+        for (rx, reuse) in from_scanners.iter().zip(&reuse).cycle() {
             let Ok(msg) = rx.recv() else { break };
             let (buf, scanned) = msg.map_err(ScanFileError::Read)?;
-            if let Some(spare) = commit(buf, scanned).map_err(ScanFileError::Commit)? {
-                let _ = spent_tx.send(spare);
+            let spent = commit(buf, scanned).map_err(ScanFileError::Commit)?;
+            if let Some(buf) = spent.buf {
+                let _ = spent_tx.send(buf);
+            }
+            if let Some(scanned) = spent.scanned {
+                let _ = reuse.send(scanned);
             }
         }
         drop(from_scanners); // a reader still sending stops
@@ -88,10 +104,11 @@ fn scan_jobs(
     ctx: &ScanContext,
     jobs: Receiver<Result<Vec<u8>, Stop>>,
     done: SyncSender<Result<(Vec<u8>, ScannedBuffer), Stop>>,
+    reuse: Receiver<ScannedBuffer>,
 ) {
     for job in jobs {
         let out = job.map(|buf| {
-            let scanned = ctx.scan_whole(&buf);
+            let scanned = ctx.scan_whole(&buf, reuse.try_recv().ok());
             (buf, scanned)
         });
         if done.send(out).is_err() {
@@ -242,9 +259,12 @@ mod tests {
                 let mut got = Vec::new();
                 let ctx = c.scan_context();
                 let tail = scan_file(&log[..], ctx, chunk, |buf, scanned| {
-                    let (b, spare) = c.server_scanned("s", buf, scanned)?;
-                    got.extend(digest(&b));
-                    Ok::<_, io::Error>(spare)
+                    let done = c.server_scanned("s", buf, scanned)?;
+                    got.extend(digest(&done.batch));
+                    Ok::<_, io::Error>(Spent {
+                        buf: done.spare,
+                        scanned: Some(done.scanned),
+                    })
                 })
                 .unwrap_or_else(|e| panic!("chunk {chunk}: {e:?}"));
                 got.extend(digest(&c.server_chunk("s", &tail).unwrap_or_default()));
@@ -301,7 +321,8 @@ mod tests {
             1000,
             |buf, scanned| {
                 committed += buf.len();
-                c.server_scanned("s", buf, scanned).map(|(_, spare)| spare)
+                c.server_scanned("s", buf, scanned)
+                    .map(|_| Spent::default())
             },
         );
         assert!(
@@ -321,7 +342,7 @@ mod tests {
         let mut calls = 0;
         let r = scan_file(&log[..], c.scan_context(), 100, |_, _| {
             calls += 1;
-            Err::<Option<Vec<u8>>, _>("full disk")
+            Err::<Spent, _>("full disk")
         });
         assert!(matches!(r, Err(ScanFileError::Commit("full disk"))));
         assert_eq!(calls, 1);

@@ -21,11 +21,20 @@ use scan::{Scanned, display_text, record_text};
 
 mod file_scan;
 mod scan;
-pub use file_scan::{ScanFileError, scan_file};
+pub use file_scan::{ScanFileError, Spent, scan_file};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
+
+/// What [`Capture::server_scanned`] made of a buffer.
+pub struct Committed {
+    pub batch: ServerBatch,
+    /// A buffer to read into again.
+    pub spare: Option<Vec<u8>>,
+    /// The scan, emptied, for its scanner to fill again.
+    pub scanned: ScannedBuffer,
+}
 
 /// Who writes a committed buffer's clean bytes to the server log.
 enum LogWrite {
@@ -266,13 +275,13 @@ impl Capture {
     /// [`Capture::scan_context`] (in order, nothing pending from
     /// [`Capture::server_chunk`]). A scan made before the matcher changed
     /// is done again here. A buffer with nothing to redact goes to the
-    /// journal writer as it is (no copy); returns a spent buffer to reuse.
+    /// journal writer as it is (no copy).
     pub fn server_scanned(
         &mut self,
         source: &str,
         buf: Vec<u8>,
-        scanned: ScannedBuffer,
-    ) -> io::Result<(ServerBatch, Option<Vec<u8>>)> {
+        mut scanned: ScannedBuffer,
+    ) -> io::Result<Committed> {
         let mut batch = ServerBatch {
             source: source.to_string(),
             ..Default::default()
@@ -282,12 +291,10 @@ impl Capture {
                 "a scanned buffer arrived while a line was incomplete",
             ));
         }
-        let scanned = if scanned.generation == self.generation {
-            scanned
-        } else {
-            self.scan_context().scan(&buf)?
-        };
-        let spare = if self.commit_buffer(&buf, scanned, &mut batch, LogWrite::Caller)? {
+        if scanned.generation != self.generation {
+            scanned = self.scan_context().scan(&buf)?;
+        }
+        let spare = if self.commit_buffer(&buf, &mut scanned, &mut batch, LogWrite::Caller)? {
             self.journal.server.write(buf)?;
             self.journal.server.spare()
         } else {
@@ -296,12 +303,16 @@ impl Capture {
         self.journal.flush()?;
         batch.lines_total = self.lines;
         batch.bytes_total = self.bytes;
-        Ok((batch, spare))
+        Ok(Committed {
+            batch,
+            spare,
+            scanned,
+        })
     }
 
     fn process(&mut self, buf: &[u8], batch: &mut ServerBatch) -> io::Result<()> {
-        let scanned = self.scan_context().scan(buf)?;
-        self.commit_buffer(buf, scanned, batch, LogWrite::Copy)
+        let mut scanned = self.scan_context().scan(buf)?;
+        self.commit_buffer(buf, &mut scanned, batch, LogWrite::Copy)
             .map(|_| ())
     }
 
@@ -311,7 +322,7 @@ impl Capture {
     fn commit_buffer(
         &mut self,
         buf: &[u8],
-        scanned: ScannedBuffer,
+        scanned: &mut ScannedBuffer,
         batch: &mut ServerBatch,
         log_write: LogWrite,
     ) -> io::Result<bool> {
@@ -323,10 +334,9 @@ impl Capture {
         }
         let base_line = self.lines;
         let access_before = batch.access.len();
-        let parts = scanned.parts;
         let mut part_base = base_line;
-        let mut records = Vec::with_capacity(parts.len());
-        for mut part in parts {
+        let mut bases = Vec::with_capacity(scanned.parts.len());
+        for part in scanned.parts.iter_mut() {
             // The server log, redacted (secrets never span lines, so each
             // part is redacted on its own).
             match &part.redacted {
@@ -337,7 +347,7 @@ impl Capture {
             self.journal.server.redactions += part.redactions as u64;
             batch.redactions += part.redactions as u64;
             let lines = part.lines;
-            records.push((part_base, std::mem::take(&mut part.records)));
+            bases.push(part_base);
             self.commit(buf, part, part_base, batch)?;
             part_base += lines;
         }
@@ -350,9 +360,10 @@ impl Capture {
             .collect();
         let mut stalls = Vec::new();
         self.stalls.feed(
-            records
+            bases
                 .iter()
-                .flat_map(|(base, r)| r.iter().map(move |&(l, ms)| (base + l, ms))),
+                .zip(&scanned.parts)
+                .flat_map(|(&base, p)| p.records.iter().map(move |&(l, ms)| (base + l, ms))),
             &restarts,
             &mut stalls,
         );
@@ -374,11 +385,11 @@ impl Capture {
     fn commit(
         &mut self,
         buf: &[u8],
-        part: Scanned,
+        part: &mut Scanned,
         base_line: u64,
         batch: &mut ServerBatch,
     ) -> io::Result<()> {
-        for hit in part.hits {
+        for hit in part.hits.drain(..) {
             let red_line = hit.redacted.as_deref().unwrap_or(&buf[hit.line.clone()]);
             let mut ke_line_no = [0u64; 4];
             for ke in hit.kes.iter() {
@@ -410,7 +421,7 @@ impl Capture {
                     .map(str::to_owned),
             });
         }
-        batch.access.extend(part.access.into_iter().map(|mut a| {
+        batch.access.extend(part.access.drain(..).map(|mut a| {
             a.line_no += base_line;
             a
         }));
@@ -420,14 +431,14 @@ impl Capture {
         let owned = |r: std::ops::Range<usize>| texts.get(r).unwrap_or_default().to_owned();
         batch
             .to_device
-            .extend(part.to_device.into_iter().map(|t| ToDeviceTrace {
+            .extend(part.to_device.drain(..).map(|t| ToDeviceTrace {
                 line_no: t.line_no + base_line,
                 at: t.at,
                 text: owned(t.text),
             }));
         batch
             .otk_uploads
-            .extend(part.otk_uploads.into_iter().map(|u| OtkUpload {
+            .extend(part.otk_uploads.drain(..).map(|u| OtkUpload {
                 request: owned(u.request),
                 user: owned(u.user),
                 device: owned(u.device),

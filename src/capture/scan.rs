@@ -75,15 +75,22 @@ impl ScanContext {
 }
 
 impl ScanContext {
-    /// Scans `buf` (complete lines) on this thread alone.
-    pub fn scan_whole(&self, buf: &[u8]) -> ScannedBuffer {
+    /// Scans `buf` (complete lines) on this thread alone, into `reuse` (a
+    /// committed scan given back) when there is one.
+    pub fn scan_whole(&self, buf: &[u8], reuse: Option<ScannedBuffer>) -> ScannedBuffer {
         let scanner = Scanner {
             matcher: &self.matcher,
             redactor: &self.redactor,
             clock: &self.clock,
         };
+        let mut parts = reuse.map(|r| r.parts).unwrap_or_default();
+        parts.truncate(1);
+        if parts.is_empty() {
+            parts.push(Scanned::default());
+        }
+        scanner.scan_into(buf, 0..buf.len(), &mut parts[0]);
         ScannedBuffer {
-            parts: vec![scanner.scan(buf, 0..buf.len())],
+            parts,
             generation: self.generation,
         }
     }
@@ -150,27 +157,42 @@ pub(super) struct Scanned {
     /// Every record's time on the log's clock, for stalls: `(line_no, ms)`
     /// with 1-based line numbers within the part.
     pub records: Vec<(u64, i64)>,
-}
-
-/// A part's lines, read in one walk: where each starts, and the time of
-/// each record.
-struct Lines {
+    /// Where each line of the part starts (the scan's own use).
     starts: Vec<usize>,
-    records: Vec<(u64, i64)>,
 }
 
-impl Lines {
-    fn read(text: &[u8]) -> Lines {
+impl Scanned {
+    /// Empties it for another scan, keeping what it has allocated: a
+    /// scanned part goes back to its scanner thread once committed, so
+    /// that its memory is neither allocated again nor freed on another
+    /// thread.
+    fn clear(&mut self) {
+        self.hits.clear();
+        self.access.clear();
+        self.to_device.clear();
+        self.otk_uploads.clear();
+        self.redacted = None;
+        self.redactions = 0;
+        self.texts.clear();
+        self.lines = 0;
+        self.records.clear();
+        self.starts.clear();
+    }
+
+    /// Reads the part's lines in one walk: where each starts, and the time
+    /// of each record.
+    fn read_lines(&mut self, text: &[u8]) {
         let mut clock = RecordClock::default();
-        let mut starts = Vec::with_capacity(text.len() / 128);
-        let mut records = Vec::with_capacity(text.len() / 160);
+        let (starts, records) = (&mut self.starts, &mut self.records);
+        starts.reserve(text.len() / 128);
+        records.reserve(text.len() / 160);
         for_each_line(text, |start, line| {
             starts.push(start);
             if let Some(ms) = clock.millis(line) {
                 records.push((starts.len() as u64, ms));
             }
         });
-        Lines { starts, records }
+        self.lines = starts.len() as u64;
     }
 
     /// The 1-based number of the line holding byte `pos`.
@@ -194,6 +216,14 @@ impl Scanner<'_> {
     /// Scans the lines in `buf[part]` (`part` starts at a line's start;
     /// the rest of `buf` is only looked back into for a time).
     fn scan(&self, buf: &[u8], part: Range<usize>) -> Scanned {
+        let mut out = Scanned::default();
+        self.scan_into(buf, part, &mut out);
+        out
+    }
+
+    /// [`Scanner::scan`] into a reused [`Scanned`].
+    fn scan_into(&self, buf: &[u8], part: Range<usize>, out: &mut Scanned) {
+        out.clear();
         let base = part.start;
         let text = &buf[part.clone()];
         let (redacted, redactions, suspects) = match self.redactor.redact_bytes_noting(text) {
@@ -204,18 +234,15 @@ impl Scanner<'_> {
         // after the current one that may hold a secret. Every other line is
         // clean, and so is all of its text (no redaction to run).
         let mut next_suspect = 0;
-        let mut out = Scanned {
-            range: part,
-            redacted,
-            redactions,
-            ..Default::default()
-        };
-        let lines = Lines::read(text);
+        out.range = part;
+        out.redacted = redacted;
+        out.redactions = redactions;
+        out.read_lines(text);
         let mut found: Vec<(usize, usize, crate::domain::signatures::LineMatch)> = Vec::new();
         self.matcher.scan(text, |s, e, m| found.push((s, e, m)));
 
         for (s, e, m) in found {
-            let this_line = lines.line_of(s);
+            let this_line = out.line_of(s);
             let line = &text[s..e];
             while suspects.get(next_suspect).is_some_and(|l| l.end < s) {
                 next_suspect += 1;
@@ -321,9 +348,6 @@ impl Scanner<'_> {
                     .map(|h| stash(&mut out.texts, h.request)),
             });
         }
-        out.lines = lines.starts.len() as u64;
-        out.records = lines.records;
-        out
     }
 }
 
