@@ -47,10 +47,13 @@ echo "log: $(du -h "$LOG" | cut -f1), $(wc -l < "$LOG") lines; $ROUNDS rounds, c
 # VM's neighbours and the bundle's writeback vary from minute to minute).
 results=$(
   for round in $(seq "$ROUNDS"); do
-    rm -rf "$OUT"; mkdir -p "$OUT"
+    # `sync` first: the previous bundle's writeback would otherwise
+    # compete with whichever contender runs next.
+    rm -rf "$OUT"; mkdir -p "$OUT"; sync
     measure "callcap $round" "$BIN" analyze --log "$LOG" --out "$OUT" --label bench
-    rm -rf "$OUT"
+    rm -rf "$OUT"; sync
     measure "grep $round" bash -c 'four_passes grep'
+    sync
     measure "rg $round" bash -c 'four_passes rg'
   done
 )
