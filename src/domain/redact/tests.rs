@@ -105,6 +105,9 @@ fn a_recovery_key_is_found_at_every_offset_among_words_and_digits() {
         let (out, n) = r(&text);
         assert_eq!(n, 1, "key after {before} bytes: {out}");
         assert!(!out.contains(RECOVERY));
+        // Also as the very end of the text (probes near the buffer's end).
+        let (out, n) = r(&format!("{head}:{RECOVERY}"));
+        assert_eq!(n, 1, "key ending the text after {before} bytes: {out}");
     }
 }
 
