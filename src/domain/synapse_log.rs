@@ -291,12 +291,20 @@ impl LogClock {
 
     pub fn to_utc(&self, local: NaiveDateTime) -> DateTime<Utc> {
         use chrono::TimeZone;
-        let t = self
-            .tz
-            .from_local_datetime(&local)
-            .earliest()
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| DateTime::from_naive_utc_and_offset(local, Utc));
+        // UTC (the default) needs no zone lookup: this runs for every line
+        // a capture keeps.
+        let t = if self.tz == chrono_tz::Tz::UTC {
+            DateTime::from_naive_utc_and_offset(local, Utc)
+        } else {
+            self.tz
+                .from_local_datetime(&local)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_else(|| DateTime::from_naive_utc_and_offset(local, Utc))
+        };
+        if self.offset_ms == 0 {
+            return t;
+        }
         t - chrono::Duration::milliseconds(self.offset_ms)
     }
 }
