@@ -60,9 +60,10 @@ pub struct RecordClock {
 impl RecordClock {
     /// `None` for a line that is not a record (a continuation line).
     pub fn millis(&mut self, line: &[u8]) -> Option<i64> {
+        // Fixed-size arrays: the compare is a few word loads, not a call.
         if let Some((prefix, base)) = &self.second
-            && let Some(b) = line.get(..23)
-            && b[..19] == prefix[..]
+            && let Some(b) = line.first_chunk::<23>()
+            && b.first_chunk::<19>() == Some(prefix)
             && b[19] == b','
             && let Some(ms) = three_digits(&b[20..23])
         {
