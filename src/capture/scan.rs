@@ -226,10 +226,20 @@ impl Scanner<'_> {
         out.clear();
         let base = part.start;
         let text = &buf[part.clone()];
-        let (redacted, redactions, suspects) = match self.redactor.redact_bytes_noting(text) {
-            (std::borrow::Cow::Owned(v), n, l) => (Some(v), n, l),
-            (std::borrow::Cow::Borrowed(_), n, l) => (None, n, l),
-        };
+        // One literal search finds the KEs' lines and those redaction
+        // must look at.
+        let mut found: Vec<(usize, usize, crate::domain::signatures::LineMatch)> = Vec::new();
+        self.matcher.scan(text, |s, e, m| found.push((s, e, m)));
+        let literal_lines = found
+            .iter()
+            .filter(|(_, _, m)| m.secret_literal)
+            .map(|&(s, e, _)| (s, e))
+            .collect();
+        let (redacted, redactions, suspects) =
+            match self.redactor.redact_bytes_noting_lines(text, literal_lines) {
+                (std::borrow::Cow::Owned(v), n, l) => (Some(v), n, l),
+                (std::borrow::Cow::Borrowed(_), n, l) => (None, n, l),
+            };
         // Hits come in order: `suspects[next_suspect..]` are the lines at or
         // after the current one that may hold a secret. Every other line is
         // clean, and so is all of its text (no redaction to run).
@@ -238,10 +248,11 @@ impl Scanner<'_> {
         out.redacted = redacted;
         out.redactions = redactions;
         out.read_lines(text);
-        let mut found: Vec<(usize, usize, crate::domain::signatures::LineMatch)> = Vec::new();
-        self.matcher.scan(text, |s, e, m| found.push((s, e, m)));
 
         for (s, e, m) in found {
+            if m.kes.is_empty() && !m.access && !m.to_device_trace && !m.otk_upload {
+                continue; // found for redaction only
+            }
             let this_line = out.line_of(s);
             let line = &text[s..e];
             while suspects.get(next_suspect).is_some_and(|l| l.end < s) {
@@ -565,6 +576,51 @@ fn access_sample(line_no: u64, at: DateTime<Utc>, a: &AccessFields<'_>) -> Acces
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A context on `sigs` (no capture needed).
+    fn context(sigs: &crate::domain::signatures::Signatures) -> ScanContext {
+        ScanContext {
+            matcher: Arc::new(Matcher::new(sigs, &[]).unwrap_or_else(|e| panic!("{e}"))),
+            redactor: Arc::new(Redactor::new()),
+            clock: LogClock::utc(),
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn the_scan_redacts_exactly_what_the_redactor_does_on_its_own() {
+        let key = "EsTc LW2K PGiF wKEA 3As5 aX4G gAXn q5Hb bzMF CFx7 9KXU Kd5N";
+        let t = "2026-06-30 14:02:11,123";
+        let text = format!(
+            "{t} - synapse.x - 1 - INFO - GET-1 - plain line\n\
+             {t} - synapse.x - 1 - INFO - GET-2 - delayed_event access_token=syt_abc_DEF\n\
+             {t} - synapse.x - 1 - INFO - GET-3 - nothing but a token=x and Bearer abc.def\n\
+             {{\"password\": \"hunter2\", \"to_device\": 1}}\n\
+             recovery {key} in to_device text\n\
+             recovery {key} alone\n\
+             client_secret=s3cr3t&refresh_token=syr_zzz\n\
+             Bearer\n\
+             last line syt_tail"
+        );
+        let want = Redactor::new().redact_bytes(text.as_bytes());
+        assert!(want.1 >= 7, "{want:?}");
+        // The embedded signatures (literal search), and a file with a
+        // pattern without literals (the combined-regex search).
+        let regex_sigs = crate::domain::signatures::Signatures::from_toml(
+            "[[ke]]\nid = \"KE-1\"\ntitle = \"x\"\nserver = '[0-9]+x'\n",
+            std::path::Path::new("test.toml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for sigs in [
+            crate::domain::signatures::Signatures::embedded(),
+            regex_sigs,
+        ] {
+            let scanned = context(&sigs).scan_whole(text.as_bytes(), None);
+            let part = &scanned.parts[0];
+            let got = part.redacted.as_deref().unwrap_or(text.as_bytes());
+            assert_eq!((got, part.redactions), (&*want.0, want.1));
+        }
+    }
 
     #[test]
     fn display_text_is_cut_at_the_limit_in_characters() {

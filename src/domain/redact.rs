@@ -31,8 +31,10 @@ const BASE58: &str = "1-9A-HJ-NP-Za-km-z";
 /// Length of a spaced recovery key: 12 groups of 4 and 11 spaces.
 const RECOVERY_KEY_LEN: usize = 59;
 
-/// Every secret pattern contains one of these (recovery keys aside).
-const LITERALS: [&str; 6] = ["syt_", "syr_", "token", "secret", "earer", "password"];
+/// Every secret pattern contains one of these (recovery keys aside). The
+/// capture's matcher searches for them in the same pass as the KEs' and
+/// hands the lines over ([`Redactor::redact_bytes_noting_lines`]).
+pub const SECRET_LITERALS: [&str; 6] = ["syt_", "syr_", "token", "secret", "earer", "password"];
 
 fn secrets_pattern() -> String {
     let json_keys = "access_token|refresh_token|client_secret|password|new_password|token";
@@ -63,7 +65,7 @@ struct Compiled {
 static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
     let literals = AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostFirst)
-        .build(LITERALS)
+        .build(SECRET_LITERALS)
         .expect("redaction literals build");
     let secrets = regex::bytes::RegexBuilder::new(&secrets_pattern())
         .unicode(false)
@@ -132,7 +134,28 @@ impl Redactor {
         &self,
         buf: &'a [u8],
     ) -> (Cow<'a, [u8]>, usize, Vec<std::ops::Range<usize>>) {
-        let lines = candidates(&self.compiled, buf);
+        self.redact_noting(buf, candidates(&self.compiled, buf))
+    }
+
+    /// [`Redactor::redact_bytes_noting`] given `literal_lines`: every line
+    /// of `buf` (`start`, `end` without the newline) that holds one of
+    /// [`SECRET_LITERALS`], found by the caller's own search.
+    pub fn redact_bytes_noting_lines<'a>(
+        &self,
+        buf: &'a [u8],
+        mut literal_lines: Vec<(usize, usize)>,
+    ) -> (Cow<'a, [u8]>, usize, Vec<std::ops::Range<usize>>) {
+        literal_lines.extend(key_lines(&self.compiled, buf));
+        literal_lines.sort_unstable();
+        literal_lines.dedup();
+        self.redact_noting(buf, literal_lines)
+    }
+
+    fn redact_noting<'a>(
+        &self,
+        buf: &'a [u8],
+        lines: Vec<(usize, usize)>,
+    ) -> (Cow<'a, [u8]>, usize, Vec<std::ops::Range<usize>>) {
         let secrets = self.find_in(buf, &lines);
         let (text, n) = Self::replace(buf, &secrets);
         (text, n, lines.into_iter().map(|(s, e)| s..e).collect())
@@ -236,6 +259,20 @@ fn candidate_lines(c: &Compiled, buf: &[u8]) -> Vec<(usize, usize)> {
         lines.push((s, e));
         pos = e + 1;
     }
+    lines.extend(key_lines(c, buf));
+    lines
+}
+
+/// Lines (start, end without `\n`) with a run of bytes long enough to be a
+/// recovery key.
+fn key_lines(c: &Compiled, buf: &[u8]) -> Vec<(usize, usize)> {
+    let len = buf.len();
+    let line_of = |at: usize| {
+        let s = memchr::memrchr(b'\n', &buf[..at]).map_or(0, |i| i + 1);
+        let e = memchr::memchr(b'\n', &buf[at..]).map_or(len, |i| at + i);
+        (s, e)
+    };
+    let mut lines = Vec::new();
     // Recovery keys have no literal. Probe one byte per key length: a byte
     // that is neither base58 nor a space rules out every key containing it.
     let class = &c.key_bytes;
@@ -255,7 +292,7 @@ fn candidate_lines(c: &Compiled, buf: &[u8]) -> Vec<(usize, usize)> {
             b += 1;
         }
         if b - a >= RECOVERY_KEY_LEN {
-            lines.push(line_of(a, 0));
+            lines.push(line_of(a));
         }
         floor = b;
         i = b + RECOVERY_KEY_LEN;

@@ -37,11 +37,19 @@ pub struct LineMatch {
     pub to_device_trace: bool,
     /// The line names a keys/upload's device ("Adding one_time_keys ").
     pub otk_upload: bool,
+    /// The line holds a literal of a secret pattern (see
+    /// [`crate::domain::redact::SECRET_LITERALS`]): redaction looks at it.
+    pub secret_literal: bool,
 }
 
 impl LineMatch {
     pub fn is_interesting(&self) -> bool {
-        !self.kes.is_empty() || self.error || self.access || self.to_device_trace || self.otk_upload
+        !self.kes.is_empty()
+            || self.error
+            || self.access
+            || self.to_device_trace
+            || self.otk_upload
+            || self.secret_literal
     }
 }
 
@@ -76,8 +84,10 @@ const ACCESS: usize = 4;
 /// same literal search, so the scan needs no pass of its own for them.
 const TO_DEVICE_TRACE: usize = 5;
 const OTK_UPLOAD: usize = 6;
+/// Lines redaction must look at, found in the same search.
+const SECRET: usize = 7;
 /// Error patterns of KE `n` have slot `ERRORS + n`.
-const ERRORS: usize = 7;
+const ERRORS: usize = 8;
 const ACCESS_LITERAL: &str = "Processed request";
 const TO_DEVICE_TRACE_LITERAL: &str = "Storing to-device messages";
 const OTK_UPLOAD_LITERAL: &str = "Adding one_time_keys ";
@@ -265,6 +275,12 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
     sources.push((ACCESS, regex::escape(ACCESS_LITERAL)));
     sources.push((TO_DEVICE_TRACE, regex::escape(TO_DEVICE_TRACE_LITERAL)));
     sources.push((OTK_UPLOAD, regex::escape(OTK_UPLOAD_LITERAL)));
+    let secret = crate::domain::redact::SECRET_LITERALS
+        .iter()
+        .map(|l| regex::escape(l))
+        .collect::<Vec<_>>()
+        .join("|");
+    sources.push((SECRET, secret));
     // Error patterns go through the same literal search: a KE line runs an
     // error regex only when that pattern's literals are on it.
     for k in sigs.iter() {
@@ -424,6 +440,8 @@ impl Compiled {
                 out.to_device_trace = true;
             } else if p.slot == OTK_UPLOAD {
                 out.otk_upload = true;
+            } else if p.slot == SECRET {
+                out.secret_literal = true;
             } else if let Some(ke) = Ke::from_index(p.slot) {
                 out.kes.insert(ke);
             }
