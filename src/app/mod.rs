@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use event::{ClientArtifact, Command, Event, ServerStall};
 use serde::Serialize;
 use stats::{MinuteLatency, Occurrences};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 /// Lines kept per pane for display; everything is in the journal anyway.
 pub const PANE_CAPACITY: usize = 2000;
@@ -213,8 +213,7 @@ pub struct App {
     /// OTK conflicts the log attributes to another user or device.
     pub foreign_conflicts: u64,
     /// Request id → (user, device) of recent keys/upload requests.
-    upload_owner: HashMap<String, (String, String)>,
-    upload_order: VecDeque<String>,
+    upload_owner: server::UploadOwners,
     /// KE-3 event ids with where they were seen.
     pub ke3_ids: BTreeMap<String, Vec<EvidenceRef>>,
     pub timeouts: Vec<Timeout>,
@@ -269,8 +268,7 @@ impl App {
             own_ke1_errors: 0,
             own_ke1_error_refs: Vec::new(),
             foreign_conflicts: 0,
-            upload_owner: HashMap::new(),
-            upload_order: VecDeque::new(),
+            upload_owner: server::UploadOwners::default(),
             ke3_ids: BTreeMap::new(),
             timeouts: Vec::new(),
             latency: BTreeMap::new(),

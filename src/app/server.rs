@@ -4,6 +4,8 @@
 
 use super::event::{self, AccessSample, ServerHit, ServerStall};
 use super::stats::minute_of;
+use std::collections::HashMap;
+
 use super::{
     App, EVIDENCE_CAP, EvidenceRef, PANE_CAPACITY, PaneLine, STALL_CAP, SightingKind, Timeout,
 };
@@ -11,6 +13,30 @@ use crate::domain::Ke;
 
 /// Recent keys/upload request owners kept for attributing conflicts.
 const UPLOAD_OWNERS_CAP: usize = 4096;
+
+/// Who recent keys/upload requests were: at least the last
+/// [`UPLOAD_OWNERS_CAP`] of them, in two generations (a full one is dropped
+/// whole, not entry by entry: this sees every upload in a flood).
+#[derive(Debug, Clone, Default)]
+pub(super) struct UploadOwners {
+    current: HashMap<String, (String, String)>,
+    previous: HashMap<String, (String, String)>,
+}
+
+impl UploadOwners {
+    fn insert(&mut self, request: String, owner: (String, String)) {
+        if self.current.len() >= UPLOAD_OWNERS_CAP {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(request, owner);
+    }
+
+    fn get(&self, request: &str) -> Option<&(String, String)> {
+        self.current
+            .get(request)
+            .or_else(|| self.previous.get(request))
+    }
+}
 
 impl App {
     /// Whether a user/device pair is the one under investigation (either
@@ -33,18 +59,7 @@ impl App {
         }
         // Owners first: Synapse logs them before the conflict they explain.
         for u in batch.otk_uploads {
-            if self
-                .upload_owner
-                .insert(u.request.clone(), (u.user, u.device))
-                .is_none()
-            {
-                self.upload_order.push_back(u.request);
-            }
-            while self.upload_order.len() > UPLOAD_OWNERS_CAP {
-                if let Some(old) = self.upload_order.pop_front() {
-                    self.upload_owner.remove(&old);
-                }
-            }
+            self.upload_owner.insert(u.request, (u.user, u.device));
         }
         for hit in batch.hits {
             self.on_hit(hit);
@@ -214,10 +229,25 @@ fn names_recipient(text: &str, user: Option<&str>, device: &str) -> bool {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::names_recipient;
+    use super::{UPLOAD_OWNERS_CAP, UploadOwners, names_recipient};
     use crate::app::event::{Event, ServerBatch, ServerStall};
     use crate::app::{App, STALL_CAP, Subject};
     use chrono::DateTime;
+
+    #[test]
+    fn upload_owners_keep_at_least_the_last_cap_requests() {
+        let mut o = UploadOwners::default();
+        let n = 3 * UPLOAD_OWNERS_CAP + 7;
+        for i in 0..n {
+            o.insert(format!("POST-{i}"), (format!("@u{i}:hs"), format!("D{i}")));
+        }
+        for i in n - UPLOAD_OWNERS_CAP..n {
+            let owner = o.get(&format!("POST-{i}")).map(|(u, _)| u.clone());
+            assert_eq!(owner, Some(format!("@u{i}:hs")), "POST-{i}");
+        }
+        assert_eq!(o.get("POST-0"), None);
+        assert!(o.current.len() + o.previous.len() <= 2 * UPLOAD_OWNERS_CAP);
+    }
 
     #[test]
     fn stalls_are_noted_and_kept_up_to_the_cap() {
