@@ -164,23 +164,8 @@ fn read_buffers<R: Read>(
 mod tests {
     use super::*;
     use crate::app::event::ServerBatch;
-    use crate::bundle::journal::{Journal, SERVER_LOG};
-    use crate::capture::Capture;
-    use crate::domain::signatures::Signatures;
-    use crate::domain::synapse_log::LogClock;
-    use std::path::Path;
-
-    fn capture(dir: &Path) -> Capture {
-        let journal = Journal::create(dir).unwrap_or_else(|e| panic!("journal: {e}"));
-        Capture::new(
-            journal,
-            Signatures::embedded(),
-            LogClock::utc(),
-            Vec::new(),
-            2_000,
-        )
-        .unwrap_or_else(|e| panic!("capture: {e}"))
-    }
+    use crate::bundle::journal::SERVER_LOG;
+    use crate::capture::test_capture as capture;
 
     /// What a batch says, in a comparable form.
     fn digest(b: &ServerBatch) -> Vec<String> {

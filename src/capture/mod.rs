@@ -627,21 +627,24 @@ fn last_record_time(buf: &[u8]) -> Option<chrono::NaiveDateTime> {
         .find_map(parse_timestamp_prefix)
 }
 
+/// A capture on the embedded signatures, journaling into `dir` (tests).
+#[cfg(test)]
+fn test_capture(dir: &Path) -> Capture {
+    let journal = Journal::create(dir).unwrap_or_else(|e| panic!("journal: {e}"));
+    Capture::new(
+        journal,
+        Signatures::embedded(),
+        LogClock::utc(),
+        Vec::new(),
+        2_000,
+    )
+    .unwrap_or_else(|e| panic!("capture: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_capture as capture;
     use super::*;
-
-    fn capture(dir: &Path) -> Capture {
-        let journal = Journal::create(dir).unwrap_or_else(|e| panic!("journal: {e}"));
-        Capture::new(
-            journal,
-            Signatures::embedded(),
-            LogClock::utc(),
-            Vec::new(),
-            2_000,
-        )
-        .unwrap_or_else(|e| panic!("capture: {e}"))
-    }
 
     fn record(t: &str, msg: &str) -> String {
         format!("2026-06-30 18:00:{t} - synapse.x - 1 - INFO - GET-1 - {msg}\n")
