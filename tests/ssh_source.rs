@@ -631,12 +631,7 @@ impl Writer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_resumes_at_byte_offset_without_loss_or_duplicates() {
-    let mut s = Sshd::start();
-    let r = Remote::new();
-    r.create("");
-    let kh = trusting(s.dir.path(), &[&s]);
-    let run = start(ssh_config(&s, &kh), r.config(), options(), None);
-    run.wait_live(1).await;
+    let (mut s, r, run) = following_empty_log().await;
     let w = Writer::start(&r.log);
     run.wait("some lines", LONG, |x| x.bytes.len() > 2000).await;
 
@@ -999,12 +994,7 @@ async fn auth_failure_is_fatal_with_a_one_line_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_while_disconnected_reads_the_rest_of_the_old_file_then_the_new_one() {
-    let mut s = Sshd::start();
-    let r = Remote::new();
-    r.create("");
-    let kh = trusting(s.dir.path(), &[&s]);
-    let run = start(ssh_config(&s, &kh), r.config(), options(), None);
-    run.wait_live(1).await;
+    let (mut s, r, run) = following_empty_log().await;
     append(&r.log, "old 1\nold 2\n");
     run.wait_bytes(b"old 1\nold 2\n").await;
 

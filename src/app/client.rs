@@ -75,7 +75,7 @@ impl App {
         self.artifacts.push(artifact);
     }
 
-    pub(super) fn on_client_entry(&mut self, e: &ClientEntry) {
+    fn on_client_entry(&mut self, e: &ClientEntry) {
         let Some(ke) = e.ke else { return };
         // The same entry in two overlapping reports counts once.
         let key = {

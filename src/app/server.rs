@@ -4,12 +4,11 @@
 
 use super::event::{self, AccessSample, ServerHit, ServerStall};
 use super::stats::minute_of;
-use std::collections::HashMap;
-
 use super::{
     App, EVIDENCE_CAP, EvidenceRef, PANE_CAPACITY, PaneLine, STALL_CAP, SightingKind, Timeout,
 };
 use crate::domain::Ke;
+use std::collections::HashMap;
 
 /// Recent keys/upload request owners kept for attributing conflicts.
 const UPLOAD_OWNERS_CAP: usize = 4096;

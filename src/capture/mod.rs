@@ -55,7 +55,7 @@ pub struct Capture {
     matcher: Arc<Matcher>,
     redactor: Arc<Redactor>,
     clock: LogClock,
-    /// Bumped whenever the matcher changes.
+    /// Bumped whenever what a scan reads with (matcher, clock) changes.
     generation: u64,
     ke3_ids: Vec<String>,
     partial: Vec<u8>,
@@ -188,6 +188,7 @@ impl Capture {
     /// server lines that follow.
     pub fn set_clock_offset_ms(&mut self, offset_ms: i64) {
         self.clock.set_offset_ms(offset_ms);
+        self.generation += 1; // scans made with the old clock are stale
     }
 
     pub fn lines(&self) -> u64 {
@@ -339,8 +340,9 @@ impl Capture {
         for part in scanned.parts.iter_mut() {
             // The server log, redacted (secrets never span lines, so each
             // part is redacted on its own).
-            match &part.redacted {
-                Some(red) => self.journal.server.write_slice(red)?,
+            match part.redacted.take() {
+                // Handed over, not copied: a scan makes a fresh one.
+                Some(red) => self.journal.server.write(red)?,
                 None if by_caller => {}
                 None => self.journal.server.write_slice(&buf[part.range.clone()])?,
             }

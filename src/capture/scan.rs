@@ -1,8 +1,9 @@
 //! The read-only part of ingesting server lines: finding a buffer's
 //! interesting lines and reading from them what the App needs. Nothing here
-//! changes the capture's state, so the halves of a large chunk are scanned
-//! on two threads; the capture then numbers and journals the findings in
-//! order.
+//! changes the capture's state, so scans run on other threads: the halves
+//! of a large chunk given to `server_chunk`, or whole buffers on
+//! `file_scan`'s scanner threads. The capture then numbers and journals the
+//! findings in order.
 
 use crate::app::event::AccessSample;
 #[cfg(test)]
@@ -49,11 +50,7 @@ impl ScanContext {
     /// Scans `buf` (complete lines). A large buffer is scanned in two
     /// halves on two threads (scanning only reads).
     pub fn scan(&self, buf: &[u8]) -> io::Result<ScannedBuffer> {
-        let scanner = Scanner {
-            matcher: &self.matcher,
-            redactor: &self.redactor,
-            clock: &self.clock,
-        };
+        let scanner = self.scanner();
         let parts = match split_point(buf) {
             Some(mid) => std::thread::scope(|s| {
                 let second = std::thread::Builder::new()
@@ -72,17 +69,19 @@ impl ScanContext {
             generation: self.generation,
         })
     }
-}
 
-impl ScanContext {
-    /// Scans `buf` (complete lines) on this thread alone, into `reuse` (a
-    /// committed scan given back) when there is one.
-    pub fn scan_whole(&self, buf: &[u8], reuse: Option<ScannedBuffer>) -> ScannedBuffer {
-        let scanner = Scanner {
+    fn scanner(&self) -> Scanner<'_> {
+        Scanner {
             matcher: &self.matcher,
             redactor: &self.redactor,
             clock: &self.clock,
-        };
+        }
+    }
+
+    /// Scans `buf` (complete lines) on this thread alone, into `reuse` (a
+    /// committed scan given back) when there is one.
+    pub fn scan_whole(&self, buf: &[u8], reuse: Option<ScannedBuffer>) -> ScannedBuffer {
+        let scanner = self.scanner();
         let mut parts = reuse.map(|r| r.parts).unwrap_or_default();
         parts.truncate(1);
         if parts.is_empty() {
@@ -364,7 +363,7 @@ impl Scanner<'_> {
 
 /// What a pane shows of a record: `request logger: message`, redacted;
 /// the journal keeps the whole line.
-/// `None` for a line known to hold no secret.
+/// `redactor` is `None` for a line known to hold no secret.
 pub(super) fn record_text(redactor: Option<&Redactor>, h: &RecordHead<'_>) -> String {
     let mut out = String::new();
     push_record_text(redactor, h, &mut out);

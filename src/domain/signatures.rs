@@ -96,7 +96,9 @@ const MAX_LITERAL_PATTERNS: usize = 64;
 
 #[derive(Debug)]
 struct Pattern {
-    /// 0..4 = KE index, 4 = access, 5.. = an error pattern of KE `slot - 5`.
+    /// 0..4 = KE index, then the pseudo-patterns ([`ACCESS`],
+    /// [`TO_DEVICE_TRACE`], [`OTK_UPLOAD`], [`SECRET`]), then from [`ERRORS`]
+    /// an error pattern of KE `slot - ERRORS`.
     slot: usize,
     /// `None` for plain-string patterns (a literal hit is a match).
     regex: Option<Regex>,

@@ -239,11 +239,6 @@ pub fn parse_access_fields(message: &str) -> Option<AccessFields<'_>> {
     })
 }
 
-/// [`parse_access`] on raw message bytes (invalid UTF-8 is read lossily).
-pub fn parse_access_bytes(message: &[u8]) -> Option<AccessLine> {
-    parse_access(&String::from_utf8_lossy(message))
-}
-
 /// `0.006sec` → 0.006 (may be negative).
 fn secs(s: &str) -> Option<f64> {
     s.strip_suffix("sec")?.parse().ok()
@@ -416,7 +411,7 @@ mod tests {
     #[test]
     fn parses_the_older_unlabelled_access_line() {
         let r = parse_record(OLD_ACCESS.as_bytes()).unwrap();
-        let a = parse_access_bytes(r.message).unwrap();
+        let a = parse_access(&String::from_utf8_lossy(r.message)).unwrap();
         assert_eq!(a.client_ip, "[client_ip]");
         assert_eq!(a.site, "8008");
         assert_eq!(a.requester.as_deref(), Some("[user_redacted]"));
@@ -432,7 +427,7 @@ mod tests {
     #[test]
     fn parses_the_1_150_access_line_with_none_requester() {
         let r = parse_record(NEW_ACCESS.as_bytes()).unwrap();
-        let a = parse_access_bytes(r.message).unwrap();
+        let a = parse_access(&String::from_utf8_lossy(r.message)).unwrap();
         assert_eq!(a.requester, None);
         assert_eq!(a.client_ip, "192.168.122.50");
         assert_eq!((a.processing_s, a.send_s), (0.003, 0.001));

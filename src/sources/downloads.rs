@@ -81,7 +81,9 @@ pub async fn run_downloads(
             Ok(r) => r,
             Err(e) => {
                 let reason = format!("downloads watcher stopped: {e}");
-                let _ = tx.send(status(SourceStatus::Error { reason })).await;
+                let _ = tx
+                    .send(Input::status_now(SOURCE, SourceStatus::Error { reason }))
+                    .await;
                 return;
             }
         };
@@ -92,7 +94,7 @@ pub async fn run_downloads(
                     path,
                     at: Utc::now(),
                 },
-                Out::Status(s) => status(s),
+                Out::Status(s) => Input::status_now(SOURCE, s),
                 Out::Note(text) => Input::note_now(SOURCE, text),
             };
             if tx.send(input).await.is_err() {
@@ -120,11 +122,9 @@ pub async fn run_downloads(
             }
         }
     }
-    let _ = tx.send(status(SourceStatus::Stopped)).await;
-}
-
-fn status(status: SourceStatus) -> Input {
-    Input::status_now(SOURCE, status)
+    let _ = tx
+        .send(Input::status_now(SOURCE, SourceStatus::Stopped))
+        .await;
 }
 
 #[derive(Debug)]

@@ -93,7 +93,9 @@ pub async fn run_file_tail(
             break;
         }
     }
-    let _ = tx.send(status(SourceStatus::Stopped)).await;
+    let _ = tx
+        .send(Input::status_now(SOURCE, SourceStatus::Stopped))
+        .await;
 }
 
 /// Runs one [`Tail::step`] on the blocking pool: a slow disk or a hung
@@ -112,7 +114,9 @@ async fn step_blocking(tail: &mut Option<Tail>, tx: &mpsc::Sender<Input>) -> Opt
         }
         Err(e) => {
             let reason = format!("file tail stopped: {e}");
-            let _ = tx.send(status(SourceStatus::Error { reason })).await;
+            let _ = tx
+                .send(Input::status_now(SOURCE, SourceStatus::Error { reason }))
+                .await;
             None
         }
     }
@@ -126,7 +130,7 @@ async fn send_all(tx: &mpsc::Sender<Input>, out: Vec<Out>) -> bool {
                 bytes,
                 at: Utc::now(),
             },
-            Out::Status(s) => status(s),
+            Out::Status(s) => Input::status_now(SOURCE, s),
             Out::Note(text) => Input::note_now(SOURCE, text),
         };
         if tx.send(input).await.is_err() {
@@ -134,10 +138,6 @@ async fn send_all(tx: &mpsc::Sender<Input>, out: Vec<Out>) -> bool {
         }
     }
     true
-}
-
-fn status(status: SourceStatus) -> Input {
-    Input::status_now(SOURCE, status)
 }
 
 /// What one step produced, in order.

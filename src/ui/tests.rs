@@ -338,14 +338,8 @@ fn database_pane_shows_a_source_that_has_not_polled_yet() {
 
 fn artifact(file: &str, kind: ArtifactKind, at: i64, kes: &[Ke], unparsed: Option<&str>) -> Event {
     Event::Client(Box::new(ClientArtifact {
-        file: file.into(),
-        kind,
-        arrived_at: t(at),
         bytes: 100,
         unparsed: unparsed.map(str::to_string),
-        user_id: None,
-        device_id: None,
-        sdk_version: None,
         entries: kes
             .iter()
             .enumerate()
@@ -359,10 +353,8 @@ fn artifact(file: &str, kind: ArtifactKind, at: i64, kes: &[Ke], unparsed: Optio
                 message: format!("{file} entry {i}"),
             })
             .collect(),
-        ke3_event_ids: Vec::new(),
-        har_conflicts: Vec::new(),
         har_keys_upload: 4,
-        redactions: 0,
+        ..ClientArtifact::new(file.into(), kind, t(at))
     }))
 }
 

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
@@ -387,13 +386,12 @@ pub async fn run_poller(
         Ok(s) => s,
         Err(e) => {
             let _ = tx
-                .send(Input::Status {
-                    source: SOURCE.to_string(),
-                    status: SourceStatus::Error {
+                .send(Input::status_now(
+                    SOURCE,
+                    SourceStatus::Error {
                         reason: e.to_string(),
                     },
-                    at: Utc::now(),
-                })
+                ))
                 .await;
             return;
         }
