@@ -63,6 +63,8 @@ results=$(
     measure "rg $round" bash -c 'four_passes rg'
     sync; rm -rf "$OUT"; mkdir -p "$OUT"
     measure "callcap $round" "$BIN" analyze --log "$LOG" --out "$OUT" --label bench
+    # A run that failed is not a fast one.
+    [ -s "$OUT/bench/manifest.json" ] || { echo "callcap wrote no bundle" >&2; exit 1; }
   done
   sync; rm -rf "$OUT"; mkdir -p "$OUT"; sleep 10
   measure "callcap-after-pause 1" "$BIN" analyze --log "$LOG" --out "$OUT" --label bench
@@ -72,13 +74,15 @@ python3 - "$results" <<'PY'
 import statistics, sys
 runs = {}
 for line in sys.argv[1].splitlines():
-    name, rnd, wall, rss = line.split()
-    runs.setdefault(name, {})[rnd] = (float(wall), int(rss))
+    name, rnd, wall, rss, user, sys_ = line.split()
+    runs.setdefault(name, {})[rnd] = (float(wall), int(rss), float(user), float(sys_))
 def show(name):
-    walls = [w for w, _ in runs[name].values()]
-    rss = [r / 1024 for _, r in runs[name].values()]
-    print("%-8s median %5.2f s (%.2f-%.2f)  peak RSS %.1f-%.1f MiB"
-          % (name, statistics.median(walls), min(walls), max(walls), min(rss), max(rss)))
+    walls = [r[0] for r in runs[name].values()]
+    rss = [r[1] / 1024 for r in runs[name].values()]
+    user = statistics.median(r[2] for r in runs[name].values())
+    sys_ = statistics.median(r[3] for r in runs[name].values())
+    print("%-8s median %5.2f s (%.2f-%.2f)  peak RSS %.1f-%.1f MiB  CPU user %.2f s, kernel %.2f s"
+          % (name, statistics.median(walls), min(walls), max(walls), min(rss), max(rss), user, sys_))
 for n in ("callcap", "rg", "grep", "callcap-after-pause"):
     show(n)
 for other in ("rg", "grep"):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Run a command; print `<wall seconds> <peak RSS KiB of the largest child>`."""
+"""Run a command; print `<wall seconds> <peak RSS KiB of the largest child>
+<user CPU seconds> <kernel CPU seconds>`."""
 import resource
 import subprocess
 import sys
@@ -9,4 +10,5 @@ t = time.monotonic()
 # Not /dev/null: GNU grep notices it and stops at the first match.
 subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, check=False)
 wall = time.monotonic() - t
-print("%.2f %d" % (wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("%.2f %d %.2f %.2f" % (wall, ru.ru_maxrss, ru.ru_utime, ru.ru_stime))
