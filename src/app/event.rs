@@ -5,7 +5,9 @@ use crate::domain::har::OffendingKey;
 use crate::domain::{Ke, KeSet};
 use crate::sources::{DbPoll, SourceStatus};
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 /// A server line that matched at least one KE, already redacted.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,8 +16,10 @@ pub struct ServerHit {
     pub line_no: u64,
     /// The record's time (continuation lines inherit the previous record's).
     pub at: Option<DateTime<Utc>>,
-    /// Redacted, lossily decoded, shortened for display.
-    pub text: String,
+    /// Redacted, lossily decoded, shortened for display: where it is in the
+    /// batch's [`ServerBatch::texts`] (a batch's texts take one allocation,
+    /// not one a line).
+    pub text: Range<usize>,
     pub kes: KeSet,
     /// 1-based line number in each `server/KE-n.log` (0 where not matched).
     pub ke_line_no: [u64; 4],
@@ -25,7 +29,7 @@ pub struct ServerHit {
     /// The record's request id (`POST-5688811`) on KE-1 lines that are
     /// records: what attributes a keys/upload conflict to its device (other
     /// KEs leave it out; nothing reads it there).
-    pub request: Option<String>,
+    pub request: Option<CompactString>,
 }
 
 /// One "Processed request" line, reduced to what latency analysis needs.
@@ -69,6 +73,22 @@ pub struct ServerBatch {
     /// earlier batch: its burst is counted across them).
     pub stalls: Vec<ServerStall>,
     pub redactions: u64,
+    /// The hits' display texts, one after another.
+    pub texts: String,
+}
+
+impl ServerBatch {
+    /// Adds a hit's display text; returns where it is.
+    pub fn add_text(&mut self, text: &str) -> Range<usize> {
+        let start = self.texts.len();
+        self.texts.push_str(text);
+        start..self.texts.len()
+    }
+
+    /// A hit's display text.
+    pub fn text(&self, hit: &ServerHit) -> &str {
+        self.texts.get(hit.text.clone()).unwrap_or_default()
+    }
 }
 
 /// The server log was silent for longer than the restart timeout, then
@@ -103,9 +123,9 @@ impl ServerStall {
 /// logs it at INFO before storing the keys, in the same request).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtkUpload {
-    pub request: String,
-    pub user: String,
-    pub device: String,
+    pub request: CompactString,
+    pub user: CompactString,
+    pub device: CompactString,
 }
 
 #[derive(Debug, Clone, PartialEq)]

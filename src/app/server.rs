@@ -8,6 +8,7 @@ use super::{
     App, EVIDENCE_CAP, EvidenceRef, PANE_CAPACITY, PaneLine, STALL_CAP, SightingKind, Timeout,
 };
 use crate::domain::Ke;
+use compact_str::CompactString;
 use std::collections::HashMap;
 
 /// Recent keys/upload request owners kept for attributing conflicts.
@@ -18,19 +19,23 @@ const UPLOAD_OWNERS_CAP: usize = 4096;
 /// whole, not entry by entry: this sees every upload in a flood).
 #[derive(Debug, Clone, Default)]
 pub(super) struct UploadOwners {
-    current: HashMap<String, (String, String)>,
-    previous: HashMap<String, (String, String)>,
+    current: OwnerMap,
+    previous: OwnerMap,
 }
 
+/// Request ids, users and devices are short: kept inline, hashed fast (the
+/// log is the server's own, and a generation holds a few thousand entries).
+type OwnerMap = HashMap<CompactString, (CompactString, CompactString), foldhash::fast::RandomState>;
+
 impl UploadOwners {
-    fn insert(&mut self, request: String, owner: (String, String)) {
+    fn insert(&mut self, request: CompactString, owner: (CompactString, CompactString)) {
         if self.current.len() >= UPLOAD_OWNERS_CAP {
             self.previous = std::mem::take(&mut self.current);
         }
         self.current.insert(request, owner);
     }
 
-    fn get(&self, request: &str) -> Option<&(String, String)> {
+    fn get(&self, request: &str) -> Option<&(CompactString, CompactString)> {
         self.current
             .get(request)
             .or_else(|| self.previous.get(request))
@@ -61,7 +66,8 @@ impl App {
             self.upload_owner.insert(u.request, (u.user, u.device));
         }
         for hit in batch.hits {
-            self.on_hit(hit);
+            let text = batch.texts.get(hit.text.clone()).unwrap_or_default();
+            self.on_hit(hit, text);
         }
         for a in batch.access {
             self.on_access(a);
@@ -111,21 +117,27 @@ impl App {
         }
     }
 
-    fn on_hit(&mut self, mut hit: ServerHit) {
-        let tracked = self.is_tracked(&hit.text);
-        let mut kes = hit.kes.iter().peekable();
-        while let Some(ke) = kes.next() {
+    fn on_hit(&mut self, hit: ServerHit, text: &str) {
+        let tracked = self.is_tracked(text);
+        for ke in hit.kes.iter() {
             let i = ke.index();
-            // The last pane takes the text itself; only a line in several
-            // KEs is copied.
-            let text = if kes.peek().is_some() {
-                hit.text.clone()
-            } else {
-                std::mem::take(&mut hit.text)
-            };
             self.server[i].add(hit.at, hit.error);
             self.pane_pushed[i] += 1;
             let pane = &mut self.panes[i];
+            // A full pane's oldest line lends its buffer to the newest: a
+            // flood of hits allocates nothing.
+            let text = match (pane.len() >= PANE_CAPACITY)
+                .then(|| pane.pop_front())
+                .flatten()
+            {
+                Some(old) => {
+                    let mut buf = old.text;
+                    buf.clear();
+                    buf.push_str(text);
+                    buf
+                }
+                None => text.to_owned(),
+            };
             pane.push_back(PaneLine {
                 line_no: hit.line_no,
                 ke_line_no: hit.ke_line_no[i],
@@ -135,9 +147,6 @@ impl App {
                 tracked,
                 origin: "server",
             });
-            if pane.len() > PANE_CAPACITY {
-                pane.pop_front();
-            }
         }
         // Another device's keys/upload (key ids like AAAAAAAAAFA repeat
         // across devices): neither its conflict nor its 400 is ours.
@@ -238,14 +247,39 @@ mod tests {
         let mut o = UploadOwners::default();
         let n = 3 * UPLOAD_OWNERS_CAP + 7;
         for i in 0..n {
-            o.insert(format!("POST-{i}"), (format!("@u{i}:hs"), format!("D{i}")));
+            o.insert(
+                format!("POST-{i}").into(),
+                (format!("@u{i}:hs").into(), format!("D{i}").into()),
+            );
         }
         for i in n - UPLOAD_OWNERS_CAP..n {
-            let owner = o.get(&format!("POST-{i}")).map(|(u, _)| u.clone());
+            let owner = o.get(&format!("POST-{i}")).map(|(u, _)| u.to_string());
             assert_eq!(owner, Some(format!("@u{i}:hs")), "POST-{i}");
         }
         assert_eq!(o.get("POST-0"), None);
         assert!(o.current.len() + o.previous.len() <= 2 * UPLOAD_OWNERS_CAP);
+    }
+
+    #[test]
+    fn a_full_pane_keeps_the_newest_lines_in_order() {
+        use crate::app::PANE_CAPACITY;
+        use crate::app::view::fixtures::hit;
+        use crate::domain::Ke;
+        let mut app = App::new(Subject::default(), 2000);
+        let n = PANE_CAPACITY + 7;
+        for k in 0..n {
+            // Lines of changing length: a lent buffer must hold only the
+            // new text.
+            let text = format!("line {k} {}", "x".repeat(k % 13));
+            hit(&mut app, Ke::Ke2, k as i64, &text, false);
+        }
+        let pane = &app.panes[Ke::Ke2.index()];
+        assert_eq!(pane.len(), PANE_CAPACITY);
+        for (line, k) in pane.iter().zip(n - PANE_CAPACITY..n) {
+            assert_eq!(line.text, format!("line {k} {}", "x".repeat(k % 13)));
+            assert_eq!(line.ke_line_no, k as u64 + 1);
+        }
+        assert_eq!(app.pane_pushed[Ke::Ke2.index()], n as u64);
     }
 
     #[test]

@@ -175,7 +175,12 @@ mod tests {
                 let offending = h.offending.as_deref().map(|o| format!("{o:?}"));
                 format!(
                     "hit {} {:?} {:?} {} {:?} {} {offending:?}",
-                    h.line_no, h.at, h.ke_line_no, h.text, h.request, h.error
+                    h.line_no,
+                    h.at,
+                    h.ke_line_no,
+                    b.text(h),
+                    h.request,
+                    h.error
                 )
             })
             .collect();

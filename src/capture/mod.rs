@@ -16,6 +16,7 @@ use crate::domain::stall::{Stall, StallDetector};
 use crate::domain::synapse_log::{LogClock, parse_record, parse_timestamp_prefix};
 use crate::domain::{Ke, KeSet};
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 pub use scan::{ScanContext, ScannedBuffer};
 use scan::{Scanned, display_text, record_text};
 
@@ -164,13 +165,14 @@ impl Capture {
             self.journal.ke[i].write(b"\n")?;
             let mut kes = KeSet::default();
             kes.insert(Ke::Ke3);
+            let text = batch.add_text(&match parse_record(l) {
+                Some(h) => record_text(Some(&self.redactor), &h),
+                None => display_text(l),
+            });
             batch.hits.push(ServerHit {
                 line_no: n,
                 at: last_at,
-                text: match parse_record(l) {
-                    Some(h) => record_text(Some(&self.redactor), &h),
-                    None => display_text(l),
-                },
+                text,
                 kes,
                 ke_line_no,
                 error: false,
@@ -409,10 +411,11 @@ impl Capture {
             } else {
                 None
             };
+            let text = batch.add_text(text);
             batch.hits.push(ServerHit {
                 line_no: base_line + hit.line_no,
                 at: hit.at.or(self.last_record_at),
-                text: text.to_owned(),
+                text,
                 kes: hit.kes,
                 ke_line_no,
                 error: hit.error,
@@ -420,7 +423,7 @@ impl Capture {
                 request: hit
                     .request
                     .and_then(|r| part.texts.get(r))
-                    .map(str::to_owned),
+                    .map(CompactString::from),
             });
         }
         batch.access.extend(part.access.drain(..).map(|mut a| {
@@ -428,22 +431,22 @@ impl Capture {
             a
         }));
         // Strings the App keeps or drops are made here, on the thread that
-        // will free them.
+        // will free them (short ones are kept inline, no allocation).
         let texts = &part.texts;
-        let owned = |r: std::ops::Range<usize>| texts.get(r).unwrap_or_default().to_owned();
+        let text = |r: std::ops::Range<usize>| texts.get(r).unwrap_or_default();
         batch
             .to_device
             .extend(part.to_device.drain(..).map(|t| ToDeviceTrace {
                 line_no: t.line_no + base_line,
                 at: t.at,
-                text: owned(t.text),
+                text: text(t.text).to_owned(),
             }));
         batch
             .otk_uploads
             .extend(part.otk_uploads.drain(..).map(|u| OtkUpload {
-                request: owned(u.request),
-                user: owned(u.user),
-                device: owned(u.device),
+                request: text(u.request).into(),
+                user: text(u.user).into(),
+                device: text(u.device).into(),
             }));
         Ok(())
     }

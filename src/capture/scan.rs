@@ -392,9 +392,9 @@ fn push_record_text(redactor: Option<&Redactor>, h: &RecordHead<'_>, out: &mut S
 fn otk_upload(line: &[u8]) -> Option<OtkUpload> {
     let (request, user, device) = otk_upload_fields(line)?;
     Some(OtkUpload {
-        request: request.to_string(),
-        user: user.to_string(),
-        device: device.to_string(),
+        request: request.into(),
+        user: user.into(),
+        device: device.into(),
     })
 }
 
@@ -683,7 +683,7 @@ mod tests {
         let u = otk_upload(nested);
         assert_eq!(
             u.map(|u| (u.request, u.device)),
-            Some(("POST-7".to_string(), "D2".to_string()))
+            Some(("POST-7".into(), "D2".into()))
         );
         assert_eq!(otk_upload(b"Adding one_time_keys for device 'x'"), None);
     }

@@ -668,22 +668,24 @@ fn verdict_detail_quotes_the_cited_evidence() {
     let mut kes = KeSet::default();
     kes.insert(Ke::Ke1);
     let line = "POST-7 server: POST /_matrix/client/v3/keys/upload SynapseError: 400 - One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {\"key\":\"a\"}; new key: {'key': 'b'}";
-    app.update(Event::Server(Box::new(ServerBatch {
+    let mut batch = ServerBatch {
         source: "server-log".into(),
         lines_total: 1,
         bytes_total: 200,
-        hits: vec![ServerHit {
-            line_no: 1,
-            at: Some(t(1)),
-            text: line.into(),
-            kes,
-            ke_line_no: [1, 0, 0, 0],
-            error: true,
-            offending: crate::domain::har::parse_otk_conflict(line).map(std::sync::Arc::new),
-            request: Some("POST-7".into()),
-        }],
         ..Default::default()
-    })));
+    };
+    let text = batch.add_text(line);
+    batch.hits.push(ServerHit {
+        line_no: 1,
+        at: Some(t(1)),
+        text,
+        kes,
+        ke_line_no: [1, 0, 0, 0],
+        error: true,
+        offending: crate::domain::har::parse_otk_conflict(line).map(std::sync::Arc::new),
+        request: Some("POST-7".into()),
+    });
+    app.update(Event::Server(Box::new(batch)));
     let v = crate::verdicts::decide(&app);
     assert!(
         v.q1.basis.iter().any(|b| b == "server/KE-1.log:1"),

@@ -36,24 +36,26 @@ pub fn hit(app: &mut App, ke: Ke, at: i64, text: &str, error: bool) {
     let line_no = app.lines_total + 1;
     let mut ke_line_no = [0; 4];
     ke_line_no[ke.index()] = app.pane_pushed[ke.index()] + 1;
-    app.update(Event::Server(Box::new(ServerBatch {
+    let mut batch = ServerBatch {
         source: "server-log".into(),
         lines_total: line_no,
         bytes_total: line_no * 100,
         first_at: Some(t(at)),
         last_at: Some(t(at)),
-        hits: vec![ServerHit {
-            line_no,
-            at: Some(t(at)),
-            text: text.into(),
-            kes,
-            ke_line_no,
-            error,
-            offending: None,
-            request: None,
-        }],
         ..Default::default()
-    })));
+    };
+    let text = batch.add_text(text);
+    batch.hits.push(ServerHit {
+        line_no,
+        at: Some(t(at)),
+        text,
+        kes,
+        ke_line_no,
+        error,
+        offending: None,
+        request: None,
+    });
+    app.update(Event::Server(Box::new(batch)));
 }
 
 /// `n` KE-1 lines `line 0` … one per second from `t(start)`.
