@@ -106,6 +106,25 @@ struct Pattern {
     has_literals: bool,
 }
 
+/// Per pattern (bit i): a literal of it is on the line (`possible`), or a
+/// literal that is a whole branch of it (`certain`).
+#[derive(Debug, Default, Clone, Copy)]
+struct LiteralMasks {
+    possible: u64,
+    certain: u64,
+}
+
+impl LiteralMasks {
+    fn add(&mut self, owners: &[(usize, bool)]) {
+        for &(p, exact) in owners {
+            self.possible |= 1 << p;
+            if exact {
+                self.certain |= 1 << p;
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Prefilter {
     /// Every pattern has required literals: the literal search finds the
@@ -191,30 +210,23 @@ impl Matcher {
     /// line without `\n` is a line.
     pub fn scan(&self, buf: &[u8], mut f: impl FnMut(usize, usize, LineMatch)) {
         let c = &*self.compiled;
-        let len = buf.len();
-        let mut pos = 0;
-        while pos < len {
-            let hit = match (&c.prefilter, &c.literals) {
-                (Prefilter::Literals, Some(ac)) => {
-                    ac.find(Input::new(buf).span(pos..len)).map(|m| m.start())
+        match (&c.prefilter, &c.literals) {
+            (Prefilter::Literals, Some(ac)) => c.scan_literals(ac, buf, f),
+            (Prefilter::Regex(re), _) => {
+                let len = buf.len();
+                let mut pos = 0;
+                while let Some(hit) = (pos < len).then(|| re.find_at(buf, pos)).flatten() {
+                    let hit = hit.start();
+                    let start = memchr::memrchr(b'\n', &buf[pos..hit]).map_or(pos, |i| pos + i + 1);
+                    let end = memchr::memchr(b'\n', &buf[hit..]).map_or(len, |i| hit + i);
+                    let m = c.classify(&buf[start..end], 0);
+                    if m.is_interesting() {
+                        f(start, end, m);
+                    }
+                    pos = end + 1;
                 }
-                (Prefilter::Regex(re), _) => re.find_at(buf, pos).map(|m| m.start()),
-                (Prefilter::Literals, None) => None,
-            };
-            let Some(hit) = hit else { break };
-            let start = memchr::memrchr(b'\n', &buf[pos..hit]).map_or(pos, |i| pos + i + 1);
-            let end = memchr::memchr(b'\n', &buf[hit..]).map_or(len, |i| hit + i);
-            // With the literal prefilter no literal starts before `hit` on
-            // this line: the line's literals are searched from there on.
-            let from = match c.prefilter {
-                Prefilter::Literals => hit - start,
-                Prefilter::Regex(_) => 0,
-            };
-            let m = c.classify(&buf[start..end], from);
-            if m.is_interesting() {
-                f(start, end, m);
             }
-            pos = end + 1;
+            (Prefilter::Literals, None) => {}
         }
     }
 
@@ -401,26 +413,64 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
 }
 
 impl Compiled {
+    /// [`Matcher::scan`] with the literal prefilter: one search over the
+    /// whole buffer reports every literal (see `literals`); the first one
+    /// past a line's end starts the next interesting line, so no line is
+    /// searched twice.
+    fn scan_literals(
+        &self,
+        ac: &AhoCorasick,
+        buf: &[u8],
+        mut f: impl FnMut(usize, usize, LineMatch),
+    ) {
+        let len = buf.len();
+        let find = |at: usize| (at < len).then(|| ac.find(Input::new(buf).span(at..len)));
+        let mut pos = 0;
+        let mut next = find(0).flatten();
+        while let Some(first) = next {
+            let hit = first.start();
+            let start = memchr::memrchr(b'\n', &buf[pos..hit]).map_or(pos, |i| pos + i + 1);
+            let end = memchr::memchr(b'\n', &buf[hit..]).map_or(len, |i| hit + i);
+            let mut masks = LiteralMasks::default();
+            let mut m = first;
+            loop {
+                // A literal holding a newline never matches one line.
+                if m.end() <= end {
+                    masks.add(&self.literal_owners[m.pattern().as_usize()]);
+                }
+                next = find(m.start() + 1).flatten();
+                match next {
+                    Some(n) if n.start() < end => m = n,
+                    _ => break,
+                }
+            }
+            let lm = self.decide(&buf[start..end], masks);
+            if lm.is_interesting() {
+                f(start, end, lm);
+            }
+            pos = end + 1;
+        }
+    }
+
     /// Classifies one line; no literal starts before `from`.
     fn classify(&self, line: &[u8], from: usize) -> LineMatch {
-        // Which patterns may match (a literal is present), and which surely do.
-        let mut possible = 0u64;
-        let mut certain = 0u64;
+        let mut masks = LiteralMasks::default();
         if let Some(ac) = &self.literals {
             let mut at = from;
             while at < line.len() {
                 let Some(m) = ac.find(Input::new(line).span(at..line.len())) else {
                     break;
                 };
-                for &(p, exact) in &self.literal_owners[m.pattern().as_usize()] {
-                    possible |= 1 << p;
-                    if exact {
-                        certain |= 1 << p;
-                    }
-                }
+                masks.add(&self.literal_owners[m.pattern().as_usize()]);
                 at = m.start() + 1;
             }
         }
+        self.decide(line, masks)
+    }
+
+    /// Which patterns match a line, given the literals found on it.
+    fn decide(&self, line: &[u8], masks: LiteralMasks) -> LineMatch {
+        let LiteralMasks { possible, certain } = masks;
         let matches = |i: usize, p: &Pattern| {
             let bit = 1u64.checked_shl(i as u32).unwrap_or(0);
             if certain & bit != 0 {

@@ -192,6 +192,13 @@ fn scan_agrees_with_match_line_on_every_line() {
         "delayed_even",
         "",
         "One time key \n already exists",
+        // Several literals on one line, the next interesting line right
+        // after it, then one two lines on.
+        "keys/upload to_device msc4140 delayed_event m.room.encrypted $ev1:hs",
+        "One time key x already exists OneTimeKey Processed request",
+        "to_device",
+        PLAIN,
+        "update_delayed_event delayed_events",
     ];
     let buf = lines.join("\n");
     let mut from_scan = Vec::new();
