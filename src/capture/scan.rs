@@ -419,15 +419,18 @@ fn otk_upload_fields(line: &[u8]) -> Option<(&str, &str, &str)> {
 /// (`<XForwardedForRequest at 0x… method='POST' uri='/…' clientproto=… site=…>`):
 /// shown as `POST /…` so the error itself fits in a pane. Appends to `out`.
 fn push_compact_message(msg: &str, out: &mut String) {
+    // memmem, not `str::find`: a two-way searcher is set up per call, and
+    // floods of these lines are common.
+    let find = |hay: &str, needle: &str| memchr::memmem::find(hay.as_bytes(), needle.as_bytes());
     let compact = msg
         .starts_with('<')
-        .then(|| msg.find("> "))
+        .then(|| find(msg, "> "))
         .flatten()
         .and_then(|end| {
             let repr = &msg[..end];
             let field = |key: &str| {
-                let i = repr.find(key)? + key.len();
-                let j = repr[i..].find('\'')?;
+                let i = find(repr, key)? + key.len();
+                let j = memchr::memchr(b'\'', &repr.as_bytes()[i..])?;
                 Some(&repr[i..i + j])
             };
             Some((field("method='")?, field("uri='")?, &msg[end + 2..]))
