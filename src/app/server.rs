@@ -15,8 +15,9 @@ use std::collections::HashMap;
 const UPLOAD_OWNERS_CAP: usize = 4096;
 
 /// Who recent keys/upload requests were: at least the last
-/// [`UPLOAD_OWNERS_CAP`] of them, in two generations (a full one is dropped
-/// whole, not entry by entry: this sees every upload in a flood).
+/// [`UPLOAD_OWNERS_CAP`] of them, in two generations (when the newer is full,
+/// the older is emptied and takes its place: this sees every upload in a
+/// flood).
 #[derive(Debug, Clone, Default)]
 pub(super) struct UploadOwners {
     current: OwnerMap,
@@ -30,7 +31,10 @@ type OwnerMap = HashMap<CompactString, (CompactString, CompactString), foldhash:
 impl UploadOwners {
     fn insert(&mut self, request: CompactString, owner: (CompactString, CompactString)) {
         if self.current.len() >= UPLOAD_OWNERS_CAP {
-            self.previous = std::mem::take(&mut self.current);
+            // The older generation's table is emptied and reused: a flood
+            // of uploads neither allocates nor touches fresh memory.
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.current.clear();
         }
         self.current.insert(request, owner);
     }

@@ -40,8 +40,8 @@ pub fn export(
     let entries = journal::read_entries(&journal.dir).unwrap_or_default();
     let tl = timeline::build(app, &entries);
     let mut buf = Vec::new();
-    for item in &tl {
-        buf.extend_from_slice(item.to_string().as_bytes());
+    for line in &tl {
+        buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
     }
     journal.write_whole("timeline.jsonl", &buf, 0)?;
