@@ -335,6 +335,15 @@ impl Capture {
         if batch.first_at.is_none() {
             batch.first_at = first_record_time(buf).map(|t| self.clock.to_utc(t));
         }
+        // Sized once: growing them hit by hit copies each several times.
+        let parts = &scanned.parts;
+        batch.hits.reserve(parts.iter().map(|p| p.hits.len()).sum());
+        batch
+            .access
+            .reserve(parts.iter().map(|p| p.access.len()).sum());
+        batch
+            .texts
+            .reserve(parts.iter().map(|p| p.texts.len()).sum());
         let base_line = self.lines;
         let access_before = batch.access.len();
         let mut part_base = base_line;
