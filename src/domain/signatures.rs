@@ -127,9 +127,10 @@ impl LiteralMasks {
 
 #[derive(Debug)]
 enum Prefilter {
-    /// Every pattern has required literals: the literal search finds the
-    /// first interesting line.
-    Literals,
+    /// Every pattern has required literals: the literal search (the same
+    /// automaton as `Compiled::literals`; a clone shares it) finds every
+    /// interesting line.
+    Literals(AhoCorasick),
     /// Some pattern has no required literal: a combined regex (multi-line).
     Regex(Regex),
 }
@@ -210,9 +211,9 @@ impl Matcher {
     /// line without `\n` is a line.
     pub fn scan(&self, buf: &[u8], mut f: impl FnMut(usize, usize, LineMatch)) {
         let c = &*self.compiled;
-        match (&c.prefilter, &c.literals) {
-            (Prefilter::Literals, Some(ac)) => c.scan_literals(ac, buf, f),
-            (Prefilter::Regex(re), _) => {
+        match &c.prefilter {
+            Prefilter::Literals(ac) => c.scan_literals(ac, buf, f),
+            Prefilter::Regex(re) => {
                 let len = buf.len();
                 let mut pos = 0;
                 while let Some(hit) = (pos < len).then(|| re.find_at(buf, pos)).flatten() {
@@ -226,7 +227,6 @@ impl Matcher {
                     pos = end + 1;
                 }
             }
-            (Prefilter::Literals, None) => {}
         }
     }
 
@@ -387,8 +387,8 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
                 .map_err(|e| e.to_string())?,
         )
     };
-    let prefilter = if all_have_literals {
-        Prefilter::Literals
+    let prefilter = if let (true, Some(ac)) = (all_have_literals, &literals_ac) {
+        Prefilter::Literals(ac.clone())
     } else {
         let alternation = sources
             .iter()
