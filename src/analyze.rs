@@ -7,7 +7,7 @@ use crate::app::{App, Effect, Subject};
 use crate::bundle::export::{self, SourceDescriptions};
 use crate::bundle::journal::{JOURNAL_PREFIX, Journal};
 use crate::bundle::journal_entry::JournalEntry;
-use crate::capture::{Capture, ScanFileError, Spent, scan_file};
+use crate::capture::{Capture, ScanFileError, Spent, scan_file, scanner_threads};
 use crate::cli::AnalyzeArgs;
 use crate::config::HumanDuration;
 use crate::domain::signatures::Signatures;
@@ -113,7 +113,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         let read_error =
             |e: std::io::Error| UsageError(format!("cannot read log '{}': {e}", log.display()));
         let ctx = capture.scan_context();
-        let tail = scan_file(f, ctx, CHUNK, |buf, scanned| {
+        let tail = scan_file(f, ctx, CHUNK, scanner_threads(), |buf, scanned| {
             let done = capture.server_scanned("server-log", buf, scanned)?;
             let fx = app.update(Event::Server(Box::new(done.batch)));
             apply(&mut capture, fx)?;

@@ -1,14 +1,19 @@
-//! A log file read on one thread and scanned on two more, buffer by
+//! A log file read on one thread and scanned on several more, buffer by
 //! buffer in turn, while the caller commits the buffers in order: reading
-//! and matching overlap journaling and the App, so `analyze` keeps both
-//! cores busy.
+//! and matching overlap journaling and the App, so `analyze` keeps every
+//! core it is given busy.
 
 use super::{ScanContext, ScannedBuffer};
 use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 
-/// Scanner threads; buffers go to them in turn.
-const SCANNERS: usize = 2;
+/// Scanner threads for this machine; buffers go to them in turn. One core
+/// is left to committing and writing; at least two scanners, so that two
+/// cores are kept busy; past four, scanning outruns the one thread that
+/// writes and hashes the server log.
+pub fn scanner_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().saturating_sub(1).clamp(2, 4))
+}
 
 /// Why [`scan_file`] stopped.
 #[derive(Debug)]
@@ -31,23 +36,25 @@ pub struct Spent {
 }
 
 /// Reads `file` in buffers of about `chunk` bytes cut after a newline,
-/// scans each with `ctx` and hands it to `commit` in order. Returns the
-/// file's last line when it has no newline (for the capture's own line
-/// handling).
+/// scans each with `ctx` on one of `scanners` threads and hands it to
+/// `commit` in order. Returns the file's last line when it has no newline
+/// (for the capture's own line handling).
 pub fn scan_file<R: Read + Send, E>(
     file: R,
     ctx: ScanContext,
     chunk: usize,
+    scanners: usize,
     mut commit: impl FnMut(Vec<u8>, ScannedBuffer) -> Result<Spent, E>,
 ) -> Result<Vec<u8>, ScanFileError<E>> {
     std::thread::scope(|s| {
         let spawn_error = |e: io::Error| ScanFileError::Scan(e);
         let (spent_tx, spent_rx) = channel::<Vec<u8>>();
-        let mut to_scanners = Vec::with_capacity(SCANNERS);
-        let mut from_scanners = Vec::with_capacity(SCANNERS);
-        let mut scanners = Vec::with_capacity(SCANNERS);
-        let mut reuse = Vec::with_capacity(SCANNERS);
-        for i in 0..SCANNERS {
+        let n = scanners.max(1);
+        let mut to_scanners = Vec::with_capacity(n);
+        let mut from_scanners = Vec::with_capacity(n);
+        let mut scanners = Vec::with_capacity(n);
+        let mut reuse = Vec::with_capacity(n);
+        for i in 0..n {
             // Per scanner: one buffer waiting, one being scanned, one done.
             let (job_tx, job_rx) = sync_channel::<Result<Vec<u8>, Stop>>(1);
             let (done_tx, done_rx) = sync_channel::<Result<(Vec<u8>, ScannedBuffer), Stop>>(1);
@@ -69,7 +76,7 @@ pub fn scan_file<R: Read + Send, E>(
                 read_buffers(file, chunk, &to_scanners, &spent_rx)
             })
             .map_err(spawn_error)?;
-        // Buffer n comes back from scanner n % SCANNERS; when the file is
+        // Buffer k comes back from scanner k % n; when the file is
         // done every scanner's channel closes after its last buffer.
         for (rx, reuse) in from_scanners.iter().zip(&reuse).cycle() {
             let Ok(msg) = rx.recv() else { break };
@@ -240,9 +247,10 @@ mod tests {
             std::fs::read(tmp.path().join("direct").join(SERVER_LOG)).unwrap_or_default()
         };
         assert!(want.iter().any(|l| l.starts_with("stall")), "{want:?}");
-        // Chunks smaller than a line, around a line, and larger than the log.
-        for chunk in [7, 64, 150, 1000, 1 << 20] {
-            let dir = tmp.path().join(format!("piped-{chunk}"));
+        // Chunks smaller than a line, around a line, and larger than the
+        // log; one scanner thread and more than two.
+        for (chunk, scanners) in [(7, 2), (64, 3), (150, 2), (150, 1), (1000, 3), (1 << 20, 2)] {
+            let dir = tmp.path().join(format!("piped-{chunk}-{scanners}"));
             // On a thread of its own, so that a stuck pipeline fails the
             // test instead of hanging it.
             let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -251,7 +259,7 @@ mod tests {
                 let mut c = capture(&dir2);
                 let mut got = Vec::new();
                 let ctx = c.scan_context();
-                let tail = scan_file(&log[..], ctx, chunk, |buf, scanned| {
+                let tail = scan_file(&log[..], ctx, chunk, scanners, |buf, scanned| {
                     let done = c.server_scanned("s", buf, scanned)?;
                     got.extend(digest(&done.batch));
                     Ok::<_, io::Error>(Spent {
@@ -259,7 +267,7 @@ mod tests {
                         scanned: Some(done.scanned),
                     })
                 })
-                .unwrap_or_else(|e| panic!("chunk {chunk}: {e:?}"));
+                .unwrap_or_else(|e| panic!("chunk {chunk}, {scanners} scanners: {e:?}"));
                 got.extend(digest(&c.server_chunk("s", &tail).unwrap_or_default()));
                 got.extend(digest(&c.end_of_input("s", false).unwrap_or_default()));
                 let _ = c.journal.flush();
@@ -268,14 +276,17 @@ mod tests {
             });
             let (mut got, lines) = done_rx
                 .recv_timeout(std::time::Duration::from_secs(60))
-                .unwrap_or_else(|e| panic!("chunk {chunk}: no result ({e})"));
+                .unwrap_or_else(|e| panic!("chunk {chunk}, {scanners} scanners: no result ({e})"));
             got.sort();
             let first_difference = got.iter().zip(&want).find(|(g, w)| g != w);
-            assert_eq!(first_difference, None, "chunk {chunk}");
-            assert_eq!(got.len(), want.len(), "chunk {chunk}");
-            assert_eq!(lines, want_lines, "chunk {chunk}");
+            assert_eq!(first_difference, None, "chunk {chunk}, {scanners} scanners");
+            assert_eq!(got.len(), want.len(), "chunk {chunk}, {scanners} scanners");
+            assert_eq!(lines, want_lines, "chunk {chunk}, {scanners} scanners");
             let written = std::fs::read(dir.join(SERVER_LOG)).unwrap_or_default();
-            assert!(written == want_log, "chunk {chunk}: journaled log differs");
+            assert!(
+                written == want_log,
+                "chunk {chunk}, {scanners} scanners: journaled log differs"
+            );
         }
     }
 
@@ -326,6 +337,7 @@ mod tests {
                     },
                     ctx,
                     1000,
+                    2,
                     |buf, scanned| {
                         committed += buf.len();
                         c.server_scanned("s", buf, scanned)
@@ -351,7 +363,7 @@ mod tests {
             let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
             let c = capture(&tmp.path().join("j"));
             let mut calls = 0;
-            let r = scan_file(&log[..], c.scan_context(), 100, |_, _| {
+            let r = scan_file(&log[..], c.scan_context(), 100, 2, |_, _| {
                 calls += 1;
                 Err::<Spent, _>("full disk")
             });

@@ -22,7 +22,7 @@ use scan::{Scanned, display_text, record_text};
 
 mod file_scan;
 mod scan;
-pub use file_scan::{ScanFileError, Spent, scan_file};
+pub use file_scan::{ScanFileError, Spent, scan_file, scanner_threads};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
