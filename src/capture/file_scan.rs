@@ -125,7 +125,8 @@ fn scan_jobs(
 
 /// The reader thread: hands buffers of complete lines to the scanners in
 /// turn; returns the unterminated last line. A read error goes to the
-/// next buffer's scanner, so the caller sees it in order.
+/// next buffer's scanner, so the caller sees it in order, after the
+/// complete lines read before it.
 fn read_buffers<R: Read>(
     mut file: R,
     chunk: usize,
@@ -133,7 +134,8 @@ fn read_buffers<R: Read>(
     spent: &Receiver<Vec<u8>>,
 ) -> Vec<u8> {
     let mut carry: Vec<u8> = Vec::new();
-    for to in scanners.iter().cycle() {
+    let mut turns = scanners.iter().cycle();
+    while let Some(to) = turns.next() {
         let mut buf = spent
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(chunk + 64 * 1024));
@@ -148,6 +150,18 @@ fn read_buffers<R: Read>(
                 Ok(0) => return buf, // what is left has no newline
                 Ok(_) => {}
                 Err(e) => {
+                    // Lines that arrived before the error are kept (a read
+                    // can fail after part of a chunk came in).
+                    let to = match memchr::memrchr(b'\n', &buf) {
+                        Some(i) => {
+                            buf.truncate(i + 1);
+                            if to.send(Ok(buf)).is_err() {
+                                return Vec::new();
+                            }
+                            turns.next().unwrap_or(to)
+                        }
+                        None => to,
+                    };
                     let _ = to.send(Err(e));
                     return Vec::new();
                 }
@@ -290,10 +304,11 @@ mod tests {
         }
     }
 
-    /// Fails after handing out `ok` bytes.
+    /// Fails after handing out `ok` bytes, at most `step` a read.
     struct Failing<'a> {
         data: &'a [u8],
         ok: usize,
+        step: usize,
     }
 
     impl Read for Failing<'_> {
@@ -301,7 +316,7 @@ mod tests {
             if self.ok == 0 {
                 return Err(io::Error::other("disk went away"));
             }
-            let n = buf.len().min(self.ok).min(self.data.len());
+            let n = buf.len().min(self.ok).min(self.data.len()).min(self.step);
             buf[..n].copy_from_slice(&self.data[..n]);
             self.data = &self.data[n..];
             self.ok -= n;
@@ -321,39 +336,45 @@ mod tests {
     }
 
     #[test]
-    fn a_read_error_arrives_after_the_buffers_read_before_it() {
+    fn a_read_error_arrives_after_the_lines_read_before_it() {
         let log = log();
-        let (r, committed) = within_a_minute({
-            let log = log.clone();
-            move || {
-                let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-                let mut c = capture(&tmp.path().join("j"));
-                let ctx = c.scan_context();
-                let mut committed = 0;
-                let r = scan_file(
-                    Failing {
+        // Reads of a whole chunk, and short reads that fail part way into
+        // a chunk; with one scanner and with several.
+        for (chunk, step, scanners) in [
+            (1000, 1000, 2),
+            (4000, 700, 2),
+            (4000, 700, 1),
+            (4000, 300, 3),
+        ] {
+            let (r, committed) = within_a_minute({
+                let log = log.clone();
+                move || {
+                    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+                    let mut c = capture(&tmp.path().join("j"));
+                    let ctx = c.scan_context();
+                    let mut committed = 0;
+                    let failing = Failing {
                         data: &log,
                         ok: 3000,
-                    },
-                    ctx,
-                    1000,
-                    2,
-                    |buf, scanned| {
+                        step,
+                    };
+                    let r = scan_file(failing, ctx, chunk, scanners, |buf, scanned| {
                         committed += buf.len();
                         c.server_scanned("s", buf, scanned)
                             .map(|_| Spent::default())
-                    },
-                );
-                (r.map_err(|e| format!("{e:?}")), committed)
-            }
-        });
-        assert!(
-            matches!(&r, Err(e) if e.contains("disk went away") && e.starts_with("Read")),
-            "{r:?}"
-        );
-        // Every complete line of the 3000 bytes read was committed first.
-        let last_nl = log[..3000].iter().rposition(|&b| b == b'\n').unwrap_or(0);
-        assert_eq!(committed, last_nl + 1);
+                    });
+                    (r.map_err(|e| format!("{e:?}")), committed)
+                }
+            });
+            let case = format!("chunk {chunk}, reads of {step}, {scanners} scanners");
+            assert!(
+                matches!(&r, Err(e) if e.contains("disk went away") && e.starts_with("Read")),
+                "{case}: {r:?}"
+            );
+            // Every complete line of the 3000 bytes read was committed first.
+            let last_nl = log[..3000].iter().rposition(|&b| b == b'\n').unwrap_or(0);
+            assert_eq!(committed, last_nl + 1, "{case}");
+        }
     }
 
     #[test]
