@@ -29,6 +29,40 @@ fn otk_conflict_from_a_response_body() {
 }
 
 #[test]
+fn the_conflict_memo_gives_what_parsing_gives_and_shares_repeats() {
+    let line = |req: &str, id: &str, new: &str| {
+        format!(
+            "{req} server: POST /_matrix/client/v3/keys/upload SynapseError: 400 - One time key signed_curve25519:{id} already exists. Old key: {{\"key\":\"a\"}}; new key: {{'key': '{new}'}}"
+        )
+    };
+    let texts = [
+        line("POST-1", "AAAAAAAAAFA", "b"),
+        line("POST-2", "AAAAAAAAAFA", "b"), // same conflict, another request
+        line("POST-3", "AAAAAAAAAFA", "c"), // same id, another new key
+        line("POST-4", "AAAAAAAAAJ4", "c"),
+        "no conflict here".to_string(),
+        line("POST-5", "AAAAAAAAAJ4", "c"),
+        HOOKSHOT_BODY.to_string(), // JSON: never memoised by its tail
+        HOOKSHOT_BODY.to_string(),
+        "One time key already exists".to_string(),
+    ];
+    let mut memo = ConflictMemo::default();
+    let got: Vec<_> = texts.iter().map(|t| memo.parse(t)).collect();
+    for (t, g) in texts.iter().zip(&got) {
+        assert_eq!(g.as_deref(), parse_otk_conflict(t).as_ref(), "{t}");
+    }
+    let shared = |a: usize, b: usize| match (&got[a], &got[b]) {
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    };
+    assert!(shared(0, 1), "a repeated conflict is parsed once");
+    assert!(!shared(1, 2) && !shared(2, 3));
+    // Only the last conflict is remembered, across lines without one.
+    assert!(shared(3, 5));
+    assert!(!shared(6, 7));
+}
+
+#[test]
 fn otk_conflict_from_a_server_line_and_a_client_message() {
     let line = r#"2026-06-30 14:00:00,000 - synapse.http.server - 131 - INFO - POST-7 - <SynapseRequest at 0x7f method='POST' uri='/_matrix/client/v3/keys/upload' clientproto='HTTP/1.1' site='8008'> SynapseError: 400 - One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {"key":"a"}; new key: {'key': 'b'}"#;
     let k = parse_otk_conflict(line).unwrap();
