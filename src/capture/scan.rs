@@ -419,21 +419,25 @@ fn otk_upload_fields(line: &[u8]) -> Option<(&str, &str, &str)> {
 /// (`<XForwardedForRequest at 0x… method='POST' uri='/…' clientproto=… site=…>`):
 /// shown as `POST /…` so the error itself fits in a pane. Appends to `out`.
 fn push_compact_message(msg: &str, out: &mut String) {
-    // memmem, not `str::find`: a two-way searcher is set up per call, and
-    // floods of these lines are common.
-    let find = |hay: &str, needle: &str| memchr::memmem::find(hay.as_bytes(), needle.as_bytes());
+    // Searchers built once: floods of these lines are common, and a
+    // substring search sets one up per call.
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    static END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("> "));
+    static METHOD: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("method='"));
+    static URI: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("uri='"));
     let compact = msg
         .starts_with('<')
-        .then(|| find(msg, "> "))
+        .then(|| END.find(msg.as_bytes()))
         .flatten()
         .and_then(|end| {
             let repr = &msg[..end];
-            let field = |key: &str| {
-                let i = find(repr, key)? + key.len();
+            let field = |key: &Finder| {
+                let i = key.find(repr.as_bytes())? + key.needle().len();
                 let j = memchr::memchr(b'\'', &repr.as_bytes()[i..])?;
                 Some(&repr[i..i + j])
             };
-            Some((field("method='")?, field("uri='")?, &msg[end + 2..]))
+            Some((field(&METHOD)?, field(&URI)?, &msg[end + 2..]))
         });
     match compact {
         Some((m, u, rest)) => {
