@@ -61,15 +61,12 @@ results=$(
     measure "grep $round" bash -c 'four_passes grep'
     sync
     measure "rg $round" bash -c 'four_passes rg'
-    # The deletion is synced too: freeing the last bundle's 1.3 GB of
-    # blocks is that run's cleanup, and left to the file system's journal
-    # it would be done while callcap runs.
-    sync; rm -rf "$OUT"; mkdir -p "$OUT"; sync
+    sync; rm -rf "$OUT"; mkdir -p "$OUT"
     measure "callcap $round" "$BIN" analyze --log "$LOG" --out "$OUT" --label bench
     # A run that failed is not a fast one.
     [ -s "$OUT/bench/manifest.json" ] || { echo "callcap wrote no bundle" >&2; exit 1; }
   done
-  sync; rm -rf "$OUT"; mkdir -p "$OUT"; sync; sleep 10
+  sync; rm -rf "$OUT"; mkdir -p "$OUT"; sleep 10
   measure "callcap-after-pause 1" "$BIN" analyze --log "$LOG" --out "$OUT" --label bench
   rm -rf "$OUT"
 )
