@@ -78,27 +78,37 @@ pub fn scan_file<R: Read + Send, E>(
             .map_err(spawn_error)?;
         // Buffer k comes back from scanner k % n; when the file is
         // done every scanner's channel closes after its last buffer.
-        for (rx, reuse) in from_scanners.iter().zip(&reuse).cycle() {
-            let Ok(msg) = rx.recv() else { break };
-            let (buf, scanned) = msg.map_err(ScanFileError::Read)?;
-            let spent = commit(buf, scanned).map_err(ScanFileError::Commit)?;
-            if let Some(buf) = spent.buf {
-                let _ = spent_tx.send(buf);
+        let committed = (|| {
+            for (rx, reuse) in from_scanners.iter().zip(&reuse).cycle() {
+                let Ok(msg) = rx.recv() else { break };
+                let (buf, scanned) = msg.map_err(ScanFileError::Read)?;
+                let spent = commit(buf, scanned).map_err(ScanFileError::Commit)?;
+                if let Some(buf) = spent.buf {
+                    let _ = spent_tx.send(buf);
+                }
+                if let Some(scanned) = spent.scanned {
+                    let _ = reuse.send(scanned);
+                }
             }
-            if let Some(scanned) = spent.scanned {
-                let _ = reuse.send(scanned);
-            }
-        }
-        drop(from_scanners); // a reader still sending stops
-        // A scanner that panicked closed its channel early: that is an
-        // error, not the end of the file.
+            Ok(())
+        })();
+        drop(from_scanners); // scanners and a reader still sending stop
+        // Every thread is joined here, so that one that panicked is an
+        // error, not a panic of the scope. A scanner that panicked closed
+        // its channel early: that is an error, not the end of the file.
+        // An error met first stands.
+        // Each one joined (`all` would stop at the first that failed).
+        let joined: Vec<bool> = scanners.into_iter().map(|t| t.join().is_ok()).collect();
+        let scanners_ok = joined.iter().all(|&ok| ok);
+        let tail = reader.join();
+        committed?;
         let panicked = |what: &str| {
             ScanFileError::Scan(io::Error::other(format!("the log {what} thread panicked")))
         };
-        for t in scanners {
-            t.join().map_err(|_| panicked("scanner"))?;
+        if !scanners_ok {
+            return Err(panicked("scanner"));
         }
-        reader.join().map_err(|_| panicked("reader"))
+        tail.map_err(|_| panicked("reader"))
     })
 }
 
@@ -375,6 +385,57 @@ mod tests {
             let last_nl = log[..3000].iter().rposition(|&b| b == b'\n').unwrap_or(0);
             assert_eq!(committed, last_nl + 1, "{case}");
         }
+    }
+
+    /// Panics once `ok` bytes are handed out (a thread of the pipeline
+    /// that panics).
+    struct Panicking<'a> {
+        data: &'a [u8],
+        ok: usize,
+    }
+
+    impl Read for Panicking<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            assert!(self.ok > 0, "a reader that panics");
+            let n = buf.len().min(self.ok).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            self.ok -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_thread_that_panics_is_an_error_and_an_earlier_error_stands() {
+        let log = log();
+        // The first 1000 bytes make a buffer; the next read panics.
+        let run = |fail_commit: bool| {
+            let log = log.clone();
+            within_a_minute(move || {
+                let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+                let mut c = capture(&tmp.path().join("j"));
+                let ctx = c.scan_context();
+                let reader = Panicking {
+                    data: &log,
+                    ok: 1000,
+                };
+                scan_file(reader, ctx, 1000, 2, |buf, scanned| {
+                    if fail_commit {
+                        return Err("full disk".to_string());
+                    }
+                    c.server_scanned("s", buf, scanned)
+                        .map(|_| Spent::default())
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|e| format!("{e:?}"))
+            })
+        };
+        let r = run(false);
+        assert!(
+            matches!(&r, Err(e) if e.starts_with("Scan") && e.contains("reader thread panicked")),
+            "{r:?}"
+        );
+        assert_eq!(run(true), Err("Commit(\"full disk\")".to_string()));
     }
 
     #[test]
