@@ -77,12 +77,17 @@ pub struct ServerBatch {
     pub texts: String,
 }
 
+/// Appends `s` to a buffer of texts; returns where it went.
+pub fn push_span(texts: &mut String, s: &str) -> Range<usize> {
+    let start = texts.len();
+    texts.push_str(s);
+    start..texts.len()
+}
+
 impl ServerBatch {
     /// Adds a hit's display text; returns where it is.
     pub fn add_text(&mut self, text: &str) -> Range<usize> {
-        let start = self.texts.len();
-        self.texts.push_str(text);
-        start..self.texts.len()
+        push_span(&mut self.texts, text)
     }
 
     /// A hit's display text.

@@ -58,7 +58,7 @@ impl App {
                 .is_none_or(|d| d == device)
     }
 
-    pub(super) fn on_server(&mut self, batch: event::ServerBatch) {
+    pub(super) fn on_server(&mut self, mut batch: event::ServerBatch) {
         self.lines_total = batch.lines_total;
         self.bytes_total = batch.bytes_total;
         self.server_redactions += batch.redactions;
@@ -66,12 +66,11 @@ impl App {
             self.widen(t);
         }
         // Owners first: Synapse logs them before the conflict they explain.
-        for u in batch.otk_uploads {
+        for u in batch.otk_uploads.drain(..) {
             self.upload_owner.insert(u.request, (u.user, u.device));
         }
-        for hit in batch.hits {
-            let text = batch.texts.get(hit.text.clone()).unwrap_or_default();
-            self.on_hit(hit, text);
+        for hit in std::mem::take(&mut batch.hits) {
+            self.on_hit(batch.text(&hit), hit);
         }
         for a in batch.access {
             self.on_access(a);
@@ -121,7 +120,7 @@ impl App {
         }
     }
 
-    fn on_hit(&mut self, hit: ServerHit, text: &str) {
+    fn on_hit(&mut self, text: &str, hit: ServerHit) {
         let tracked = self.is_tracked(text);
         for ke in hit.kes.iter() {
             let i = ke.index();

@@ -14,26 +14,14 @@ use serde_json::{Value, json};
 /// The timeline's lines (compact JSON objects, no newline), time-sorted.
 pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<String> {
     let mut items: Vec<(DateTime<Utc>, String)> = Vec::new();
-    // Each object is written out at once: thousands of slow restarts make
+    // Each object is serialized at once: thousands of slow restarts make
     // thousands of lines, and a map kept per line only costs memory.
     let mut push = |at: DateTime<Utc>, source: &str, kind: &str, extra: Value| {
-        let mut line = String::with_capacity(160);
-        let mut field = |key: &str, value: &Value| {
-            line.push(if line.is_empty() { '{' } else { ',' });
-            line.push_str(&Value::from(key).to_string());
-            line.push(':');
-            line.push_str(&value.to_string());
-        };
-        field("at", &Value::from(rfc3339(at)));
-        field("source", &Value::from(source));
-        field("kind", &Value::from(kind));
-        if let Value::Object(x) = extra {
-            for (k, v) in &x {
-                field(k, v);
-            }
+        let mut v = json!({"at": rfc3339(at), "source": source, "kind": kind});
+        if let (Some(o), Value::Object(x)) = (v.as_object_mut(), extra) {
+            o.extend(x);
         }
-        line.push('}');
-        items.push((at, line));
+        items.push((at, v.to_string()));
     };
     for e in entries {
         match e {

@@ -403,14 +403,7 @@ impl Capture {
         batch: &mut ServerBatch,
     ) -> io::Result<()> {
         for hit in part.hits.drain(..) {
-            // The line with its newline in one write where the buffer has both.
-            let (red_line, newline) = match &hit.redacted {
-                Some(r) => (&r[..], false),
-                None if buf.get(hit.line.end) == Some(&b'\n') => {
-                    (&buf[hit.line.start..hit.line.end + 1], true)
-                }
-                None => (&buf[hit.line.clone()], false),
-            };
+            let red_line = hit.redacted.as_deref().unwrap_or(&buf[hit.line.clone()]);
             let mut ke_line_no = [0u64; 4];
             for ke in hit.kes.iter() {
                 let i = ke.index();
@@ -418,9 +411,7 @@ impl Capture {
                 ke_line_no[i] = self.ke_lines[i];
                 let f = &mut self.journal.ke[i];
                 f.write(red_line)?;
-                if !newline {
-                    f.write(b"\n")?;
-                }
+                f.write(b"\n")?;
                 f.redactions += hit.redactions as u64;
             }
             let text = part.texts.get(hit.text.clone()).unwrap_or_default();

@@ -5,9 +5,7 @@
 //! `file_scan`'s scanner threads. The capture then numbers and journals the
 //! findings in order.
 
-use crate::app::event::AccessSample;
-#[cfg(test)]
-use crate::app::event::OtkUpload;
+use crate::app::event::{AccessSample, push_span as stash};
 use crate::domain::redact::Redactor;
 use crate::domain::signatures::Matcher;
 use crate::domain::stall::{RecordClock, for_each_line};
@@ -149,7 +147,8 @@ pub(super) struct Scanned {
     /// The part redacted, when it held a secret.
     pub redacted: Option<Vec<u8>>,
     pub redactions: usize,
-    /// The hits' display texts, one after another.
+    /// The texts the findings point into (display texts, request ids,
+    /// traces, upload owners), one after another.
     pub texts: String,
     /// Lines in the part.
     pub lines: u64,
@@ -295,9 +294,8 @@ impl Scanner<'_> {
                 // buffer: the capture gives it the previous buffer's time.
                 None => lookback_time(buf, base + s).map(|t| self.clock.to_utc(t)),
             };
-            // Display text goes into the part's arena: the capture copies it
-            // out on its own thread (allocating there, where the App later
-            // frees it, is far cheaper than freeing across threads).
+            // Display text goes into the part's texts: nothing is allocated
+            // per line here, and nothing made here is freed on another thread.
             let text_start = out.texts.len();
             let mut access_text = false;
             if m.access
@@ -388,23 +386,6 @@ fn push_record_text(redactor: Option<&Redactor>, h: &RecordHead<'_>, out: &mut S
 
 /// `… - POST-5 - Adding one_time_keys dict_keys([…]) for device 'D' for
 /// user 'U' at N` → request, user, device.
-#[cfg(test)]
-fn otk_upload(line: &[u8]) -> Option<OtkUpload> {
-    let (request, user, device) = otk_upload_fields(line)?;
-    Some(OtkUpload {
-        request: request.into(),
-        user: user.into(),
-        device: device.into(),
-    })
-}
-
-/// Appends `s` to a part's texts; where it went.
-fn stash(texts: &mut String, s: &str) -> Range<usize> {
-    let start = texts.len();
-    texts.push_str(s);
-    start..texts.len()
-}
-
 fn otk_upload_fields(line: &[u8]) -> Option<(&str, &str, &str)> {
     let head = parse_record(line)?;
     let msg = std::str::from_utf8(head.message).ok()?;
@@ -422,7 +403,6 @@ fn push_compact_message(msg: &str, out: &mut String) {
     // Searchers built once: floods of these lines are common, and a
     // substring search sets one up per call.
     use memchr::memmem::Finder;
-    use std::sync::LazyLock;
     static END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("> "));
     static METHOD: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("method='"));
     static URI: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("uri='"));
@@ -679,19 +659,14 @@ mod tests {
     fn otk_upload_names_request_user_and_device_also_when_nested() {
         let line = b"2026-01-19 12:34:51,034 - synapse.handlers.e2e_keys - 955 - INFO - POST-5688811 - Adding one_time_keys dict_keys(['signed_curve25519:AAAAAAAAAE0']) for device 'RWDSUMBAID' for user '@a:hs' at 1768822491032";
         assert_eq!(
-            otk_upload(line),
-            Some(OtkUpload {
-                request: "POST-5688811".into(),
-                user: "@a:hs".into(),
-                device: "RWDSUMBAID".into(),
-            })
+            otk_upload_fields(line),
+            Some(("POST-5688811", "@a:hs", "RWDSUMBAID"))
         );
         let nested = b"2026-01-19 12:34:51,034 - twisted - 273 - INFO - POST-7 - 2026-01-19 12:34:50,988 - synapse.handlers.e2e_keys - 955 - INFO - POST-7 - Adding one_time_keys dict_keys([]) for device 'D2' for user '@b:hs' at 1";
-        let u = otk_upload(nested);
+        assert_eq!(otk_upload_fields(nested), Some(("POST-7", "@b:hs", "D2")));
         assert_eq!(
-            u.map(|u| (u.request, u.device)),
-            Some(("POST-7".into(), "D2".into()))
+            otk_upload_fields(b"Adding one_time_keys for device 'x'"),
+            None
         );
-        assert_eq!(otk_upload(b"Adding one_time_keys for device 'x'"), None);
     }
 }

@@ -202,7 +202,7 @@ impl Matcher {
 
     /// Classifies one physical line (no newline).
     pub fn match_line(&self, line: &[u8]) -> LineMatch {
-        self.compiled.classify(line, 0)
+        self.compiled.classify(line)
     }
 
     /// Calls `f(start, end, match)` for each line of `buf` (lines end with
@@ -220,7 +220,7 @@ impl Matcher {
                     let hit = hit.start();
                     let start = memchr::memrchr(b'\n', &buf[pos..hit]).map_or(pos, |i| pos + i + 1);
                     let end = memchr::memchr(b'\n', &buf[hit..]).map_or(len, |i| hit + i);
-                    let m = c.classify(&buf[start..end], 0);
+                    let m = c.classify(&buf[start..end]);
                     if m.is_interesting() {
                         f(start, end, m);
                     }
@@ -452,11 +452,11 @@ impl Compiled {
         }
     }
 
-    /// Classifies one line; no literal starts before `from`.
-    fn classify(&self, line: &[u8], from: usize) -> LineMatch {
+    /// Classifies one line.
+    fn classify(&self, line: &[u8]) -> LineMatch {
         let mut masks = LiteralMasks::default();
         if let Some(ac) = &self.literals {
-            let mut at = from;
+            let mut at = 0;
             while at < line.len() {
                 let Some(m) = ac.find(Input::new(line).span(at..line.len())) else {
                     break;

@@ -152,31 +152,6 @@ impl StallDetector {
             }
         }
     }
-
-    /// Feeds every record of `buf` (lines; the first is line
-    /// `lines_before + 1`, a last one without newline counts) and appends
-    /// the stalls they complete to `out`. Returns the number of lines in
-    /// `buf`. (The capture reads lines on its scanner threads and calls
-    /// [`StallDetector::feed`]; this is the same on one buffer.)
-    pub fn scan(
-        &mut self,
-        buf: &[u8],
-        lines_before: u64,
-        restart_lines: &[u64],
-        out: &mut Vec<Stall>,
-    ) -> u64 {
-        let mut clock = RecordClock::default();
-        let mut records = Vec::new();
-        let mut lines = 0u64;
-        for_each_line(buf, |_, line| {
-            lines += 1;
-            if let Some(ms) = clock.millis(line) {
-                records.push((lines_before + lines, ms));
-            }
-        });
-        self.feed(records, restart_lines, out);
-        lines
-    }
 }
 
 /// Calls `f(start, line)` for every line of `buf` (without its newline; a
@@ -193,6 +168,30 @@ pub fn for_each_line(buf: &[u8], mut f: impl FnMut(usize, &[u8])) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Feeds every record of `buf` (lines; the first is line
+    /// `lines_before + 1`, a last one without newline counts) and appends
+    /// the stalls they complete to `out`; returns the number of lines (what
+    /// the capture does across its scanner threads, on one buffer).
+    fn scan(
+        d: &mut StallDetector,
+        buf: &[u8],
+        lines_before: u64,
+        restart_lines: &[u64],
+        out: &mut Vec<Stall>,
+    ) -> u64 {
+        let mut clock = RecordClock::default();
+        let mut records = Vec::new();
+        let mut lines = 0u64;
+        for_each_line(buf, |_, line| {
+            lines += 1;
+            if let Some(ms) = clock.millis(line) {
+                records.push((lines_before + lines, ms));
+            }
+        });
+        d.feed(records, restart_lines, out);
+        lines
+    }
 
     /// Feeds `(ms, restart)` records as lines 1, 2, …; returns the stalls.
     fn run(d: &mut StallDetector, first_line: u64, records: &[(i64, bool)]) -> Vec<Stall> {
@@ -285,12 +284,12 @@ mod tests {
                    2026-06-30 18:00:06,000 - a - 1 - INFO - - y\n\
                    Traceback (continuation, no record)\n";
         let mut out = Vec::new();
-        assert_eq!(d.scan(log.as_bytes(), 0, &[], &mut out), 3);
+        assert_eq!(scan(&mut d, log.as_bytes(), 0, &[], &mut out), 3);
         assert!(out.is_empty());
         let log = "2026-06-30 18:00:06,300 - a - 1 - INFO - - z\n\
                    2026-06-30 18:00:06,900 - a - 1 - INFO - - r\n\
                    2026-06-30 18:00:09,000 - a - 1 - INFO - - later\n";
-        assert_eq!(d.scan(log.as_bytes(), 3, &[5], &mut out), 3);
+        assert_eq!(scan(&mut d, log.as_bytes(), 3, &[5], &mut out), 3);
         assert_eq!(out.len(), 1, "{out:?}");
         let s = out[0];
         assert_eq!((s.line_no, s.burst, s.to_ms - s.from_ms), (2, 3, 6_000));
@@ -306,7 +305,7 @@ mod tests {
                    2026-06-30 18:00:03,100 - a - 1 - INFO - - z\n\
                    2026-06-30 18:00:03,200 - a - 1 - INFO - - w";
         let mut out = Vec::new();
-        assert_eq!(d.scan(log.as_bytes(), 100, &[], &mut out), 4);
+        assert_eq!(scan(&mut d, log.as_bytes(), 100, &[], &mut out), 4);
         assert!(out.is_empty());
         let s = d.finish();
         assert_eq!(s.map(|s| (s.line_no, s.burst)), Some((102, 3)));

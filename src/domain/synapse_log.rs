@@ -215,8 +215,8 @@ pub fn parse_access_fields(message: &str) -> Option<AccessFields<'_>> {
     let (request, rest) = split_byte(rest, b'"')?;
     let (method, path) = split_byte(request, b' ').unwrap_or((request, ""));
     // The protocol is the last word; an oddly written URI keeps its spaces.
-    let path = match memchr::memrchr(b' ', path.as_bytes()).map(|i| (&path[..i], &path[i + 1..])) {
-        Some((p, _protocol)) => p,
+    let path = match memchr::memrchr(b' ', path.as_bytes()) {
+        Some(i) => &path[..i],
         None => path,
     };
     let agent = rest.trim_start().strip_prefix('"').unwrap_or("");
