@@ -218,6 +218,8 @@ pub struct App {
     pub ke3_ids: BTreeMap<String, Vec<EvidenceRef>>,
     pub timeouts: Vec<Timeout>,
     pub latency: BTreeMap<i64, MinuteLatency>,
+    /// Latency minutes before this one are closed.
+    latency_open_from: i64,
     pub access_lines: u64,
     /// Homeserver stalls, the first [`STALL_CAP`] of them.
     pub stalls: Vec<ServerStall>,
@@ -272,6 +274,7 @@ impl App {
             ke3_ids: BTreeMap::new(),
             timeouts: Vec::new(),
             latency: BTreeMap::new(),
+            latency_open_from: i64::MIN,
             access_lines: 0,
             stalls: Vec::new(),
             stalls_seen: 0,

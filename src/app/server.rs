@@ -14,6 +14,11 @@ use std::collections::HashMap;
 /// Recent keys/upload request owners kept for attributing conflicts.
 const UPLOAD_OWNERS_CAP: usize = 4096;
 
+/// Minutes of latency kept whole behind the newest one seen (lines a little
+/// out of order still land in their minute's histogram); older minutes are
+/// closed.
+const LATENCY_OPEN_MINUTES: i64 = 10;
+
 /// Who recent keys/upload requests were: at least the last
 /// [`UPLOAD_OWNERS_CAP`] of them, in two generations (when the newer is full,
 /// the older is emptied and takes its place: this sees every upload in a
@@ -206,6 +211,14 @@ impl App {
             .entry(m)
             .or_default()
             .add(a.processing_ms, self.restart_timeout_ms);
+        // Minutes the log has left well behind keep only their p99.
+        let open_from = m - LATENCY_OPEN_MINUTES;
+        if open_from > self.latency_open_from {
+            for (_, l) in self.latency.range_mut(self.latency_open_from..open_from) {
+                l.close();
+            }
+            self.latency_open_from = open_from;
+        }
         if a.delayed_restart
             && a.processing_ms >= self.restart_timeout_ms
             && self.timeouts.len() < 10_000
@@ -261,6 +274,50 @@ mod tests {
         }
         assert_eq!(o.get("POST-0"), None);
         assert!(o.current.len() + o.previous.len() <= 2 * UPLOAD_OWNERS_CAP);
+    }
+
+    #[test]
+    fn latency_minutes_ten_behind_the_newest_keep_only_their_p99() {
+        use crate::app::event::AccessSample;
+        let mut app = App::new(Subject::default(), 2000);
+        let sample = |minute: i64, ms: u32| AccessSample {
+            line_no: 1,
+            at: DateTime::from_timestamp(1_782_842_400 + 60 * minute, 0).unwrap(),
+            processing_ms: ms,
+            status: 200,
+            long_poll: false,
+            delayed_restart: false,
+            send_to_device: false,
+            requester: None,
+        };
+        let batch = |access| {
+            Event::Server(Box::new(ServerBatch {
+                access,
+                ..Default::default()
+            }))
+        };
+        for minute in 0..30 {
+            app.update(batch((1..=100).map(|ms| sample(minute, ms)).collect()));
+        }
+        let newest = *app.latency.keys().next_back().unwrap();
+        // Closing a closed minute changes nothing; an open one it does.
+        let closed = |l: &crate::app::stats::MinuteLatency| {
+            let mut again = l.clone();
+            again.close();
+            &again == l
+        };
+        let mut whole = crate::app::stats::MinuteLatency::default();
+        for ms in 1..=100 {
+            whole.add(ms, 2000);
+        }
+        for (&m, l) in &app.latency {
+            assert_eq!(l.n, 100);
+            assert_eq!(l.p99_ms(), whole.p99_ms(), "minute {m}");
+            assert_eq!(closed(l), m < newest - 10, "minute {m}");
+        }
+        // A line out of order by a few minutes still lands in its minute.
+        app.update(batch(vec![sample(25, 7)]));
+        assert_eq!(app.latency[&(newest - 4)].n, 101);
     }
 
     #[test]

@@ -78,13 +78,17 @@ impl Occurrences {
 
 /// Per-minute latency of the homeserver's own requests, excluding long-polls.
 /// Keeps an exact count at or above the restart timeout (for the decision)
-/// and a log-scale histogram (for the displayed p99).
+/// and a log-scale histogram (for the displayed p99) until the minute is
+/// closed: then only its p99 is kept, so a log spanning days holds a few
+/// numbers per minute, not a histogram.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MinuteLatency {
     pub n: u32,
     pub at_or_above_timeout: u32,
     pub max_ms: u32,
     hist: Vec<(u16, u32)>,
+    /// The p99 when the minute was closed (its histogram is gone).
+    closed_p99: Option<u32>,
 }
 
 fn bucket(ms: u32) -> u16 {
@@ -113,6 +117,9 @@ impl MinuteLatency {
             self.at_or_above_timeout += 1;
         }
         self.max_ms = self.max_ms.max(ms);
+        if self.closed_p99.is_some() {
+            return; // a late sample: counted, its p99 stays
+        }
         let b = bucket(ms);
         match self.hist.binary_search_by_key(&b, |(k, _)| *k) {
             Ok(i) => self.hist[i].1 += 1,
@@ -132,8 +139,21 @@ impl MinuteLatency {
         rank > below
     }
 
+    /// The log has moved past this minute: keeps its p99 and frees the
+    /// histogram. Samples that still arrive count in `n`, `max_ms` and the
+    /// timeout count; the p99 stays as it was when closed.
+    pub fn close(&mut self) {
+        if self.closed_p99.is_none() {
+            self.closed_p99 = Some(self.p99_ms());
+            self.hist = Vec::new();
+        }
+    }
+
     /// Approximate nearest-rank p99 in ms (within ~3 %).
     pub fn p99_ms(&self) -> u32 {
+        if let Some(p99) = self.closed_p99 {
+            return p99;
+        }
         if self.n == 0 {
             return 0;
         }
@@ -195,6 +215,23 @@ mod tests {
         few.add(2000, 2000);
         // 99 samples: rank 99 is the largest.
         assert!(few.p99_at_or_above_timeout());
+    }
+
+    #[test]
+    fn a_closed_minute_keeps_its_p99_and_frees_its_histogram() {
+        let mut m = MinuteLatency::default();
+        for ms in 1..=1000 {
+            m.add(ms, 2000);
+        }
+        let p99 = m.p99_ms();
+        assert!((960..=990).contains(&p99), "{p99}");
+        m.close();
+        assert_eq!(m.hist.capacity(), 0);
+        assert_eq!(m.p99_ms(), p99);
+        // A late sample still counts; the p99 stays.
+        m.add(5000, 2000);
+        assert_eq!((m.n, m.max_ms, m.at_or_above_timeout), (1001, 5000, 1));
+        assert_eq!((m.p99_ms(), m.hist.capacity()), (p99, 0));
     }
 
     #[test]
