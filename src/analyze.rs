@@ -72,6 +72,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     };
     let restart_ms = restart.as_duration().as_millis().min(u32::MAX as u128) as u32;
     let mut app = App::new(subject, restart_ms);
+    // The bundle's window is the evidence's own (log records, client
+    // entries), not when the files happened to be read.
+    app.wall_clock_span = false;
     let mut capture = Capture::new(journal, sigs, clock, args.event_ids.clone(), restart_ms)
         .map_err(|e| UsageError(format!("signatures: {e}")))?;
     let started = Utc::now();

@@ -115,6 +115,19 @@ fn counts_equal_grep_and_every_checksum_verifies_on_a_large_log() {
             .unwrap()
             .starts_with("2026-06-30T18:00:00")
     );
+    // The window is the evidence's: the diag report read today does not
+    // stretch it to today.
+    assert!(
+        m["ended_at"].as_str().unwrap().starts_with("2026-06-30T"),
+        "{}",
+        m["ended_at"]
+    );
+    let report = std::fs::read_to_string(bundle.join("report.md")).unwrap();
+    let window = report.lines().find(|l| l.starts_with("- Window:")).unwrap();
+    assert!(
+        !window.contains(&chrono::Utc::now().format("%Y-%m-%d").to_string()),
+        "{window}"
+    );
     assert_eq!(m["user_id"], "@alice:lotus.example");
     for f in [
         "markers.json",
