@@ -2,7 +2,7 @@
 //! binary (`assets/demo/`), laid out as a recording and replayed.
 
 use crate::app::event::{ArtifactKind, ClientArtifact};
-use crate::bundle::journal_entry::JournalEntry;
+use crate::model::journal_entry::JournalEntry;
 use crate::sources::replay::Recording;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod live;
+pub mod model;
 pub mod sources;
 pub mod ui;
 pub mod verdicts;

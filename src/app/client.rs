@@ -8,8 +8,8 @@ use super::{
     App, EVIDENCE_CAP, Effect, EvidenceRef, OffendingKeyInfo, PANE_CAPACITY, PaneLine,
     SightingKind, Timeout,
 };
-use crate::bundle::journal_entry::JournalEntry;
 use crate::domain::Ke;
+use crate::model::journal_entry::JournalEntry;
 use chrono::{DateTime, Utc};
 
 impl App {

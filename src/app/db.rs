@@ -3,7 +3,7 @@
 
 use super::checklist::AutoCheck;
 use super::{App, Effect};
-use crate::bundle::journal_entry::JournalEntry;
+use crate::model::journal_entry::JournalEntry;
 use crate::sources::{DbPoll, Row};
 
 impl App {

@@ -9,8 +9,8 @@ mod server;
 pub mod stats;
 pub mod view;
 
-use crate::bundle::journal_entry::JournalEntry;
 use crate::domain::Ke;
+use crate::model::journal_entry::JournalEntry;
 use crate::sources::{DbPoll, SourceStatus};
 use checklist::{AutoCheck, Checklist};
 use chrono::{DateTime, Utc};

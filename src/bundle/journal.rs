@@ -2,7 +2,7 @@
 //! data arrives, so memory stays flat and a crash loses nothing. Exporting
 //! finishes the folder in place and renames it to the bundle's label.
 
-use super::journal_entry::JournalEntry;
+use crate::model::journal_entry::JournalEntry;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};

@@ -2,7 +2,6 @@
 
 pub mod export;
 pub mod journal;
-pub mod journal_entry;
 pub mod manifest;
 pub mod recover;
 pub mod report;

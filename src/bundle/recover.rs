@@ -4,13 +4,13 @@
 
 use super::export::{self, SourceDescriptions};
 use super::journal::{self, JOURNAL_PREFIX, Journal, SERVER_LOG};
-use super::journal_entry::JournalEntry;
 use crate::analyze::UsageError;
 use crate::app::event::Event;
 use crate::app::{App, Effect, Subject};
 use crate::capture::Capture;
 use crate::domain::signatures::Signatures;
 use crate::domain::synapse_log::LogClock;
+use crate::model::journal_entry::JournalEntry;
 use crate::sources::{DbPoll, Row};
 use chrono::Utc;
 use std::collections::BTreeMap;

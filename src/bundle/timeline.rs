@@ -3,11 +3,11 @@
 //! summaries with a reference to their first line, so the file stays small
 //! whatever the log's size; the lines themselves are in `server/KE-n.log`.
 
-use super::journal_entry::JournalEntry;
 use super::manifest::rfc3339;
 use crate::app::App;
 use crate::app::stats::minute_start;
 use crate::domain::Ke;
+use crate::model::journal_entry::JournalEntry;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 

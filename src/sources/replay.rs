@@ -4,9 +4,9 @@
 
 use super::{DbPoll, Input, SourceStatus};
 use crate::bundle::journal::{self, SERVER_LOG};
-use crate::bundle::journal_entry::JournalEntry;
 use crate::domain::synapse_log::{LogClock, parse_timestamp_prefix};
 use crate::live::clock::Clock;
+use crate::model::journal_entry::JournalEntry;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
