@@ -98,7 +98,7 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
             let out = out_dir(a.out.as_ref(), &cfg);
             let journal = match a.journal {
                 Some(j) => j,
-                None => crate::bundle::recover::newest_journal(&out).ok_or_else(|| {
+                None => crate::recover::newest_journal(&out).ok_or_else(|| {
                     UsageError(format!(
                         "no unfinished journal (.callcap-journal-*) in '{}'",
                         out.display()
@@ -110,7 +110,7 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
                 .clone()
                 .unwrap_or_else(|| journal.parent().map(Path::to_path_buf).unwrap_or(out));
             let restart = cfg.analysis.restart_timeout.as_duration().as_millis() as u32;
-            crate::bundle::recover::recover(&journal, &out, a.label.as_deref(), restart).map(Some)
+            crate::recover::recover(&journal, &out, a.label.as_deref(), restart).map(Some)
         }
         Some(Cmd::Analyze(a)) => crate::analyze::run(&a).map(Some),
         Some(Cmd::Keys) => {

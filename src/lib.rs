@@ -12,6 +12,7 @@ pub mod demo;
 pub mod domain;
 pub mod live;
 pub mod model;
+pub mod recover;
 pub mod sources;
 pub mod ui;
 pub mod verdicts;

@@ -3,6 +3,5 @@
 pub mod export;
 pub mod journal;
 pub mod manifest;
-pub mod recover;
 pub mod report;
 pub mod timeline;

@@ -2,7 +2,6 @@
 //! UI (or headless) loop, and writes the bundle on the way out.
 
 pub mod capture_task;
-pub mod clock;
 pub mod sources;
 pub mod tui;
 
@@ -15,10 +14,10 @@ use crate::config::Config;
 use crate::domain::signatures::Signatures;
 use crate::domain::synapse_log::LogClock;
 use crate::model::journal_entry::JournalEntry;
+use crate::sources::clock::Clock;
 use crate::sources::replay::Recording;
 use capture_task::{CaptureTask, Control};
 use chrono::Utc;
-use clock::Clock;
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot, watch};
 

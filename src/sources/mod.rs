@@ -2,6 +2,7 @@
 //! touches the UI or the App state, and none dies silently: failures arrive as
 //! [`SourceStatus::Error`] with the reason.
 
+pub mod clock;
 pub mod db;
 pub mod downloads;
 pub mod file;

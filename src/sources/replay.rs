@@ -2,10 +2,10 @@
 //! as if it were live: server lines paced by their own timestamps, client
 //! files at the time they arrived, database polls at their times.
 
+use super::clock::Clock;
 use super::{DbPoll, Input, SourceStatus};
 use crate::bundle::journal::{self, SERVER_LOG};
 use crate::domain::synapse_log::{LogClock, parse_timestamp_prefix};
-use crate::live::clock::Clock;
 use crate::model::journal_entry::JournalEntry;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;

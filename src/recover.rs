@@ -2,11 +2,11 @@
 //! into a bundle. The journal's server log and client copies are re-ingested
 //! (they are already redacted) and its structured entries restored.
 
-use super::export::{self, SourceDescriptions};
-use super::journal::{self, JOURNAL_PREFIX, Journal, SERVER_LOG};
 use crate::analyze::UsageError;
 use crate::app::event::Event;
 use crate::app::{App, Effect, Subject};
+use crate::bundle::export::{self, SourceDescriptions};
+use crate::bundle::journal::{self, JOURNAL_PREFIX, Journal, SERVER_LOG};
 use crate::capture::Capture;
 use crate::domain::signatures::Signatures;
 use crate::domain::synapse_log::LogClock;
