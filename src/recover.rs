@@ -11,7 +11,7 @@ use crate::capture::Capture;
 use crate::domain::signatures::Signatures;
 use crate::domain::synapse_log::LogClock;
 use crate::model::journal_entry::JournalEntry;
-use crate::sources::{DbPoll, Row};
+use crate::model::{DbPoll, Row};
 use chrono::Utc;
 use std::collections::BTreeMap;
 use std::io::Read;

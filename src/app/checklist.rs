@@ -1,6 +1,7 @@
 //! The capture checklist (runbook §4): ten steps, each tick and untick
 //! stamped in UTC, some ticked by callcap itself with their evidence.
 
+use crate::model::checklist::Stamp;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -31,28 +32,6 @@ struct StepDef {
 #[serde(deny_unknown_fields)]
 struct ChecklistFile {
     step: Vec<StepDef>,
-}
-
-/// One stamp: a tick or an untick.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Stamp {
-    pub at: DateTime<Utc>,
-    pub done: bool,
-    /// `operator` or `callcap`.
-    pub by: String,
-    pub evidence: Option<String>,
-}
-
-impl Stamp {
-    /// A tick callcap made itself, with what it observed.
-    fn observed(at: DateTime<Utc>, evidence: &str) -> Stamp {
-        Stamp {
-            at,
-            done: true,
-            by: "callcap".into(),
-            evidence: Some(evidence.to_string()),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

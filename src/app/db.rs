@@ -4,7 +4,7 @@
 use super::checklist::AutoCheck;
 use super::{App, Effect};
 use crate::model::journal_entry::JournalEntry;
-use crate::sources::{DbPoll, Row};
+use crate::model::{DbPoll, Row};
 
 impl App {
     pub(super) fn on_db(&mut self, poll: DbPoll, fx: &mut Vec<Effect>) {

@@ -1,13 +1,15 @@
 //! What flows into the pure [`App`](super::App): everything, including time,
 //! arrives as an [`Event`].
 
+use crate::domain::KeSet;
 use crate::domain::har::OffendingKey;
-use crate::domain::{Ke, KeSet};
-use crate::sources::{DbPoll, SourceStatus};
+use crate::model::{DbPoll, SourceStatus};
 use chrono::{DateTime, Utc};
 use compact_str::CompactString;
-use serde::{Deserialize, Serialize};
 use std::ops::Range;
+
+/// What [`Event::Client`] carries.
+pub use crate::model::client::{ArtifactKind, ClientArtifact, ClientEntry, HarConflict};
 
 /// A server line that matched at least one KE, already redacted.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,85 +140,6 @@ pub struct ToDeviceTrace {
     pub line_no: u64,
     pub at: Option<DateTime<Utc>>,
     pub text: String,
-}
-
-/// A client entry from a diag report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClientEntry {
-    /// File name inside `client/`.
-    pub file: String,
-    pub index: usize,
-    pub at: Option<DateTime<Utc>>,
-    pub level: Option<String>,
-    pub ke: Option<Ke>,
-    pub error: bool,
-    /// Redacted.
-    pub message: String,
-}
-
-/// A client artefact picked up (diag report or HAR), already copied
-/// (redacted) into the journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClientArtifact {
-    /// File name inside `client/`.
-    pub file: String,
-    pub kind: ArtifactKind,
-    pub arrived_at: DateTime<Utc>,
-    pub bytes: u64,
-    /// Why it could not be parsed (kept verbatim, listed as unparsed).
-    pub unparsed: Option<String>,
-    pub user_id: Option<String>,
-    pub device_id: Option<String>,
-    pub sdk_version: Option<String>,
-    pub entries: Vec<ClientEntry>,
-    /// KE-3 event ids harvested from `Error decrypting event (id=…)`.
-    pub ke3_event_ids: Vec<String>,
-    /// `keys/upload` conflicts found in a HAR: (entry index, key).
-    pub har_conflicts: Vec<HarConflict>,
-    pub har_keys_upload: usize,
-    pub redactions: u64,
-}
-
-impl ClientArtifact {
-    /// An artefact with nothing read from it yet.
-    pub fn new(file: String, kind: ArtifactKind, arrived_at: DateTime<Utc>) -> ClientArtifact {
-        ClientArtifact {
-            file,
-            kind,
-            arrived_at,
-            bytes: 0,
-            unparsed: None,
-            user_id: None,
-            device_id: None,
-            sdk_version: None,
-            entries: Vec::new(),
-            ke3_event_ids: Vec::new(),
-            har_conflicts: Vec::new(),
-            har_keys_upload: 0,
-            redactions: 0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HarConflict {
-    pub entry_index: usize,
-    pub at: Option<DateTime<Utc>>,
-    pub status: u16,
-    pub algorithm: String,
-    pub key_id: String,
-    /// The `key` field the client uploaded for that id (from the request).
-    pub uploaded_key: Option<String>,
-    /// The `key` field the server said it holds.
-    pub stored_key: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ArtifactKind {
-    Diag,
-    Har,
-    Other,
 }
 
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ pub mod view;
 
 use crate::domain::Ke;
 use crate::model::journal_entry::JournalEntry;
-use crate::sources::{DbPoll, SourceStatus};
+use crate::model::{DbPoll, SourceStatus};
 use checklist::{AutoCheck, Checklist};
 use chrono::{DateTime, Utc};
 use event::{ClientArtifact, Command, Event, ServerStall};

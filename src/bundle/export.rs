@@ -112,7 +112,7 @@ fn write_db_files(app: &App, journal: &mut Journal) -> io::Result<()> {
     let (Some(first), Some(last)) = (&app.db.first, &app.db.last) else {
         return Ok(());
     };
-    let to_obj = |p: &crate::sources::DbPoll| -> Value {
+    let to_obj = |p: &crate::model::DbPoll| -> Value {
         serde_json::to_value(&p.results).unwrap_or(Value::Null)
     };
     journal.write_whole("db/first.json", &pretty(&to_obj(first)), 0)?;

@@ -507,13 +507,13 @@ fn quote_rows(app: &App, query: &str) -> String {
     let Some(rows) = app.db.last.as_ref().and_then(|p| p.results.get(query)) else {
         return String::new();
     };
-    let offending = |r: &&crate::sources::Row| {
+    let offending = |r: &&crate::model::Row| {
         app.offending.values().any(|o| {
             r.get("key_id").and_then(|v| v.as_str()) == Some(o.key_id.as_str())
                 && r.get("algorithm").and_then(|v| v.as_str()) == Some(o.algorithm.as_str())
         })
     };
-    let shown: Vec<&crate::sources::Row> = if query == "otk_inventory" {
+    let shown: Vec<&crate::model::Row> = if query == "otk_inventory" {
         rows.iter().filter(offending).collect()
     } else {
         rows.iter().collect()

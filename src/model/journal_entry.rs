@@ -2,9 +2,9 @@
 //! capture learned that is not a server log line, one JSON object a line, in
 //! the order it happened. Replaying it (plus the server log) rebuilds the App.
 
-use crate::app::checklist::Stamp;
-use crate::app::event::ClientArtifact;
-use crate::sources::{DbChange, SourceStatus};
+use super::checklist::Stamp;
+use super::client::ClientArtifact;
+use super::{DbChange, SourceStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

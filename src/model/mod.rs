@@ -1,5 +1,13 @@
-//! Data that crosses layers: what the journal stores. Both the IO layers
-//! (`sources`, `capture`, `bundle`) and the pure App depend on these types,
-//! not on each other.
+//! Data that crosses layers: what a source reports (its status, a database
+//! poll), what the capture makes of a client file, and what the journal
+//! stores. The IO layers (`sources`, `capture`, `bundle`) and the pure App
+//! both depend on these types, not on each other.
 
+pub mod checklist;
+pub mod client;
+pub mod db;
 pub mod journal_entry;
+pub mod status;
+
+pub use db::{DbChange, DbPoll, Row};
+pub use status::SourceStatus;

@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::app::event::{ArtifactKind, ClientArtifact};
 use crate::app::view::{Pane, ViewState};
 use crate::domain::Ke;
-use crate::sources::SourceStatus;
+use crate::model::SourceStatus;
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;

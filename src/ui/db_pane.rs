@@ -5,7 +5,7 @@
 use super::style;
 use crate::app::App;
 use crate::app::view::{Pane, ViewState};
-use crate::sources::{Row, SourceStatus};
+use crate::model::{Row, SourceStatus};
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;

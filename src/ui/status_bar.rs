@@ -5,7 +5,7 @@
 use super::style;
 use crate::app::App;
 use crate::app::view::ViewState;
-use crate::sources::SourceStatus;
+use crate::model::SourceStatus;
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;

@@ -8,7 +8,7 @@ mod q3;
 mod q4;
 
 use crate::app::{App, EvidenceRef};
-use crate::sources::Row;
+use crate::model::Row;
 use serde::Serialize;
 use serde_json::{Value, json};
 

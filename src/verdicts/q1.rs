@@ -3,7 +3,7 @@
 use super::{INSUFFICIENT, Verdict, db_missing, refs, rows, s, stored_key, truthy};
 use crate::app::{App, OffendingKeyInfo};
 use crate::domain::Ke;
-use crate::sources::Row;
+use crate::model::Row;
 
 /// What the database says about one offending key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use super::{INSUFFICIENT, Verdict, rows, s, truthy};
 use crate::app::App;
-use crate::sources::Row;
+use crate::model::Row;
 use serde_json::Value;
 
 pub(super) fn q3(app: &App) -> Verdict {
