@@ -45,6 +45,7 @@
 mod auth;
 mod clock;
 mod follow;
+mod host_key;
 mod known_hosts;
 mod remote;
 mod session;

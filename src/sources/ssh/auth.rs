@@ -5,7 +5,7 @@
 //! the operator is asked once per run. Passphrases are never logged.
 
 use super::SshError;
-use super::session::Client;
+use super::host_key::Client;
 use super::target::{AgentChoice, Endpoint};
 use russh::client::Handle;
 use russh::keys::agent::client::AgentClient;
