@@ -3,20 +3,15 @@
 //! move into a side column so the KE panes get wide lines.
 
 use crate::app::view::Pane;
-use crate::domain::Ke;
+pub use crate::app::view::geometry::{MIN_HEIGHT, MIN_WIDTH};
+use crate::app::view::geometry::{
+    STATUS_ROWS, TIMELINE_ROWS, VERDICT_ROWS, WIDE, bottom_rows, main_rows,
+};
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Wrap};
-
-pub const MIN_WIDTH: u16 = 100;
-pub const MIN_HEIGHT: u16 = 30;
-/// From this width on the side column layout is used.
-const WIDE: u16 = 160;
-const STATUS_ROWS: u16 = 2;
-const VERDICT_ROWS: u16 = 1;
-const TIMELINE_ROWS: u16 = 3;
 
 /// The rectangles of one frame. Regions hidden by zoom are empty.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -67,8 +62,7 @@ fn grid(r: Rect) -> [Rect; 4] {
 /// Regions of a terminal of at least the minimum size; `zoom` fills the main
 /// area with one pane.
 pub fn areas(area: Rect, zoom: Option<Pane>) -> Areas {
-    let fixed = STATUS_ROWS + VERDICT_ROWS + TIMELINE_ROWS;
-    let main_h = area.height.saturating_sub(fixed);
+    let main_h = main_rows(area.height);
     let mut a = Areas {
         status: rows(area, 0, STATUS_ROWS),
         verdicts: rows(area, STATUS_ROWS, VERDICT_ROWS),
@@ -99,7 +93,7 @@ pub fn areas(area: Rect, zoom: Option<Pane>) -> Areas {
         let (client, checklist) = split_v(rest, client_h);
         (a.database, a.client, a.checklist) = (db, client, checklist);
     } else {
-        let bottom_h = (main_h / 3).clamp(8, 14);
+        let bottom_h = bottom_rows(main_h);
         let (top, bottom) = split_v(main, main_h - bottom_h);
         a.ke = grid(top);
         let third = bottom.width / 3;
@@ -108,14 +102,6 @@ pub fn areas(area: Rect, zoom: Option<Pane>) -> Areas {
         (a.database, a.client, a.checklist) = (db, client, checklist);
     }
     a
-}
-
-/// Text rows of a KE pane (inside the border, below the sparkline) for a
-/// terminal of `width` x `height`: the view's page size.
-pub fn ke_text_rows(width: u16, height: u16, zoomed: bool) -> usize {
-    let area = Rect::new(0, 0, width.max(MIN_WIDTH), height.max(MIN_HEIGHT));
-    let a = areas(area, zoomed.then_some(Pane::Ke(Ke::Ke1)));
-    a.ke[0].height.saturating_sub(3) as usize
 }
 
 /// The message shown instead of the console on a terminal too small for it.
@@ -139,4 +125,28 @@ pub fn render_too_small(frame: &mut Frame, area: Rect) {
         p,
         Rect::new(area.x, y, area.width, area.height - (y - area.y)),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::view::geometry::ke_text_rows;
+    use crate::domain::Ke;
+
+    #[test]
+    fn the_views_page_is_the_text_height_of_the_ke_panes_drawn() {
+        for width in MIN_WIDTH..=240 {
+            for height in MIN_HEIGHT..=90 {
+                for zoom in [None, Some(Pane::Ke(Ke::Ke1))] {
+                    let a = areas(Rect::new(0, 0, width, height), zoom);
+                    assert_eq!(
+                        ke_text_rows(width, height, zoom.is_some()),
+                        a.ke[0].height.saturating_sub(3) as usize,
+                        "{width}x{height} zoomed {}",
+                        zoom.is_some()
+                    );
+                }
+            }
+        }
+    }
 }

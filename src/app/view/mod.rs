@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod geometry;
 mod modal;
 pub mod pane;
 #[cfg(test)]
@@ -185,7 +186,7 @@ impl Default for ViewState {
             client_scroll: 0,
             modal: Modal::None,
             marker_cursor: None,
-            screen: (crate::ui::layout::MIN_WIDTH, crate::ui::layout::MIN_HEIGHT),
+            screen: (geometry::MIN_WIDTH, geometry::MIN_HEIGHT),
             journal: None,
         }
     }
@@ -235,7 +236,7 @@ impl ViewState {
 
     /// Text rows of a KE pane at the current size and zoom: a page.
     pub fn page(&self) -> usize {
-        crate::ui::layout::ke_text_rows(self.screen.0, self.screen.1, self.zoomed).max(1)
+        geometry::ke_text_rows(self.screen.0, self.screen.1, self.zoomed).max(1)
     }
 
     /// Handles one input. `now` is when the key was pressed.
