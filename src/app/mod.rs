@@ -323,74 +323,13 @@ impl App {
                 down_ms,
                 caught_up_bytes,
                 at,
-            } => {
-                self.tick(at);
-                if let Some(s) = self.sources.get_mut(&source) {
-                    s.gaps += 1;
-                }
-                let text =
-                    format!("gap: link down {down_ms} ms, {caught_up_bytes} bytes caught up");
-                // The server log fills every KE pane: each shows where its
-                // stream was interrupted.
-                if source == "server-log" {
-                    for (i, pane) in self.panes.iter_mut().enumerate() {
-                        self.pane_pushed[i] += 1;
-                        pane.push_back(PaneLine {
-                            line_no: 0,
-                            ke_line_no: 0,
-                            at: Some(at),
-                            text: format!("── {text} ──"),
-                            error: false,
-                            tracked: false,
-                            origin: "gap",
-                        });
-                        if pane.len() > PANE_CAPACITY {
-                            pane.pop_front();
-                        }
-                    }
-                }
-                self.note(at, &source, text);
-                fx.push(Effect::Journal(JournalEntry::Gap {
-                    at,
-                    source,
-                    down_ms,
-                    caught_up_bytes,
-                }));
-            }
+            } => self.on_gap(source, down_ms, caught_up_bytes, at, &mut fx),
             Event::ClockOffset {
                 source,
                 offset_ms,
                 bound_ms,
                 at,
-            } => {
-                self.tick(at);
-                if let Some(s) = self.sources.get_mut(&source) {
-                    s.clock_offset_ms = Some(offset_ms);
-                    s.clock_bound_ms = Some(bound_ms);
-                }
-                let ev = format!("remote clock offset {offset_ms:+} ms (±{bound_ms} ms)");
-                self.auto(AutoCheck::StartNoted, &ev, at, &mut fx);
-                // Already ticked at the start: the first offset is added to it.
-                let already = self.checklist.steps.iter().any(|s| {
-                    s.auto == Some(AutoCheck::StartNoted)
-                        && s.stamps.iter().any(|st| {
-                            st.evidence
-                                .as_deref()
-                                .is_some_and(|e| e.starts_with("remote clock offset"))
-                        })
-                });
-                if !already {
-                    for (step, stamp) in self.checklist.annotate(AutoCheck::StartNoted, &ev, at) {
-                        fx.push(Effect::Journal(JournalEntry::Checklist { step, stamp }));
-                    }
-                }
-                fx.push(Effect::Journal(JournalEntry::ClockOffset {
-                    at,
-                    source,
-                    offset_ms,
-                    bound_ms,
-                }));
-            }
+            } => self.on_clock_offset(source, offset_ms, bound_ms, at, &mut fx),
             Event::Db(poll) => self.on_db(*poll, &mut fx),
             Event::Note { source, text, at } => {
                 self.tick(at);
@@ -472,6 +411,84 @@ impl App {
         entry.status = status.clone();
         entry.since = at;
         fx.push(Effect::Journal(JournalEntry::Status { at, source, status }));
+    }
+
+    fn on_gap(
+        &mut self,
+        source: String,
+        down_ms: u64,
+        caught_up_bytes: u64,
+        at: DateTime<Utc>,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.tick(at);
+        if let Some(s) = self.sources.get_mut(&source) {
+            s.gaps += 1;
+        }
+        let text = format!("gap: link down {down_ms} ms, {caught_up_bytes} bytes caught up");
+        // The server log fills every KE pane: each shows where its
+        // stream was interrupted.
+        if source == "server-log" {
+            for (i, pane) in self.panes.iter_mut().enumerate() {
+                self.pane_pushed[i] += 1;
+                pane.push_back(PaneLine {
+                    line_no: 0,
+                    ke_line_no: 0,
+                    at: Some(at),
+                    text: format!("── {text} ──"),
+                    error: false,
+                    tracked: false,
+                    origin: "gap",
+                });
+                if pane.len() > PANE_CAPACITY {
+                    pane.pop_front();
+                }
+            }
+        }
+        self.note(at, &source, text);
+        fx.push(Effect::Journal(JournalEntry::Gap {
+            at,
+            source,
+            down_ms,
+            caught_up_bytes,
+        }));
+    }
+
+    fn on_clock_offset(
+        &mut self,
+        source: String,
+        offset_ms: i64,
+        bound_ms: u64,
+        at: DateTime<Utc>,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.tick(at);
+        if let Some(s) = self.sources.get_mut(&source) {
+            s.clock_offset_ms = Some(offset_ms);
+            s.clock_bound_ms = Some(bound_ms);
+        }
+        let ev = format!("remote clock offset {offset_ms:+} ms (±{bound_ms} ms)");
+        self.auto(AutoCheck::StartNoted, &ev, at, fx);
+        // Already ticked at the start: the first offset is added to it.
+        let already = self.checklist.steps.iter().any(|s| {
+            s.auto == Some(AutoCheck::StartNoted)
+                && s.stamps.iter().any(|st| {
+                    st.evidence
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("remote clock offset"))
+                })
+        });
+        if !already {
+            for (step, stamp) in self.checklist.annotate(AutoCheck::StartNoted, &ev, at) {
+                fx.push(Effect::Journal(JournalEntry::Checklist { step, stamp }));
+            }
+        }
+        fx.push(Effect::Journal(JournalEntry::ClockOffset {
+            at,
+            source,
+            offset_ms,
+            bound_ms,
+        }));
     }
 
     fn on_command(&mut self, cmd: Command, at: DateTime<Utc>, fx: &mut Vec<Effect>) {
