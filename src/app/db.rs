@@ -5,6 +5,22 @@ use super::checklist::AutoCheck;
 use super::{App, Effect};
 use crate::model::journal_entry::JournalEntry;
 use crate::model::{DbPoll, Row};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DbState {
+    pub polls: u64,
+    pub first: Option<DbPoll>,
+    pub last: Option<DbPoll>,
+    pub last_ok_at: Option<DateTime<Utc>>,
+    pub changes: u64,
+    pub problems: BTreeMap<String, String>,
+    /// (poll time, signed_curve25519 OTK count of our device).
+    pub otk_series: Vec<(DateTime<Utc>, i64)>,
+    /// (poll time, pending to-device messages for our device).
+    pub backlog_series: Vec<(DateTime<Utc>, i64)>,
+}
 
 impl App {
     pub(super) fn on_db(&mut self, poll: DbPoll, fx: &mut Vec<Effect>) {

@@ -5,17 +5,26 @@ pub mod checklist;
 mod client;
 mod db;
 pub mod event;
+mod evidence;
+mod operator;
+mod restore;
 mod server;
+mod source_state;
 pub mod stats;
+mod subject;
 pub mod view;
+
+pub use db::DbState;
+pub use evidence::{EvidenceRef, OffendingKeyInfo, SightingKind, Sightings, Timeout};
+pub use operator::Marker;
+pub use source_state::SourceInfo;
+pub use subject::Subject;
 
 use crate::domain::Ke;
 use crate::model::journal_entry::JournalEntry;
-use crate::model::{DbPoll, SourceStatus};
 use checklist::{AutoCheck, Checklist};
 use chrono::{DateTime, Utc};
-use event::{ClientArtifact, Command, Event, ServerStall};
-use serde::Serialize;
+use event::{ClientArtifact, Event, ServerStall};
 use stats::{MinuteLatency, Occurrences};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -38,54 +47,6 @@ pub enum Effect {
     },
 }
 
-/// Who the capture is about.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Subject {
-    pub user_id: Option<String>,
-    pub device_id: Option<String>,
-    pub participants: Vec<String>,
-}
-
-impl Subject {
-    /// Strings whose presence marks a line as about the tracked people.
-    pub fn needles(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.user_id.iter().cloned().collect();
-        v.extend(self.device_id.iter().cloned());
-        for p in &self.participants {
-            // `@user:hs/DEVICE` names a device too.
-            match p.split_once('/') {
-                Some((u, d)) => {
-                    v.push(u.to_string());
-                    v.push(d.to_string());
-                }
-                None => v.push(p.clone()),
-            }
-        }
-        v.retain(|s| !s.is_empty());
-        v
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Marker {
-    pub id: u32,
-    pub at: DateTime<Utc>,
-    pub label: String,
-    pub checklist_step: Option<u8>,
-    pub last_lines: BTreeMap<String, u64>,
-    pub deleted: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SourceInfo {
-    pub status: SourceStatus,
-    pub since: DateTime<Utc>,
-    pub last_data_at: Option<DateTime<Utc>>,
-    pub gaps: u32,
-    pub clock_offset_ms: Option<i64>,
-    pub clock_bound_ms: Option<u64>,
-}
-
 /// One line shown in a KE pane.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaneLine {
@@ -97,88 +58,6 @@ pub struct PaneLine {
     pub tracked: bool,
     /// `server` or `client`.
     pub origin: &'static str,
-}
-
-/// A reference to evidence: `file:line` or `file#entries[N]`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct EvidenceRef(pub String);
-
-/// A one-time key id the server refused, with what is known about it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct OffendingKeyInfo {
-    pub algorithm: String,
-    pub key_id: String,
-    /// Conflicts seen in the server log, client reports and HAR files. One
-    /// refused upload usually shows in all three, so they are not summed.
-    pub seen: Sightings,
-    pub first_at: Option<DateTime<Utc>>,
-    /// The `key` the server said it holds (from the error text).
-    pub stored_key: Option<String>,
-    /// The `key` the client uploaded (error text or HAR request).
-    pub uploaded_key: Option<String>,
-    /// The first few references of each kind (server, client report, HAR),
-    /// so a storm in the server log does not crowd out the client's side.
-    pub evidence: Vec<EvidenceRef>,
-}
-
-/// How often an offending key was seen, per kind of evidence.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Sightings {
-    pub server: u64,
-    pub client: u64,
-    pub har: u64,
-}
-
-/// References kept per kind of evidence for one offending key.
-const OFFENDING_REFS_PER_KIND: usize = 3;
-
-/// Where a sighting of an offending key comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SightingKind {
-    Server,
-    Client,
-    Har,
-}
-
-impl OffendingKeyInfo {
-    /// Counts one sighting and keeps its reference while its kind has fewer
-    /// than [`OFFENDING_REFS_PER_KIND`].
-    pub fn sighting(&mut self, kind: SightingKind, r: EvidenceRef) {
-        let n = match kind {
-            SightingKind::Server => &mut self.seen.server,
-            SightingKind::Client => &mut self.seen.client,
-            SightingKind::Har => &mut self.seen.har,
-        };
-        *n += 1;
-        if *n <= OFFENDING_REFS_PER_KIND as u64 {
-            self.evidence.push(r);
-        }
-    }
-}
-
-/// A KE-4 timeout seen by the client or implied by a slow restart request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Timeout {
-    pub at: DateTime<Utc>,
-    /// `client` or `server`.
-    pub origin: &'static str,
-    pub evidence: EvidenceRef,
-    /// For a server restart request: how long it took.
-    pub took_ms: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DbState {
-    pub polls: u64,
-    pub first: Option<DbPoll>,
-    pub last: Option<DbPoll>,
-    pub last_ok_at: Option<DateTime<Utc>>,
-    pub changes: u64,
-    pub problems: BTreeMap<String, String>,
-    /// (poll time, signed_curve25519 OTK count of our device).
-    pub otk_series: Vec<(DateTime<Utc>, i64)>,
-    /// (poll time, pending to-device messages for our device).
-    pub backlog_series: Vec<(DateTime<Utc>, i64)>,
 }
 
 /// The whole capture state.
@@ -385,287 +264,6 @@ impl App {
             || s.participants.iter().any(|p| p.split('/').any(hit))
     }
 
-    fn on_status(
-        &mut self,
-        source: String,
-        status: SourceStatus,
-        at: DateTime<Utc>,
-        fx: &mut Vec<Effect>,
-    ) {
-        self.tick(at);
-        let changed = self.sources.get(&source).map(|s| &s.status) != Some(&status);
-        if !changed {
-            return;
-        }
-        if status == SourceStatus::Live && source == "server-log" {
-            self.auto(AutoCheck::ServerLive, "server log stream live", at, fx);
-        }
-        let entry = self.sources.entry(source.clone()).or_insert(SourceInfo {
-            status: status.clone(),
-            since: at,
-            last_data_at: None,
-            gaps: 0,
-            clock_offset_ms: None,
-            clock_bound_ms: None,
-        });
-        entry.status = status.clone();
-        entry.since = at;
-        fx.push(Effect::Journal(JournalEntry::Status { at, source, status }));
-    }
-
-    fn on_gap(
-        &mut self,
-        source: String,
-        down_ms: u64,
-        caught_up_bytes: u64,
-        at: DateTime<Utc>,
-        fx: &mut Vec<Effect>,
-    ) {
-        self.tick(at);
-        if let Some(s) = self.sources.get_mut(&source) {
-            s.gaps += 1;
-        }
-        let text = format!("gap: link down {down_ms} ms, {caught_up_bytes} bytes caught up");
-        // The server log fills every KE pane: each shows where its
-        // stream was interrupted.
-        if source == "server-log" {
-            for (i, pane) in self.panes.iter_mut().enumerate() {
-                self.pane_pushed[i] += 1;
-                pane.push_back(PaneLine {
-                    line_no: 0,
-                    ke_line_no: 0,
-                    at: Some(at),
-                    text: format!("── {text} ──"),
-                    error: false,
-                    tracked: false,
-                    origin: "gap",
-                });
-                if pane.len() > PANE_CAPACITY {
-                    pane.pop_front();
-                }
-            }
-        }
-        self.note(at, &source, text);
-        fx.push(Effect::Journal(JournalEntry::Gap {
-            at,
-            source,
-            down_ms,
-            caught_up_bytes,
-        }));
-    }
-
-    fn on_clock_offset(
-        &mut self,
-        source: String,
-        offset_ms: i64,
-        bound_ms: u64,
-        at: DateTime<Utc>,
-        fx: &mut Vec<Effect>,
-    ) {
-        self.tick(at);
-        if let Some(s) = self.sources.get_mut(&source) {
-            s.clock_offset_ms = Some(offset_ms);
-            s.clock_bound_ms = Some(bound_ms);
-        }
-        let ev = format!("remote clock offset {offset_ms:+} ms (±{bound_ms} ms)");
-        self.auto(AutoCheck::StartNoted, &ev, at, fx);
-        // Already ticked at the start: the first offset is added to it.
-        let already = self.checklist.steps.iter().any(|s| {
-            s.auto == Some(AutoCheck::StartNoted)
-                && s.stamps.iter().any(|st| {
-                    st.evidence
-                        .as_deref()
-                        .is_some_and(|e| e.starts_with("remote clock offset"))
-                })
-        });
-        if !already {
-            for (step, stamp) in self.checklist.annotate(AutoCheck::StartNoted, &ev, at) {
-                fx.push(Effect::Journal(JournalEntry::Checklist { step, stamp }));
-            }
-        }
-        fx.push(Effect::Journal(JournalEntry::ClockOffset {
-            at,
-            source,
-            offset_ms,
-            bound_ms,
-        }));
-    }
-
-    fn on_command(&mut self, cmd: Command, at: DateTime<Utc>, fx: &mut Vec<Effect>) {
-        self.tick(at);
-        match cmd {
-            Command::Mark { label } => {
-                let label = if label.trim().is_empty() {
-                    "fault".to_string()
-                } else {
-                    label.trim().to_string()
-                };
-                let id = self.next_marker;
-                self.next_marker += 1;
-                let mut last_lines = BTreeMap::new();
-                last_lines.insert("server-log".to_string(), self.lines_total);
-                last_lines.insert("client".to_string(), self.artifacts.len() as u64);
-                last_lines.insert("database".to_string(), self.db.polls);
-                let m = Marker {
-                    id,
-                    at,
-                    label: label.clone(),
-                    checklist_step: self.checklist.current(),
-                    last_lines: last_lines.clone(),
-                    deleted: false,
-                };
-                self.widen(at);
-                fx.push(Effect::Journal(JournalEntry::Marker {
-                    at,
-                    id,
-                    label: label.clone(),
-                    checklist_step: m.checklist_step,
-                    last_lines,
-                }));
-                self.markers.push(m);
-                self.auto(AutoCheck::Marker, &format!("marker {id} '{label}'"), at, fx);
-            }
-            Command::Relabel { id, label } => {
-                if let Some(m) = self.markers.iter_mut().find(|m| m.id == id && !m.deleted) {
-                    m.label = label.clone();
-                    fx.push(Effect::Journal(JournalEntry::MarkerRelabel {
-                        at,
-                        id,
-                        label,
-                    }));
-                }
-            }
-            Command::DeleteMarker { id } => {
-                if let Some(m) = self.markers.iter_mut().find(|m| m.id == id && !m.deleted) {
-                    m.deleted = true;
-                    fx.push(Effect::Journal(JournalEntry::MarkerDelete { at, id }));
-                }
-            }
-            Command::Checklist { step, done } => {
-                if let Some(stamp) = self.checklist.set(step, done, at) {
-                    fx.push(Effect::Journal(JournalEntry::Checklist { step, stamp }));
-                }
-            }
-            Command::AddEventIds { ids } => {
-                let new: Vec<String> = ids
-                    .into_iter()
-                    .filter(|id| !self.ke3_ids.contains_key(id))
-                    .collect();
-                if !new.is_empty() {
-                    for id in &new {
-                        self.ke3_ids.insert(id.clone(), Vec::new());
-                    }
-                    fx.push(Effect::Journal(JournalEntry::EventIds {
-                        at,
-                        ids: new.clone(),
-                    }));
-                    fx.push(Effect::Ke3Ids(new));
-                }
-            }
-            Command::Export { label } => fx.push(Effect::Export { label }),
-        }
-    }
-
-    /// Restores a marker, checklist stamp or other structured entry from a
-    /// journal (recovery and replay). Server lines are re-ingested separately.
-    pub fn restore(&mut self, entry: JournalEntry) {
-        match entry {
-            JournalEntry::Start {
-                at,
-                user_id,
-                device_id,
-                participants,
-                ..
-            } => {
-                self.tick(at);
-                if self.subject.user_id.is_none() {
-                    self.subject.user_id = user_id;
-                }
-                if self.subject.device_id.is_none() {
-                    self.subject.device_id = device_id;
-                }
-                if self.subject.participants.is_empty() {
-                    self.subject.participants = participants;
-                }
-            }
-            JournalEntry::Status { at, source, status } => {
-                let _ = self.update(Event::Status { source, status, at });
-            }
-            JournalEntry::Gap {
-                at,
-                source,
-                down_ms,
-                caught_up_bytes,
-            } => {
-                let _ = self.update(Event::Gap {
-                    source,
-                    down_ms,
-                    caught_up_bytes,
-                    at,
-                });
-            }
-            JournalEntry::ClockOffset {
-                at,
-                source,
-                offset_ms,
-                bound_ms,
-            } => {
-                let _ = self.update(Event::ClockOffset {
-                    source,
-                    offset_ms,
-                    bound_ms,
-                    at,
-                });
-            }
-            JournalEntry::Client { artifact, .. } => {
-                let _ = self.update(Event::Client(artifact));
-            }
-            JournalEntry::Marker {
-                at,
-                id,
-                label,
-                checklist_step,
-                last_lines,
-            } => {
-                self.tick(at);
-                self.widen(at);
-                self.next_marker = self.next_marker.max(id + 1);
-                self.markers.push(Marker {
-                    id,
-                    at,
-                    label,
-                    checklist_step,
-                    last_lines,
-                    deleted: false,
-                });
-            }
-            JournalEntry::MarkerRelabel { id, label, .. } => {
-                if let Some(m) = self.markers.iter_mut().find(|m| m.id == id) {
-                    m.label = label;
-                }
-            }
-            JournalEntry::MarkerDelete { id, .. } => {
-                if let Some(m) = self.markers.iter_mut().find(|m| m.id == id) {
-                    m.deleted = true;
-                }
-            }
-            JournalEntry::Checklist { step, stamp } => self.checklist.restore(step, stamp),
-            JournalEntry::DbPoll { .. } => {}
-            JournalEntry::EventIds { ids, .. } => {
-                for id in ids {
-                    self.ke3_ids.entry(id).or_default();
-                }
-            }
-            JournalEntry::Note { at, source, text } => self.note(at, &source, text),
-            JournalEntry::Exported { .. } => {}
-        }
-    }
-
-    /// Live (not deleted) markers.
-    pub fn live_markers(&self) -> impl Iterator<Item = &Marker> {
-        self.markers.iter().filter(|m| !m.deleted)
-    }
-
     /// The capture's time span: evidence window, else wall-clock span.
     pub fn span(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
         if !self.wall_clock_span && self.window.0.is_some() {
@@ -689,70 +287,5 @@ impl App {
 
     pub fn client_counts(&self) -> [u64; 4] {
         [0, 1, 2, 3].map(|i| self.client[i].count)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn a_gap_in_the_server_log_shows_in_every_pane_and_the_journal() {
-        let mut app = App::new(Subject::default(), 2000);
-        let at = DateTime::from_timestamp(1_782_842_400, 0).unwrap();
-        let fx = app.update(Event::Gap {
-            source: "server-log".into(),
-            down_ms: 1500,
-            caught_up_bytes: 4096,
-            at,
-        });
-        for pane in &app.panes {
-            let l = pane.back().unwrap();
-            assert_eq!(l.origin, "gap");
-            assert!(l.text.contains("1500 ms") && l.text.contains("4096 bytes"));
-        }
-        assert!(
-            fx.iter()
-                .any(|e| matches!(e, Effect::Journal(JournalEntry::Gap { down_ms: 1500, .. })))
-        );
-    }
-
-    #[test]
-    fn a_storm_of_one_kind_leaves_room_for_the_others() {
-        let mut o = OffendingKeyInfo::default();
-        for n in 1..=5 {
-            o.sighting(
-                SightingKind::Server,
-                EvidenceRef(format!("server/KE-1.log:{n}")),
-            );
-        }
-        o.sighting(
-            SightingKind::Client,
-            EvidenceRef("client/d.json#entries[0]".into()),
-        );
-        o.sighting(
-            SightingKind::Har,
-            EvidenceRef("client/h.har#log.entries[2]".into()),
-        );
-        assert_eq!(
-            o.seen,
-            Sightings {
-                server: 5,
-                client: 1,
-                har: 1
-            }
-        );
-        let refs: Vec<&str> = o.evidence.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(
-            refs,
-            [
-                "server/KE-1.log:1",
-                "server/KE-1.log:2",
-                "server/KE-1.log:3",
-                "client/d.json#entries[0]",
-                "client/h.har#log.entries[2]"
-            ]
-        );
     }
 }
