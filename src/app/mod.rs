@@ -16,7 +16,7 @@ pub mod view;
 
 pub use db::DbState;
 pub use evidence::{EvidenceRef, OffendingKeyInfo, SightingKind, Sightings, Timeout};
-pub use operator::Marker;
+pub use operator::{Marker, default_label};
 pub use source_state::SourceInfo;
 pub use subject::Subject;
 

@@ -100,3 +100,11 @@ impl App {
         self.markers.iter().filter(|m| !m.deleted)
     }
 }
+
+/// The default label: `call-YYYYMMDDTHHMMSSZ` from the capture's first time.
+pub fn default_label(app: &App) -> String {
+    match app.span().0 {
+        Some(t) => format!("call-{}", t.format("%Y%m%dT%H%M%SZ")),
+        None => "call-unknown".to_string(),
+    }
+}

@@ -7,6 +7,7 @@
 use super::journal::{self, Journal};
 use super::{manifest, report, timeline};
 use crate::app::App;
+pub use crate::app::default_label;
 use crate::verdicts;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -161,14 +162,6 @@ pub fn free_name(out_dir: &Path, label: &str) -> PathBuf {
         .map(|i| out_dir.join(format!("{label}-{i}")))
         .find(|p| !p.exists())
         .unwrap_or(base)
-}
-
-/// The default label: `call-YYYYMMDDTHHMMSSZ` from the capture's first time.
-pub fn default_label(app: &App) -> String {
-    match app.span().0 {
-        Some(t) => format!("call-{}", t.format("%Y%m%dT%H%M%SZ")),
-        None => "call-unknown".to_string(),
-    }
 }
 
 /// Labels become folder names: keep them to a safe alphabet.

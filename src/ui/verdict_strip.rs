@@ -96,7 +96,7 @@ pub fn render_detail(
     for b in &v.basis {
         lines.push(Line::raw(format!(
             "  {b}{}",
-            crate::bundle::report::quote_held(app, b)
+            crate::verdicts::quote::quote_held(app, b)
         )));
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);

@@ -6,6 +6,7 @@ mod q1;
 mod q2;
 mod q3;
 mod q4;
+pub mod quote;
 
 use crate::app::{App, EvidenceRef};
 use crate::model::Row;

@@ -260,7 +260,7 @@ impl ViewState {
         match action {
             Action::Quit => {
                 self.modal = Modal::QuitDialog {
-                    label: crate::bundle::export::default_label(app),
+                    label: crate::app::default_label(app),
                     phase: QuitPhase::Editing,
                 };
                 redraw

@@ -209,7 +209,7 @@ fn quit_dialog(
 ) -> (Modal, Vec<ViewOutcome>) {
     let export = |label: String| {
         let label = match label.trim() {
-            "" => crate::bundle::export::default_label(app),
+            "" => crate::app::default_label(app),
             t => t.to_string(),
         };
         (
