@@ -1,0 +1,170 @@
+//! Client downloads into the capture: a diag report or HAR file is copied
+//! into `client/` (redacted) and parsed into a client artefact.
+
+use super::Capture;
+use crate::app::event::{ArtifactKind, ClientArtifact, ClientEntry, HarConflict};
+use crate::domain::Ke;
+use crate::domain::diag::{ke3_event_id, parse_diag};
+use crate::domain::har::{self, redact_har, scan_har};
+use chrono::{DateTime, Utc};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+/// A diag report larger than this is kept verbatim but not parsed.
+const DIAG_PARSE_MAX: u64 = 64 * 1024 * 1024;
+
+impl Capture {
+    /// Copies a client download into `client/` (redacted) and parses it.
+    /// Never fails on bad content: unparsable files are kept verbatim.
+    pub fn client_file(
+        &mut self,
+        path: &Path,
+        arrived_at: DateTime<Utc>,
+    ) -> io::Result<ClientArtifact> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "client-file".into());
+        let name = self.unique_client_name(&name);
+        let rel = format!("client/{name}");
+        let lower = name.to_ascii_lowercase();
+        let kind = if lower.ends_with(".har") {
+            ArtifactKind::Har
+        } else if lower.ends_with(".json") {
+            ArtifactKind::Diag
+        } else {
+            ArtifactKind::Other
+        };
+        let mut art = ClientArtifact::new(name.clone(), kind, arrived_at);
+        let meta = std::fs::metadata(path)?;
+        art.bytes = meta.len();
+        match kind {
+            ArtifactKind::Har => {
+                let out_path = self.journal.dir.join(&rel);
+                let n = {
+                    let input = BufReader::new(File::open(path)?);
+                    let mut out = BufWriter::new(File::create(&out_path)?);
+                    let n =
+                        redact_har(input, &mut out, &self.redactor).map_err(io::Error::other)?;
+                    out.flush()?;
+                    n
+                };
+                let mut facts = crate::bundle::journal::hash_file(&out_path)?;
+                facts.redactions = n as u64;
+                self.journal.adopt(&rel, facts);
+                art.redactions = n as u64;
+                match scan_har(BufReader::new(File::open(path)?)) {
+                    Ok(sum) => {
+                        art.har_keys_upload = sum.keys_upload.len();
+                        for x in sum.keys_upload {
+                            let Some(off) = x.offending else { continue };
+                            let id = format!("{}:{}", off.algorithm, off.key_id);
+                            let uploaded = x
+                                .request_keys
+                                .iter()
+                                .find(|(k, _)| *k == id)
+                                .and_then(|(_, v)| har::key_of(v))
+                                .or_else(|| off.new_key.as_ref().and_then(har::key_of));
+                            art.har_conflicts.push(HarConflict {
+                                entry_index: x.entry_index,
+                                at: x.started,
+                                status: x.status,
+                                algorithm: off.algorithm.clone(),
+                                key_id: off.key_id.clone(),
+                                uploaded_key: uploaded,
+                                stored_key: off.old_key.as_ref().and_then(har::key_of),
+                            });
+                        }
+                    }
+                    Err(e) => art.unparsed = Some(e.to_string()),
+                }
+            }
+            ArtifactKind::Diag | ArtifactKind::Other => {
+                let mut raw = Vec::new();
+                File::open(path)?
+                    .take(DIAG_PARSE_MAX)
+                    .read_to_end(&mut raw)?;
+                let complete = (raw.len() as u64) >= meta.len();
+                let (red, n) = if complete {
+                    self.redactor.redact_bytes(&raw)
+                } else {
+                    (std::borrow::Cow::Borrowed(&raw[..]), 0)
+                };
+                if complete {
+                    self.journal.write_whole(&rel, &red, n as u64)?;
+                } else {
+                    // Too big to parse: copy streaming, redacted per chunk.
+                    self.copy_redacted(path, &rel)?;
+                }
+                art.redactions = n as u64;
+                if kind == ArtifactKind::Diag && complete {
+                    match parse_diag(&raw, &self.matcher) {
+                        Ok(report) => {
+                            art.user_id = report.user_id.clone();
+                            art.device_id = report.device_id.clone();
+                            art.sdk_version = report.sdk_version.clone();
+                            for e in report.entries {
+                                let (msg, _) = self.redactor.redact_str(&e.message);
+                                let msg = msg.into_owned();
+                                if e.ke == Some(Ke::Ke3)
+                                    && let Some(id) = ke3_event_id(&msg)
+                                    && !art.ke3_event_ids.contains(&id)
+                                {
+                                    art.ke3_event_ids.push(id);
+                                }
+                                let error = self
+                                    .matcher
+                                    .classify_client(&msg)
+                                    .map(|c| c.error)
+                                    .unwrap_or(e.ke.is_some());
+                                art.entries.push(ClientEntry {
+                                    file: name.clone(),
+                                    index: e.index,
+                                    at: e.ts,
+                                    level: e.level,
+                                    ke: e.ke,
+                                    error,
+                                    message: msg,
+                                });
+                            }
+                        }
+                        Err(e) => art.unparsed = Some(e.to_string()),
+                    }
+                } else if kind == ArtifactKind::Diag {
+                    art.unparsed = Some(format!("larger than {DIAG_PARSE_MAX} bytes"));
+                }
+            }
+        }
+        Ok(art)
+    }
+
+    /// Copies a file too big to parse, redacted on the way (streaming).
+    fn copy_redacted(&mut self, path: &Path, rel: &str) -> io::Result<()> {
+        let out_path = self.journal.dir.join(rel);
+        let mut w = self
+            .redactor
+            .writer(BufWriter::new(File::create(&out_path)?));
+        io::copy(&mut File::open(path)?, &mut w)?;
+        let (_, n) = w.finish()?;
+        let mut facts = crate::bundle::journal::hash_file(&out_path)?;
+        facts.redactions = n as u64;
+        self.journal.adopt(rel, facts);
+        Ok(())
+    }
+
+    fn unique_client_name(&self, name: &str) -> String {
+        let taken = |n: &str| self.journal.dir.join("client").join(n).exists();
+        if !taken(name) {
+            return name.to_string();
+        }
+        let (stem, ext) = match name.rfind('.') {
+            Some(i) => (&name[..i], &name[i..]),
+            None => (name, ""),
+        };
+        (2..)
+            .map(|i| format!("{stem}-{i}{ext}"))
+            .find(|n| !taken(n))
+            .unwrap_or_else(|| name.to_string())
+    }
+}
