@@ -2,7 +2,7 @@
 //! report): the journal's server log is read again for them.
 
 use super::Capture;
-use super::scan::{display_text, record_text};
+use super::display::{display_text, record_text};
 use crate::app::event::{ServerBatch, ServerHit};
 use crate::domain::signatures::Matcher;
 use crate::domain::synapse_log::{parse_record, parse_timestamp_prefix};

@@ -12,7 +12,9 @@ use crate::domain::synapse_log::LogClock;
 use chrono::{DateTime, Utc};
 pub use scan::{ScanContext, ScannedBuffer};
 
+mod access;
 mod client_ingest;
+mod display;
 mod file_scan;
 mod ke3_rescan;
 mod log_ingest;

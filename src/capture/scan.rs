@@ -10,19 +10,18 @@ use crate::domain::redact::Redactor;
 use crate::domain::signatures::Matcher;
 use crate::domain::stall::{RecordClock, for_each_line};
 use crate::domain::synapse_log::{
-    AccessFields, LogClock, RecordHead, parse_access_fields, parse_record, parse_timestamp_prefix,
+    LogClock, parse_access_fields, parse_record, parse_timestamp_prefix,
 };
 use crate::domain::{Ke, KeSet};
 use chrono::{DateTime, Utc};
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::LazyLock;
 
 use super::LOOKBACK_LINES;
+use super::access::{access_sample, is_long_poll_line};
+use super::display::{display_cow, lossy, push_record_text};
 
-/// Display text of a line is cut here (the journal keeps the whole line).
-const DISPLAY_MAX: usize = 1000;
 /// Buffers smaller than this are scanned on the calling thread alone.
 const SPLIT_MIN: usize = 512 * 1024;
 
@@ -359,31 +358,6 @@ impl Scanner<'_> {
     }
 }
 
-/// What a pane shows of a record: `request logger: message`, redacted;
-/// the journal keeps the whole line.
-/// `redactor` is `None` for a line known to hold no secret.
-pub(super) fn record_text(redactor: Option<&Redactor>, h: &RecordHead<'_>) -> String {
-    let mut out = String::new();
-    push_record_text(redactor, h, &mut out);
-    out
-}
-
-/// [`record_text`], appended to `out`.
-fn push_record_text(redactor: Option<&Redactor>, h: &RecordHead<'_>, out: &mut String) {
-    let logger = h.logger.rsplit('.').next().unwrap_or(h.logger);
-    let red = match redactor {
-        Some(r) => r.redact_bytes(h.message).0,
-        None => std::borrow::Cow::Borrowed(h.message),
-    };
-    let msg = display_cow(&red);
-    out.reserve(h.request.len() + logger.len() + 3 + msg.len());
-    out.push_str(h.request);
-    out.push(' ');
-    out.push_str(logger);
-    out.push_str(": ");
-    push_compact_message(&msg, out);
-}
-
 /// `… - POST-5 - Adding one_time_keys dict_keys([…]) for device 'D' for
 /// user 'U' at N` → request, user, device.
 fn otk_upload_fields(line: &[u8]) -> Option<(&str, &str, &str)> {
@@ -396,167 +370,12 @@ fn otk_upload_fields(line: &[u8]) -> Option<(&str, &str, &str)> {
     Some((head.request, user, device))
 }
 
-/// Synapse prefixes request errors with the request's repr
-/// (`<XForwardedForRequest at 0x… method='POST' uri='/…' clientproto=… site=…>`):
-/// shown as `POST /…` so the error itself fits in a pane. Appends to `out`.
-fn push_compact_message(msg: &str, out: &mut String) {
-    // Searchers built once: floods of these lines are common, and a
-    // substring search sets one up per call.
-    use memchr::memmem::Finder;
-    static END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("> "));
-    static METHOD: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("method='"));
-    static URI: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("uri='"));
-    let compact = msg
-        .starts_with('<')
-        .then(|| END.find(msg.as_bytes()))
-        .flatten()
-        .and_then(|end| {
-            let repr = &msg[..end];
-            let field = |key: &Finder| {
-                let i = key.find(repr.as_bytes())? + key.needle().len();
-                let j = memchr::memchr(b'\'', &repr.as_bytes()[i..])?;
-                Some(&repr[i..i + j])
-            };
-            Some((field(&METHOD)?, field(&URI)?, &msg[end + 2..]))
-        });
-    match compact {
-        Some((m, u, rest)) => {
-            out.push_str(m);
-            out.push(' ');
-            out.push_str(u);
-            out.push(' ');
-            out.push_str(rest);
-        }
-        None => out.push_str(msg),
-    }
-}
-
-pub(super) fn display_text(line: &[u8]) -> String {
-    display_cow(line).into_owned()
-}
-
-/// [`display_text`], borrowed when the line is valid UTF-8 and short.
-fn display_cow(line: &[u8]) -> std::borrow::Cow<'_, str> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let cut = &line[..line.len().min(DISPLAY_MAX * 4)];
-    let s = lossy(cut);
-    // No more bytes than the limit means no more characters either.
-    if s.len() <= DISPLAY_MAX {
-        return s;
-    }
-    match s.char_indices().nth(DISPLAY_MAX) {
-        None => s,
-        Some((i, _)) => {
-            let mut t = String::with_capacity(i + '…'.len_utf8());
-            t.push_str(&s[..i]);
-            t.push('…');
-            std::borrow::Cow::Owned(t)
-        }
-    }
-}
-
-/// `String::from_utf8_lossy`, with a faster check for the usual valid text.
-fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => std::borrow::Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(bytes),
-    }
-}
-
 /// The time of the record a continuation line at `start` belongs to.
 fn lookback_time(buf: &[u8], start: usize) -> Option<chrono::NaiveDateTime> {
     buf[..start]
         .rsplit(|b| *b == b'\n')
         .take(LOOKBACK_LINES)
         .find_map(parse_timestamp_prefix)
-}
-
-/// A "Processed request" line for `/sync`-like long-polls, without parsing
-/// it: `/sync` followed by a space or `?`, or `/events?`. (Two searches, not
-/// three: this runs on every access line.)
-fn is_long_poll_line(line: &[u8]) -> bool {
-    static FINDERS: LazyLock<[memchr::memmem::Finder<'static>; 2]> = LazyLock::new(|| {
-        [
-            memchr::memmem::Finder::new(b"/sync"),
-            memchr::memmem::Finder::new(b"/events?"),
-        ]
-    });
-    let [sync, events] = &*FINDERS;
-    sync.find_iter(line)
-        .any(|i| matches!(line.get(i + 5), Some(b' ' | b'?')))
-        || events.find(line).is_some()
-}
-
-/// Substring searchers for request paths, built once: a path is looked
-/// at for nearly every access line.
-struct PathNeedles {
-    sliding_sync: memchr::memmem::Finder<'static>,
-    notifications: memchr::memmem::Finder<'static>,
-    send_to_device: memchr::memmem::Finder<'static>,
-    delayed_events: memchr::memmem::Finder<'static>,
-}
-
-static PATH_NEEDLES: LazyLock<PathNeedles> = LazyLock::new(|| {
-    let f = memchr::memmem::Finder::new;
-    PathNeedles {
-        sliding_sync: f("/org.matrix.simplified_msc3575/sync"),
-        notifications: f("/notifications"),
-        send_to_device: f("/sendToDevice/"),
-        delayed_events: f("/delayed_events/"),
-    }
-});
-
-fn without_query(path: &str) -> &str {
-    match memchr::memchr(b'?', path.as_bytes()) {
-        Some(i) => &path[..i],
-        None => path,
-    }
-}
-
-fn is_long_poll(path: &str) -> bool {
-    let n = &*PATH_NEEDLES;
-    let p = without_query(path).as_bytes();
-    // (The query is cut off first, so `/sync?…` is `/sync` here.)
-    p.ends_with(b"/sync")
-        || p.ends_with(b"/events")
-        || n.sliding_sync.find(p).is_some()
-        || n.notifications.find(p).is_some()
-}
-
-fn is_delayed_restart(method: &str, path: &str) -> bool {
-    let p = without_query(path);
-    let Some(i) = PATH_NEEDLES.delayed_events.find(p.as_bytes()) else {
-        return false;
-    };
-    let rest = &p[i + "/delayed_events/".len()..];
-    method == "POST" && (rest.ends_with("/restart") || !rest.contains('/'))
-}
-
-/// What the App needs of an access line.
-fn access_sample(line_no: u64, at: DateTime<Utc>, a: &AccessFields<'_>) -> AccessSample {
-    let ms = (a.processing_s * 1000.0).round();
-    let send_to_device = PATH_NEEDLES
-        .send_to_device
-        .find(a.path.as_bytes())
-        .is_some();
-    AccessSample {
-        line_no,
-        at,
-        processing_ms: if ms.is_finite() && ms > 0.0 {
-            ms.min(u32::MAX as f64) as u32
-        } else {
-            0
-        },
-        status: a.status,
-        long_poll: is_long_poll(a.path),
-        delayed_restart: is_delayed_restart(a.method, a.path),
-        send_to_device,
-        requester: if send_to_device {
-            a.requester.map(str::to_string)
-        } else {
-            None
-        },
-    }
 }
 
 #[cfg(test)]
@@ -605,53 +424,6 @@ mod tests {
             let part = &scanned.parts[0];
             let got = part.redacted.as_deref().unwrap_or(text.as_bytes());
             assert_eq!((got, part.redactions), (&*want.0, want.1));
-        }
-    }
-
-    #[test]
-    fn display_text_is_cut_at_the_limit_in_characters() {
-        let short = "é".repeat(DISPLAY_MAX);
-        assert_eq!(display_text(short.as_bytes()), short);
-        let long = format!("{short}x\r");
-        assert_eq!(display_text(long.as_bytes()), format!("{short}…"));
-        assert_eq!(display_text(b"ab\r"), "ab");
-        assert_eq!(display_text(b"a\xffb"), "a\u{fffd}b");
-    }
-
-    #[test]
-    fn long_poll_lines_are_sync_and_events_requests() {
-        let line = |path: &str| {
-            format!("… Processed request: 30.001sec/0.000sec 200 \"GET {path} HTTP/1.1\" \"x\"")
-        };
-        for poll in [
-            "/_matrix/client/v3/sync?since=s1&timeout=30000",
-            "/_matrix/client/r0/sync",
-            "/_matrix/client/v3/events?from=s1",
-        ] {
-            assert!(is_long_poll_line(line(poll).as_bytes()), "{poll}");
-        }
-        for other in [
-            "/_matrix/client/v3/keys/upload",
-            "/_matrix/client/v3/synchronise",
-            "/_matrix/client/v3/rooms/!r/sync_state",
-            "/_matrix/client/v3/events",
-        ] {
-            assert!(!is_long_poll_line(line(other).as_bytes()), "{other}");
-        }
-    }
-
-    #[test]
-    fn a_request_repr_is_shown_as_method_and_uri() {
-        let mut out = String::new();
-        push_compact_message(
-            "<XForwardedForRequest at 0x7f method='POST' uri='/k?x' clientproto='HTTP/1.1' site='8008'> SynapseError: 400",
-            &mut out,
-        );
-        assert_eq!(out, "POST /k?x SynapseError: 400");
-        for kept in ["<no end", "<a> b", "plain"] {
-            out.clear();
-            push_compact_message(kept, &mut out);
-            assert_eq!(out, kept);
         }
     }
 

@@ -1,0 +1,123 @@
+//! Access lines (`Processed request`) reduced to what latency analysis
+//! needs: the request's time, status and kind (long-poll, delayed-event
+//! restart, `sendToDevice`).
+
+use crate::app::event::AccessSample;
+use crate::domain::synapse_log::AccessFields;
+use chrono::{DateTime, Utc};
+use std::sync::LazyLock;
+
+/// A "Processed request" line for `/sync`-like long-polls, without parsing
+/// it: `/sync` followed by a space or `?`, or `/events?`. (Two searches, not
+/// three: this runs on every access line.)
+pub(super) fn is_long_poll_line(line: &[u8]) -> bool {
+    static FINDERS: LazyLock<[memchr::memmem::Finder<'static>; 2]> = LazyLock::new(|| {
+        [
+            memchr::memmem::Finder::new(b"/sync"),
+            memchr::memmem::Finder::new(b"/events?"),
+        ]
+    });
+    let [sync, events] = &*FINDERS;
+    sync.find_iter(line)
+        .any(|i| matches!(line.get(i + 5), Some(b' ' | b'?')))
+        || events.find(line).is_some()
+}
+
+/// Substring searchers for request paths, built once: a path is looked
+/// at for nearly every access line.
+struct PathNeedles {
+    sliding_sync: memchr::memmem::Finder<'static>,
+    notifications: memchr::memmem::Finder<'static>,
+    send_to_device: memchr::memmem::Finder<'static>,
+    delayed_events: memchr::memmem::Finder<'static>,
+}
+
+static PATH_NEEDLES: LazyLock<PathNeedles> = LazyLock::new(|| {
+    let f = memchr::memmem::Finder::new;
+    PathNeedles {
+        sliding_sync: f("/org.matrix.simplified_msc3575/sync"),
+        notifications: f("/notifications"),
+        send_to_device: f("/sendToDevice/"),
+        delayed_events: f("/delayed_events/"),
+    }
+});
+
+fn without_query(path: &str) -> &str {
+    match memchr::memchr(b'?', path.as_bytes()) {
+        Some(i) => &path[..i],
+        None => path,
+    }
+}
+
+fn is_long_poll(path: &str) -> bool {
+    let n = &*PATH_NEEDLES;
+    let p = without_query(path).as_bytes();
+    // (The query is cut off first, so `/sync?…` is `/sync` here.)
+    p.ends_with(b"/sync")
+        || p.ends_with(b"/events")
+        || n.sliding_sync.find(p).is_some()
+        || n.notifications.find(p).is_some()
+}
+
+fn is_delayed_restart(method: &str, path: &str) -> bool {
+    let p = without_query(path);
+    let Some(i) = PATH_NEEDLES.delayed_events.find(p.as_bytes()) else {
+        return false;
+    };
+    let rest = &p[i + "/delayed_events/".len()..];
+    method == "POST" && (rest.ends_with("/restart") || !rest.contains('/'))
+}
+
+/// What the App needs of an access line.
+pub(super) fn access_sample(line_no: u64, at: DateTime<Utc>, a: &AccessFields<'_>) -> AccessSample {
+    let ms = (a.processing_s * 1000.0).round();
+    let send_to_device = PATH_NEEDLES
+        .send_to_device
+        .find(a.path.as_bytes())
+        .is_some();
+    AccessSample {
+        line_no,
+        at,
+        processing_ms: if ms.is_finite() && ms > 0.0 {
+            ms.min(u32::MAX as f64) as u32
+        } else {
+            0
+        },
+        status: a.status,
+        long_poll: is_long_poll(a.path),
+        delayed_restart: is_delayed_restart(a.method, a.path),
+        send_to_device,
+        requester: if send_to_device {
+            a.requester.map(str::to_string)
+        } else {
+            None
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_poll_lines_are_sync_and_events_requests() {
+        let line = |path: &str| {
+            format!("… Processed request: 30.001sec/0.000sec 200 \"GET {path} HTTP/1.1\" \"x\"")
+        };
+        for poll in [
+            "/_matrix/client/v3/sync?since=s1&timeout=30000",
+            "/_matrix/client/r0/sync",
+            "/_matrix/client/v3/events?from=s1",
+        ] {
+            assert!(is_long_poll_line(line(poll).as_bytes()), "{poll}");
+        }
+        for other in [
+            "/_matrix/client/v3/keys/upload",
+            "/_matrix/client/v3/synchronise",
+            "/_matrix/client/v3/rooms/!r/sync_state",
+            "/_matrix/client/v3/events",
+        ] {
+            assert!(!is_long_poll_line(line(other).as_bytes()), "{other}");
+        }
+    }
+}
