@@ -27,8 +27,8 @@
 //! * Bytes a writer appends to the old file *after* the new file appeared and
 //!   the old one was drained are not read.
 
+use super::log_source::{Feed, LogSource, SessionEnd, supervise};
 use super::{Input, SourceStatus};
-use chrono::Utc;
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -57,51 +57,115 @@ pub async fn run_file_tail(
     path: PathBuf,
     backfill: u64,
     tx: mpsc::Sender<Input>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut tail = Some(Tail::new(path, backfill));
-    loop {
-        if *shutdown.borrow_and_update() {
-            break;
-        }
-        let Some(step) = step_blocking(&mut tail, &tx).await else {
-            return;
-        };
-        if !send_all(&tx, step.out).await {
-            return;
-        }
-        if !step.more {
-            tokio::select! {
-                _ = tokio::time::sleep(POLL_INTERVAL) => {}
-                changed = shutdown.changed() => {
-                    if changed.is_err() {
-                        break;
+    let source = FileTail {
+        tail: Some(Tail::new(path, backfill)),
+    };
+    let _ = supervise(source, SOURCE, tx, shutdown).await;
+}
+
+/// Where the tail is: the file it reads and the offset after what it sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FilePosition {
+    pub file: FileId,
+    pub offset: u64,
+}
+
+/// The blocking step stopped (it panicked): the tail cannot go on.
+#[derive(Debug)]
+pub(crate) struct TailStopped(String);
+
+impl std::fmt::Display for TailStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "file tail stopped: {}", self.0)
+    }
+}
+
+/// The local file as a [`LogSource`]. One session follows the file until
+/// shutdown: a missing or unreadable file is waited for within it (the
+/// status says so), as `tail -F` does, rather than reconnected to.
+struct FileTail {
+    /// Away while a step runs on the blocking pool.
+    tail: Option<Tail>,
+}
+
+impl LogSource for FileTail {
+    type Position = FilePosition;
+    type Error = TailStopped;
+
+    async fn session(
+        &mut self,
+        feed: &mut Feed<FilePosition>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> SessionEnd<TailStopped> {
+        loop {
+            if *shutdown.borrow_and_update() {
+                break;
+            }
+            let step = match step_blocking(&mut self.tail).await {
+                Ok(step) => step,
+                Err(e) => return SessionEnd::Fatal(e),
+            };
+            if !self.send_all(feed, step.out).await {
+                return SessionEnd::Closed;
+            }
+            if !step.more {
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                    changed = shutdown.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
                     }
                 }
             }
         }
-    }
-    // Whatever was written before the shutdown belongs to the capture.
-    loop {
-        let Some(step) = step_blocking(&mut tail, &tx).await else {
-            return;
-        };
-        if !send_all(&tx, step.out).await {
-            return;
+        // Whatever was written before the shutdown belongs to the capture.
+        loop {
+            let step = match step_blocking(&mut self.tail).await {
+                Ok(step) => step,
+                Err(e) => return SessionEnd::Fatal(e),
+            };
+            if !self.send_all(feed, step.out).await {
+                return SessionEnd::Closed;
+            }
+            if !step.more {
+                break;
+            }
         }
-        if !step.more {
-            break;
-        }
+        SessionEnd::Shutdown
     }
-    let _ = tx
-        .send(Input::status_now(SOURCE, SourceStatus::Stopped))
-        .await;
+}
+
+impl FileTail {
+    /// Sends a step's output and notes where the tail is now.
+    async fn send_all(&self, feed: &mut Feed<FilePosition>, out: Vec<Out>) -> bool {
+        for o in out {
+            let sent = match o {
+                Out::Bytes(bytes) => feed.bytes(bytes).await,
+                Out::Status(s) => feed.status(s).await,
+                Out::Note(text) => feed.note(text).await,
+            };
+            if !sent {
+                return false;
+            }
+        }
+        let open = self.tail.as_ref().and_then(|t| t.open.as_ref());
+        feed.set_position(open.map(|o| FilePosition {
+            file: o.id,
+            offset: o.pos,
+        }));
+        true
+    }
 }
 
 /// Runs one [`Tail::step`] on the blocking pool: a slow disk or a hung
 /// network mount must not stall the runtime's worker threads.
-async fn step_blocking(tail: &mut Option<Tail>, tx: &mpsc::Sender<Input>) -> Option<Step> {
-    let mut t = tail.take()?;
+async fn step_blocking(tail: &mut Option<Tail>) -> Result<Step, TailStopped> {
+    let Some(mut t) = tail.take() else {
+        return Err(TailStopped("the tail is gone".into()));
+    };
     match tokio::task::spawn_blocking(move || {
         let step = t.step();
         (t, step)
@@ -110,34 +174,10 @@ async fn step_blocking(tail: &mut Option<Tail>, tx: &mpsc::Sender<Input>) -> Opt
     {
         Ok((t, step)) => {
             *tail = Some(t);
-            Some(step)
+            Ok(step)
         }
-        Err(e) => {
-            let reason = format!("file tail stopped: {e}");
-            let _ = tx
-                .send(Input::status_now(SOURCE, SourceStatus::Error { reason }))
-                .await;
-            None
-        }
+        Err(e) => Err(TailStopped(e.to_string())),
     }
-}
-
-async fn send_all(tx: &mpsc::Sender<Input>, out: Vec<Out>) -> bool {
-    for o in out {
-        let input = match o {
-            Out::Bytes(bytes) => Input::ServerChunk {
-                source: SOURCE.to_string(),
-                bytes,
-                at: Utc::now(),
-            },
-            Out::Status(s) => Input::status_now(SOURCE, s),
-            Out::Note(text) => Input::note_now(SOURCE, text),
-        };
-        if tx.send(input).await.is_err() {
-            return false;
-        }
-    }
-    true
 }
 
 /// What one step produced, in order.

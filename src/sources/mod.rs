@@ -1,11 +1,17 @@
 //! IO tasks. Each source only sends [`Input`]s on one bounded channel; none
 //! touches the UI or the App state, and none dies silently: failures arrive as
 //! [`SourceStatus::Error`] with the reason.
+//!
+//! Every log source (the local file in `file.rs`, the file over SSH in
+//! `ssh/`) is a [`log_source::LogSource`] run by the one supervisor in
+//! `log_source.rs`, which owns reconnects, backoff, gaps and resume
+//! positions.
 
 pub mod clock;
 pub mod db;
 pub mod downloads;
 pub mod file;
+pub mod log_source;
 pub mod replay;
 pub mod ssh;
 

@@ -160,7 +160,7 @@ async fn accept_loop(
     let mut pipes = JoinSet::new();
     loop {
         tokio::select! {
-            _ = super::follow::wait_shutdown(&mut stop) => break,
+            _ = crate::sources::log_source::wait_shutdown(&mut stop) => break,
             Some(_) = pipes.join_next(), if !pipes.is_empty() => {}
             accepted = listener.accept() => {
                 let (sock, peer) = match accepted {

@@ -1,15 +1,14 @@
 //! One follow channel: start the remote script, forward what it prints,
 //! watch for rotation, truncation and stalls, answer the clock, close politely.
 
-use super::super::SOURCE;
 use super::super::clock::Clock;
 use super::super::remote::{
-    Control, FollowArgs, LineSplitter, StdoutParser, follow_command, parse_control,
+    Control, FilePos, FollowArgs, LineSplitter, StdoutParser, follow_command, parse_control,
 };
 use super::super::session::Connection;
-use super::{Follower, nonce, wait_shutdown};
-use crate::sources::{Input, SourceStatus};
-use chrono::Utc;
+use super::{Follower, nonce};
+use crate::sources::SourceStatus;
+use crate::sources::log_source::{Feed, wait_shutdown};
 use russh::ChannelMsg;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -40,13 +39,14 @@ impl Follower {
     pub(super) async fn channel(
         &mut self,
         conn: &Connection,
+        feed: &mut Feed<FilePos>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> ChanEnd {
         let nonce = nonce();
         let cmd = follow_command(&FollowArgs {
             exec_prefix: self.log.exec_prefix.as_deref(),
             path: &self.path,
-            resume: self.pos.as_ref(),
+            resume: feed.position(),
             backfill: self.log.backfill,
             watch_interval: self.opts.watch_interval,
             tail_poll: self.opts.tail_poll,
@@ -77,11 +77,11 @@ impl Follower {
                 _ = wait_shutdown(shutdown) => break ChanEnd::Shutdown,
                 msg = rd.wait() => {
                     c.last_rx = Instant::now();
-                    self.last_rx = (c.last_rx, Utc::now());
+                    feed.received();
                     let step = match msg {
                         None | Some(ChannelMsg::Close) => return ChanEnd::Failed(c.failure_reason()),
-                        Some(ChannelMsg::Data { data }) => self.stdout(&mut c, &data).await,
-                        Some(ChannelMsg::ExtendedData { data, .. }) => self.stderr(&mut c, &data).await,
+                        Some(ChannelMsg::Data { data }) => self.stdout(&mut c, feed, &data).await,
+                        Some(ChannelMsg::ExtendedData { data, .. }) => self.stderr(&mut c, feed, &data).await,
                         Some(ChannelMsg::ExitStatus { exit_status }) => {
                             c.exit = Some(format!("exit {exit_status}"));
                             None
@@ -115,8 +115,8 @@ impl Follower {
                         c.last_rx.elapsed().as_secs(),
                         keepalive.as_secs_f32()
                     );
-                    self.link_down();
-                    if !self.out.status(SourceStatus::Stalled { reason: reason.clone() }).await {
+                    feed.link_down();
+                    if !feed.status(SourceStatus::Stalled { reason: reason.clone() }).await {
                         return ChanEnd::Closed;
                     }
                     // The peer does not answer: no polite close is possible.
@@ -161,7 +161,9 @@ impl Follower {
         let drain = async {
             while let Some(msg) = rd.wait().await {
                 match msg {
-                    ChannelMsg::Data { data } if self.stdout(&mut c, &data).await.is_some() => {
+                    ChannelMsg::Data { data }
+                        if self.stdout(&mut c, feed, &data).await.is_some() =>
+                    {
                         break;
                     }
                     ChannelMsg::Close => break,
@@ -175,13 +177,18 @@ impl Follower {
     }
 
     /// Log bytes and headers; `Some` ends the channel.
-    async fn stdout(&mut self, c: &mut Chan, data: &[u8]) -> Option<ChanEnd> {
+    async fn stdout(
+        &mut self,
+        c: &mut Chan,
+        feed: &mut Feed<FilePos>,
+        data: &[u8],
+    ) -> Option<ChanEnd> {
         let mut pieces = Vec::new();
         if let Err(e) = c.parser.feed(data, &mut pieces) {
             return Some(ChanEnd::Failed(e));
         }
         for p in pieces {
-            if !self.piece(p, &mut c.clock).await {
+            if !self.piece(p, feed, &mut c.clock).await {
                 return Some(ChanEnd::Closed);
             }
         }
@@ -189,13 +196,18 @@ impl Follower {
     }
 
     /// Control lines and complaints; `Some` ends the channel.
-    async fn stderr(&mut self, c: &mut Chan, data: &[u8]) -> Option<ChanEnd> {
+    async fn stderr(
+        &mut self,
+        c: &mut Chan,
+        feed: &mut Feed<FilePos>,
+        data: &[u8],
+    ) -> Option<ChanEnd> {
         let mut action = None;
         for line in c.errs.feed(data) {
             match parse_control(&line) {
                 Control::Ident(Some((id, size))) => {
                     c.missing_strikes = 0;
-                    let Some(pos) = self.pos.as_ref().filter(|_| c.parser.following()) else {
+                    let Some(pos) = feed.position().filter(|_| c.parser.following()) else {
                         continue;
                     };
                     if id != pos.id {
@@ -215,8 +227,7 @@ impl Follower {
                 Control::Ident(None) => {
                     c.missing_strikes += 1;
                     if c.missing_strikes == 3
-                        && !self
-                            .out
+                        && !feed
                             .note(format!(
                                 "the remote path '{}' has disappeared; still reading the file that was there",
                                 self.path
@@ -229,19 +240,9 @@ impl Follower {
                 Control::Time { unix, slack_ms } => {
                     if let Some((offset_ms, bound_ms)) =
                         c.clock.reply(unix, slack_ms, self.opts.clock_interval)
+                        && !feed.clock_offset(offset_ms, bound_ms).await
                     {
-                        let sent = self
-                            .out
-                            .send(Input::ClockOffset {
-                                source: SOURCE.into(),
-                                offset_ms,
-                                bound_ms,
-                                at: Utc::now(),
-                            })
-                            .await;
-                        if !sent {
-                            return Some(ChanEnd::Closed);
-                        }
+                        return Some(ChanEnd::Closed);
                     }
                 }
                 Control::Error(m) => c.error = Some(m),
@@ -259,7 +260,7 @@ impl Follower {
                     // once as its reason); while live they are notes.
                     if c.parser.following() && c.notes_left > 0 {
                         c.notes_left -= 1;
-                        if !self.out.note(format!("remote: {line}")).await {
+                        if !feed.note(format!("remote: {line}")).await {
                             return Some(ChanEnd::Closed);
                         }
                     }
