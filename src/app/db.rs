@@ -74,8 +74,5 @@ fn str_field<'a>(row: &'a Row, key: &str) -> Option<&'a str> {
 }
 
 fn int_field(row: &Row, key: &str) -> Option<i64> {
-    row.get(key).and_then(|v| {
-        v.as_i64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-    })
+    crate::model::db::int(row.get(key))
 }

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Rows are JSON objects keyed by column name.
 pub type Row = serde_json::Map<String, serde_json::Value>;
@@ -44,5 +45,23 @@ impl DbPoll {
             problems: Default::default(),
             sql: Default::default(),
         }
+    }
+}
+
+/// A whole-number column: a number, or text that reads as one.
+pub fn int(v: Option<&Value>) -> Option<i64> {
+    v.and_then(|v| {
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    })
+}
+
+/// A boolean column, whichever way the query returns it (`true`, `t`, `1`).
+pub fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(t)) => matches!(t.as_str(), "t" | "true" | "1"),
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => false,
     }
 }

@@ -5,6 +5,7 @@
 use super::style;
 use crate::app::App;
 use crate::app::view::{Pane, ViewState};
+use crate::model::db::{int, truthy};
 use crate::model::{Row, SourceStatus};
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
@@ -30,27 +31,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, view: &ViewState, now: D
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
-fn int(v: Option<&Value>) -> Option<i64> {
-    v.and_then(|v| {
-        v.as_i64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-    })
-}
-
 fn text(row: &Row, key: &str) -> String {
     match row.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => "?".into(),
         Some(v) => v.to_string(),
-    }
-}
-
-fn truthy(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(t)) => matches!(t.as_str(), "t" | "true" | "1"),
-        Some(Value::Number(n)) => n.as_i64() == Some(1),
-        _ => false,
     }
 }
 

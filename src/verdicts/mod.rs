@@ -10,6 +10,7 @@ pub mod quote;
 
 use crate::app::{App, EvidenceRef};
 use crate::model::Row;
+use crate::model::db::truthy;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -93,15 +94,6 @@ fn stored_key(row: &Row) -> Option<String> {
         other => other.clone(),
     };
     crate::domain::har::key_of(&v)
-}
-
-fn truthy(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(t)) => matches!(t.as_str(), "t" | "true" | "1"),
-        Some(Value::Number(n)) => n.as_i64() == Some(1),
-        _ => false,
-    }
 }
 
 /// Why the database's results for `query` are missing, for a summary.
