@@ -7,20 +7,26 @@ use crate::domain::synapse_log::AccessFields;
 use chrono::{DateTime, Utc};
 use std::sync::LazyLock;
 
-/// A "Processed request" line for `/sync`-like long-polls, without parsing
-/// it: `/sync` followed by a space or `?`, or `/events?`. (Two searches, not
-/// three: this runs on every access line.)
+/// A "Processed request" line of a long-poll (see [`is_long_poll`]),
+/// told without parsing the line: only its request path is looked at.
 pub(super) fn is_long_poll_line(line: &[u8]) -> bool {
-    static FINDERS: LazyLock<[memchr::memmem::Finder<'static>; 2]> = LazyLock::new(|| {
-        [
-            memchr::memmem::Finder::new(b"/sync"),
-            memchr::memmem::Finder::new(b"/events?"),
-        ]
-    });
-    let [sync, events] = &*FINDERS;
-    sync.find_iter(line)
-        .any(|i| matches!(line.get(i + 5), Some(b' ' | b'?')))
-        || events.find(line).is_some()
+    request_path(line).is_some_and(is_long_poll_path)
+}
+
+/// The path of a "Processed request" line's request (`"GET /path
+/// HTTP/1.1"`), as `parse_access_fields` reads it: between the method and
+/// the protocol.
+fn request_path(line: &[u8]) -> Option<&[u8]> {
+    static MARK: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(" Processed request: "));
+    let rest = &line[MARK.find(line)? + MARK.needle().len()..];
+    let request = &rest[memchr::memchr(b'"', rest)? + 1..];
+    let request = &request[..memchr::memchr(b'"', request)?];
+    let path = &request[memchr::memchr(b' ', request)? + 1..];
+    Some(match memchr::memrchr(b' ', path) {
+        Some(i) => &path[..i],
+        None => path,
+    })
 }
 
 /// Substring searchers for request paths, built once: a path is looked
@@ -49,9 +55,19 @@ fn without_query(path: &str) -> &str {
     }
 }
 
+/// `/sync`, sliding sync, the legacy `/events` and `/notifications`: the
+/// requests that wait for news, excluded from latency.
 fn is_long_poll(path: &str) -> bool {
+    is_long_poll_path(path.as_bytes())
+}
+
+/// [`is_long_poll`] on a path's bytes.
+fn is_long_poll_path(path: &[u8]) -> bool {
     let n = &*PATH_NEEDLES;
-    let p = without_query(path).as_bytes();
+    let p = match memchr::memchr(b'?', path) {
+        Some(i) => &path[..i],
+        None => path,
+    };
     // (The query is cut off first, so `/sync?…` is `/sync` here.)
     p.ends_with(b"/sync")
         || p.ends_with(b"/events")
@@ -108,16 +124,26 @@ mod tests {
             "/_matrix/client/v3/sync?since=s1&timeout=30000",
             "/_matrix/client/r0/sync",
             "/_matrix/client/v3/events?from=s1",
+            "/_matrix/client/v3/events",
+            "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?pos=1",
+            "/_matrix/client/v3/notifications?limit=1",
         ] {
             assert!(is_long_poll_line(line(poll).as_bytes()), "{poll}");
+            // The line and its parsed path agree.
+            assert!(is_long_poll(poll), "{poll}");
         }
         for other in [
             "/_matrix/client/v3/keys/upload",
             "/_matrix/client/v3/synchronise",
             "/_matrix/client/v3/rooms/!r/sync_state",
-            "/_matrix/client/v3/events",
+            "/_matrix/client/v3/rooms/!r/messages?from=/events?x",
+            "/_matrix/client/v3/keys/upload?next=/sync%20x",
         ] {
             assert!(!is_long_poll_line(line(other).as_bytes()), "{other}");
+            assert!(!is_long_poll(other), "{other}");
         }
+        // What the user agent says is not the request.
+        let agent = "… Processed request: 0.004sec/0.000sec 200 \"POST /_matrix/client/v3/keys/upload HTTP/1.1\" \"app /events?x /sync y\" [0 dbevts]";
+        assert!(!is_long_poll_line(agent.as_bytes()));
     }
 }
