@@ -255,13 +255,9 @@ impl App {
         }
     }
 
-    /// Whether a line names the tracked user, device or a participant (the
-    /// same strings as [`Subject::needles`], without allocating per line).
+    /// Whether a line names the tracked user, device or a participant.
     fn is_tracked(&self, text: &str) -> bool {
-        let s = &self.subject;
-        let hit = |n: &str| !n.is_empty() && text.contains(n);
-        s.user_id.iter().chain(s.device_id.iter()).any(|n| hit(n))
-            || s.participants.iter().any(|p| p.split('/').any(hit))
+        self.subject.tracks(text)
     }
 
     /// The capture's time span: evidence window, else wall-clock span.

@@ -11,21 +11,39 @@ pub struct Subject {
 }
 
 impl Subject {
-    /// Strings whose presence marks a line as about the tracked people.
-    pub fn needles(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.user_id.iter().cloned().collect();
-        v.extend(self.device_id.iter().cloned());
-        for p in &self.participants {
-            // `@user:hs/DEVICE` names a device too.
-            match p.split_once('/') {
-                Some((u, d)) => {
-                    v.push(u.to_string());
-                    v.push(d.to_string());
-                }
-                None => v.push(p.clone()),
-            }
-        }
-        v.retain(|s| !s.is_empty());
-        v
+    /// The strings whose presence marks a line as about the tracked people:
+    /// the user, the device, and each participant (`@user:hs/DEVICE`
+    /// names a user and a device).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        let own = self.user_id.iter().chain(self.device_id.iter());
+        own.map(String::as_str)
+            .chain(self.participants.iter().flat_map(|p| p.split('/')))
+            .filter(|n| !n.is_empty())
+    }
+
+    /// Whether `text` names any of [`Subject::names`].
+    pub fn tracks(&self, text: &str) -> bool {
+        self.names().any(|n| text.contains(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_participant_names_its_user_and_device() {
+        let s = Subject {
+            user_id: Some("@a:hs".into()),
+            device_id: Some(String::new()),
+            participants: vec!["@b:hs/BDEV".into(), "@c:hs".into(), "/".into()],
+        };
+        assert_eq!(
+            s.names().collect::<Vec<_>>(),
+            ["@a:hs", "@b:hs", "BDEV", "@c:hs"]
+        );
+        assert!(s.tracks("to BDEV from x") && s.tracks("@c:hs joined"));
+        assert!(!s.tracks("@d:hs/DDEV"));
+        assert_eq!(Subject::default().names().next(), None);
     }
 }

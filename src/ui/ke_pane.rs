@@ -183,7 +183,7 @@ fn footer_left(
 fn empty_message(app: &App, view: &ViewState, i: usize) -> String {
     if app.panes[i].is_empty() {
         "no matches yet".into()
-    } else if view.tracked_only && app.subject.needles().is_empty() {
+    } else if view.tracked_only && app.subject.names().next().is_none() {
         "tracked only: no user configured ([call] user-id)".into()
     } else {
         "tracked only: no lines of the tracked users".into()
