@@ -103,7 +103,6 @@ impl Capture {
                         Ok(report) => {
                             art.user_id = report.user_id.clone();
                             art.device_id = report.device_id.clone();
-                            art.sdk_version = report.sdk_version.clone();
                             for e in report.entries {
                                 let (msg, _) = self.redactor.redact_str(&e.message);
                                 let msg = msg.into_owned();

@@ -184,11 +184,6 @@ impl Redactor {
         }
     }
 
-    /// Whether `buf` holds anything to redact.
-    pub fn has_secret(&self, buf: &[u8]) -> bool {
-        self.find(buf).iter().any(|s| !s.keep)
-    }
-
     /// A writer that redacts everything written through it, line by line
     /// (long lines in pieces), into `inner`.
     pub fn writer<W: Write>(&self, inner: W) -> RedactingWriter<W> {

@@ -200,7 +200,9 @@ impl Matcher {
         &self.sigs
     }
 
-    /// Classifies one physical line (no newline).
+    /// Classifies one physical line (no newline). The capture classifies
+    /// lines through [`Matcher::scan`]; this is for tests.
+    #[cfg(test)]
     pub fn match_line(&self, line: &[u8]) -> LineMatch {
         self.compiled.classify(line)
     }

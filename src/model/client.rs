@@ -32,7 +32,6 @@ pub struct ClientArtifact {
     pub unparsed: Option<String>,
     pub user_id: Option<String>,
     pub device_id: Option<String>,
-    pub sdk_version: Option<String>,
     pub entries: Vec<ClientEntry>,
     /// KE-3 event ids harvested from `Error decrypting event (id=…)`.
     pub ke3_event_ids: Vec<String>,
@@ -53,7 +52,6 @@ impl ClientArtifact {
             unparsed: None,
             user_id: None,
             device_id: None,
-            sdk_version: None,
             entries: Vec::new(),
             ke3_event_ids: Vec::new(),
             har_conflicts: Vec::new(),
