@@ -148,14 +148,14 @@ struct Scan {
 
 /// What two looks must agree on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Signature {
+struct FileState {
     id: FileId,
     len: u64,
     modified: Option<SystemTime>,
 }
 
 struct Pending {
-    sig: Signature,
+    sig: FileState,
     since: Instant,
 }
 
@@ -269,7 +269,7 @@ impl Scanner {
             if !m.is_file() {
                 continue;
             }
-            let sig = Signature {
+            let sig = FileState {
                 id: FileId::of(&m),
                 len: m.len(),
                 modified: m.modified().ok(),

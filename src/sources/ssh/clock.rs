@@ -6,9 +6,9 @@
 use chrono::{DateTime, Utc};
 use std::time::{Duration, Instant};
 
-/// The measurement state of one follow channel.
+/// Measures the remote clock's offset on one follow channel.
 #[derive(Default)]
-pub(crate) struct Clock {
+pub(crate) struct OffsetProbe {
     /// When the next request is due (`None`: not before the file is open).
     pub due: Option<Instant>,
     pending: Option<(Instant, DateTime<Utc>)>,
@@ -18,7 +18,7 @@ pub(crate) struct Clock {
 const CLOCK_SAMPLES: usize = 3;
 const CLOCK_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
-impl Clock {
+impl OffsetProbe {
     /// Whether a request should be sent now (it is then counted as sent).
     pub fn poll(&mut self) -> bool {
         let now = Instant::now();
@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn clock_takes_the_fastest_of_three() {
-        let mut c = Clock {
+        let mut c = OffsetProbe {
             due: Some(Instant::now()),
             pending: None,
             samples: Vec::new(),

@@ -4,7 +4,7 @@
 //! the exact byte offset to resume at.
 
 use super::auth::{Authenticator, PassphrasePrompt};
-use super::clock::Clock;
+use super::clock::OffsetProbe;
 use super::remote::{FilePos, Header, Piece};
 use super::session::{self, ConnectOptions, Connection};
 use super::target::{self, Target};
@@ -188,7 +188,7 @@ impl Follower {
         &mut self,
         piece: Piece<'_>,
         feed: &mut Feed<FilePos>,
-        clock: &mut Clock,
+        clock: &mut OffsetProbe,
     ) -> bool {
         match piece {
             Piece::Preamble(line) => {

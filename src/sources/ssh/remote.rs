@@ -299,7 +299,7 @@ impl StdoutParser {
 
 /// A line on stderr.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Control {
+pub(crate) enum ControlLine {
     /// The path's current `dev:ino` and size (`None`: path missing).
     Ident(Option<(String, u64)>),
     /// The remote clock, seconds since the epoch, and the uncertainty of the
@@ -314,48 +314,48 @@ pub(crate) enum Control {
     Other(String),
 }
 
-pub(crate) fn parse_control(line: &str) -> Control {
+pub(crate) fn parse_control(line: &str) -> ControlLine {
     let Some(rest) = line.strip_prefix("callcap:") else {
-        return Control::Other(line.to_string());
+        return ControlLine::Other(line.to_string());
     };
     let (kind, arg) = rest.split_once(' ').unwrap_or((rest, ""));
     match kind {
         "id" => {
             if arg.starts_with("missing") {
-                return Control::Ident(None);
+                return ControlLine::Ident(None);
             }
             // dev:ino:size
             match arg.rsplit_once(':') {
                 Some((id, size)) => match size.parse::<u64>() {
-                    Ok(s) => Control::Ident(Some((id.to_string(), s))),
-                    Err(_) => Control::Other(line.to_string()),
+                    Ok(s) => ControlLine::Ident(Some((id.to_string(), s))),
+                    Err(_) => ControlLine::Other(line.to_string()),
                 },
-                None => Control::Other(line.to_string()),
+                None => ControlLine::Other(line.to_string()),
             }
         }
         "time" => {
             let (whole, frac) = arg.split_once('.').unwrap_or((arg, ""));
             let Ok(whole) = whole.trim().parse::<i64>() else {
-                return Control::Other(line.to_string());
+                return ControlLine::Other(line.to_string());
             };
             let frac = frac.trim();
             if !frac.is_empty() && frac.bytes().all(|b| b.is_ascii_digit()) {
                 let digits = &frac[..frac.len().min(9)];
                 let f = digits.parse::<f64>().unwrap_or(0.0) / 10f64.powi(digits.len() as i32);
-                Control::Time {
+                ControlLine::Time {
                     unix: whole as f64 + f,
                     slack_ms: 0,
                 }
             } else {
-                Control::Time {
+                ControlLine::Time {
                     unix: whole as f64 + 0.5,
                     slack_ms: 500,
                 }
             }
         }
-        "error" => Control::Error(arg.to_string()),
-        "tail-exited" => Control::TailExited,
-        _ => Control::Other(line.to_string()),
+        "error" => ControlLine::Error(arg.to_string()),
+        "tail-exited" => ControlLine::TailExited,
+        _ => ControlLine::Other(line.to_string()),
     }
 }
 
@@ -464,11 +464,14 @@ mod tests {
     fn control_lines() {
         assert_eq!(
             parse_control("callcap:id 2049:77:1000"),
-            Control::Ident(Some(("2049:77".into(), 1000)))
+            ControlLine::Ident(Some(("2049:77".into(), 1000)))
         );
-        assert_eq!(parse_control("callcap:id missing:0"), Control::Ident(None));
+        assert_eq!(
+            parse_control("callcap:id missing:0"),
+            ControlLine::Ident(None)
+        );
         match parse_control("callcap:time 1700000000.250000000") {
-            Control::Time { unix, slack_ms } => {
+            ControlLine::Time { unix, slack_ms } => {
                 assert!((unix - 1_700_000_000.25).abs() < 1e-6);
                 assert_eq!(slack_ms, 0);
             }
@@ -476,8 +479,11 @@ mod tests {
         }
         assert!(matches!(
             parse_control("callcap:time 1700000000.N"),
-            Control::Time { slack_ms: 500, .. }
+            ControlLine::Time { slack_ms: 500, .. }
         ));
-        assert_eq!(parse_control("tail: x"), Control::Other("tail: x".into()));
+        assert_eq!(
+            parse_control("tail: x"),
+            ControlLine::Other("tail: x".into())
+        );
     }
 }

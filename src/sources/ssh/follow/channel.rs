@@ -1,9 +1,9 @@
 //! One follow channel: start the remote script, forward what it prints,
 //! watch for rotation, truncation and stalls, answer the clock, close politely.
 
-use super::super::clock::Clock;
+use super::super::clock::OffsetProbe;
 use super::super::remote::{
-    Control, FilePos, FollowArgs, LineSplitter, StdoutParser, follow_command, parse_control,
+    ControlLine, FilePos, FollowArgs, LineSplitter, StdoutParser, follow_command, parse_control,
 };
 use super::super::session::Connection;
 use super::{Follower, nonce};
@@ -205,7 +205,7 @@ impl Follower {
         let mut action = None;
         for line in c.errs.feed(data) {
             match parse_control(&line) {
-                Control::Ident(Some((id, size))) => {
+                ControlLine::Ident(Some((id, size))) => {
                     c.missing_strikes = 0;
                     let Some(pos) = feed.position().filter(|_| c.parser.following()) else {
                         continue;
@@ -224,7 +224,7 @@ impl Follower {
                         c.truncation_strikes = 0;
                     }
                 }
-                Control::Ident(None) => {
+                ControlLine::Ident(None) => {
                     c.missing_strikes += 1;
                     if c.missing_strikes == 3
                         && !feed
@@ -237,7 +237,7 @@ impl Follower {
                         return Some(ChanEnd::Closed);
                     }
                 }
-                Control::Time { unix, slack_ms } => {
+                ControlLine::Time { unix, slack_ms } => {
                     if let Some((offset_ms, bound_ms)) =
                         c.clock.reply(unix, slack_ms, self.opts.clock_interval)
                         && !feed.clock_offset(offset_ms, bound_ms).await
@@ -245,12 +245,12 @@ impl Follower {
                         return Some(ChanEnd::Closed);
                     }
                 }
-                Control::Error(m) => c.error = Some(m),
-                Control::TailExited => {
+                ControlLine::Error(m) => c.error = Some(m),
+                ControlLine::TailExited => {
                     action = Some(ChanEnd::Failed("the remote tail exited".into()));
                 }
-                Control::Other(line) if line.is_empty() => {}
-                Control::Other(line) => {
+                ControlLine::Other(line) if line.is_empty() => {}
+                ControlLine::Other(line) => {
                     tracing::debug!(%line, "remote stderr");
                     if c.stderr_tail.len() == 3 {
                         c.stderr_tail.pop_front();
@@ -283,7 +283,7 @@ struct Chan {
     missing_strikes: u32,
     last_rx: Instant,
     last_ping_ok: Instant,
-    clock: Clock,
+    clock: OffsetProbe,
 }
 
 impl Chan {
@@ -299,7 +299,7 @@ impl Chan {
             missing_strikes: 0,
             last_rx: Instant::now(),
             last_ping_ok: Instant::now(),
-            clock: Clock::default(),
+            clock: OffsetProbe::default(),
         }
     }
 
