@@ -612,8 +612,10 @@ fn zoom_gives_the_focused_pane_the_whole_main_area() {
     );
 }
 
+/// Every size from 1x1 up, with every overlay, zoomed or not, on a busy
+/// and an empty capture: what each must show.
 #[test]
-fn every_size_and_overlay_renders_without_panicking() {
+fn every_size_and_overlay_shows_what_it_must() {
     let mut app = busy_app();
     mark(&mut app, 33, "audio cut");
     let empty = crate::app::view::fixtures::app();
@@ -654,8 +656,61 @@ fn every_size_and_overlay_renders_without_panicking() {
             view.modal = m.clone();
             view.zoomed = k % 2 == 1;
             view.tracked_only = k % 3 == 1;
-            screen(w, h, &app, &view, 60);
-            screen(w, h, &empty, &view, 0);
+            for (a, now, busy) in [(&app, 60, true), (&empty, 0, false)] {
+                let s = text(&screen(w, h, a, &view, now));
+                let case = format!("{w}x{h}, {m:?}, zoomed {}:\n{s}", view.zoomed);
+                if w < 100 || h < 30 {
+                    let want = match w {
+                        1 => "t".to_string(),
+                        _ => format!("terminal too small: need 100x30, have {w}x{h}"),
+                    };
+                    assert!(s.contains(&want) && !s.contains("KE-1"), "{case}");
+                    continue;
+                }
+                // The status line and the timeline's axis are never covered.
+                let status = if busy {
+                    "server-log live"
+                } else {
+                    "no sources started yet"
+                };
+                assert!(
+                    s.lines().next().is_some_and(|l| l.contains(status)),
+                    "{case}"
+                );
+                assert!(
+                    s.lines().last().is_some_and(|l| l.ends_with("now")),
+                    "{case}"
+                );
+                let mut must: Vec<&str> = match m {
+                    Modal::None | Modal::Search { .. } => vec!["Q1 ", "markers", "checklist"],
+                    Modal::Help => vec![" Keys ", "Show or hide this help", "In prompts"],
+                    Modal::Verdicts { .. } => {
+                        vec!["Verdicts (runbook", "▶ Q4 insufficient-evidence", "basis:"]
+                    }
+                    Modal::MarkerPrompt { .. } => vec!["1 audio cut", "4 other", "Enter save"],
+                    Modal::QuitDialog { .. } => {
+                        vec!["Quit and export", "Bundle label:", "tracked only"]
+                    }
+                    Modal::MarkerList { .. } if busy => vec!["delete marker #1 'audio cut'?"],
+                    Modal::MarkerList { .. } => vec!["no markers yet"],
+                };
+                if let Modal::Search { .. } = m {
+                    must.push("/POST");
+                }
+                let covered = matches!(m, Modal::Help | Modal::Verdicts { .. });
+                if view.zoomed && !covered {
+                    // The focused pane fills the main area.
+                    must.push("KE-1 OTK upload conflicts");
+                    for hidden in ["KE-2 ", "Database", "Checklist"] {
+                        assert!(!s.contains(hidden), "{hidden:?} shown in {case}");
+                    }
+                } else if !covered {
+                    must.extend(["KE-1 ", "KE-2 ", "KE-3 ", "KE-4 ", "Database", "Client"]);
+                }
+                for want in must {
+                    assert!(s.contains(want), "missing {want:?} in {case}");
+                }
+            }
         }
     }
 }
