@@ -56,6 +56,29 @@ pub fn render(
     let (start, end) = app.span();
     let start = start.unwrap_or(now);
     let end = end.unwrap_or(now);
+    header(&mut r, app, label, sources, (start, end));
+    decision_tree(&mut r, app, verdicts, cited_lines);
+    ke_counts(&mut r, app, (start, end));
+    offending_keys(&mut r, app);
+    ke3_event_ids(&mut r, app);
+    timeouts(&mut r, app);
+    stalls(app, &mut r);
+    markers(&mut r, app);
+    checklist(&mut r, app);
+    client_artifacts(&mut r, app);
+    database(&mut r, app);
+    files(&mut r, facts);
+    r
+}
+
+/// The bundle, who it is about and what was read.
+fn header(
+    r: &mut String,
+    app: &App,
+    label: &str,
+    sources: &[Value],
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+) {
     let _ = writeln!(r, "# callcap evidence bundle `{label}`\n");
     let _ = writeln!(
         r,
@@ -85,7 +108,15 @@ pub fn render(
     for s in sources {
         let _ = writeln!(r, "- Source: `{}`", s);
     }
+}
 
+/// Each question of the runbook's tree, its answer and its evidence.
+fn decision_tree(
+    r: &mut String,
+    app: &App,
+    verdicts: &Verdicts,
+    cited_lines: &BTreeMap<String, String>,
+) {
     let _ = writeln!(r, "\n## Decision tree (runbook §2)\n");
     let names = [
         (
@@ -119,7 +150,10 @@ pub fn render(
             let _ = writeln!(r);
         }
     }
+}
 
+/// Per-KE counts, with a sparkline over the capture's minutes.
+fn ke_counts(r: &mut String, app: &App, (start, end): (DateTime<Utc>, DateTime<Utc>)) {
     let _ = writeln!(r, "## Per-KE counts\n");
     let (m0, m1) = (minute_of(start), minute_of(end));
     let _ = writeln!(
@@ -153,7 +187,9 @@ pub fn render(
         r,
         "\nServer lines per KE are in `server/KE-1.log` … `server/KE-4.log`; line N there is cited as `server/KE-n.log:N`."
     );
+}
 
+fn offending_keys(r: &mut String, app: &App) {
     let _ = writeln!(r, "\n## KE-1: offending one-time keys\n");
     if app.offending.is_empty() {
         let _ = writeln!(r, "None seen.");
@@ -181,7 +217,9 @@ pub fn render(
             );
         }
     }
+}
 
+fn ke3_event_ids(r: &mut String, app: &App) {
     let _ = writeln!(r, "\n## KE-3: event ids\n");
     if app.ke3_ids.is_empty() {
         let _ = writeln!(r, "None harvested.");
@@ -196,7 +234,10 @@ pub fn render(
                 .join(" ")
         );
     }
+}
 
+/// KE-4 timeouts next to the homeserver's latency in their minute.
+fn timeouts(r: &mut String, app: &App) {
     let _ = writeln!(r, "\n## KE-4: timeouts and homeserver latency\n");
     let _ = writeln!(
         r,
@@ -240,8 +281,9 @@ pub fn render(
             );
         }
     }
-    stalls(app, &mut r);
+}
 
+fn markers(r: &mut String, app: &App) {
     let _ = writeln!(r, "\n## Fault markers\n");
     let markers: Vec<_> = app.live_markers().collect();
     if markers.is_empty() {
@@ -260,7 +302,9 @@ pub fn render(
             m.last_lines.get("server-log").copied().unwrap_or(0)
         );
     }
+}
 
+fn checklist(r: &mut String, app: &App) {
     let _ = writeln!(r, "\n## Capture checklist (runbook §4)\n");
     for s in &app.checklist.steps {
         let stamps = s
@@ -293,7 +337,9 @@ pub fn render(
             }
         );
     }
+}
 
+fn client_artifacts(r: &mut String, app: &App) {
     let _ = writeln!(r, "\n## Client artefacts\n");
     if app.artifacts.is_empty() {
         let _ = writeln!(r, "None.");
@@ -326,7 +372,9 @@ pub fn render(
             }
         );
     }
+}
 
+fn database(r: &mut String, app: &App) {
     if app.db.polls > 0 {
         let _ = writeln!(r, "\n## Database\n");
         let _ = writeln!(
@@ -365,7 +413,10 @@ pub fn render(
             }
         }
     }
+}
 
+/// Every file of the bundle with its size, checksum and redactions.
+fn files(r: &mut String, facts: &BTreeMap<String, FileFacts>) {
     let _ = writeln!(r, "\n## Files\n");
     for (p, f) in facts {
         let _ = writeln!(
@@ -381,7 +432,6 @@ pub fn render(
         );
     }
     let _ = writeln!(r, "- `manifest.json`: checksums above");
-    r
 }
 
 fn series(s: &[(DateTime<Utc>, i64)]) -> String {
