@@ -13,30 +13,48 @@ use serde_json::{Value, json};
 
 /// The timeline's lines (compact JSON objects, no newline), time-sorted.
 pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<String> {
-    let mut items: Vec<(DateTime<Utc>, String)> = Vec::new();
+    let mut lines = Lines::default();
+    for e in entries {
+        lines.entry(e);
+    }
+    lines.server(app);
+    let mut items = lines.items;
+    items.sort_by_key(|(t, _)| *t);
+    items.into_iter().map(|(_, line)| line).collect()
+}
+
+/// The timeline's lines as they are made, with their times.
+#[derive(Default)]
+struct Lines {
+    items: Vec<(DateTime<Utc>, String)>,
+}
+
+impl Lines {
     // Each object is serialized at once: thousands of slow restarts make
     // thousands of lines, and a map kept per line only costs memory.
-    let mut push = |at: DateTime<Utc>, source: &str, kind: &str, extra: Value| {
+    fn push(&mut self, at: DateTime<Utc>, source: &str, kind: &str, extra: Value) {
         let mut v = json!({"at": rfc3339(at), "source": source, "kind": kind});
         if let (Some(o), Value::Object(x)) = (v.as_object_mut(), extra) {
             o.extend(x);
         }
-        items.push((at, v.to_string()));
-    };
-    for e in entries {
+        self.items.push((at, v.to_string()));
+    }
+
+    /// A journal entry: what happened, as it happened.
+    fn entry(&mut self, e: &JournalEntry) {
         match e {
             JournalEntry::Start { at, mode, .. } => {
-                push(*at, "callcap", "start", json!({"mode": mode}))
+                self.push(*at, "callcap", "start", json!({"mode": mode}))
             }
             JournalEntry::Status { at, source, status } => {
-                push(*at, source, "status", json!({"status": status}))
+                self.push(*at, source, "status", json!({"status": status}))
             }
             JournalEntry::Gap {
                 at,
                 source,
                 down_ms,
                 caught_up_bytes,
-            } => push(
+            } => self.push(
                 *at,
                 source,
                 "gap",
@@ -47,14 +65,14 @@ pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<String> {
                 source,
                 offset_ms,
                 bound_ms,
-            } => push(
+            } => self.push(
                 *at,
                 source,
                 "clock-offset",
                 json!({"offset_ms": offset_ms, "bound_ms": bound_ms}),
             ),
             JournalEntry::Client { at, artifact } => {
-                push(
+                self.push(
                     *at,
                     "client",
                     "artifact",
@@ -62,7 +80,7 @@ pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<String> {
                 );
                 for en in &artifact.entries {
                     if let (Some(t), Some(ke)) = (en.at, en.ke) {
-                        push(
+                        self.push(
                             t,
                             "client",
                             "entry",
@@ -76,18 +94,18 @@ pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<String> {
                 }
             }
             JournalEntry::Marker { at, id, label, .. } => {
-                push(*at, "operator", "marker", json!({"id": id, "label": label}))
+                self.push(*at, "operator", "marker", json!({"id": id, "label": label}))
             }
-            JournalEntry::MarkerRelabel { at, id, label } => push(
+            JournalEntry::MarkerRelabel { at, id, label } => self.push(
                 *at,
                 "operator",
                 "marker-relabel",
                 json!({"id": id, "label": label}),
             ),
             JournalEntry::MarkerDelete { at, id } => {
-                push(*at, "operator", "marker-delete", json!({"id": id}))
+                self.push(*at, "operator", "marker-delete", json!({"id": id}))
             }
-            JournalEntry::Checklist { step, stamp } => push(
+            JournalEntry::Checklist { step, stamp } => self.push(
                 stamp.at,
                 if stamp.by == "operator" {
                     "operator"
@@ -104,7 +122,7 @@ pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<String> {
                 problems,
             } => {
                 if !changes.is_empty() || !problems.is_empty() {
-                    push(
+                    self.push(
                         *at,
                         "database",
                         "poll",
@@ -117,63 +135,66 @@ pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<String> {
                 }
             }
             JournalEntry::EventIds { at, ids } => {
-                push(*at, "operator", "event-ids", json!({"ids": ids}))
+                self.push(*at, "operator", "event-ids", json!({"ids": ids}))
             }
             JournalEntry::Note { at, source, text } => {
-                push(*at, source, "note", json!({"text": text}))
+                self.push(*at, source, "note", json!({"text": text}))
             }
             JournalEntry::Exported { at, path } => {
-                push(*at, "callcap", "exported", json!({"path": path}))
+                self.push(*at, "callcap", "exported", json!({"path": path}))
             }
         }
     }
-    for ke in Ke::ALL {
-        for (m, n) in &app.server[ke.index()].per_minute {
-            push(
+
+    /// What the App made of the server log: KE lines per minute, slow
+    /// restarts, stalls and the latency of each minute.
+    fn server(&mut self, app: &App) {
+        for ke in Ke::ALL {
+            for (m, n) in &app.server[ke.index()].per_minute {
+                self.push(
+                    minute_start(*m),
+                    "server",
+                    "ke-minute",
+                    json!({"ke": ke, "count": n}),
+                );
+            }
+        }
+        for t in &app.timeouts {
+            if t.origin == "server" {
+                self.push(
+                    t.at,
+                    "server",
+                    "slow-restart",
+                    json!({"ref": t.evidence.0, "took_ms": t.took_ms}),
+                );
+            }
+        }
+        for s in &app.stalls {
+            self.push(
+                s.from,
+                "server",
+                "stall",
+                json!({
+                    "ref": s.evidence(),
+                    "silence_ms": s.silence_ms(),
+                    "resumed_at": rfc3339(s.to),
+                    "burst": s.burst,
+                    "delayed_restart_in_burst": s.delayed_restart,
+                }),
+            );
+        }
+        for (m, l) in &app.latency {
+            self.push(
                 minute_start(*m),
                 "server",
-                "ke-minute",
-                json!({"ke": ke, "count": n}),
+                "latency-minute",
+                json!({
+                    "requests": l.n,
+                    "p99_ms": l.p99_ms(),
+                    "max_ms": l.max_ms,
+                    "p99_at_or_above_restart_timeout": l.p99_at_or_above_timeout(),
+                }),
             );
         }
     }
-    for t in &app.timeouts {
-        if t.origin == "server" {
-            push(
-                t.at,
-                "server",
-                "slow-restart",
-                json!({"ref": t.evidence.0, "took_ms": t.took_ms}),
-            );
-        }
-    }
-    for s in &app.stalls {
-        push(
-            s.from,
-            "server",
-            "stall",
-            json!({
-                "ref": s.evidence(),
-                "silence_ms": s.silence_ms(),
-                "resumed_at": rfc3339(s.to),
-                "burst": s.burst,
-                "delayed_restart_in_burst": s.delayed_restart,
-            }),
-        );
-    }
-    for (m, l) in &app.latency {
-        push(
-            minute_start(*m),
-            "server",
-            "latency-minute",
-            json!({
-                "requests": l.n,
-                "p99_ms": l.p99_ms(),
-                "max_ms": l.max_ms,
-                "p99_at_or_above_restart_timeout": l.p99_at_or_above_timeout(),
-            }),
-        );
-    }
-    items.sort_by_key(|(t, _)| *t);
-    items.into_iter().map(|(_, line)| line).collect()
 }
