@@ -34,18 +34,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         LogClock::new(&args.timezone).map_err(|e| UsageError(format!("--timezone: {e}")))?;
     let restart = HumanDuration::parse(&args.restart_timeout)
         .map_err(|e| UsageError(format!("--restart-timeout: {e}")))?;
-    let sigs = match &args.signatures {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| {
-                UsageError(format!(
-                    "cannot read signatures file '{}': {e}",
-                    p.display()
-                ))
-            })?;
-            Signatures::from_toml(&text, p).map_err(|e| UsageError(e.to_string()))?
-        }
-        None => Signatures::embedded(),
-    };
+    let sigs = load_signatures(args.signatures.as_deref())?;
     for log in &args.logs {
         check_readable_file(log, "log")?;
     }
@@ -57,36 +46,8 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     let diags = expand(&args.diags, "diag", &["json"])?;
     let hars = expand(&args.hars, "har", &["har"])?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
-    let journal_dir = out.join(format!(
-        "{JOURNAL_PREFIX}{}-{}",
-        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
-        std::process::id()
-    ));
-    let journal = Journal::create(&journal_dir)
-        .map_err(|e| UsageError(format!("cannot write to --out '{}': {e}", out.display())))?;
-
-    let subject = Subject {
-        user_id: args.user_id.clone(),
-        device_id: args.device_id.clone(),
-        participants: args.participants.clone(),
-    };
-    let restart_ms = restart.as_duration().as_millis().min(u32::MAX as u128) as u32;
-    let mut app = App::new(subject, restart_ms);
-    // The bundle's window is the evidence's own (log records, client
-    // entries), not when the files happened to be read.
-    app.wall_clock_span = false;
-    let mut capture = Capture::new(journal, sigs, clock, args.event_ids.clone(), restart_ms)
-        .map_err(|e| UsageError(format!("signatures: {e}")))?;
     let started = Utc::now();
-    capture.journal.record(&JournalEntry::Start {
-        at: started,
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        mode: "analyze".into(),
-        user_id: args.user_id.clone(),
-        device_id: args.device_id.clone(),
-        participants: args.participants.clone(),
-        timezone: args.timezone.clone(),
-    })?;
+    let (mut app, mut capture) = prepare(args, &out, sigs, clock, restart, started)?;
     if !args.event_ids.is_empty() {
         let fx = app.update(Event::Command {
             cmd: crate::app::event::Command::AddEventIds {
@@ -111,34 +72,8 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     let mut sources: SourceDescriptions = Vec::new();
     for (i, log) in args.logs.iter().enumerate() {
         let before = capture.lines();
-        let f = File::open(log)
-            .map_err(|e| UsageError(format!("cannot read log '{}': {e}", log.display())))?;
-        let read_error =
-            |e: std::io::Error| UsageError(format!("cannot read log '{}': {e}", log.display()));
-        let ctx = capture.scan_context();
-        let tail = scan_file(f, ctx, CHUNK, scanner_threads(), |buf, scanned| {
-            let done = capture.server_scanned("server-log", buf, scanned)?;
-            let fx = app.update(Event::Server(Box::new(done.batch)));
-            apply(&mut capture, fx)?;
-            anyhow::Ok(Spent {
-                buf: done.spare,
-                scanned: Some(done.scanned),
-            })
-        })
-        .map_err(|e| match e {
-            ScanFileError::Read(e) => read_error(e).into(),
-            ScanFileError::Scan(e) => anyhow::Error::from(e),
-            ScanFileError::Commit(e) => e,
-        })?;
-        if !tail.is_empty() {
-            let batch = capture.server_chunk("server-log", &tail)?;
-            let fx = app.update(Event::Server(Box::new(batch)));
-            apply(&mut capture, fx)?;
-        }
         let last = i + 1 == args.logs.len();
-        let batch = capture.end_of_input("server-log", !last)?;
-        let fx = app.update(Event::Server(Box::new(batch)));
-        apply(&mut capture, fx)?;
+        read_log(&mut capture, &mut app, log, last)?;
         sources.push(json!({
             "name": "server-log",
             "kind": "file",
@@ -173,6 +108,97 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     let now = Utc::now();
     let path = export::export(&app, &mut capture.journal, &out, &label, &sources, now)?;
     Ok(path)
+}
+
+/// The KE signatures: the file's, or the embedded ones.
+pub(crate) fn load_signatures(file: Option<&Path>) -> Result<Signatures, UsageError> {
+    match file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                UsageError(format!(
+                    "cannot read signatures file '{}': {e}",
+                    p.display()
+                ))
+            })?;
+            Signatures::from_toml(&text, p).map_err(|e| UsageError(e.to_string()))
+        }
+        None => Ok(Signatures::embedded()),
+    }
+}
+
+/// The journal in `out`, the App and the capture, with the journal's start
+/// entry written.
+fn prepare(
+    args: &AnalyzeArgs,
+    out: &Path,
+    sigs: Signatures,
+    clock: LogClock,
+    restart: HumanDuration,
+    started: DateTime<Utc>,
+) -> anyhow::Result<(App, Capture)> {
+    let journal_dir = out.join(format!(
+        "{JOURNAL_PREFIX}{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    ));
+    let journal = Journal::create(&journal_dir)
+        .map_err(|e| UsageError(format!("cannot write to --out '{}': {e}", out.display())))?;
+
+    let subject = Subject {
+        user_id: args.user_id.clone(),
+        device_id: args.device_id.clone(),
+        participants: args.participants.clone(),
+    };
+    let restart_ms = restart.as_duration().as_millis().min(u32::MAX as u128) as u32;
+    let mut app = App::new(subject, restart_ms);
+    // The bundle's window is the evidence's own (log records, client
+    // entries), not when the files happened to be read.
+    app.wall_clock_span = false;
+    let mut capture = Capture::new(journal, sigs, clock, args.event_ids.clone(), restart_ms)
+        .map_err(|e| UsageError(format!("signatures: {e}")))?;
+    capture.journal.record(&JournalEntry::Start {
+        at: started,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        mode: "analyze".into(),
+        user_id: args.user_id.clone(),
+        device_id: args.device_id.clone(),
+        participants: args.participants.clone(),
+        timezone: args.timezone.clone(),
+    })?;
+    Ok((app, capture))
+}
+
+/// Reads one log file into the capture and the App: read on this thread,
+/// scanned on others, committed in order. `last`: no log follows it.
+fn read_log(capture: &mut Capture, app: &mut App, log: &Path, last: bool) -> anyhow::Result<()> {
+    let f = File::open(log)
+        .map_err(|e| UsageError(format!("cannot read log '{}': {e}", log.display())))?;
+    let read_error =
+        |e: std::io::Error| UsageError(format!("cannot read log '{}': {e}", log.display()));
+    let ctx = capture.scan_context();
+    let tail = scan_file(f, ctx, CHUNK, scanner_threads(), |buf, scanned| {
+        let done = capture.server_scanned("server-log", buf, scanned)?;
+        let fx = app.update(Event::Server(Box::new(done.batch)));
+        apply(capture, fx)?;
+        anyhow::Ok(Spent {
+            buf: done.spare,
+            scanned: Some(done.scanned),
+        })
+    })
+    .map_err(|e| match e {
+        ScanFileError::Read(e) => read_error(e).into(),
+        ScanFileError::Scan(e) => anyhow::Error::from(e),
+        ScanFileError::Commit(e) => e,
+    })?;
+    if !tail.is_empty() {
+        let batch = capture.server_chunk("server-log", &tail)?;
+        let fx = app.update(Event::Server(Box::new(batch)));
+        apply(capture, fx)?;
+    }
+    let batch = capture.end_of_input("server-log", !last)?;
+    let fx = app.update(Event::Server(Box::new(batch)));
+    apply(capture, fx)?;
+    Ok(())
 }
 
 /// Runs the App's effects that make sense offline.
