@@ -11,14 +11,13 @@ use crate::app::{App, Effect, Subject};
 use crate::bundle::journal::{JOURNAL_PREFIX, Journal};
 use crate::capture::Capture;
 use crate::config::Config;
-use crate::domain::signatures::Signatures;
 use crate::domain::synapse_log::LogClock;
 use crate::model::journal_entry::JournalEntry;
 use crate::sources::clock::Clock;
 use crate::sources::replay::Recording;
 use capture_task::{CaptureTask, Control};
 use chrono::Utc;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub enum Mode {
@@ -61,57 +60,16 @@ pub struct Session {
 /// Prepares the capture. Errors here come before the terminal is taken over.
 pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
     let cfg = &opts.config;
-    let sigs = match &cfg.signatures.file {
-        Some(p) => {
-            let p = crate::config::expand_tilde(p);
-            let text = std::fs::read_to_string(&p).map_err(|e| {
-                UsageError(format!(
-                    "cannot read signatures file '{}': {e}",
-                    p.display()
-                ))
-            })?;
-            Signatures::from_toml(&text, &p).map_err(|e| UsageError(e.to_string()))?
-        }
-        None => Signatures::embedded(),
-    };
-    let (subject, timezone) = match &opts.mode {
-        Mode::Replay { recording, .. } => (
-            Subject {
-                user_id: cfg.call.user_id.clone().or(recording.user_id.clone()),
-                device_id: cfg.call.device_id.clone().or(recording.device_id.clone()),
-                participants: if cfg.call.participants.is_empty() {
-                    recording.participants.clone()
-                } else {
-                    cfg.call.participants.clone()
-                },
-            },
-            recording.timezone.clone(),
-        ),
-        Mode::Live { .. } => (
-            Subject {
-                user_id: cfg.call.user_id.clone(),
-                device_id: cfg.call.device_id.clone(),
-                participants: cfg.call.participants.clone(),
-            },
-            cfg.server_log
-                .as_ref()
-                .map(|s| s.timezone.clone())
-                .unwrap_or_else(|| "UTC".into()),
-        ),
-    };
+    let file = cfg
+        .signatures
+        .file
+        .as_deref()
+        .map(crate::config::expand_tilde);
+    let sigs = crate::analyze::load_signatures(file.as_deref())?;
+    let (subject, timezone) = subject_and_timezone(cfg, &opts.mode);
     let logclock =
         LogClock::new(&timezone).map_err(|e| UsageError(format!("[server-log] timezone: {e}")))?;
-    let journal_dir = opts.out.join(format!(
-        "{JOURNAL_PREFIX}{}-{}",
-        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
-        std::process::id()
-    ));
-    let journal = Journal::create(&journal_dir).map_err(|e| {
-        UsageError(format!(
-            "cannot write to the bundle folder '{}': {e}",
-            opts.out.display()
-        ))
-    })?;
+    let (journal, journal_dir) = create_journal(&opts.out)?;
     let restart = cfg
         .analysis
         .restart_timeout
@@ -154,32 +112,16 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
     };
 
     let mut tasks = Vec::new();
-    let descriptions = match opts.mode {
-        Mode::Replay { recording, .. } => {
-            let desc = vec![serde_json::json!({
-                "name": "server-log", "kind": "replay", "path": recording.dir.display().to_string(),
-            })];
-            tasks.push(tokio::spawn(recording.run(
-                clock.clone(),
-                input_tx.clone(),
-                shutdown_rx.clone(),
-            )));
-            desc
-        }
-        Mode::Live { backfill } => sources::spawn_all(
-            cfg,
-            sources::SourceContext {
-                backfill,
-                headless: opts.headless,
-                tx: &input_tx,
-                shutdown: &shutdown_rx,
-                ke3_ids: &ke3_rx,
-                fatal: &fatal_tx,
-                prompt,
-            },
-            &mut tasks,
-        )?,
+    let context = sources::SourceContext {
+        backfill: None,
+        headless: opts.headless,
+        tx: &input_tx,
+        shutdown: &shutdown_rx,
+        ke3_ids: &ke3_rx,
+        fatal: &fatal_tx,
+        prompt,
     };
+    let descriptions = spawn_sources(opts.mode, cfg, &clock, context, &mut tasks)?;
     drop(input_tx);
     let task = CaptureTask {
         capture,
@@ -202,6 +144,84 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
         replay,
         label: opts.label,
     })
+}
+
+/// The journal folder in `out`, named by the time and the process.
+fn create_journal(out: &Path) -> anyhow::Result<(Journal, PathBuf)> {
+    let journal_dir = out.join(format!(
+        "{JOURNAL_PREFIX}{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    ));
+    let journal = Journal::create(&journal_dir).map_err(|e| {
+        UsageError(format!(
+            "cannot write to the bundle folder '{}': {e}",
+            out.display()
+        ))
+    })?;
+    Ok((journal, journal_dir))
+}
+
+/// Starts the sources: the recording when replaying, else those the config
+/// names. Returns their descriptions for the manifest.
+fn spawn_sources(
+    mode: Mode,
+    cfg: &Config,
+    clock: &Clock,
+    context: sources::SourceContext<'_>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    match mode {
+        Mode::Replay { recording, .. } => {
+            let desc = vec![serde_json::json!({
+                "name": "server-log", "kind": "replay", "path": recording.dir.display().to_string(),
+            })];
+            tasks.push(tokio::spawn(recording.run(
+                clock.clone(),
+                context.tx.clone(),
+                context.shutdown.clone(),
+            )));
+            Ok(desc)
+        }
+        Mode::Live { backfill } => sources::spawn_all(
+            cfg,
+            sources::SourceContext {
+                backfill,
+                ..context
+            },
+            tasks,
+        ),
+    }
+}
+
+/// Who the capture is about and the log's time zone: from the config, the
+/// recording filling in what it leaves out when replaying.
+fn subject_and_timezone(cfg: &Config, mode: &Mode) -> (Subject, String) {
+    match mode {
+        Mode::Replay { recording, .. } => (
+            Subject {
+                user_id: cfg.call.user_id.clone().or(recording.user_id.clone()),
+                device_id: cfg.call.device_id.clone().or(recording.device_id.clone()),
+                participants: if cfg.call.participants.is_empty() {
+                    recording.participants.clone()
+                } else {
+                    cfg.call.participants.clone()
+                },
+            },
+            recording.timezone.clone(),
+        ),
+        Mode::Live { .. } => (
+            Subject {
+                user_id: cfg.call.user_id.clone(),
+                device_id: cfg.call.device_id.clone(),
+                participants: cfg.call.participants.clone(),
+            },
+            cfg.server_log
+                .as_ref()
+                .map(|s| s.timezone.clone())
+                .unwrap_or_else(|| "UTC".into()),
+        ),
+    }
 }
 
 impl Session {
