@@ -7,10 +7,10 @@
 
 use crate::app::event::{AccessSample, push_span as stash};
 use crate::domain::redact::Redactor;
-use crate::domain::signatures::Matcher;
+use crate::domain::signatures::{LineMatch, Matcher};
 use crate::domain::stall::{RecordClock, for_each_line};
 use crate::domain::synapse_log::{
-    LogClock, parse_access_fields, parse_record, parse_timestamp_prefix,
+    LogClock, RecordHead, parse_access_fields, parse_record, parse_timestamp_prefix,
 };
 use crate::domain::{Ke, KeSet};
 use chrono::{DateTime, Utc};
@@ -225,7 +225,7 @@ impl Scanner<'_> {
         let text = &buf[part.clone()];
         // One literal search finds the KEs' lines and those redaction
         // must look at.
-        let mut found: Vec<(usize, usize, crate::domain::signatures::LineMatch)> = Vec::new();
+        let mut found: Vec<(usize, usize, LineMatch)> = Vec::new();
         self.matcher.scan(text, |s, e, m| found.push((s, e, m)));
         let literal_lines = found
             .iter()
@@ -250,112 +250,159 @@ impl Scanner<'_> {
             if m.kes.is_empty() && !m.access && !m.to_device_trace && !m.otk_upload {
                 continue; // found for redaction only
             }
-            let this_line = out.line_of(s);
-            let line = &text[s..e];
             while suspects.get(next_suspect).is_some_and(|l| l.end < s) {
                 next_suspect += 1;
             }
-            let redactor = suspects
-                .get(next_suspect)
-                .is_some_and(|l| l.start <= e)
-                .then_some(self.redactor);
-            // Synapse's to-device tracing (`synapse.9533_debug`) names
-            // user/device; "Adding one_time_keys" says whose keys/upload
-            // each request is (a conflict names no user).
-            if m.to_device_trace {
-                let red = match redactor {
-                    Some(r) => r.redact_bytes(line).0,
-                    None => std::borrow::Cow::Borrowed(line),
-                };
-                out.to_device.push(FoundTrace {
-                    line_no: this_line,
-                    at: parse_timestamp_prefix(line).map(|t| self.clock.to_utc(t)),
-                    text: stash(&mut out.texts, &display_cow(&red)),
-                });
-            }
-            if m.otk_upload
-                && let Some((request, user, device)) = otk_upload_fields(line)
-            {
-                out.otk_uploads.push(FoundUpload {
-                    request: stash(&mut out.texts, request),
-                    user: stash(&mut out.texts, user),
-                    device: stash(&mut out.texts, device),
-                });
-            }
+            let f = Found {
+                line: &text[s..e],
+                range: base + s..base + e,
+                line_no: out.line_of(s),
+                m,
+                redactor: suspects
+                    .get(next_suspect)
+                    .is_some_and(|l| l.start <= e)
+                    .then_some(self.redactor),
+            };
+            self.traces(&f, out);
             // Long-polls are excluded from latency and match no KE: done.
-            if m.kes.is_empty() && is_long_poll_line(line) {
+            if f.m.kes.is_empty() && is_long_poll_line(f.line) {
                 continue;
             }
-            let head = parse_record(line);
+            let head = parse_record(f.line);
             let at = match &head {
                 Some(h) => Some(self.clock.to_utc(h.at)),
                 // A continuation line with no record before it in the
                 // buffer: the capture gives it the previous buffer's time.
-                None => lookback_time(buf, base + s).map(|t| self.clock.to_utc(t)),
+                None => lookback_time(buf, f.range.start).map(|t| self.clock.to_utc(t)),
             };
             // Display text goes into the part's texts: nothing is allocated
             // per line here, and nothing made here is freed on another thread.
             let text_start = out.texts.len();
-            let mut access_text = false;
-            if m.access
-                && let (Some(h), Some(at)) = (&head, at)
-            {
-                // Borrowed unless the message is not UTF-8.
-                let message = lossy(h.message);
-                if let Some(a) = parse_access_fields(&message) {
-                    let sample = access_sample(this_line, at, &a);
-                    // Only lines a pane shows need their display text.
-                    if !m.kes.is_empty() {
-                        use std::fmt::Write;
-                        let _ = write!(
-                            out.texts,
-                            "{} {} {} {} {} ms",
-                            a.requester.unwrap_or("-"),
-                            a.method,
-                            match redactor {
-                                Some(r) => r.redact_str(a.path).0,
-                                None => a.path.into(),
-                            },
-                            sample.status,
-                            sample.processing_ms
-                        );
-                        access_text = true;
-                    }
-                    out.access.push(sample);
-                }
-            }
-            if m.kes.is_empty() {
+            let access_text = f.m.access && self.access(&f, &head, at, out);
+            if f.m.kes.is_empty() {
                 continue;
             }
-            let (red_line, redactions) = match redactor {
-                Some(r) => r.redact_bytes(line),
-                None => (std::borrow::Cow::Borrowed(line), 0),
+            self.hit(f, head, at, text_start, access_text, out);
+        }
+    }
+
+    /// Synapse's to-device tracing (`synapse.9533_debug`) names
+    /// user/device; "Adding one_time_keys" says whose keys/upload each
+    /// request is (a conflict names no user).
+    fn traces(&self, f: &Found<'_>, out: &mut Scanned) {
+        if f.m.to_device_trace {
+            let red = match f.redactor {
+                Some(r) => r.redact_bytes(f.line).0,
+                None => std::borrow::Cow::Borrowed(f.line),
             };
-            // Panes show `request logger: message`; the journal keeps the line.
-            match &head {
-                _ if access_text => {}
-                Some(h) => push_record_text(redactor, h, &mut out.texts),
-                None => out.texts.push_str(&display_cow(&red_line)),
-            }
-            let text = text_start..out.texts.len();
-            out.hits.push(FoundHit {
-                line_no: this_line,
-                line: base + s..base + e,
-                redacted: match red_line {
-                    std::borrow::Cow::Owned(v) => Some(v),
-                    std::borrow::Cow::Borrowed(_) => None,
-                },
-                redactions,
-                at,
-                text,
-                kes: m.kes,
-                error: m.error,
-                request: head
-                    .filter(|_| m.kes.contains(Ke::Ke1))
-                    .map(|h| stash(&mut out.texts, h.request)),
+            out.to_device.push(FoundTrace {
+                line_no: f.line_no,
+                at: parse_timestamp_prefix(f.line).map(|t| self.clock.to_utc(t)),
+                text: stash(&mut out.texts, &display_cow(&red)),
+            });
+        }
+        if f.m.otk_upload
+            && let Some((request, user, device)) = otk_upload_fields(f.line)
+        {
+            out.otk_uploads.push(FoundUpload {
+                request: stash(&mut out.texts, request),
+                user: stash(&mut out.texts, user),
+                device: stash(&mut out.texts, device),
             });
         }
     }
+
+    /// An access line's latency sample; for a line a pane shows, its
+    /// display text too (then `true`).
+    fn access(
+        &self,
+        f: &Found<'_>,
+        head: &Option<RecordHead<'_>>,
+        at: Option<DateTime<Utc>>,
+        out: &mut Scanned,
+    ) -> bool {
+        let (Some(h), Some(at)) = (head, at) else {
+            return false;
+        };
+        // Borrowed unless the message is not UTF-8.
+        let message = lossy(h.message);
+        let Some(a) = parse_access_fields(&message) else {
+            return false;
+        };
+        let sample = access_sample(f.line_no, at, &a);
+        // Only lines a pane shows need their display text.
+        let shown = !f.m.kes.is_empty();
+        if shown {
+            use std::fmt::Write;
+            let _ = write!(
+                out.texts,
+                "{} {} {} {} {} ms",
+                a.requester.unwrap_or("-"),
+                a.method,
+                match f.redactor {
+                    Some(r) => r.redact_str(a.path).0,
+                    None => a.path.into(),
+                },
+                sample.status,
+                sample.processing_ms
+            );
+        }
+        out.access.push(sample);
+        shown
+    }
+
+    /// A KE line: redacted, with its display text (from `text_start` in
+    /// the part's texts; already written for an access line).
+    fn hit(
+        &self,
+        f: Found<'_>,
+        head: Option<RecordHead<'_>>,
+        at: Option<DateTime<Utc>>,
+        text_start: usize,
+        access_text: bool,
+        out: &mut Scanned,
+    ) {
+        let (red_line, redactions) = match f.redactor {
+            Some(r) => r.redact_bytes(f.line),
+            None => (std::borrow::Cow::Borrowed(f.line), 0),
+        };
+        // Panes show `request logger: message`; the journal keeps the line.
+        match &head {
+            _ if access_text => {}
+            Some(h) => push_record_text(f.redactor, h, &mut out.texts),
+            None => out.texts.push_str(&display_cow(&red_line)),
+        }
+        let text = text_start..out.texts.len();
+        out.hits.push(FoundHit {
+            line_no: f.line_no,
+            line: f.range,
+            redacted: match red_line {
+                std::borrow::Cow::Owned(v) => Some(v),
+                std::borrow::Cow::Borrowed(_) => None,
+            },
+            redactions,
+            at,
+            text,
+            kes: f.m.kes,
+            error: f.m.error,
+            request: head
+                .filter(|_| f.m.kes.contains(Ke::Ke1))
+                .map(|h| stash(&mut out.texts, h.request)),
+        });
+    }
+}
+
+/// An interesting line, as [`Scanner::scan_into`] hands it on.
+struct Found<'a> {
+    /// The line, without its newline.
+    line: &'a [u8],
+    /// Where it is in the buffer.
+    range: Range<usize>,
+    /// 1-based within the scanned part.
+    line_no: u64,
+    m: LineMatch,
+    /// Set when the line may hold a secret.
+    redactor: Option<&'a Redactor>,
 }
 
 /// `… - POST-5 - Adding one_time_keys dict_keys([…]) for device 'D' for
