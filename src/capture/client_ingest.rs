@@ -40,102 +40,126 @@ impl Capture {
         let meta = std::fs::metadata(path)?;
         art.bytes = meta.len();
         match kind {
-            ArtifactKind::Har => {
-                let out_path = self.journal.dir.join(&rel);
-                let n = {
-                    let input = BufReader::new(File::open(path)?);
-                    let mut out = BufWriter::new(File::create(&out_path)?);
-                    let n =
-                        redact_har(input, &mut out, &self.redactor).map_err(io::Error::other)?;
-                    out.flush()?;
-                    n
-                };
-                let mut facts = crate::bundle::journal::hash_file(&out_path)?;
-                facts.redactions = n as u64;
-                self.journal.adopt(&rel, facts);
-                art.redactions = n as u64;
-                match scan_har(BufReader::new(File::open(path)?)) {
-                    Ok(sum) => {
-                        art.har_keys_upload = sum.keys_upload.len();
-                        for x in sum.keys_upload {
-                            let Some(off) = x.offending else { continue };
-                            let id = format!("{}:{}", off.algorithm, off.key_id);
-                            let uploaded = x
-                                .request_keys
-                                .iter()
-                                .find(|(k, _)| *k == id)
-                                .and_then(|(_, v)| har::key_of(v))
-                                .or_else(|| off.new_key.as_ref().and_then(har::key_of));
-                            art.har_conflicts.push(HarConflict {
-                                entry_index: x.entry_index,
-                                at: x.started,
-                                status: x.status,
-                                algorithm: off.algorithm.clone(),
-                                key_id: off.key_id.clone(),
-                                uploaded_key: uploaded,
-                                stored_key: off.old_key.as_ref().and_then(har::key_of),
-                            });
-                        }
-                    }
-                    Err(e) => art.unparsed = Some(e.to_string()),
-                }
-            }
+            ArtifactKind::Har => self.har_file(path, &rel, &mut art)?,
             ArtifactKind::Diag | ArtifactKind::Other => {
-                let mut raw = Vec::new();
-                File::open(path)?
-                    .take(DIAG_PARSE_MAX)
-                    .read_to_end(&mut raw)?;
-                let complete = (raw.len() as u64) >= meta.len();
-                let (red, n) = if complete {
-                    self.redactor.redact_bytes(&raw)
-                } else {
-                    (std::borrow::Cow::Borrowed(&raw[..]), 0)
-                };
-                if complete {
-                    self.journal.write_whole(&rel, &red, n as u64)?;
-                } else {
-                    // Too big to parse: copy streaming, redacted per chunk.
-                    self.copy_redacted(path, &rel)?;
-                }
-                art.redactions = n as u64;
-                if kind == ArtifactKind::Diag && complete {
-                    match parse_diag(&raw, &self.matcher) {
-                        Ok(report) => {
-                            art.user_id = report.user_id.clone();
-                            art.device_id = report.device_id.clone();
-                            for e in report.entries {
-                                let (msg, _) = self.redactor.redact_str(&e.message);
-                                let msg = msg.into_owned();
-                                if e.ke == Some(Ke::Ke3)
-                                    && let Some(id) = ke3_event_id(&msg)
-                                    && !art.ke3_event_ids.contains(&id)
-                                {
-                                    art.ke3_event_ids.push(id);
-                                }
-                                let error = self
-                                    .matcher
-                                    .classify_client(&msg)
-                                    .map(|c| c.error)
-                                    .unwrap_or(e.ke.is_some());
-                                art.entries.push(ClientEntry {
-                                    file: name.clone(),
-                                    index: e.index,
-                                    at: e.ts,
-                                    level: e.level,
-                                    ke: e.ke,
-                                    error,
-                                    message: msg,
-                                });
-                            }
-                        }
-                        Err(e) => art.unparsed = Some(e.to_string()),
-                    }
-                } else if kind == ArtifactKind::Diag {
-                    art.unparsed = Some(format!("larger than {DIAG_PARSE_MAX} bytes"));
-                }
+                self.diag_file(path, &rel, &mut art, meta.len())?
             }
         }
         Ok(art)
+    }
+
+    /// A HAR file: copied redacted (structurally), its keys/upload
+    /// conflicts read.
+    fn har_file(&mut self, path: &Path, rel: &str, art: &mut ClientArtifact) -> io::Result<()> {
+        let out_path = self.journal.dir.join(rel);
+        let n = {
+            let input = BufReader::new(File::open(path)?);
+            let mut out = BufWriter::new(File::create(&out_path)?);
+            let n = redact_har(input, &mut out, &self.redactor).map_err(io::Error::other)?;
+            out.flush()?;
+            n
+        };
+        let mut facts = crate::bundle::journal::hash_file(&out_path)?;
+        facts.redactions = n as u64;
+        self.journal.adopt(rel, facts);
+        art.redactions = n as u64;
+        match scan_har(BufReader::new(File::open(path)?)) {
+            Ok(sum) => {
+                art.har_keys_upload = sum.keys_upload.len();
+                for x in sum.keys_upload {
+                    let Some(off) = x.offending else { continue };
+                    let id = format!("{}:{}", off.algorithm, off.key_id);
+                    let uploaded = x
+                        .request_keys
+                        .iter()
+                        .find(|(k, _)| *k == id)
+                        .and_then(|(_, v)| har::key_of(v))
+                        .or_else(|| off.new_key.as_ref().and_then(har::key_of));
+                    art.har_conflicts.push(HarConflict {
+                        entry_index: x.entry_index,
+                        at: x.started,
+                        status: x.status,
+                        algorithm: off.algorithm.clone(),
+                        key_id: off.key_id.clone(),
+                        uploaded_key: uploaded,
+                        stored_key: off.old_key.as_ref().and_then(har::key_of),
+                    });
+                }
+            }
+            Err(e) => art.unparsed = Some(e.to_string()),
+        }
+        Ok(())
+    }
+
+    /// A diag report (or another file): copied redacted, and a diag report
+    /// no larger than [`DIAG_PARSE_MAX`] parsed.
+    fn diag_file(
+        &mut self,
+        path: &Path,
+        rel: &str,
+        art: &mut ClientArtifact,
+        len: u64,
+    ) -> io::Result<()> {
+        let kind = art.kind;
+        let mut raw = Vec::new();
+        File::open(path)?
+            .take(DIAG_PARSE_MAX)
+            .read_to_end(&mut raw)?;
+        let complete = (raw.len() as u64) >= len;
+        let (red, n) = if complete {
+            self.redactor.redact_bytes(&raw)
+        } else {
+            (std::borrow::Cow::Borrowed(&raw[..]), 0)
+        };
+        if complete {
+            self.journal.write_whole(rel, &red, n as u64)?;
+        } else {
+            // Too big to parse: copy streaming, redacted per chunk.
+            self.copy_redacted(path, rel)?;
+        }
+        art.redactions = n as u64;
+        if kind == ArtifactKind::Diag && complete {
+            self.read_diag(&raw, art);
+        } else if kind == ArtifactKind::Diag {
+            art.unparsed = Some(format!("larger than {DIAG_PARSE_MAX} bytes"));
+        }
+        Ok(())
+    }
+
+    /// A diag report's entries (redacted, with their KE and whether they are
+    /// errors) and the KE-3 event ids they name.
+    fn read_diag(&self, raw: &[u8], art: &mut ClientArtifact) {
+        match parse_diag(raw, &self.matcher) {
+            Ok(report) => {
+                art.user_id = report.user_id.clone();
+                art.device_id = report.device_id.clone();
+                for e in report.entries {
+                    let (msg, _) = self.redactor.redact_str(&e.message);
+                    let msg = msg.into_owned();
+                    if e.ke == Some(Ke::Ke3)
+                        && let Some(id) = ke3_event_id(&msg)
+                        && !art.ke3_event_ids.contains(&id)
+                    {
+                        art.ke3_event_ids.push(id);
+                    }
+                    let error = self
+                        .matcher
+                        .classify_client(&msg)
+                        .map(|c| c.error)
+                        .unwrap_or(e.ke.is_some());
+                    art.entries.push(ClientEntry {
+                        file: art.file.clone(),
+                        index: e.index,
+                        at: e.ts,
+                        level: e.level,
+                        ke: e.ke,
+                        error,
+                        message: msg,
+                    });
+                }
+            }
+            Err(e) => art.unparsed = Some(e.to_string()),
+        }
     }
 
     /// Copies a file too big to parse, redacted on the way (streaming).
