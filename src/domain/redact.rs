@@ -55,6 +55,8 @@ const GROUPS: [&str; 7] = ["tok", "q1", "q2", "bearer", "json", "esc", "rk"];
 struct Compiled {
     literals: AhoCorasick,
     secrets: Regex,
+    /// A recovery key that ends where the haystack ends.
+    key_at_end: Regex,
     /// 256-entry table: 1 = base58, 2 = space, 0 = anything else.
     key_bytes: [u8; 256],
 }
@@ -71,6 +73,11 @@ static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
         .unicode(false)
         .build()
         .expect("redaction pattern compiles");
+    let key_at_end =
+        regex::bytes::RegexBuilder::new(&format!(r"\b[{BASE58}]{{4}}(?: [{BASE58}]{{4}}){{11}}$"))
+            .unicode(false)
+            .build()
+            .expect("recovery key pattern compiles");
     let mut key_bytes = [0u8; 256];
     for b in 0..=255u8 {
         key_bytes[usize::from(b)] = match b {
@@ -82,6 +89,7 @@ static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
     Arc::new(Compiled {
         literals,
         secrets,
+        key_at_end,
         key_bytes,
     })
 });
@@ -208,12 +216,24 @@ impl Redactor {
         let mut out = Vec::new();
         for &(ls, le) in lines {
             let line = &buf[ls..le];
+            let mut line_end = 0;
             for caps in c.secrets.captures_iter(line) {
                 let (Some(whole), Some(value)) =
                     (caps.get(0), GROUPS.iter().find_map(|g| caps.name(g)))
                 else {
                     continue;
                 };
+                if caps.name("tok").is_some()
+                    && let Some(key) = key_glued_before(c, line, whole.start(), line_end)
+                {
+                    out.push(Secret {
+                        start: ls + key.0,
+                        end: ls + key.1,
+                        value: (ls + key.0, ls + key.1),
+                        keep: false,
+                    });
+                }
+                line_end = whole.end();
                 let v = value.as_bytes();
                 out.push(Secret {
                     start: ls + whole.start(),
@@ -225,6 +245,16 @@ impl Redactor {
         }
         out
     }
+}
+
+/// A recovery key that ends right where a token starts (`… 1A1asyt_…`):
+/// the key's end is no word boundary until the token is replaced, so the
+/// pattern would find the key only when the redacted text is redacted
+/// again. `from`: where the previous secret on the line ended.
+fn key_glued_before(c: &Compiled, line: &[u8], at: usize, from: usize) -> Option<(usize, usize)> {
+    let from = from.max(at.saturating_sub(RECOVERY_KEY_LEN));
+    let m = c.key_at_end.find_at(&line[..at], from)?;
+    Some((m.start(), m.end()))
 }
 
 /// [`candidate_lines`], ascending and distinct.
