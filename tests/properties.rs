@@ -1,0 +1,417 @@
+//! Property tests for everything that takes outside input: Synapse log
+//! lines, diag reports, HAR files, the config and keymap files, and
+//! redaction. Arbitrary input never panics; redaction keeps every line and
+//! redacting twice gives what redacting once gives; well-formed input reads
+//! back what was written.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use callcap::bundle::journal::{Journal, SERVER_LOG};
+use callcap::capture::Capture;
+use callcap::config::Config;
+use callcap::config::keymap::{Key, Keymap};
+use callcap::domain::diag::parse_diag;
+use callcap::domain::har::{redact_har, scan_har};
+use callcap::domain::redact::Redactor;
+use callcap::domain::signatures::{Matcher, Signatures};
+use callcap::domain::synapse_log::{
+    LogClock, parse_access_fields, parse_record, parse_timestamp_prefix,
+};
+use proptest::prelude::*;
+use std::io::Write;
+use std::path::Path;
+use std::sync::LazyLock;
+
+/// Matchers take a while to build: once for all cases. The embedded
+/// signatures (a literal search) and a file whose pattern has no literal
+/// (a regex search), both with KE-3 event ids.
+static MATCHERS: LazyLock<[Matcher; 2]> = LazyLock::new(|| {
+    let ids = [
+        "$SASBBzoqjEvent1:lotus.example".to_string(),
+        "$a".to_string(),
+    ];
+    let regex_sigs = Signatures::from_toml(
+        "[[ke]]\nid = \"KE-1\"\ntitle = \"x\"\nserver = '[0-9]+x|keys/upload'\n",
+        Path::new("test.toml"),
+    )
+    .unwrap();
+    [
+        Matcher::new(&Signatures::embedded(), &ids).unwrap(),
+        Matcher::new(&regex_sigs, &ids).unwrap(),
+    ]
+});
+
+fn lines(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| c == b'\n').count()
+}
+
+/// Text that looks like what callcap reads: secrets of every shape the
+/// redactor knows, next to ids and keys it must keep, Synapse records,
+/// JSON, newlines, and bytes that are not UTF-8.
+fn fragment() -> impl Strategy<Value = Vec<u8>> {
+    let token = "[A-Za-z0-9_]{1,40}";
+    prop_oneof![
+        token.prop_map(|t| format!("syt_{t}").into_bytes()),
+        token.prop_map(|t| format!("syr_{t}").into_bytes()),
+        token.prop_map(|t| format!("access_token={t}&x=1").into_bytes()),
+        token.prop_map(|t| format!("?client_secret={t}").into_bytes()),
+        token.prop_map(|t| format!("Authorization: Bearer {t}").into_bytes()),
+        token.prop_map(|t| format!("{{\"password\": \"{t}\"}}").into_bytes()),
+        "([A-Za-z0-9]{4} ){11}[A-Za-z0-9]{4}"
+            .prop_map(|k| format!("recovery key {k}").into_bytes()),
+        token.prop_map(
+            |t| format!("{{\"key\": \"{t}\"}} signed_curve25519:AAAAAAAAAFA").into_bytes()
+        ),
+        "[a-z]{1,8}".prop_map(|w| format!(
+            "2026-06-30 18:00:01,234 - synapse.{w} - 12 - INFO - POST-7 - @alice:hs {w}\n"
+        )
+        .into_bytes()),
+        "(sync\\?since=s1|keys/upload|sendToDevice/m.room.encrypted/1|unstable/org.matrix.msc4140/delayed_events/syd_1/restart)".prop_map(|p| format!(
+            "2026-06-30 18:00:02,000 - synapse.access.http.8008 - 521 - INFO - POST-9 - 192.0.2.10 - 8008 - {{@bob:hs}} \
+             Processed request: 0.004sec/0.000sec (0.001sec, 0.000sec) (0.000sec/0.001sec/1) 2B 200 \"POST /_matrix/client/v3/{p} HTTP/1.1\" \"Mozilla/5.0\" [0 dbevts]\n"
+        )
+        .into_bytes()),
+        Just(b"2026-06-30 18:00:03,000 - synapse.http.server - 130 - INFO - POST-9 - <XForwardedForRequest at 0x7f method='POST' uri='/_matrix/client/v3/keys/upload' clientproto='HTTP/1.1' site='8008'> SynapseError: 400 - One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {\"key\": \"a\"}; new key: {'key': 'b'}\n".to_vec()),
+        Just(b"Error decrypting event $SASBBzoqjEvent1:lotus.example".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        "\\PC{0,40}".prop_map(String::into_bytes),
+    ]
+}
+
+fn text() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(fragment(), 0..24).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #[test]
+    fn redaction_keeps_every_line_and_redacting_twice_changes_nothing(input in text()) {
+        let r = Redactor::new();
+        let (once, _) = r.redact_bytes(&input);
+        prop_assert_eq!(lines(&once), lines(&input));
+        let (twice, _) = r.redact_bytes(&once);
+        prop_assert_eq!(&*twice, &*once);
+        // The capture's variant (which also says where secrets may be)
+        // redacts the same.
+        let (noting, n, _) = r.redact_bytes_noting(&input);
+        prop_assert_eq!(&*noting, &*once);
+        prop_assert_eq!(n, r.redact_bytes(&input).1);
+    }
+
+    #[test]
+    fn redacting_text_keeps_every_line_and_is_idempotent(input in "\\PC{0,200}(\n\\PC{0,80}){0,4}") {
+        let r = Redactor::new();
+        let (once, _) = r.redact_str(&input);
+        prop_assert_eq!(once.matches('\n').count(), input.matches('\n').count());
+        prop_assert_eq!(&*r.redact_str(&once).0, &*once);
+    }
+
+    #[test]
+    fn the_redacting_writer_writes_what_redacting_at_once_gives(
+        input in text(),
+        cuts in proptest::collection::vec(0usize..4096, 0..8),
+    ) {
+        let r = Redactor::new();
+        let mut w = r.writer(Vec::new());
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (input.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut from = 0;
+        for c in cuts.into_iter().chain([input.len()]) {
+            w.write_all(&input[from..c]).unwrap();
+            from = c;
+        }
+        let (out, _) = w.finish().unwrap();
+        prop_assert_eq!(&out[..], &*r.redact_bytes(&input).0);
+    }
+
+    #[test]
+    fn a_har_file_keeps_its_lines_whatever_it_holds(input in text()) {
+        let r = Redactor::new();
+        let mut out = Vec::new();
+        // Not JSON: copied with the text redactor; never a panic.
+        redact_har(&input[..], &mut out, &r).unwrap();
+        prop_assert_eq!(lines(&out), lines(&input));
+        let _ = scan_har(&input[..]);
+    }
+}
+
+/// A HAR-like JSON document with secrets in the places HAR files keep them.
+fn har() -> impl Strategy<Value = String> {
+    let value = "[A-Za-z0-9_ .:/=?&-]{0,30}";
+    let entry = (value, value, value, value, 100u16..600).prop_map(|(url, auth, cookie, body, status)| {
+        serde_json::json!({
+            "startedDateTime": "2026-06-30T18:00:01.000Z",
+            "request": {
+                "method": "POST",
+                "url": format!("https://hs.example/_matrix/client/v3/keys/upload?access_token=syt_{url}"),
+                "headers": [
+                    {"name": "Authorization", "value": format!("Bearer {auth}")},
+                    {"name": "Cookie", "value": cookie},
+                ],
+                "cookies": [{"name": "session", "value": cookie}],
+                "postData": {"mimeType": "application/json", "text": format!("{{\"one_time_keys\": {{}}, \"password\": \"{body}\"}}")},
+            },
+            "response": {
+                "status": status,
+                "headers": [{"name": "Set-Cookie", "value": format!("s={cookie}")}],
+                "content": {"mimeType": "application/json", "text": format!("{{\"errcode\": \"M_UNKNOWN\", \"error\": \"One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {{\\\"key\\\": \\\"{body}\\\"}}; new key: {{'key': '{url}'}}\"}}")},
+            },
+        })
+    });
+    (proptest::collection::vec(entry, 0..6), any::<bool>()).prop_map(|(entries, pretty)| {
+        let doc = serde_json::json!({"log": {"version": "1.2", "entries": entries}});
+        if pretty {
+            serde_json::to_string_pretty(&doc).unwrap()
+        } else {
+            doc.to_string()
+        }
+    })
+}
+
+proptest! {
+    #[test]
+    fn a_har_stays_json_with_its_lines_and_redacting_it_again_changes_nothing(doc in har()) {
+        let r = Redactor::new();
+        let mut once = Vec::new();
+        redact_har(doc.as_bytes(), &mut once, &r).unwrap();
+        prop_assert_eq!(lines(&once), lines(doc.as_bytes()));
+        let a: serde_json::Value = serde_json::from_slice(&once).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        prop_assert_eq!(
+            a["log"]["entries"].as_array().map(Vec::len),
+            b["log"]["entries"].as_array().map(Vec::len)
+        );
+        let mut twice = Vec::new();
+        redact_har(&once[..], &mut twice, &r).unwrap();
+        prop_assert_eq!(twice, once);
+        let summary = scan_har(doc.as_bytes()).unwrap();
+        prop_assert!(summary.keys_upload.len() <= a["log"]["entries"].as_array().map_or(0, Vec::len));
+    }
+
+    #[test]
+    fn diag_reports_of_any_shape_never_panic(input in text(), json in json_value()) {
+        let m = &MATCHERS[0];
+        let _ = parse_diag(&input, m);
+        let _ = parse_diag(json.to_string().as_bytes(), m);
+        let report = serde_json::json!({"userId": "@a:hs", "deviceId": "D", "entries": [json.clone()], "logs": json});
+        let _ = parse_diag(report.to_string().as_bytes(), m);
+    }
+}
+
+/// Any JSON value, a few levels deep.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        "\\PC{0,30}".prop_map(serde_json::Value::from),
+        "(MissingKey|already exists|Error decrypting event \\(id=\\$[a-z]{4}\\)|timeout)"
+            .prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map(
+                "(message|msg|level|ts|timestamp|entries|logs|userId|deviceId|sdkVersion|[a-z]{1,6})",
+                inner,
+                0..6
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A Synapse record's fields, as Synapse's default format writes them.
+fn record() -> impl Strategy<Value = (chrono::NaiveDateTime, String, String, String, String)> {
+    (
+        0i64..4_000_000_000,
+        0u32..1000,
+        "synapse(\\.[a-z_0-9]{1,12}){0,3}",
+        "(DEBUG|INFO|WARNING|ERROR|CRITICAL)",
+        "(sentinel|[A-Z]{3,6}-[0-9]{1,8}|[a-z_]{1,12}-[0-9]{1,4})",
+        "[^\n\r]{0,120}",
+    )
+        .prop_map(|(secs, ms, logger, level, request, message)| {
+            let at = chrono::DateTime::from_timestamp(secs, ms * 1_000_000)
+                .unwrap()
+                .naive_utc();
+            (at, logger, level, request, message)
+        })
+}
+
+proptest! {
+    #[test]
+    fn a_synapse_record_reads_back_what_was_written((at, logger, level, request, message) in record()) {
+        let line = format!(
+            "{} - {logger} - 123 - {level} - {request} - {message}",
+            at.format("%Y-%m-%d %H:%M:%S,%3f")
+        );
+        let head = parse_record(line.as_bytes()).unwrap();
+        prop_assert_eq!(head.at, at);
+        prop_assert_eq!(head.logger, logger.as_str());
+        prop_assert_eq!(head.level, level.as_str());
+        prop_assert_eq!(head.request, request.as_str());
+        prop_assert_eq!(head.message, message.as_bytes());
+        prop_assert_eq!(parse_timestamp_prefix(line.as_bytes()), Some(at));
+    }
+
+    #[test]
+    fn an_access_line_reads_back_what_was_written(
+        requester in "(None|@[a-z]{1,8}:[a-z]{1,8}\\.example)",
+        ms in 0u32..100_000,
+        status in 100u16..600,
+        method in "(GET|PUT|POST|DELETE|OPTIONS)",
+        path in "/[A-Za-z0-9_/.%!$:?=&-]{0,60}",
+        agent in "[^\"\n]{0,40}",
+    ) {
+        let message = format!(
+            "192.0.2.10 - 8008 - {{{requester}}} Processed request: {}.{:03}sec/0.000sec \
+             (0.001sec, 0.000sec) (0.000sec/0.001sec/1) 42B {status} \"{method} {path} HTTP/1.1\" \"{agent}\" [0 dbevts]",
+            ms / 1000,
+            ms % 1000
+        );
+        let a = parse_access_fields(&message).unwrap();
+        prop_assert_eq!(a.method, method.as_str());
+        prop_assert_eq!(a.path, path.as_str());
+        prop_assert_eq!(a.status, status);
+        prop_assert_eq!(a.requester, (requester != "None").then_some(requester.as_str()));
+        prop_assert!((a.processing_s * 1000.0 - f64::from(ms)).abs() < 0.5);
+        prop_assert_eq!(a.user_agent, agent.as_str());
+    }
+
+    #[test]
+    fn any_log_line_is_read_without_panicking(line in text()) {
+        let _ = parse_record(&line);
+        let _ = parse_timestamp_prefix(&line);
+        let _ = parse_access_fields(&String::from_utf8_lossy(&line));
+        if let Some(h) = parse_record(&line) {
+            let _ = h.nested();
+        }
+    }
+
+    /// The matcher's lines are real lines of the buffer, in order.
+    #[test]
+    fn the_matcher_reports_whole_lines_in_order(input in text()) {
+        for m in MATCHERS.iter() {
+            let mut last_end = None;
+            m.scan(&input, |s, e, _| {
+                assert!(s <= e && e <= input.len());
+                assert!(s == 0 || input[s - 1] == b'\n');
+                assert!(e == input.len() || input[e] == b'\n');
+                assert!(last_end.is_none_or(|l| s > l));
+                last_end = Some(e);
+            });
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// However the log arrives, every line is captured once: the journal's
+    /// server log has as many lines as the input.
+    #[test]
+    fn the_capture_keeps_every_line_however_the_bytes_arrive(
+        input in text(),
+        cuts in proptest::collection::vec(0usize..4096, 0..10),
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let journal = Journal::create(&tmp.path().join("j")).unwrap();
+        let mut c = Capture::new(journal, Signatures::embedded(), LogClock::utc(), Vec::new(), 2000).unwrap();
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|x| x % (input.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut from = 0;
+        for to in cuts.into_iter().chain([input.len()]) {
+            c.server_chunk("server-log", &input[from..to]).unwrap();
+            from = to;
+        }
+        c.end_of_input("server-log", false).unwrap();
+        let want = lines(&input) + usize::from(!input.is_empty() && !input.ends_with(b"\n"));
+        prop_assert_eq!(c.lines(), want as u64);
+        c.journal.flush().unwrap();
+        let facts = c.journal.facts();
+        // The journal's server log is the input, redacted, byte for byte.
+        let written = std::fs::read(tmp.path().join("j").join(SERVER_LOG)).unwrap();
+        prop_assert_eq!(&written[..], &*Redactor::new().redact_bytes(&input).0);
+        prop_assert_eq!(facts[SERVER_LOG].bytes, written.len() as u64);
+    }
+}
+
+/// Config text built from the real sections and keys, with values of any
+/// type, and plain garbage.
+fn config_text() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("[ssh]\nhost"),
+        Just("[ssh]\nport"),
+        Just("[ssh]\njump"),
+        Just("[ssh]\nhost-key-check"),
+        Just("[server-log]\npath"),
+        Just("[server-log]\nexec-prefix"),
+        Just("[server-log]\ntimezone"),
+        Just("[server-log]\nbackfill"),
+        Just("[client]\ndownloads"),
+        Just("[call]\nuser-id"),
+        Just("[call]\nparticipants"),
+        Just("[database]\nurl"),
+        Just("[database]\npoll-interval"),
+        Just("[database]\nstatement-timeout"),
+        Just("[analysis]\nrestart-timeout"),
+        Just("[bundle]\nout"),
+        Just("[signatures]\nfile"),
+        Just("[nonsense]\nkey"),
+    ];
+    let value = prop_oneof![
+        "\"[^\"\\\\\n]{0,20}\"",
+        "-?[0-9]{1,12}",
+        Just("true".to_string()),
+        Just("[]".to_string()),
+        Just("[\"@a:hs/D\", 3]".to_string()),
+        Just("\"5s\"".to_string()),
+        Just("\"-1ms\"".to_string()),
+        Just("\"Mars/Olympus\"".to_string()),
+    ];
+    prop_oneof![
+        proptest::collection::vec((key, value), 0..8).prop_map(|kv| {
+            kv.into_iter()
+                .map(|(k, v)| format!("{k} = {v}\n"))
+                .collect()
+        }),
+        "\\PC{0,200}",
+    ]
+}
+
+proptest! {
+    #[test]
+    fn any_config_is_read_or_refused_with_a_message(text in config_text()) {
+        match Config::parse(&text, Path::new("config.toml")) {
+            Ok(_) => {}
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+
+    #[test]
+    fn any_keymap_is_read_or_refused_with_a_message(
+        text in prop_oneof![
+            proptest::collection::vec(
+                ("(quit|mark-fault|zoom|scroll-up|help|no-such-action)", "(ctrl-|alt-|shift-){0,2}([a-z0-9]|f[0-9]{1,2}|pageup|space|tab|\\PC{0,4})"),
+                0..6
+            )
+            .prop_map(|kv| kv.into_iter().map(|(a, k)| format!("{a} = [\"{}\"]\n", k.replace(['"', '\\'], ""))).collect::<String>()),
+            "\\PC{0,200}",
+        ]
+    ) {
+        match Keymap::with_overrides(&text, Path::new("keymap.toml")) {
+            Ok(km) => prop_assert!(!km.bindings().is_empty()),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+
+    /// A key as a keymap file spells it reads back as the same key.
+    #[test]
+    fn a_key_reads_back_as_it_is_written(s in "(ctrl-|alt-|shift-){0,3}(\\PC|f[0-9]{1,2}|[a-z]{2,9})") {
+        if let Ok(k) = Key::parse(&s) {
+            prop_assert_eq!(Key::parse(&k.to_string()), Ok(k));
+        }
+    }
+}
