@@ -43,7 +43,7 @@
 //! ```
 
 mod auth;
-mod clock;
+mod clock_offset;
 mod follow;
 mod host_key;
 mod known_hosts;

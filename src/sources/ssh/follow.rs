@@ -4,7 +4,7 @@
 //! the exact byte offset to resume at.
 
 use super::auth::{Authenticator, PassphrasePrompt};
-use super::clock::OffsetProbe;
+use super::clock_offset::OffsetProbe;
 use super::remote::{FilePos, Header, Piece};
 use super::session::{self, ConnectOptions, Connection};
 use super::target::{self, Target};

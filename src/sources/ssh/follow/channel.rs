@@ -1,7 +1,7 @@
 //! One follow channel: start the remote script, forward what it prints,
 //! watch for rotation, truncation and stalls, answer the clock, close politely.
 
-use super::super::clock::OffsetProbe;
+use super::super::clock_offset::OffsetProbe;
 use super::super::remote::{
     ControlLine, FilePos, FollowArgs, LineSplitter, StdoutParser, follow_command, parse_control,
 };
