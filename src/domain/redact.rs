@@ -55,8 +55,6 @@ const GROUPS: [&str; 7] = ["tok", "q1", "q2", "bearer", "json", "esc", "rk"];
 struct Compiled {
     literals: AhoCorasick,
     secrets: Regex,
-    /// A recovery key that ends where the haystack ends.
-    key_at_end: Regex,
     /// 256-entry table: 1 = base58, 2 = space, 0 = anything else.
     key_bytes: [u8; 256],
 }
@@ -73,11 +71,6 @@ static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
         .unicode(false)
         .build()
         .expect("redaction pattern compiles");
-    let key_at_end =
-        regex::bytes::RegexBuilder::new(&format!(r"\b[{BASE58}]{{4}}(?: [{BASE58}]{{4}}){{11}}$"))
-            .unicode(false)
-            .build()
-            .expect("recovery key pattern compiles");
     let mut key_bytes = [0u8; 256];
     for b in 0..=255u8 {
         key_bytes[usize::from(b)] = match b {
@@ -89,7 +82,6 @@ static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
     Arc::new(Compiled {
         literals,
         secrets,
-        key_at_end,
         key_bytes,
     })
 });
@@ -252,9 +244,19 @@ impl Redactor {
 /// pattern would find the key only when the redacted text is redacted
 /// again. `from`: where the previous secret on the line ended.
 fn key_glued_before(c: &Compiled, line: &[u8], at: usize, from: usize) -> Option<(usize, usize)> {
-    let from = from.max(at.saturating_sub(RECOVERY_KEY_LEN));
-    let m = c.key_at_end.find_at(&line[..at], from)?;
-    Some((m.start(), m.end()))
+    let start = at.checked_sub(RECOVERY_KEY_LEN).filter(|&s| s >= from)?;
+    // Twelve groups of four base58 characters, single spaces between.
+    let shaped = line[start..at]
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| match i % 5 {
+            4 => b == b' ',
+            _ => c.key_bytes[usize::from(b)] == 1,
+        });
+    // The key starts a word, as the pattern's `\b` has it.
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let starts_word = start == 0 || !word(line[start - 1]);
+    (shaped && starts_word).then_some((start, at))
 }
 
 /// [`candidate_lines`], ascending and distinct.
