@@ -7,10 +7,11 @@ use crate::domain::synapse_log::AccessFields;
 use chrono::{DateTime, Utc};
 use std::sync::LazyLock;
 
-/// A "Processed request" line of a long-poll (see [`is_long_poll`]),
-/// told without parsing the line: only its request path is looked at.
-pub(super) fn is_long_poll_line(line: &[u8]) -> bool {
-    request_path(line).is_some_and(is_long_poll_path)
+/// Whether a "Processed request" line is a long-poll (see
+/// [`is_long_poll`]), told without parsing the line: only its request path
+/// is looked at. `None` when the line has no request to look at.
+pub(super) fn is_long_poll_line(line: &[u8]) -> Option<bool> {
+    request_path(line).map(is_long_poll_path)
 }
 
 /// The path of a "Processed request" line's request (`"GET /path
@@ -19,14 +20,37 @@ pub(super) fn is_long_poll_line(line: &[u8]) -> bool {
 fn request_path(line: &[u8]) -> Option<&[u8]> {
     static MARK: LazyLock<memchr::memmem::Finder<'static>> =
         LazyLock::new(|| memchr::memmem::Finder::new(" Processed request: "));
-    let rest = &line[MARK.find(line)? + MARK.needle().len()..];
-    let request = &rest[memchr::memchr(b'"', rest)? + 1..];
+    // Nothing before the status code of an access line is quoted (the head,
+    // the client's address, the site, the requester): the first quote after
+    // a status code opens the request. Any other line is read from the mark.
+    let first = memchr::memchr(b'"', line)?;
+    let open = if after_status(&line[..first]) {
+        first
+    } else {
+        let from = MARK.find(line)? + MARK.needle().len();
+        from + memchr::memchr(b'"', &line[from..])?
+    };
+    let request = &line[open + 1..];
     let request = &request[..memchr::memchr(b'"', request)?];
-    let path = &request[memchr::memchr(b' ', request)? + 1..];
-    Some(match memchr::memrchr(b' ', path) {
+    // The method and the protocol are a few bytes: looked for in place,
+    // without a search's set-up (this runs on every access line).
+    let path = &request[request.iter().position(|&b| b == b' ')? + 1..];
+    Some(match path.iter().rposition(|&b| b == b' ') {
         Some(i) => &path[..i],
         None => path,
     })
+}
+
+/// Whether `head` ends with a status code and its space (`… 200 `, or
+/// `… 200! ` for a request the client gave up on).
+fn after_status(head: &[u8]) -> bool {
+    let Some(head) = head.strip_suffix(b" ") else {
+        return false;
+    };
+    let head = head.strip_suffix(b"!").unwrap_or(head);
+    head.len() > 3
+        && head[head.len() - 3..].iter().all(u8::is_ascii_digit)
+        && head[head.len() - 4] == b' '
 }
 
 /// Substring searchers for request paths, built once: a path is looked
@@ -84,8 +108,14 @@ fn is_delayed_restart(method: &str, path: &str) -> bool {
     method == "POST" && (rest.ends_with("/restart") || !rest.contains('/'))
 }
 
-/// What the App needs of an access line.
-pub(super) fn access_sample(line_no: u64, at: DateTime<Utc>, a: &AccessFields<'_>) -> AccessSample {
+/// What the App needs of an access line. `long_poll`: what
+/// [`is_long_poll_line`] said of it, if it was asked.
+pub(super) fn access_sample(
+    line_no: u64,
+    at: DateTime<Utc>,
+    a: &AccessFields<'_>,
+    long_poll: Option<bool>,
+) -> AccessSample {
     let ms = (a.processing_s * 1000.0).round();
     let send_to_device = PATH_NEEDLES
         .send_to_device
@@ -100,7 +130,7 @@ pub(super) fn access_sample(line_no: u64, at: DateTime<Utc>, a: &AccessFields<'_
             0
         },
         status: a.status,
-        long_poll: is_long_poll(a.path),
+        long_poll: long_poll.unwrap_or_else(|| is_long_poll(a.path)),
         delayed_restart: is_delayed_restart(a.method, a.path),
         send_to_device,
         requester: if send_to_device {
@@ -128,7 +158,11 @@ mod tests {
             "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?pos=1",
             "/_matrix/client/v3/notifications?limit=1",
         ] {
-            assert!(is_long_poll_line(line(poll).as_bytes()), "{poll}");
+            assert_eq!(
+                is_long_poll_line(line(poll).as_bytes()),
+                Some(true),
+                "{poll}"
+            );
             // The line and its parsed path agree.
             assert!(is_long_poll(poll), "{poll}");
         }
@@ -139,11 +173,22 @@ mod tests {
             "/_matrix/client/v3/rooms/!r/messages?from=/events?x",
             "/_matrix/client/v3/keys/upload?next=/sync%20x",
         ] {
-            assert!(!is_long_poll_line(line(other).as_bytes()), "{other}");
+            assert_eq!(
+                is_long_poll_line(line(other).as_bytes()),
+                Some(false),
+                "{other}"
+            );
             assert!(!is_long_poll(other), "{other}");
         }
         // What the user agent says is not the request.
         let agent = "… Processed request: 0.004sec/0.000sec 200 \"POST /_matrix/client/v3/keys/upload HTTP/1.1\" \"app /events?x /sync y\" [0 dbevts]";
-        assert!(!is_long_poll_line(agent.as_bytes()));
+        assert_eq!(is_long_poll_line(agent.as_bytes()), Some(false));
+        assert_eq!(is_long_poll_line(b"no request here"), None);
+        // A quote before the mark (not Synapse's access line, but the
+        // request is still the one after the mark).
+        let quoted = "x \"GET /sync HTTP/1.1\" 1 … Processed request: 0.004sec/0.000sec 200 \"POST /_matrix/client/v3/keys/upload HTTP/1.1\" \"x\"";
+        assert_eq!(is_long_poll_line(quoted.as_bytes()), Some(false));
+        let gave_up = line("/_matrix/client/v3/sync").replace(" 200 ", " 200! ");
+        assert_eq!(is_long_poll_line(gave_up.as_bytes()), Some(true));
     }
 }

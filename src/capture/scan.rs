@@ -264,8 +264,9 @@ impl Scanner<'_> {
                     .then_some(self.redactor),
             };
             self.traces(&f, out);
+            let long_poll = f.m.access.then(|| is_long_poll_line(f.line)).flatten();
             // Long-polls are excluded from latency and match no KE: done.
-            if f.m.kes.is_empty() && is_long_poll_line(f.line) {
+            if f.m.kes.is_empty() && long_poll == Some(true) {
                 continue;
             }
             let head = parse_record(f.line);
@@ -278,7 +279,7 @@ impl Scanner<'_> {
             // Display text goes into the part's texts: nothing is allocated
             // per line here, and nothing made here is freed on another thread.
             let text_start = out.texts.len();
-            let access_text = f.m.access && self.access(&f, &head, at, out);
+            let access_text = f.m.access && self.access(&f, &head, at, long_poll, out);
             if f.m.kes.is_empty() {
                 continue;
             }
@@ -319,6 +320,7 @@ impl Scanner<'_> {
         f: &Found<'_>,
         head: &Option<RecordHead<'_>>,
         at: Option<DateTime<Utc>>,
+        long_poll: Option<bool>,
         out: &mut Scanned,
     ) -> bool {
         let (Some(h), Some(at)) = (head, at) else {
@@ -329,7 +331,7 @@ impl Scanner<'_> {
         let Some(a) = parse_access_fields(&message) else {
             return false;
         };
-        let sample = access_sample(f.line_no, at, &a);
+        let sample = access_sample(f.line_no, at, &a, long_poll);
         // Only lines a pane shows need their display text.
         let shown = !f.m.kes.is_empty();
         if shown {
