@@ -175,6 +175,9 @@ pub struct ClientArtifact {
     pub har_conflicts: Vec<HarConflict>,
     pub har_keys_upload: usize,
     pub redactions: u64,
+    /// `redactions` by rule name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub redactions_by_rule: std::collections::BTreeMap<String, u64>,
 }
 
 impl ClientArtifact {
@@ -194,6 +197,7 @@ impl ClientArtifact {
             har_conflicts: Vec::new(),
             har_keys_upload: 0,
             redactions: 0,
+            redactions_by_rule: Default::default(),
         }
     }
 }

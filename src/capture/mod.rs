@@ -10,7 +10,7 @@ use crate::app::event::{
 use crate::bundle::journal::Journal;
 use crate::domain::diag::{ke3_event_id, parse_diag};
 use crate::domain::har::{self, ConflictMemo, redact_har, scan_har};
-use crate::domain::redact::Redactor;
+use crate::domain::redact::{Redactor, Tally};
 use crate::domain::signatures::{Matcher, Signatures};
 use crate::domain::stall::{Stall, StallDetector};
 use crate::domain::synapse_log::{LogClock, parse_record, parse_timestamp_prefix};
@@ -99,6 +99,18 @@ impl Capture {
 
     pub fn matcher(&self) -> &Matcher {
         &self.matcher
+    }
+
+    /// Redacts with `redactor` from now on (site rules added to the
+    /// built-in ones); the journal notes where its site rules came from.
+    pub fn set_redactor(&mut self, redactor: Redactor) {
+        self.journal.site_rules = redactor.site_origins().to_vec();
+        self.redactor = Arc::new(redactor);
+        self.generation += 1; // scans made with the old rules are stale
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// Adds KE-3 event ids to the server pattern. Lines already journaled
@@ -357,8 +369,10 @@ impl Capture {
                 None if by_caller => {}
                 None => self.journal.server.write_slice(&buf[part.range.clone()])?,
             }
-            self.journal.server.redactions += part.redactions as u64;
-            batch.redactions += part.redactions as u64;
+            let n = part.redactions.total();
+            self.journal.server.redactions += n;
+            self.journal.server.by_rule.add(&part.redactions);
+            batch.redactions += n;
             let lines = part.lines;
             bases.push(part_base);
             self.commit(buf, part, part_base, batch)?;
@@ -403,7 +417,10 @@ impl Capture {
         batch: &mut ServerBatch,
     ) -> io::Result<()> {
         for hit in part.hits.drain(..) {
-            let red_line = hit.redacted.as_deref().unwrap_or(&buf[hit.line.clone()]);
+            let red_line = match &hit.redacted {
+                Some(r) => &r.0[..],
+                None => &buf[hit.line.clone()],
+            };
             let mut ke_line_no = [0u64; 4];
             for ke in hit.kes.iter() {
                 let i = ke.index();
@@ -412,7 +429,10 @@ impl Capture {
                 let f = &mut self.journal.ke[i];
                 f.write(red_line)?;
                 f.write(b"\n")?;
-                f.redactions += hit.redactions as u64;
+                if let Some(r) = &hit.redacted {
+                    f.redactions += r.1.total();
+                    f.by_rule.add(&r.1);
+                }
             }
             let text = part.texts.get(hit.text.clone()).unwrap_or_default();
             let offending = if hit.kes.contains(Ke::Ke1) {
@@ -511,9 +531,11 @@ impl Capture {
                     n
                 };
                 let mut facts = crate::bundle::journal::hash_file(&out_path)?;
-                facts.redactions = n as u64;
+                facts.redactions = n.total();
+                facts.by_rule = n.names();
                 self.journal.adopt(&rel, facts);
-                art.redactions = n as u64;
+                art.redactions = n.total();
+                art.redactions_by_rule = n.names();
                 match scan_har(BufReader::new(File::open(path)?)) {
                     Ok(sum) => {
                         art.har_keys_upload = sum.keys_upload.len();
@@ -546,18 +568,16 @@ impl Capture {
                     .take(DIAG_PARSE_MAX)
                     .read_to_end(&mut raw)?;
                 let complete = (raw.len() as u64) >= meta.len();
-                let (red, n) = if complete {
-                    self.redactor.redact_bytes(&raw)
-                } else {
-                    (std::borrow::Cow::Borrowed(&raw[..]), 0)
-                };
-                if complete {
-                    self.journal.write_whole(&rel, &red, n as u64)?;
+                let n = if complete {
+                    let (red, n) = self.redactor.redact_bytes(&raw);
+                    self.journal.write_redacted(&rel, &red, &n)?;
+                    n
                 } else {
                     // Too big to parse: copy streaming, redacted per chunk.
-                    self.copy_redacted(path, &rel)?;
-                }
-                art.redactions = n as u64;
+                    self.copy_redacted(path, &rel)?
+                };
+                art.redactions = n.total();
+                art.redactions_by_rule = n.names();
                 if kind == ArtifactKind::Diag && complete {
                     match parse_diag(&raw, &self.matcher) {
                         Ok(report) => {
@@ -600,7 +620,7 @@ impl Capture {
     }
 
     /// Copies a file too big to parse, redacted on the way (streaming).
-    fn copy_redacted(&mut self, path: &Path, rel: &str) -> io::Result<()> {
+    fn copy_redacted(&mut self, path: &Path, rel: &str) -> io::Result<Tally> {
         let out_path = self.journal.dir.join(rel);
         let mut w = self
             .redactor
@@ -608,9 +628,10 @@ impl Capture {
         io::copy(&mut File::open(path)?, &mut w)?;
         let (_, n) = w.finish()?;
         let mut facts = crate::bundle::journal::hash_file(&out_path)?;
-        facts.redactions = n as u64;
+        facts.redactions = n.total();
+        facts.by_rule = n.names();
         self.journal.adopt(rel, facts);
-        Ok(())
+        Ok(n)
     }
 
     fn unique_client_name(&self, name: &str) -> String {
