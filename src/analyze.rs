@@ -10,6 +10,7 @@ use crate::bundle::journal_entry::JournalEntry;
 use crate::capture::{Capture, ScanFileError, Spent, scan_file, scanner_threads};
 use crate::cli::AnalyzeArgs;
 use crate::config::HumanDuration;
+use crate::domain::redact::{Redactor, SiteRule};
 use crate::domain::signatures::Signatures;
 use crate::domain::synapse_log::LogClock;
 use chrono::{DateTime, Utc};
@@ -30,6 +31,7 @@ const CHUNK: usize = 1024 * 1024;
 
 /// Runs the analysis; returns the bundle's path.
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
+    let redactor = site_redactor(args)?;
     let clock =
         LogClock::new(&args.timezone).map_err(|e| UsageError(format!("--timezone: {e}")))?;
     let restart = HumanDuration::parse(&args.restart_timeout)
@@ -77,6 +79,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     app.wall_clock_span = false;
     let mut capture = Capture::new(journal, sigs, clock, args.event_ids.clone(), restart_ms)
         .map_err(|e| UsageError(format!("signatures: {e}")))?;
+    capture.set_redactor(redactor);
     let started = Utc::now();
     capture.journal.record(&JournalEntry::Start {
         at: started,
@@ -173,6 +176,23 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     let now = Utc::now();
     let path = export::export(&app, &mut capture.journal, &out, &label, &sources, now)?;
     Ok(path)
+}
+
+/// The built-in rules, then the site rules: the default config's
+/// `[redact] extra` (when that file exists) and `--redact`, each checked
+/// before anything is read.
+fn site_redactor(args: &AnalyzeArgs) -> Result<Redactor, UsageError> {
+    let mut site = match crate::config::default_path().filter(|p| p.is_file()) {
+        Some(p) => crate::config::load_redact_section(&p)
+            .map_err(|e| UsageError(e.to_string()))?
+            .site_rules(),
+        None => Vec::new(),
+    };
+    site.extend(args.redact.iter().enumerate().map(|(i, p)| SiteRule {
+        origin: format!("--redact #{}", i + 1),
+        pattern: p.clone(),
+    }));
+    Redactor::with_site_rules(&site).map_err(|e| UsageError(format!("{}: {e}", e.origin)))
 }
 
 /// Runs the App's effects that make sense offline.

@@ -155,4 +155,10 @@ pub struct AnalyzeArgs {
     /// in --timezone. Repeatable.
     #[arg(long = "mark", value_name = "TIME[=LABEL]")]
     pub marks: Vec<String>,
+    /// A site rule: a regular expression for a secret only this deployment
+    /// knows, redacted everywhere after the built-in rules (the first
+    /// capture group if it has one, else the whole match). Repeatable; the
+    /// config's `[redact] extra` patterns apply too.
+    #[arg(long = "redact", value_name = "REGEX")]
+    pub redact: Vec<String>,
 }

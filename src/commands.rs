@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The default config file: `~/.config/callcap/config.toml`.
 pub fn default_config_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "callcap").map(|d| d.config_dir().join("config.toml"))
+    crate::config::default_path()
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -110,7 +110,16 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
                 .clone()
                 .unwrap_or_else(|| journal.parent().map(Path::to_path_buf).unwrap_or(out));
             let restart = cfg.analysis.restart_timeout.as_duration().as_millis() as u32;
-            crate::bundle::recover::recover(&journal, &out, a.label.as_deref(), restart).map(Some)
+            // Site rules apply to what is recovered too; a config that
+            // cannot be read otherwise still gives its [redact] section.
+            let site = match default_config_path().filter(|p| p.is_file()) {
+                Some(p) => crate::config::load_redact_section(&p)
+                    .map_err(|e| UsageError(e.to_string()))?
+                    .site_rules(),
+                None => Vec::new(),
+            };
+            crate::bundle::recover::recover(&journal, &out, a.label.as_deref(), restart, &site)
+                .map(Some)
         }
         Some(Cmd::Analyze(a)) => crate::analyze::run(&a).map(Some),
         Some(Cmd::Keys) => {
@@ -135,8 +144,9 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
 
 /// `tracing` goes to a file, never to the terminal the console owns:
 /// `~/.local/state/callcap/callcap.log` (level from `CALLCAP_LOG`, default
-/// `info`). Failing to open it only loses the debug log.
-fn init_log() {
+/// `info`), through the same redaction as the bundle. Failing to open it
+/// only loses the debug log.
+fn init_log(redactor: crate::domain::redact::Redactor) {
     let Some(dir) = directories::ProjectDirs::from("", "", "callcap")
         .map(|d| d.state_dir().unwrap_or(d.data_local_dir()).to_path_buf())
     else {
@@ -157,7 +167,7 @@ fn init_log() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
+        .with_writer(std::sync::Mutex::new(redactor.writer(file)))
         .try_init();
 }
 
@@ -182,7 +192,10 @@ fn replay_console(
 }
 
 fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
-    init_log();
+    let redactor =
+        crate::domain::redact::Redactor::with_site_rules(&opts.config.redact.site_rules())
+            .map_err(|e| UsageError(format!("{}: {e}", e.origin)))?;
+    init_log(redactor);
     let headless = opts.headless;
     // A bad keymap is an error before the terminal is taken over.
     let keymap = if headless {

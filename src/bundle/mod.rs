@@ -5,5 +5,6 @@ pub mod journal;
 pub mod journal_entry;
 pub mod manifest;
 pub mod recover;
+pub mod redactions;
 pub mod report;
 pub mod timeline;

@@ -1,7 +1,7 @@
 //! Checks that TOML types cannot express. The first problem found is
 //! returned, naming the file, the key and the bad value.
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, RedactConfig};
 use crate::domain::synapse_log::LogClock;
 use std::path::Path;
 use std::time::Duration;
@@ -148,8 +148,20 @@ impl Config {
                 "must not be empty (leave it out to use the built-in signatures)".into(),
             ));
         }
-        Ok(())
+        redact_section(&self.redact, path)
     }
+}
+
+/// Every `[redact] extra` pattern compiles and cannot match an empty string.
+pub(super) fn redact_section(redact: &RedactConfig, path: &Path) -> Result<(), ConfigError> {
+    for (i, p) in redact.extra.iter().enumerate() {
+        crate::domain::redact::check_site_pattern(p).map_err(|reason| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: format!("redact.extra[{i}]"),
+            message: format!("'{p}' {reason}"),
+        })?;
+    }
+    Ok(())
 }
 
 fn positive(d: Duration, shown: &str) -> Result<(), String> {

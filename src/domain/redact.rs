@@ -24,6 +24,11 @@ mod writer;
 pub use json::NotJson;
 pub use rules::{Rule, SECRET_LITERALS, name_rule, param_rule};
 pub use site::{SiteRule, SiteRuleError};
+
+/// Checks a site rule's pattern: `Err` says why it cannot be used.
+pub fn check_site_pattern(pattern: &str) -> Result<(), String> {
+    site::compile(pattern).map(|_| ())
+}
 pub use tally::{Tally, site_rule_name};
 pub use writer::RedactingWriter;
 

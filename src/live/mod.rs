@@ -121,6 +121,10 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
         .min(u32::MAX as u128) as u32;
     let mut capture = Capture::new(journal, sigs, logclock, cfg.call.event_ids.clone(), restart)
         .map_err(|e| UsageError(format!("signatures: {e}")))?;
+    capture.set_redactor(
+        crate::domain::redact::Redactor::with_site_rules(&cfg.redact.site_rules())
+            .map_err(|e| UsageError(format!("{}: {e}", e.origin)))?,
+    );
     let app = App::new(subject.clone(), restart);
 
     let (clock, replay) = match &opts.mode {

@@ -43,18 +43,6 @@ pub fn compile(pattern: &str) -> Result<Regex, String> {
         .map_err(|e| format!("is not a regular expression: {}", last_line(&e.to_string())))
 }
 
-/// Checks every rule; the first bad one is the error.
-pub fn check(rules: &[SiteRule]) -> Result<(), SiteRuleError> {
-    for r in rules {
-        compile(&r.pattern).map_err(|reason| SiteRuleError {
-            origin: r.origin.clone(),
-            pattern: r.pattern.clone(),
-            reason,
-        })?;
-    }
-    Ok(())
-}
-
 fn last_line(s: &str) -> String {
     s.lines()
         .map(str::trim)
@@ -80,7 +68,7 @@ mod tests {
                 "{empty}"
             );
         }
-        let err = check(&[
+        let err = crate::domain::redact::Redactor::with_site_rules(&[
             SiteRule {
                 origin: "--redact #1".into(),
                 pattern: "ok[0-9]+".into(),
