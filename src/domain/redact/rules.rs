@@ -229,7 +229,7 @@ pub(super) enum Form {
 }
 
 /// The text pattern's alternatives: (name group, value group, form).
-pub(super) const GROUPS: [(Option<&str>, &str, Form); 18] = [
+pub(super) const GROUPS: [(Option<&str>, &str, Form); 19] = [
     (None, "st", Form::Rule(Rule::SynapseToken)),
     (None, "mt", Form::Rule(Rule::MasToken)),
     (None, "jw", Form::Rule(Rule::Jwt)),
@@ -239,6 +239,7 @@ pub(super) const GROUPS: [(Option<&str>, &str, Form); 18] = [
     (Some("n2"), "v2", Form::Named),
     (Some("n3"), "v3", Form::Named),
     (Some("n4"), "v4", Form::Named),
+    (Some("n10"), "v10", Form::Named),
     (None, "av", Form::Rule(Rule::Authorization)),
     (None, "cv", Form::Rule(Rule::Cookie)),
     (Some("n5"), "v5", Form::Named),
@@ -271,21 +272,27 @@ pub(super) fn text_pattern() -> String {
     // sigil (`$event`, `@user`), or after a percent escape.
     let edge = r"(?:^|[^A-Za-z0-9_$@!#+/-]|%[0-9A-Fa-f]{2})";
     let dq = r#"(?:[^"\\\n]|\\[^\n])*"#;
+    // A string inside a JSON string: its quotes are `\"`, an escape in it is
+    // `\\` and one more character or escape.
+    let eq = r#"(?:\\\\(?:\\[^\n]|[^\\\n])|\\[^\\"\n]|[^\\"\n])*"#;
     let sq = r"(?:[^'\\\n]|\\[^\n])*";
     let sep = r"[ \t]*[:=][ \t]*";
     [
         r"(?P<st>sy[tlr]_(?:[A-Za-z0-9+/_=-]|%2[BbFf]|%3[Dd])+)".to_string(),
         format!(r"{edge}(?P<mt>m(?:at|ar|ct|cr|pt)_[A-Za-z0-9]{{20,}}(?:_[A-Za-z0-9]{{1,16}})?)"),
         // Three parts (signed) or five (encrypted; the second may be empty).
-        format!(r"{edge}(?P<jw>eyJ[A-Za-z0-9_-]{{4,}}(?:\.[A-Za-z0-9_-]*){{2,4}})"),
+        format!(
+            r"{edge}(?P<jw>eyJ[A-Za-z0-9_-]{{4,}}(?:\.[A-Za-z0-9_-]*){{2}}(?:\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)?)"
+        ),
         format!(r"{edge}(?P<mc>MDAx[A-Za-z0-9_=+/-]{{40,}})"),
         r"(?i:bearer)[ \t]+(?P<be>[A-Za-z0-9._~+/-]+=*)".to_string(),
         // "name": "value" (JSON), \"name\": \"value\" (JSON inside a JSON
         // string), 'name': 'value' and 'name': "value" (Python reprs).
         format!(r#""(?P<n1>{qname})"[ \t]*:[ \t]*"(?P<v1>{dq})""#),
-        format!(r#"\\"(?P<n2>{qname})\\"[ \t]*:[ \t]*\\"(?P<v2>[^\n]*?)\\""#),
+        format!(r#"\\"(?P<n2>{qname})\\"[ \t]*:[ \t]*\\"(?P<v2>{eq})\\""#),
         format!(r#"b?'(?P<n3>{qname})'[ \t]*:[ \t]*b?'(?P<v3>{sq})'"#),
         format!(r#"b?'(?P<n4>{qname})'[ \t]*:[ \t]*b?"(?P<v4>{dq})""#),
+        format!(r#"b?'(?P<n10>{qname})'[ \t]*:[ \t]*b?\\"(?P<v10>{eq})\\""#),
         // Authorization: <scheme> <credentials>; Cookie: <the whole header>.
         format!(
             r#"{prefix}(?i:authorization){sep}(?:[A-Za-z][A-Za-z0-9_-]*[ \t]+)?(?P<av><redacted>|[^\s"'<>\\,;]+)"#
@@ -294,7 +301,7 @@ pub(super) fn text_pattern() -> String {
         // name=value, name: value, with the value quoted or not; name%3Dvalue.
         format!(r#"(?P<n5>{name}){sep}"(?P<v5>{dq})""#),
         format!(r"(?P<n6>{name}){sep}'(?P<v6>{sq})'"),
-        format!(r#"(?P<n7>{name}){sep}\\"(?P<v7>[^\n]*?)\\""#),
+        format!(r#"(?P<n7>{name}){sep}\\"(?P<v7>{eq})\\""#),
         format!(r#"(?P<n8>{name}){sep}(?P<v8>[^\s&"'<>\\,;(){{}}\[\]]+)"#),
         format!(r"(?P<n9>{name})%3[Dd](?P<v9>(?:[A-Za-z0-9._~+-]|%2[BbFf]|%3[Dd])+)"),
         r#"[?&]code=(?P<qv>[^\s&"'<>\\#]+)"#.to_string(),
