@@ -97,6 +97,50 @@ pub(super) fn redact_ws_message<'a>(raw: &'a [u8], red: &Redactor) -> (Cow<'a, [
     }
 }
 
+/// A URL's query and fragment parameters: secret names' values replaced,
+/// every other value decoded and given the text rules. `None` when nothing
+/// changed or it is not a URL.
+pub(super) fn redact_url(url: &str, red: &Redactor) -> Option<(String, Tally)> {
+    if !url.contains("://") && !url.starts_with('/') {
+        return None;
+    }
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let (path, query) = match base.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (base, None),
+    };
+    let mut tally = Tally::default();
+    let mut out = path.to_string();
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(&redact_form(q, red, &mut tally));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        // OAuth's implicit flow puts tokens there (`#access_token=…`).
+        if f.contains('=') {
+            out.push_str(&redact_form(f, red, &mut tally));
+        } else {
+            out.push_str(f);
+        }
+    }
+    (!tally.is_empty()).then_some((out, tally))
+}
+
+/// A `url`/`redirectURL` string token (with its quotes) redacted.
+pub(super) fn redact_url_token<'a>(raw: &'a [u8], red: &Redactor) -> (Cow<'a, [u8]>, Tally) {
+    let Ok(url) = serde_json::from_slice::<String>(raw) else {
+        return (Cow::Borrowed(raw), Tally::default());
+    };
+    match redact_url(&url, red).and_then(|(u, n)| Some((serde_json::to_vec(&u).ok()?, n))) {
+        Some((out, n)) => (Cow::Owned(out), n),
+        None => (Cow::Borrowed(raw), Tally::default()),
+    }
+}
+
 /// `mimeType`, lower case, without parameters (`; charset=…`).
 fn mime_of(obj: &Map<String, Value>) -> String {
     obj.get("mimeType")
@@ -156,34 +200,54 @@ fn redact_text_body(text: &str, mime: &str, red: &Redactor) -> Option<(String, T
     {
         return out.and_then(|o| String::from_utf8(o).ok()).map(|o| (o, n));
     }
-    let mut tally = Tally::default();
-    let form;
-    let text = if mime.contains("x-www-form-urlencoded") {
-        form = redact_form(text, &mut tally);
-        form.as_str()
-    } else {
-        text
-    };
-    let (out, n) = red.redact_text(text);
-    tally.add(&n);
-    (!tally.is_empty()).then(|| (out.into_owned(), tally))
+    if mime.contains("x-www-form-urlencoded") {
+        let mut tally = Tally::default();
+        let out = redact_form(text, red, &mut tally);
+        return (!tally.is_empty()).then_some((out, tally));
+    }
+    match red.redact_text(text) {
+        (Cow::Owned(o), n) => Some((o, n)),
+        (Cow::Borrowed(_), _) => None,
+    }
 }
 
-/// `a=1&password=…`: values of secret field names replaced.
-fn redact_form(text: &str, tally: &mut Tally) -> String {
+/// `a=1&password=…`: values of secret field names replaced; every other
+/// value decoded and given the text rules (a token, `Bearer%20…`).
+fn redact_form(text: &str, red: &Redactor, tally: &mut Tally) -> String {
     text.split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !v.is_empty() && v != REDACTED => match param_rule(&form_decode(k)) {
-                Some(rule) => {
+            Some((k, v)) if !v.is_empty() && v != REDACTED => {
+                if let Some(rule) = param_rule(&form_decode(k)) {
                     tally.add_rule(rule, 1);
-                    format!("{k}={REDACTED}")
+                    return format!("{k}={REDACTED}");
                 }
-                None => pair.to_string(),
-            },
+                match red.redact_text(&form_decode(v)) {
+                    (Cow::Owned(o), n) => {
+                        tally.add(&n);
+                        format!("{k}={}", form_encode(&o))
+                    }
+                    (Cow::Borrowed(_), _) => pair.to_string(),
+                }
+            }
             _ => pair.to_string(),
         })
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// A form value encoded (`<redacted>` is left readable).
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'<' | b'>' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// A form field name decoded (`+` is a space, `%XX` a byte).

@@ -34,6 +34,8 @@ enum Special {
     Body,
     /// An element of `_webSocketMessages`.
     WsMessage,
+    /// A `url` or `redirectURL` string.
+    Url,
 }
 
 impl Special {
@@ -173,6 +175,11 @@ impl Walker<'_> {
                                 *escaped = true;
                             } else if b == b'"' {
                                 *in_str = false;
+                                // A string element (a URL) ends with its quote.
+                                if *depth == 0 {
+                                    end = Some(j + 1);
+                                    break;
+                                }
                             }
                         } else {
                             match b {
@@ -214,6 +221,25 @@ impl Walker<'_> {
                     let b = chunk[i];
                     match b {
                         b'"' => {
+                            if let Some(Frame::Object {
+                                expect_key: false,
+                                key,
+                            }) = self.stack.last()
+                                && (key == b"url" || key == b"redirectURL")
+                            {
+                                out.write_all(&chunk[copy_from..i])?;
+                                copy_from = i;
+                                self.mode = Mode::Element {
+                                    special: Special::Url,
+                                    depth: 0,
+                                    in_str: false,
+                                    escaped: false,
+                                    buf: Vec::new(),
+                                    buffering: true,
+                                };
+                                // The element loop reads this quote.
+                                continue;
+                            }
                             let key = match self.stack.last() {
                                 Some(Frame::Object {
                                     expect_key: true, ..
@@ -325,11 +351,11 @@ fn write_element(
 ) -> io::Result<Tally> {
     let mut tally = Tally::default();
     let rule = match special {
-        Special::Body | Special::WsMessage => {
-            let (text, n) = if special == Special::Body {
-                body::redact_body(raw, redactor)
-            } else {
-                body::redact_ws_message(raw, redactor)
+        Special::Body | Special::WsMessage | Special::Url => {
+            let (text, n) = match special {
+                Special::Body => body::redact_body(raw, redactor),
+                Special::WsMessage => body::redact_ws_message(raw, redactor),
+                _ => body::redact_url_token(raw, redactor),
             };
             out.write_all(&text)?;
             return Ok(n);
@@ -349,6 +375,18 @@ fn write_element(
     };
     let members = top_level_strings(raw);
     let value = members.iter().find(|m| m.key == b"value").map(|m| m.value);
+    // A header that holds a URL (`Location`, `Referer`): its query values.
+    if special == Special::Headers
+        && rule.is_none()
+        && let Some((s, e)) = value
+        && let Some((url, n)) = body::redact_url(&decode(&raw[s..e]), redactor)
+        && let Ok(quoted) = serde_json::to_string(&url)
+    {
+        out.write_all(&raw[..s - 1])?;
+        out.write_all(quoted.as_bytes())?;
+        out.write_all(&raw[e + 1..])?;
+        return Ok(n);
+    }
     match (rule, value) {
         (Some(rule), Some((s, e)))
             if !raw[s..e].is_empty() && &raw[s..e] != REDACTED.as_bytes() =>

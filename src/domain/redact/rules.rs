@@ -266,7 +266,7 @@ pub(super) fn text_pattern() -> String {
     let prefix = r"(?:[A-Za-z0-9_.-]|%5[Ff])*";
     let fam =
         r"passw(?:or)?d|passphrase|credential|token|jwt|device_?code|secret|code_?verifier|csrf";
-    let name = format!("{prefix}(?i:{fam})");
+    let name = format!("{prefix}(?i:{fam}|cookie)");
     let qname = format!("{prefix}(?i:{fam}|authorization|cookie)");
     // Where a shape may start: not inside a longer token, not after a Matrix
     // sigil (`$event`, `@user`), or after a percent escape.
@@ -277,6 +277,7 @@ pub(super) fn text_pattern() -> String {
     let eq = r#"(?:\\\\(?:\\[^\n]|[^\\\n])|\\[^\\"\n]|[^\\"\n])*"#;
     let sq = r"(?:[^'\\\n]|\\[^\n])*";
     let sep = r"[ \t]*[:=][ \t]*";
+    let cookie_pair = r#"[^\s;"'\\=]+"#;
     [
         r"(?P<st>sy[tlr]_(?:[A-Za-z0-9+/_=-]|%2[BbFf]|%3[Dd])+)".to_string(),
         format!(r"{edge}(?P<mt>m(?:at|ar|ct|cr|pt)_[A-Za-z0-9]{{20,}}(?:_[A-Za-z0-9]{{1,16}})?)"),
@@ -297,7 +298,11 @@ pub(super) fn text_pattern() -> String {
         format!(
             r#"{prefix}(?i:authorization){sep}(?:[A-Za-z][A-Za-z0-9_-]*[ \t]+)?(?P<av><redacted>|[^\s"'<>\\,;]+)"#
         ),
-        format!(r#"{prefix}(?i:cookie):[ \t]*(?P<cv>[^"'\\\n]+)"#),
+        // A cookie header's pairs (and attributes) up to the first blank
+        // that does not follow a `;`.
+        format!(
+            r#"{prefix}(?i:cookie):[ \t]*(?P<cv>{cookie_pair}=[^\s;"'\\]*(?:;[ \t]*{cookie_pair}(?:=[^\s;"'\\]*)?)*)"#
+        ),
         // name=value, name: value, with the value quoted or not; name%3Dvalue.
         format!(r#"(?P<n5>{name}){sep}"(?P<v5>{dq})""#),
         format!(r"(?P<n6>{name}){sep}'(?P<v6>{sq})'"),

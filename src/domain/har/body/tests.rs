@@ -16,7 +16,7 @@ fn red(v: &Value) -> (Value, Tally, String) {
 fn a_login_form_is_redacted_in_its_text_and_its_params() {
     let body = json!({
         "mimeType": "application/x-www-form-urlencoded",
-        "text": "csrf=c5rfT0k&username=alice&password=hunter%262&code=AbC",
+        "text": "csrf=c5rfT0k&username=alice&password=hunter%262&code=AbC&auth=Bearer%20abc",
         "params": [
             {"name": "csrf", "value": "c5rfT0k"},
             {"name": "username", "value": "alice"},
@@ -26,7 +26,7 @@ fn a_login_form_is_redacted_in_its_text_and_its_params() {
     let (v, n, text) = red(&body);
     assert_eq!(
         v["text"],
-        "csrf=<redacted>&username=alice&password=<redacted>&code=<redacted>"
+        "csrf=<redacted>&username=alice&password=<redacted>&code=<redacted>&auth=Bearer+<redacted>"
     );
     assert_eq!(v["params"][0]["value"], "<redacted>");
     assert_eq!(v["params"][1]["value"], "alice");
@@ -43,8 +43,8 @@ fn a_login_form_is_redacted_in_its_text_and_its_params() {
     let want = serde_json::to_string_pretty(&body)
         .unwrap()
         .replace(
-            "csrf=c5rfT0k&username=alice&password=hunter%262&code=AbC",
-            "csrf=<redacted>&username=alice&password=<redacted>&code=<redacted>",
+            "csrf=c5rfT0k&username=alice&password=hunter%262&code=AbC&auth=Bearer%20abc",
+            "csrf=<redacted>&username=alice&password=<redacted>&code=<redacted>&auth=Bearer+<redacted>",
         )
         .replace("\"c5rfT0k\"", "\"<redacted>\"")
         .replace("\"hunter&2\"", "\"<redacted>\"");
