@@ -6,4 +6,5 @@ pub mod journal_entry;
 pub mod manifest;
 pub mod recover;
 pub mod report;
+mod report_sections;
 pub mod timeline;

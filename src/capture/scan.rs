@@ -494,6 +494,7 @@ struct PathNeedles {
     notifications: memchr::memmem::Finder<'static>,
     send_to_device: memchr::memmem::Finder<'static>,
     delayed_events: memchr::memmem::Finder<'static>,
+    msc4140_delay: memchr::memmem::Finder<'static>,
 }
 
 static PATH_NEEDLES: LazyLock<PathNeedles> = LazyLock::new(|| {
@@ -503,6 +504,7 @@ static PATH_NEEDLES: LazyLock<PathNeedles> = LazyLock::new(|| {
         notifications: f("/notifications"),
         send_to_device: f("/sendToDevice/"),
         delayed_events: f("/delayed_events/"),
+        msc4140_delay: f("msc4140.delay="),
     }
 });
 
@@ -532,6 +534,14 @@ fn is_delayed_restart(method: &str, path: &str) -> bool {
     method == "POST" && (rest.ends_with("/restart") || !rest.contains('/'))
 }
 
+/// Any delayed-event request: an endpoint under `/delayed_events/`
+/// (restart, cancel, send) or an event sent with an MSC4140 delay (the
+/// MatrixRTC delayed leave).
+fn is_delayed_event(path: &str) -> bool {
+    let (n, p) = (&*PATH_NEEDLES, path.as_bytes());
+    n.delayed_events.find(p).is_some() || n.msc4140_delay.find(p).is_some()
+}
+
 /// What the App needs of an access line.
 fn access_sample(line_no: u64, at: DateTime<Utc>, a: &AccessFields<'_>) -> AccessSample {
     let ms = (a.processing_s * 1000.0).round();
@@ -550,6 +560,7 @@ fn access_sample(line_no: u64, at: DateTime<Utc>, a: &AccessFields<'_>) -> Acces
         status: a.status,
         long_poll: is_long_poll(a.path),
         delayed_restart: is_delayed_restart(a.method, a.path),
+        delayed_event: is_delayed_event(a.path),
         send_to_device,
         requester: if send_to_device {
             a.requester.map(str::to_string)
