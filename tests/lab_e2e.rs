@@ -291,6 +291,15 @@ fn a_real_synapse_call_through_the_whole_fault_chain() {
         }
     }
     assert!(m["redactions"]["client/127.0.0.1.har"].as_u64().unwrap() >= 1);
+    // Synapse's real tokens name their user (the token itself is kept
+    // nowhere): the HAR is alice's, the subject's, and feeds the verdicts.
+    let entries = std::fs::read_to_string(bundle.join("journal.jsonl")).unwrap();
+    assert!(
+        entries.contains(r#""token_users":["alice"]"#),
+        "the HAR's requests were not read as alice's"
+    );
+    let report = std::fs::read_to_string(bundle.join("report.md")).unwrap();
+    assert!(!report.contains("not the subject"), "{report}");
 
     // The database's view changed during the call: the driver's one-time
     // keys appeared and to-device messages piled up for alice's device.

@@ -188,4 +188,109 @@ mod tests {
         har.token_users.push("alice".into());
         assert_eq!(s.not_the_subject(&har), None);
     }
+
+    /// A KE-1 server batch: an optional owner line for request `POST-7`,
+    /// then its conflict.
+    fn conflict(owner: Option<(&str, &str)>) -> crate::app::event::Event {
+        use crate::app::event::{OtkUpload, ServerBatch, ServerHit};
+        use crate::domain::{Ke, KeSet};
+        let mut kes = KeSet::default();
+        kes.insert(Ke::Ke1);
+        let off = crate::domain::har::parse_otk_conflict(
+            "One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {\"key\":\"b2xk\"}; new key: {'key': 'bmV3'}",
+        );
+        let mut batch = ServerBatch {
+            otk_uploads: owner
+                .map(|(u, d)| OtkUpload {
+                    request: "POST-7".into(),
+                    user: u.into(),
+                    device: d.into(),
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let text = batch.add_text("conflict");
+        batch.hits.push(ServerHit {
+            line_no: 2,
+            at: DateTime::from_timestamp(1_782_842_401, 0),
+            text,
+            kes,
+            ke_line_no: [1, 0, 0, 0],
+            error: true,
+            offending: off.map(std::sync::Arc::new),
+            request: Some("POST-7".into()),
+        });
+        crate::app::event::Event::Server(Box::new(batch))
+    }
+
+    #[test]
+    fn only_a_conflict_whose_owner_line_names_our_device_is_ours() {
+        let mut app = crate::verdicts::test_app();
+        app.update(conflict(None));
+        assert!(app.offending.is_empty());
+        assert_eq!(app.attribution.ke1_undecided_conflicts, 1);
+        assert_eq!(
+            app.attribution.ke1_undecided_refs,
+            vec![EvidenceRef("server/KE-1.log:1".into())]
+        );
+        assert!(app.attribution.ke1_ours.bounds().is_none());
+        app.update(conflict(Some(("@a:hs", "PHONE"))));
+        assert_eq!((app.offending.len(), app.foreign_conflicts), (0, 1));
+        app.update(conflict(Some(("@a:hs", "DEV"))));
+        assert_eq!(app.offending.len(), 1);
+        assert!(app.attribution.ke1_ours.bounds().is_some());
+    }
+
+    #[test]
+    fn someone_elses_report_is_counted_and_shown_but_feeds_nothing() {
+        use crate::app::event::{ClientEntry, Event};
+        use crate::domain::Ke;
+        let mut app = crate::verdicts::test_app();
+        let t = DateTime::from_timestamp(1_782_842_400, 0).unwrap_or_default();
+        let entry = |i: usize, ke: Ke, message: &str| ClientEntry {
+            file: "d.json".into(),
+            index: i,
+            at: Some(t),
+            level: Some("error".into()),
+            ke: Some(ke),
+            error: true,
+            message: message.into(),
+        };
+        let mut diag = ClientArtifact::new("d.json".into(), ArtifactKind::Diag, t);
+        diag.user_id = Some("@b:hs".into());
+        diag.entries = vec![
+            entry(
+                0,
+                Ke::Ke1,
+                "One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {\"key\":\"b2xk\"}; new key: {'key': 'bmV3'}",
+            ),
+            entry(1, Ke::Ke2, "MissingKey: missing key at index 0"),
+            entry(
+                2,
+                Ke::Ke4,
+                "AbortError: Restart delayed event timed out before the HS responded",
+            ),
+            entry(
+                3,
+                Ke::Ke3,
+                "Error decrypting event (id=$e:hs type=m.room.encrypted): DecryptionError[msg: missing field `algorithm`]",
+            ),
+        ];
+        diag.ke3_event_ids = vec!["$e:hs".into()];
+        let fx = app.update(Event::Client(Box::new(diag)));
+        assert_eq!(app.client_counts(), [1, 1, 1, 1]);
+        assert_eq!(app.panes[Ke::Ke2.index()].len(), 1);
+        assert!(app.client_errors.is_empty() && app.offending.is_empty());
+        assert!(app.timeouts.is_empty() && app.ke3_ids.is_empty());
+        assert!(app.attribution.ke2_ours.bounds().is_none());
+        assert!(
+            !fx.iter()
+                .any(|e| matches!(e, crate::app::Effect::Ke3Ids(_)))
+        );
+        assert_eq!(
+            app.not_subject.get("d.json").map(String::as_str),
+            Some("the report is @b:hs's")
+        );
+    }
 }

@@ -54,7 +54,13 @@ pub fn client_artefacts(app: &App, r: &mut String) {
 
 /// `Database: …` for the report's head: when it was read, against the call.
 pub fn database_line(app: &App) -> Option<String> {
-    DbRead::of(app).map(|d| format!("- Database: {}", d.clause()))
+    DbRead::of(app).map(|d| {
+        let clause = d.clause();
+        format!(
+            "- Database: {}",
+            clause.strip_prefix("database ").unwrap_or(&clause)
+        )
+    })
 }
 
 /// What the database polls read, and when.

@@ -652,6 +652,23 @@ mod tests {
     }
 
     #[test]
+    fn delayed_event_requests_are_the_msc4140_endpoints_and_delayed_sends() {
+        for yes in [
+            "/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_a/restart",
+            "/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_a",
+            "/_matrix/client/v3/rooms/!r/state/org.matrix.msc3401.call.member/_x?org.matrix.msc4140.delay=8000",
+        ] {
+            assert!(is_delayed_event(yes), "{yes}");
+        }
+        for no in [
+            "/_matrix/client/v1/media/download/matrix.org/clip",
+            "/_matrix/client/v3/rooms/!r/send/m.room.message/t1",
+        ] {
+            assert!(!is_delayed_event(no), "{no}");
+        }
+    }
+
+    #[test]
     fn a_request_repr_is_shown_as_method_and_uri() {
         let mut out = String::new();
         push_compact_message(

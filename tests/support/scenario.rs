@@ -42,6 +42,12 @@ pub fn recent_call() {
     CALL_START.with(|c| c.set((now / 60_000 - 3) * 60_000));
 }
 
+/// Moves this test's call to start `minutes` ago (not minute-aligned).
+pub fn call_started_minutes_ago(minutes: i64) {
+    let now = chrono::Utc::now().timestamp_millis();
+    CALL_START.with(|c| c.set(now - minutes * 60_000));
+}
+
 /// `--mark` for `ms` after the capture's start (UTC).
 pub fn mark(ms: i64, label: &str) -> String {
     let t = chrono::DateTime::from_timestamp_millis(t0() + ms).unwrap();
@@ -168,6 +174,45 @@ pub fn restart(ms: i64, seq: u32, secs: f64) -> String {
     )
 }
 
+/// A delayed-event restart of `who`'s.
+pub fn restart_by(ms: i64, seq: u32, secs: f64, who: &str) -> String {
+    access(
+        ms,
+        seq,
+        "POST",
+        &format!("/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_{seq}/restart"),
+        200,
+        secs,
+        who,
+    )
+}
+
+/// A media download (slow for reasons of its own: size, a remote server).
+pub fn media_download(ms: i64, seq: u32, secs: f64) -> String {
+    access(
+        ms,
+        seq,
+        "GET",
+        &format!("/_matrix/client/v1/media/download/matrix.org/Clip{seq}"),
+        200,
+        secs,
+        ME,
+    )
+}
+
+/// A fast request of another kind.
+pub fn room_send(ms: i64, seq: u32) -> String {
+    access(
+        ms,
+        seq,
+        "PUT",
+        "/_matrix/client/v3/rooms/!call:lotus.example/send/m.room.message/t1",
+        200,
+        0.02,
+        BOB,
+    )
+}
+
 pub fn filler(ms: i64, seq: u32) -> String {
     format!(
         "{} - synapse.federation.transport.server.federation - 108 - INFO - PUT-{seq} - \
@@ -246,11 +291,16 @@ pub fn restart_timed_out(ms: i64) -> Value {
 // ---------------------------------------------------------------------------
 // Database fixture rows (Synapse's current schema).
 
+/// A one-time key of our device, added at the capture's start.
 pub fn otk_row(key_id: &str, key: &str) -> String {
+    otk_row_added(key_id, key, t0())
+}
+
+/// A one-time key of our device with its `ts_added_ms`.
+pub fn otk_row_added(key_id: &str, key: &str, added_ms: i64) -> String {
     format!(
-        "INSERT INTO e2e_one_time_keys_json VALUES ('{ME}', '{DEV}', 'signed_curve25519', '{key_id}', {}, \
-         '{{\"key\":\"{key}\",\"signatures\":{{\"{ME}\":{{\"ed25519:{DEV}\":\"c2lnMQ\"}}}}}}');\n",
-        t0()
+        "INSERT INTO e2e_one_time_keys_json VALUES ('{ME}', '{DEV}', 'signed_curve25519', '{key_id}', {added_ms}, \
+         '{{\"key\":\"{key}\",\"signatures\":{{\"{ME}\":{{\"ed25519:{DEV}\":\"c2lnMQ\"}}}}}}');\n"
     )
 }
 
@@ -563,6 +613,15 @@ impl Outcome {
 pub const INSUFFICIENT: &str = "insufficient-evidence";
 
 pub fn har_keys_upload(request_key: &str) -> Value {
+    har_keys_upload_as(request_key, None)
+}
+
+/// The same, the keys/upload request carrying `Authorization: Bearer token`.
+pub fn har_keys_upload_as(request_key: &str, token: Option<&str>) -> Value {
+    let headers: Vec<Value> = token
+        .map(|t| json!({"name": "Authorization", "value": format!("Bearer {t}")}))
+        .into_iter()
+        .collect();
     let error = format!(
         "One time key signed_curve25519:{KEY_ID} already exists. Old key: {{\"key\":\"{STORED}\"}}; \
          new key: {{'key': '{request_key}'}}"
@@ -573,7 +632,7 @@ pub fn har_keys_upload(request_key: &str) -> Value {
                      "headers": []},
          "response": {"status": 200, "headers": [], "content": {"mimeType": "application/json", "text": "{}"}}},
         {"startedDateTime": "2026-06-30T18:00:02.000Z", "time": 12,
-         "request": {"method": "POST", "url": "https://lotus.example/_matrix/client/v3/keys/upload", "headers": [],
+         "request": {"method": "POST", "url": "https://lotus.example/_matrix/client/v3/keys/upload", "headers": headers,
                      "postData": {"mimeType": "application/json",
                                   "text": json!({"one_time_keys": {format!("signed_curve25519:{KEY_ID}"): {"key": request_key}}}).to_string()}},
          "response": {"status": 400, "headers": [],
