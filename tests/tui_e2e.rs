@@ -11,11 +11,12 @@ use std::time::Duration;
 use support::*;
 
 /// The count in the KE-1 pane's title: `KE-1 <meaning> · <count> · …`.
+/// The KE-1 pane's headline: its error count (`· 544 errors ·`).
 fn ke1_count(screen: &str) -> Option<u64> {
     let line = screen.lines().find(|l| l.contains("KE-1 "))?;
     let after = &line[line.find("KE-1 ")?..];
-    let count = after.split(" · ").nth(1)?;
-    count.trim().parse().ok()
+    let (count, what) = after.split(" · ").nth(1)?.split_once(' ')?;
+    what.starts_with("error").then(|| count.parse().ok())?
 }
 
 /// Drops terminal escape sequences (the cursor is shown again right before

@@ -368,6 +368,13 @@ fn q2_not_targeted_look_alike_no_device_known() {
         "{}",
         o.summary("Q2")
     );
+    // No verdict speaks of our device.
+    o.expect_q("Q1", INSUFFICIENT, &["No KE-1"]);
+    assert!(
+        !o.summary("Q1").contains("our device"),
+        "{}",
+        o.summary("Q1")
+    );
 }
 
 #[test]

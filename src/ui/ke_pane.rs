@@ -34,7 +34,7 @@ pub fn render(
     let found = pane::matches(app, i, &vis, query);
 
     let mut block = style::pane_block(view.focus == Pane::Ke(ke))
-        .title(title(app, ke, now, inner_w.saturating_sub(1)))
+        .title(title(app, ke, now, inner_w))
         .title_bottom(Line::from(footer_left(app, view, i, &vis, &found)));
     let scroll = &view.scroll[i];
     let inner = block.inner(area);
@@ -112,8 +112,9 @@ fn traffic(ke: Ke) -> &'static str {
 /// `KE-2 call media keys not decrypting · 16 errors · 190 to-device, 4/min ·
 /// last 12s ago`: the errors are the headline, the traffic the pattern
 /// matched beside them. Shortened to `width` by dropping the age and the
-/// rate while that keeps the whole meaning, then by cutting the meaning,
-/// then dropping the traffic. The name and the error count always stay.
+/// rate while that keeps the whole meaning, then by cutting the meaning
+/// (keeping the rate and age where they fit), then dropping the meaning and
+/// the traffic. The name and the error count always stay.
 pub fn title(app: &App, ke: Ke, now: DateTime<Utc>, width: usize) -> Line<'static> {
     let (s, c) = (&app.server[ke.index()], &app.client[ke.index()]);
     let n = s.count + c.count;
@@ -138,20 +139,22 @@ pub fn title(app: &App, ke: Ke, now: DateTime<Utc>, width: usize) -> Line<'stati
                 1
             }
     };
-    let combos = [
+    // The traffic stays before the meaning is cut; the rate and the age
+    // go first while that keeps the whole meaning.
+    let fits = |combos: &[(bool, bool, bool)], extra: usize| {
+        combos
+            .iter()
+            .copied()
+            .find(|(t, r, l)| fixed(*t, *r, *l) + extra <= width)
+    };
+    let with_traffic = [
         (true, true, true),
         (true, true, false),
         (true, false, false),
-        (false, false, false),
     ];
-    let fits = |extra: usize| {
-        combos
-            .into_iter()
-            .find(|(t, r, l)| fixed(*t, *r, *l) + extra <= width)
-    };
-    let (with_lines, with_rate, with_last) = fits(len(ke.meaning()) + 1)
-        .or_else(|| fits(8))
-        .or_else(|| fits(0))
+    let (with_lines, with_rate, with_last) = fits(&with_traffic, len(ke.meaning()) + 1)
+        .or_else(|| fits(&with_traffic, 8))
+        .or_else(|| fits(&[(true, false, false), (false, false, false)], 0))
         .unwrap_or((false, false, false));
     let room = width.saturating_sub(fixed(with_lines, with_rate, with_last));
     let meaning = if room >= 8 {

@@ -184,7 +184,12 @@ pub(super) fn q1(app: &App) -> Verdict {
         return Verdict {
             answer: INSUFFICIENT,
             summary: format!(
-                "No KE-1 one-time-key conflict was seen for our device in the server log, the client reports or a HAR{}.",
+                "No KE-1 one-time-key conflict was seen{} in the server log, the client reports or a HAR{}.",
+                if app.subject.device_id.is_some() {
+                    " for our device"
+                } else {
+                    ""
+                },
                 set_aside(app)
             ),
             basis,

@@ -147,10 +147,7 @@ pub(super) fn q2(app: &App) -> Verdict {
     if app.subject.device_id.is_none() {
         return Verdict {
             answer: INSUFFICIENT,
-            summary: format!(
-                "Whether to-device messages reached our device is unknown: {}.",
-                no_device(app)
-            ),
+            summary: format!("To-device delivery cannot be judged: {}.", no_device(app)),
             basis: refs(&app.send_to_device_refs, 3),
         };
     }

@@ -74,8 +74,13 @@ pub(super) fn q3(app: &App) -> Verdict {
         return Verdict {
             answer: INSUFFICIENT,
             summary: format!(
-                "{} KE-3 event id(s) were harvested but none could be looked up in event_json.",
-                ids.len()
+                "{} KE-3 event id(s) were harvested but none could be looked up in event_json{}.",
+                ids.len(),
+                if read.is_empty() {
+                    " (the database was not read)".to_string()
+                } else {
+                    format!(" ({read})")
+                }
             ),
             basis,
         };
