@@ -90,8 +90,9 @@ pub struct MinuteLatency {
     /// The p99 when the minute was closed (its histogram is gone).
     closed_p99: Option<u32>,
     /// `server/homeserver.log` lines of the first requests at or above the
-    /// timeout: what makes the minute slow, for citing.
-    pub slow_lines: Vec<u64>,
+    /// timeout (what makes the minute slow, for citing), without allocating;
+    /// lines are numbered from 1, so 0 is a free slot.
+    slow_lines: [u64; SLOW_LINES_KEPT],
     /// The delayed-event requests (`/delayed_events/…`) of the minute.
     pub delayed: DelayedLatency,
 }
@@ -150,9 +151,16 @@ impl MinuteLatency {
     /// first few lines at or above the timeout.
     pub fn add_line(&mut self, ms: u32, timeout_ms: u32, line_no: u64) {
         self.add(ms, timeout_ms);
-        if ms >= timeout_ms && self.slow_lines.len() < SLOW_LINES_KEPT {
-            self.slow_lines.push(line_no);
+        if ms >= timeout_ms
+            && let Some(free) = self.slow_lines.iter_mut().find(|l| **l == 0)
+        {
+            *free = line_no;
         }
+    }
+
+    /// The lines of the first requests at or above the timeout.
+    pub fn slow_lines(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slow_lines.iter().copied().take_while(|l| *l > 0)
     }
 
     /// Counts a delayed-event request (it is counted in the minute's

@@ -33,10 +33,11 @@ fn hhmmss(t: Option<DateTime<Utc>>) -> String {
     t.map_or("?".into(), |t| t.format("%H:%M:%S").to_string())
 }
 
-/// Whether the server log's access lines cover the capture's window, so the
-/// absence of a `sendToDevice` there means nobody sent one.
+/// Whether the server log's access lines cover the evidence's window (log
+/// records, client entries, markers; not a live console's idle tail), so
+/// the absence of a `sendToDevice` there means nobody sent one.
 fn access_covers_window(app: &App) -> bool {
-    let (Some(start), Some(end)) = app.span() else {
+    let (Some(start), Some(end)) = app.window else {
         return false;
     };
     let minutes: Vec<i64> = app.latency.keys().copied().collect();
@@ -113,12 +114,21 @@ fn link(
             basis,
         };
     }
-    if a.ke2_ours.bounds().is_none() {
+    // KE-1 of ours seen without a time (a HAR entry without its start)
+    // cannot be set against KE-2 either way.
+    let ke1_untimed = a.ke1_ours.bounds().is_none()
+        && (!app.offending.is_empty() || app.client_errors.iter().any(|(k, _, _)| *k == Ke::Ke1));
+    if a.ke2_ours.bounds().is_none() || ke1_untimed {
         return Verdict {
             answer: INSUFFICIENT,
             summary: format!(
-                "To-device messages for our device were {how} and the client shows {} KE-2 signature(s), but they carry no times to set against KE-1.",
-                ke2.len()
+                "To-device messages for our device were {how} and the client shows {} KE-2 signature(s), but {} no times to set KE-1 and KE-2 against each other.",
+                ke2.len(),
+                if ke1_untimed {
+                    "our device's KE-1 evidence carries"
+                } else {
+                    "they carry"
+                }
             ),
             basis,
         };

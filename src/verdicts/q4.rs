@@ -100,12 +100,15 @@ pub fn minute_verdict(l: &MinuteLatency) -> Option<bool> {
 /// The delayed-event requests of the minutes a request was in flight in
 /// (`from`..=`to` in ms, widened by the clock slack).
 fn delayed_requests(app: &App, from_ms: i64, to_ms: i64) -> DelayedLatency {
-    let minute = |ms| DateTime::from_timestamp_millis(ms).map_or(i64::MIN, minute_of);
+    let minute = |ms| DateTime::from_timestamp_millis(ms).map(minute_of);
     let mut d = DelayedLatency::default();
-    for (_, l) in app
-        .latency
-        .range(minute(from_ms - MATCH_SLACK_MS)..=minute(to_ms + MATCH_SLACK_MS))
-    {
+    let (Some(lo), Some(hi)) = (
+        minute(from_ms - MATCH_SLACK_MS),
+        minute(to_ms + MATCH_SLACK_MS),
+    ) else {
+        return d;
+    };
+    for (_, l) in app.latency.range(lo..=hi.max(lo)) {
         let x = l.delayed;
         if x.n > 0 && (d.n == 0 || x.max_ms > d.max_ms) {
             d.max_ms = x.max_ms;
@@ -133,11 +136,7 @@ fn by_minute(app: &App, c: &Timeout, start_ms: i64) -> Classified {
         Some(l) => match minute_verdict(l) {
             Some(true) => {
                 let mut ev = vec![me];
-                ev.extend(
-                    l.slow_lines
-                        .iter()
-                        .map(|n| format!("server/homeserver.log:{n}")),
-                );
+                ev.extend(l.slow_lines().map(|n| format!("server/homeserver.log:{n}")));
                 Classified::new(Why::SlowMinute, ev)
             }
             Some(false) => Classified::new(Why::FastMinute, vec![me]),
