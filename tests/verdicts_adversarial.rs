@@ -321,11 +321,12 @@ fn another_users_diag_report_feeds_no_verdict() {
         inbox_rows(ME, DEV, 2)
     ));
     let o = s.run();
-    o.expect_q("Q1", INSUFFICIENT, &["No KE-1"]);
+    let aside = "1 client artefact(s) set aside as not the subject's: lotus-crypto-diag-bob.json";
+    o.expect_q("Q1", INSUFFICIENT, &["No KE-1", aside]);
     o.expect_q(
         "Q2",
         INSUFFICIENT,
-        &["neither a client KE-2 signature nor a fault marker"],
+        &["neither a client KE-2 signature nor a fault marker", aside],
     );
     assert!(
         o.report.contains("`client/lotus-crypto-diag-bob.json` (Diag, ")
@@ -473,7 +474,14 @@ fn q3_malformed_event_look_alike_someone_elses_report() {
         r#"{"ciphertext":"x","session_id":"s"}"#,
     ));
     let o = s.run();
-    o.expect_q("Q3", INSUFFICIENT, &["No KE-3 event id"]);
+    o.expect_q(
+        "Q3",
+        INSUFFICIENT,
+        &[
+            "No KE-3 event id",
+            "lotus-crypto-diag-carol.json: the report is @carol:lotus.example/CAROLDEV's",
+        ],
+    );
 }
 
 #[test]
@@ -577,7 +585,14 @@ fn q4_homeserver_latency_look_alike_someone_elses_timeouts() {
         vec![restart_timed_out(10_000), restart_timed_out(30_000)],
     )];
     let o = s.run();
-    o.expect_q("Q4", INSUFFICIENT, &["No delayed-event timeout was seen"]);
+    o.expect_q(
+        "Q4",
+        INSUFFICIENT,
+        &[
+            "No delayed-event timeout was seen",
+            "set aside as not the subject's",
+        ],
+    );
 }
 
 #[test]

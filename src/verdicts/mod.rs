@@ -161,3 +161,23 @@ fn poll_problem<'a>(app: &'a App, query: &str) -> Option<&'a str> {
         .and_then(|p| p.problems.get(query))
         .map(String::as_str)
 }
+
+/// ` (set aside as someone else's: d.json, the report is @b:hs's)` when
+/// client artefacts named someone else, else nothing: a summary that finds
+/// no client evidence says where some went.
+fn set_aside_artefacts(app: &App) -> String {
+    if app.not_subject.is_empty() {
+        return String::new();
+    }
+    let files: Vec<String> = app
+        .not_subject
+        .iter()
+        .take(3)
+        .map(|(file, why)| format!("{file}: {why}"))
+        .collect();
+    format!(
+        " ({} client artefact(s) set aside as not the subject's: {})",
+        app.not_subject.len(),
+        files.join("; ")
+    )
+}

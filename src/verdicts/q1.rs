@@ -1,8 +1,8 @@
 //! Q1: is the one-time-key state diverged?
 
 use super::{
-    DbRead, INSUFFICIENT, Verdict, db_missing, no_device, poll_problem, refs, rows, s, stored_key,
-    truthy,
+    DbRead, INSUFFICIENT, Verdict, db_missing, no_device, poll_problem, refs, rows, s,
+    set_aside_artefacts, stored_key, truthy,
 };
 use crate::app::{App, OffendingKeyInfo};
 use crate::domain::Ke;
@@ -184,13 +184,14 @@ pub(super) fn q1(app: &App) -> Verdict {
         return Verdict {
             answer: INSUFFICIENT,
             summary: format!(
-                "No KE-1 one-time-key conflict was seen{} in the server log, the client reports or a HAR{}.",
+                "No KE-1 one-time-key conflict was seen{} in the server log, the client reports or a HAR{}{}.",
                 if app.subject.device_id.is_some() {
                     " for our device"
                 } else {
                     ""
                 },
-                set_aside(app)
+                set_aside(app),
+                set_aside_artefacts(app)
             ),
             basis,
         };

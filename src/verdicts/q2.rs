@@ -1,7 +1,9 @@
 //! Q2: does KE-1 explain KE-2? The runbook reaches Q2 from Q1's YES: the
 //! link needs KE-1 for our device at the time of the KE-2 signatures.
 
-use super::{DbRead, INSUFFICIENT, Verdict, db_missing, no_device, refs, rows};
+use super::{
+    DbRead, INSUFFICIENT, Verdict, db_missing, no_device, refs, rows, set_aside_artefacts,
+};
 use crate::app::event::ArtifactKind;
 use crate::app::{App, EvidenceRef, TimeRange};
 use crate::domain::Ke;
@@ -219,12 +221,14 @@ pub(super) fn q2(app: &App) -> Verdict {
             answer: INSUFFICIENT,
             summary: if !markers.is_empty() {
                 format!(
-                    "To-device messages for our device were {how} and {} fault marker(s) were set, but no client diag report of our device, downloaded after the fault, shows whether the client decrypted them.",
-                    markers.len()
+                    "To-device messages for our device were {how} and {} fault marker(s) were set, but no client diag report of our device, downloaded after the fault, shows whether the client decrypted them{}.",
+                    markers.len(),
+                    set_aside_artefacts(app)
                 )
             } else {
                 format!(
-                    "To-device messages for our device were {how}, but there is neither a client KE-2 signature nor a fault marker."
+                    "To-device messages for our device were {how}, but there is neither a client KE-2 signature nor a fault marker{}.",
+                    set_aside_artefacts(app)
                 )
             },
             basis,

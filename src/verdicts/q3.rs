@@ -1,6 +1,6 @@
 //! Q3: is the KE-3 event malformed on the homeserver?
 
-use super::{DbRead, INSUFFICIENT, Verdict, rows, s, truthy};
+use super::{DbRead, INSUFFICIENT, Verdict, rows, s, set_aside_artefacts, truthy};
 use crate::app::App;
 use crate::domain::Ke;
 use crate::sources::Row;
@@ -39,7 +39,10 @@ pub(super) fn q3(app: &App) -> Verdict {
     if app.ke3_ids.is_empty() {
         return Verdict {
             answer: INSUFFICIENT,
-            summary: "No KE-3 event id was harvested from the client reports.".into(),
+            summary: format!(
+                "No KE-3 event id was harvested from the client reports{}.",
+                set_aside_artefacts(app)
+            ),
             basis,
         };
     }

@@ -2,7 +2,7 @@
 //! delayed-event requests themselves, homeserver stalls, and a minute's
 //! p99 only where enough requests stand behind it.
 
-use super::{INSUFFICIENT, Verdict};
+use super::{INSUFFICIENT, Verdict, set_aside_artefacts};
 use crate::app::event::ServerStall;
 use crate::app::stats::{DelayedLatency, MinuteLatency, minute_of};
 use crate::app::{App, Timeout};
@@ -272,9 +272,10 @@ pub(super) fn q4(app: &App) -> Verdict {
     if classified.is_empty() {
         return Verdict {
             answer: INSUFFICIENT,
-            summary:
-                "No delayed-event timeout was seen (the SDK's restart timeouts in our client's reports, slow restart requests or restarts held up by a homeserver stall)."
-                    .into(),
+            summary: format!(
+                "No delayed-event timeout was seen (the SDK's restart timeouts in our client's reports, slow restart requests or restarts held up by a homeserver stall){}.",
+                set_aside_artefacts(app)
+            ),
             basis: Vec::new(),
         };
     }
