@@ -8,6 +8,7 @@ pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod debug_loggers;
 pub mod demo;
 pub mod domain;
 pub mod live;

@@ -1,0 +1,4 @@
+//! Synapse's loggers raised to DEBUG for the capture and reverted on every
+//! way out (runbook §0/§4).
+
+pub mod yaml;
