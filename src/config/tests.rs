@@ -121,7 +121,7 @@ fn unknown_key_names_the_key_and_what_is_allowed() {
         msg("colour = true\n"),
         format!(
             "{PREFIX}key 'colour': unknown key 'colour', expected one of 'ssh', \
-             'server-log', 'client', 'call', 'bundle', 'database', 'analysis', 'signatures'"
+             'server-log', 'client', 'call', 'bundle', 'database', 'analysis', 'signatures', 'debug-loggers'"
         )
     );
 }
