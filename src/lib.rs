@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod app;
 pub mod bundle;
 pub mod capture;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;

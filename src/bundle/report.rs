@@ -84,6 +84,7 @@ pub fn render(
     for s in sources {
         let _ = writeln!(r, "- Source: `{}`", s);
     }
+    super::debug_loggers::report_section(app, &mut r);
 
     let _ = writeln!(r, "\n## Decision tree (runbook §2)\n");
     let names = [

@@ -52,7 +52,7 @@ exit 0"#;
 pub const CHANGED: u32 = 8;
 
 enum Host {
-    Ssh(RemoteShell),
+    Ssh(Box<RemoteShell>),
     Local,
 }
 
@@ -93,7 +93,7 @@ impl Shell {
         keys: HostKeys,
     ) -> Result<Shell, ShellError> {
         let host = match ssh {
-            Some(ssh) => Host::Ssh(RemoteShell::connect(ssh, prompt, keys).await?),
+            Some(ssh) => Host::Ssh(Box::new(RemoteShell::connect(ssh, prompt, keys).await?)),
             None => Host::Local,
         };
         Ok(Shell {
