@@ -126,24 +126,25 @@ impl DebugLoggersState {
 }
 
 impl App {
-    /// Whether the checklist tick `what` waits for the DEBUG loggers (it is
-    /// kept and given once they are raised, or reverted).
-    pub(super) fn hold_for_debug_loggers(
+    /// The evidence of checklist tick `what`, with what the DEBUG loggers
+    /// add to it; `None` while the tick waits for them (it is kept and given
+    /// once they are raised, or reverted).
+    pub(super) fn debug_loggers_evidence(
         &mut self,
         what: AutoCheck,
         evidence: &str,
         at: DateTime<Utc>,
-    ) -> bool {
+    ) -> Option<String> {
         let Some(d) = self.debug_loggers.as_mut() else {
-            return false;
+            return Some(evidence.to_string());
         };
         if !d.waits(what) {
-            return false;
+            return Some(format!("{evidence}{}", d.addendum(what)));
         }
         if !d.held.iter().any(|(w, _, _)| *w == what) {
             d.held.push((what, evidence.to_string(), at));
         }
-        true
+        None
     }
 
     pub(super) fn on_debug_loggers(
@@ -213,7 +214,7 @@ impl App {
             });
             ready
                 .into_iter()
-                .map(|(what, ev, t)| (what, format!("{ev}{}", d.addendum(what)), t.max(at)))
+                .map(|(what, ev, t)| (what, ev, t.max(at)))
                 .collect()
         };
         if let Some(n) = note {
@@ -369,6 +370,35 @@ mod tests {
         let ev = app.checklist.steps[0].stamps[0].evidence.clone().unwrap();
         assert!(ev.contains("NOT raised: another callcap"), "{ev}");
         assert_eq!(app.notes.back().unwrap().1, "debug-loggers");
+    }
+
+    #[test]
+    fn a_revert_before_the_bundle_is_in_step_tens_evidence() {
+        let mut app = App::new(Subject::default(), 2000);
+        dl(
+            &mut app,
+            0,
+            DebugLoggersUpdate::Requested {
+                log_config: "/l.yaml".into(),
+                loggers: vec![],
+                host: "h".into(),
+            },
+        );
+        dl(&mut app, 1, DebugLoggersUpdate::Raised { previous: vec![] });
+        dl(
+            &mut app,
+            5,
+            DebugLoggersUpdate::Reverted {
+                detail: "ok".into(),
+            },
+        );
+        app.update(Event::Exported {
+            path: "/b".into(),
+            at: t(6),
+        });
+        let ev = app.checklist.steps[9].stamps[0].evidence.clone().unwrap();
+        assert!(ev.starts_with("/b; DEBUG loggers reverted at"), "{ev}");
+        assert!(ev.ends_with("/l.yaml byte-identical"), "{ev}");
     }
 
     #[test]

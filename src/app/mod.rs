@@ -437,9 +437,10 @@ impl App {
     }
 
     fn auto(&mut self, what: AutoCheck, evidence: &str, at: DateTime<Utc>, fx: &mut Vec<Effect>) {
-        if self.hold_for_debug_loggers(what, evidence, at) {
+        let Some(evidence) = self.debug_loggers_evidence(what, evidence, at) else {
             return;
-        }
+        };
+        let evidence = evidence.as_str();
         for (step, stamp) in self.checklist.observe(what, evidence, at) {
             fx.push(Effect::Journal(JournalEntry::Checklist { step, stamp }));
         }
