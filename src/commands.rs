@@ -339,9 +339,10 @@ fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
         Some(crate::config::keymap::Keymap::load_user().map_err(|e| UsageError(e.to_string()))?)
     };
     let debug = opts.debug_loggers.clone();
-    let rt = runtime()?;
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        rt.block_on(async move {
+    // Every way out that did not revert (a panic, a source that failed, a
+    // failed export) reverts once the runtime is gone.
+    let (result, _) = crate::debug_loggers::guarded(debug.as_ref(), move || {
+        runtime()?.block_on(async move {
             let session = live::start(opts)?;
             let path = match keymap {
                 Some(k) => live::tui::run(session, k).await?,
@@ -349,27 +350,10 @@ fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
             };
             Ok::<_, anyhow::Error>(Some(path))
         })
-    }));
-    // Whatever is still running stops before the loggers are looked at.
-    drop(rt);
+    });
     let Some(h) = debug else {
-        return run.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        return result;
     };
-    // Every way out that did not revert (a panic, a source that failed, a
-    // failed export) reverts here.
-    if let Some((at, update)) = h.revert_blocking() {
-        crate::debug_loggers::journal_late(&h, at, &update);
-        match &update {
-            DebugLoggersUpdate::Reverted { detail } => {
-                eprintln!("callcap: DEBUG loggers reverted: {detail}")
-            }
-            DebugLoggersUpdate::RevertFailed { reason, .. } => {
-                eprintln!("callcap: REVERT FAILED: {reason}")
-            }
-            _ => {}
-        }
-    }
-    let result = run.unwrap_or_else(|p| std::panic::resume_unwind(p));
     if let Some(f) = h.failure() {
         // The bundle holds the raise's record now, else the journal does.
         let folder = match &result {

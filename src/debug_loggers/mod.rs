@@ -509,3 +509,34 @@ pub fn journal_late(h: &Handle, at: DateTime<Utc>, update: &DebugLoggersUpdate) 
         let _ = f.write_all(&line);
     }
 }
+
+/// Runs the capture `f` and, however it ends — a value or a panic —
+/// reverts what is still raised (`f` owns and drops its runtime, so nothing
+/// of it runs any more). The late revert's step is returned with `f`'s
+/// value, and said on stderr; a panic goes on after the revert.
+pub fn guarded<T>(
+    h: Option<&Handle>,
+    f: impl FnOnce() -> T,
+) -> (T, Option<(DateTime<Utc>, DebugLoggersUpdate)>) {
+    let Some(h) = h else {
+        return (f(), None);
+    };
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let late = h.revert_blocking();
+    if let Some((at, update)) = &late {
+        journal_late(h, *at, update);
+        match update {
+            DebugLoggersUpdate::Reverted { detail } => {
+                eprintln!("callcap: DEBUG loggers reverted: {detail}")
+            }
+            DebugLoggersUpdate::RevertFailed { reason, .. } => {
+                eprintln!("callcap: REVERT FAILED: {reason}")
+            }
+            _ => {}
+        }
+    }
+    match run {
+        Ok(v) => (v, late),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
