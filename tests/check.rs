@@ -230,3 +230,69 @@ async fn check_passes_on_a_good_config_and_names_each_broken_thing() {
         "{f:#?}"
     );
 }
+
+/// The console runs the same checks at its start: what failed is in the
+/// status line (a note, journaled). `[bundle] archive = true` archives the
+/// bundle written on SIGTERM.
+#[test]
+fn the_console_runs_the_checks_at_its_start_and_archives_by_config() {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let log = dir.join("homeserver.log");
+    std::fs::write(
+        &log,
+        "2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - sentinel - hi\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let missing = dir.join("no-such/log.yaml");
+    let cfg = dir.join("callcap.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server-log]\npath = {log:?}\n\n[bundle]\nout = {out:?}\narchive = true\n\n[debug-loggers]\nlog-config = {missing:?}\nreload = \"true\"\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin())
+        .args(["live", "--headless", "--config", cfg.to_str().unwrap()])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the check's note", Duration::from_secs(30), || {
+        journal_file(&out, "journal.jsonl").contains("\"source\":\"check\"")
+    });
+    let j = journal_file(&out, "journal.jsonl");
+    assert!(
+        j.contains(&format!(
+            "✗ debug loggers: '{}' does not exist",
+            missing.display()
+        )),
+        "{j}"
+    );
+    // Nothing was raised: no --debug-loggers, no `raise = true`.
+    assert!(!j.contains("\"kind\":\"debug-loggers\""), "{j}");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bundle = bundle_path(&o);
+    let name = bundle.file_name().unwrap().to_string_lossy().into_owned();
+    let c = Command::new("sha256sum")
+        .arg("-c")
+        .arg(format!("{name}.tar.gz.sha256"))
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stdout));
+}
