@@ -34,6 +34,8 @@ use tokio::sync::{mpsc, watch};
 
 /// How long a revert keeps reconnecting before it gives up (loudly).
 pub const REVERT_DEADLINE: Duration = Duration::from_secs(60);
+/// Tries of a raise whose link failed before anything was changed.
+const RAISE_RETRIES: u32 = 3;
 /// How long after the raise "no DEBUG line yet" is said.
 const CONFIRM_NUDGE: Duration = Duration::from_secs(30);
 
@@ -382,7 +384,22 @@ impl Handle {
             if *done {
                 return;
             }
-            match raise(&self.0.target, &journal, prompt.clone()).await {
+            // A link that is not up yet gets a few more tries (nothing was
+            // changed); a refusal or a bad file does not.
+            let mut attempt = 0u32;
+            let raised = loop {
+                match raise(&self.0.target, &journal, prompt.clone()).await {
+                    Err(RaiseError::Before(e))
+                        if e.retry && attempt < RAISE_RETRIES && !*shutdown.borrow() =>
+                    {
+                        attempt += 1;
+                        tracing::info!(attempt, reason = %e, "raising the DEBUG loggers failed, trying again");
+                        tokio::time::sleep(crate::sources::db::backoff(attempt)).await;
+                    }
+                    r => break r,
+                }
+            };
+            match raised {
                 Ok(previous) => {
                     let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
                     send(DebugLoggersUpdate::Raised { previous }).await;
