@@ -22,7 +22,7 @@ pub mod yaml;
 use crate::app::debug_loggers::DebugLoggersUpdate;
 use crate::app::event::Event;
 use crate::config::{Config, SshConfig};
-use crate::sources::ssh::{HostKeys, PassphrasePrompt};
+use crate::sources::ssh::{Credentials, HostKeys, PassphrasePrompt};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shell::{Shell, ShellError, sha256_hex};
@@ -79,14 +79,25 @@ impl Target {
         }
     }
 
-    async fn shell(&self, prompt: Option<PassphrasePrompt>) -> Result<Shell, ShellError> {
-        Shell::open(
+    async fn shell(&self, creds: Option<&Credentials>) -> Result<Shell, ShellError> {
+        Shell::open_with(
             self.ssh.as_ref(),
             self.exec_prefix.as_deref(),
-            prompt,
+            creds,
             HostKeys::AsConfigured,
         )
         .await
+    }
+
+    /// Credentials for this target's connections (`None` without `[ssh]`).
+    pub fn credentials(
+        &self,
+        prompt: Option<PassphrasePrompt>,
+    ) -> Result<Option<Credentials>, ShellError> {
+        match &self.ssh {
+            Some(ssh) => Ok(Some(Credentials::new(ssh, prompt)?)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -113,12 +124,9 @@ pub fn fix_command(folder: &Path) -> String {
 async fn raise(
     target: &Target,
     journal: &Path,
-    prompt: Option<PassphrasePrompt>,
+    creds: Option<&Credentials>,
 ) -> Result<Vec<(String, Option<String>)>, RaiseError> {
-    let sh = target
-        .shell(prompt.clone())
-        .await
-        .map_err(RaiseError::Before)?;
+    let sh = target.shell(creds).await.map_err(RaiseError::Before)?;
     let r = raise_on(&sh, target, journal).await;
     sh.close().await;
     r
@@ -208,7 +216,7 @@ async fn raise_on(
 async fn revert_once(
     rec: &Record,
     original: &[u8],
-    prompt: Option<PassphrasePrompt>,
+    creds: Option<&Credentials>,
 ) -> Result<String, ShellError> {
     let t = &rec.target;
     let text = String::from_utf8(original.to_vec()).map_err(|_| ShellError {
@@ -220,7 +228,7 @@ async fn revert_once(
         retry: false,
     })?;
     let explicit_sha = sha256_hex(explicit.as_bytes());
-    let sh = t.shell(prompt).await?;
+    let sh = t.shell(creds).await?;
     let r = async {
         let accepted = [
             rec.original_sha256.as_str(),
@@ -247,13 +255,26 @@ async fn revert_once(
 async fn revert_until(
     rec: &Record,
     original: &[u8],
-    prompt: Option<PassphrasePrompt>,
+    creds: Option<&Credentials>,
     deadline: Duration,
 ) -> Result<String, String> {
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {
-        match revert_once(rec, original, prompt.clone()).await {
+        // An attempt that hangs (a link that stalls) ends at the deadline.
+        let left = deadline.saturating_sub(started.elapsed()) + Duration::from_secs(5);
+        let once = match tokio::time::timeout(left, revert_once(rec, original, creds)).await {
+            Ok(r) => r,
+            Err(_) => Err(ShellError {
+                message: format!(
+                    "no answer from {} within {}s",
+                    rec.target.host(),
+                    left.as_secs()
+                ),
+                retry: false,
+            }),
+        };
+        match once {
             Ok(d) => return Ok(d),
             Err(e) if e.retry && started.elapsed() < deadline => {
                 attempt += 1;
@@ -269,7 +290,7 @@ async fn revert_until(
 /// `None` when there is nothing to put back.
 pub async fn revert_folder(
     folder: &Path,
-    prompt: Option<PassphrasePrompt>,
+    creds: Option<Credentials>,
     deadline: Duration,
 ) -> Option<(DateTime<Utc>, DebugLoggersUpdate)> {
     if state::done(folder).is_some() {
@@ -289,7 +310,16 @@ pub async fn revert_folder(
         Ok(None) => return None,
         Err(e) => return fail(format!("cannot read the raise's record: {e}")),
     };
-    match revert_until(&rec, &original, prompt, deadline).await {
+    // Without the capture's credentials (recover, revert): the agent,
+    // passphrase-env or an unencrypted key; nobody is asked.
+    let creds = match creds {
+        Some(c) => Some(c),
+        None => match rec.target.credentials(None) {
+            Ok(c) => c,
+            Err(e) => return fail(e.message),
+        },
+    };
+    match revert_until(&rec, &original, creds.as_ref(), deadline).await {
         Ok(detail) => {
             let _ = state::mark_done(folder, &detail);
             Some((Utc::now(), DebugLoggersUpdate::Reverted { detail }))
@@ -310,7 +340,7 @@ struct Inner {
     /// `true` once reverted (or asked to before any raise).
     done: tokio::sync::Mutex<bool>,
     failure: std::sync::Mutex<Option<String>>,
-    prompt: std::sync::Mutex<Option<PassphrasePrompt>>,
+    creds: std::sync::Mutex<Option<Credentials>>,
     deadline: Duration,
 }
 
@@ -325,7 +355,7 @@ impl Handle {
             journal: std::sync::OnceLock::new(),
             done: tokio::sync::Mutex::new(false),
             failure: std::sync::Mutex::new(None),
-            prompt: std::sync::Mutex::new(None),
+            creds: std::sync::Mutex::new(None),
             deadline,
         }))
     }
@@ -353,18 +383,25 @@ impl Handle {
         shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let _ = self.0.journal.set(journal.clone());
-        if let Ok(mut p) = self.0.prompt.lock() {
-            p.clone_from(&prompt);
+        // One set of keys for the raise and the revert: a passphrase typed
+        // for the raise is not asked again when the console has gone.
+        let creds = self.0.target.credentials(prompt);
+        if let (Ok(Some(c)), Ok(mut slot)) = (&creds, self.0.creds.lock()) {
+            *slot = Some(c.clone());
         }
         let h = self.clone();
-        tokio::spawn(async move { h.run(journal, events, prompt, shutdown).await })
+        tokio::spawn(async move { h.run(journal, events, creds, shutdown).await })
+    }
+
+    fn creds(&self) -> Option<Credentials> {
+        self.0.creds.lock().ok().and_then(|c| c.clone())
     }
 
     async fn run(
         self,
         journal: PathBuf,
         events: mpsc::Sender<Event>,
-        prompt: Option<PassphrasePrompt>,
+        creds: Result<Option<Credentials>, ShellError>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let send = |update: DebugLoggersUpdate| {
@@ -386,9 +423,16 @@ impl Handle {
             }
             // A link that is not up yet gets a few more tries (nothing was
             // changed); a refusal or a bad file does not.
+            let creds = match creds {
+                Ok(c) => c,
+                Err(e) => {
+                    send(DebugLoggersUpdate::RaiseFailed { reason: e.message }).await;
+                    return;
+                }
+            };
             let mut attempt = 0u32;
             let raised = loop {
-                match raise(&self.0.target, &journal, prompt.clone()).await {
+                match raise(&self.0.target, &journal, creds.as_ref()).await {
                     Err(RaiseError::Before(e))
                         if e.retry && attempt < RAISE_RETRIES && !*shutdown.borrow() =>
                     {
@@ -416,7 +460,7 @@ impl Handle {
                     .await;
                     *done = true;
                     if let Some((_, update)) =
-                        revert_folder(&journal, prompt.clone(), self.0.deadline).await
+                        revert_folder(&journal, creds.clone(), self.0.deadline).await
                     {
                         self.note_failure(&update);
                         send(update).await;
@@ -470,8 +514,12 @@ impl Handle {
         }
         *done = true;
         let journal = self.0.journal.get()?.clone();
-        let prompt = self.0.prompt.lock().ok().and_then(|p| p.clone());
-        let r = revert_folder(&journal, prompt, self.0.deadline).await;
+        let creds = self.creds();
+        // The console may be gone: nobody is there to type a passphrase.
+        if let Some(c) = &creds {
+            c.stop_asking().await;
+        }
+        let r = revert_folder(&journal, creds, self.0.deadline).await;
         if let Some((_, u)) = &r {
             self.note_failure(u);
         }

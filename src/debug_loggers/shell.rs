@@ -4,7 +4,9 @@
 //! (`cat`, `sha256sum`, `mktemp`, `wc`, `cut`, `tr`).
 
 use crate::config::SshConfig;
-use crate::sources::ssh::{HostKeys, Output, PassphrasePrompt, RemoteShell, SshError, shell_quote};
+use crate::sources::ssh::{
+    Credentials, HostKeys, Output, PassphrasePrompt, RemoteShell, SshError, shell_quote,
+};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -92,9 +94,26 @@ impl Shell {
         prompt: Option<PassphrasePrompt>,
         keys: HostKeys,
     ) -> Result<Shell, ShellError> {
-        let host = match ssh {
-            Some(ssh) => Host::Ssh(Box::new(RemoteShell::connect(ssh, prompt, keys).await?)),
-            None => Host::Local,
+        let creds = match ssh {
+            Some(ssh) => Some(Credentials::new(ssh, prompt)?),
+            None => None,
+        };
+        Shell::open_with(ssh, exec_prefix, creds.as_ref(), keys).await
+    }
+
+    /// [`Shell::open`] with credentials shared across connections.
+    pub async fn open_with(
+        ssh: Option<&SshConfig>,
+        exec_prefix: Option<&str>,
+        creds: Option<&Credentials>,
+        keys: HostKeys,
+    ) -> Result<Shell, ShellError> {
+        let host = match (ssh, creds) {
+            (Some(ssh), Some(c)) => {
+                Host::Ssh(Box::new(RemoteShell::connect_with(ssh, c, keys).await?))
+            }
+            (Some(ssh), None) => Host::Ssh(Box::new(RemoteShell::connect(ssh, None, keys).await?)),
+            (None, _) => Host::Local,
         };
         Ok(Shell {
             host,

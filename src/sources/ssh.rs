@@ -53,7 +53,7 @@ mod target;
 mod tunnel;
 
 pub use auth::{Passphrase, PassphrasePrompt, PassphraseRequest};
-pub use exec::{HostKeys, Output, RemoteShell};
+pub use exec::{Credentials, HostKeys, Output, RemoteShell};
 pub use remote::shell_quote;
 pub use tunnel::{ForwardFrom, LocalForward, open_local_forward};
 

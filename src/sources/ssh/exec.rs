@@ -8,7 +8,28 @@ use super::session::{self, ConnectOptions, Connection};
 use super::target;
 use crate::config::{HostKeyCheck, SshConfig};
 use russh::ChannelMsg;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Keys (decrypted once) and passphrase questions shared by several
+/// connections of one run, so the operator is asked once.
+#[derive(Clone)]
+pub struct Credentials(Arc<tokio::sync::Mutex<Authenticator>>);
+
+impl Credentials {
+    pub fn new(ssh: &SshConfig, prompt: Option<PassphrasePrompt>) -> Result<Credentials, SshError> {
+        let t = target::resolve(ssh)?;
+        Ok(Credentials(Arc::new(tokio::sync::Mutex::new(
+            Authenticator::new(t.agent, t.passphrase_env, prompt),
+        ))))
+    }
+
+    /// From now on nobody is asked for a passphrase (when nobody is there
+    /// to answer: the console has closed); keys already decrypted stay.
+    pub async fn stop_asking(&self) {
+        self.0.lock().await.stop_asking();
+    }
+}
 
 /// What a remote command gave back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,12 +88,20 @@ impl RemoteShell {
         prompt: Option<PassphrasePrompt>,
         keys: HostKeys,
     ) -> Result<RemoteShell, SshError> {
+        RemoteShell::connect_with(ssh, &Credentials::new(ssh, prompt)?, keys).await
+    }
+
+    /// [`RemoteShell::connect`] with credentials shared across connections.
+    pub async fn connect_with(
+        ssh: &SshConfig,
+        creds: &Credentials,
+        keys: HostKeys,
+    ) -> Result<RemoteShell, SshError> {
         let mut target = target::resolve(ssh)?;
         if keys == HostKeys::ReadOnly {
             target.check = HostKeyCheck::Strict;
         }
-        let mut auth =
-            Authenticator::new(target.agent.clone(), target.passphrase_env.clone(), prompt);
+        let mut auth = creds.0.lock().await;
         let mut conn = session::connect(
             &target,
             &mut auth,
