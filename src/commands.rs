@@ -341,7 +341,8 @@ fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
     let debug = opts.debug_loggers.clone();
     // Every way out that did not revert (a panic, a source that failed, a
     // failed export) reverts once the runtime is gone.
-    let (result, _) = crate::debug_loggers::guarded(debug.as_ref(), move || {
+    let record = crate::bundle::debug_loggers::journal_late;
+    let (result, _) = crate::debug_loggers::guarded(debug.as_ref(), record, move || {
         runtime()?.block_on(async move {
             let session = live::start(opts)?;
             let path = match keymap {

@@ -435,25 +435,30 @@ fn a_panic_in_the_capture_is_reverted_before_it_goes_on() {
     let j = journal.clone();
     let lc = log_config.clone();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        guarded(Some(&h), move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async move {
-                let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-                let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-                let _task = h2.start(j, tx, None, stop_rx);
-                while let Some(ev) = rx.recv().await {
-                    if format!("{ev:?}").contains("Raised") {
-                        break;
+        guarded(
+            Some(&h),
+            |_, _, _| {},
+            move || {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                rt.block_on(async move {
+                    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+                    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+                    let log = j.join("server/homeserver.log");
+                    let _task = h2.start(j, log, tx, None, stop_rx);
+                    while let Some(ev) = rx.recv().await {
+                        if format!("{ev:?}").contains("Raised") {
+                            break;
+                        }
                     }
-                }
-                assert!(
-                    std::fs::read_to_string(&lc)
-                        .unwrap()
-                        .starts_with("# callcap-debug-loggers")
-                );
-                panic!("a bug in the capture");
-            })
-        })
+                    assert!(
+                        std::fs::read_to_string(&lc)
+                            .unwrap()
+                            .starts_with("# callcap-debug-loggers")
+                    );
+                    panic!("a bug in the capture");
+                })
+            },
+        )
     }));
     assert!(r.is_err(), "the panic goes on");
     assert_eq!(std::fs::read_to_string(&log_config).unwrap(), LOG_CONFIG);

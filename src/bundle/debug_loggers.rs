@@ -72,6 +72,32 @@ pub fn report_section(app: &App, r: &mut String) {
     }
 }
 
+/// Records a revert made after the capture stopped (a panic, a failed
+/// export) in the journal at `journal`, when it is still there to be
+/// recovered; a bundle already written is left as it is.
+pub fn journal_late(
+    journal: &std::path::Path,
+    at: chrono::DateTime<chrono::Utc>,
+    update: &crate::app::debug_loggers::DebugLoggersUpdate,
+) {
+    let path = journal.join(super::journal::ENTRIES);
+    if !path.is_file() {
+        return;
+    }
+    let entry = super::journal_entry::JournalEntry::DebugLoggers {
+        at,
+        update: update.clone(),
+    };
+    let Ok(mut line) = serde_json::to_vec(&entry) else {
+        return;
+    };
+    line.push(b'\n');
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&path) {
+        let _ = f.write_all(&line);
+    }
+}
+
 /// Before the bundle is finished: the raise's record goes when the
 /// loggers were put back (nothing of the server's config is shared), and
 /// stays, listed in the manifest, when they were not.

@@ -374,10 +374,12 @@ impl Handle {
     }
 
     /// Starts the raise for the capture journaled in `journal`; its steps
-    /// go to `events`. Then waits for a DEBUG line until `shutdown`.
+    /// go to `events`. Then waits for a DEBUG line in `log` (what the
+    /// capture took of the server log) until `shutdown`.
     pub fn start(
         &self,
         journal: PathBuf,
+        log: PathBuf,
         events: mpsc::Sender<Event>,
         prompt: Option<PassphrasePrompt>,
         shutdown: watch::Receiver<bool>,
@@ -390,7 +392,7 @@ impl Handle {
             *slot = Some(c.clone());
         }
         let h = self.clone();
-        tokio::spawn(async move { h.run(journal, events, creds, shutdown).await })
+        tokio::spawn(async move { h.run(journal, log, events, creds, shutdown).await })
     }
 
     fn creds(&self) -> Option<Credentials> {
@@ -400,6 +402,7 @@ impl Handle {
     async fn run(
         self,
         journal: PathBuf,
+        log: PathBuf,
         events: mpsc::Sender<Event>,
         creds: Result<Option<Credentials>, ShellError>,
         mut shutdown: watch::Receiver<bool>,
@@ -415,7 +418,6 @@ impl Handle {
                     .await;
             }
         };
-        let log = journal.join(crate::bundle::journal::SERVER_LOG);
         let raised_from = {
             let mut done = self.0.done.lock().await;
             if *done {
@@ -552,35 +554,14 @@ impl Handle {
     }
 }
 
-/// Records a revert made after the capture stopped (a panic, a failed
-/// export) in the journal, when the journal is still there to be
-/// recovered; a bundle already written is left as it is.
-pub fn journal_late(h: &Handle, at: DateTime<Utc>, update: &DebugLoggersUpdate) {
-    let Some(dir) = h.journal() else { return };
-    let path = dir.join(crate::bundle::journal::ENTRIES);
-    if !path.is_file() {
-        return;
-    }
-    let entry = crate::bundle::journal_entry::JournalEntry::DebugLoggers {
-        at,
-        update: update.clone(),
-    };
-    let Ok(mut line) = serde_json::to_vec(&entry) else {
-        return;
-    };
-    line.push(b'\n');
-    use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&path) {
-        let _ = f.write_all(&line);
-    }
-}
-
 /// Runs the capture `f` and, however it ends — a value or a panic —
 /// reverts what is still raised (`f` owns and drops its runtime, so nothing
-/// of it runs any more). The late revert's step is returned with `f`'s
-/// value, and said on stderr; a panic goes on after the revert.
+/// of it runs any more). The late revert's step goes to `record` (with the
+/// journal folder) and stderr, and is returned with `f`'s value; a panic
+/// goes on after the revert.
 pub fn guarded<T>(
     h: Option<&Handle>,
+    record: impl FnOnce(&Path, DateTime<Utc>, &DebugLoggersUpdate),
     f: impl FnOnce() -> T,
 ) -> (T, Option<(DateTime<Utc>, DebugLoggersUpdate)>) {
     let Some(h) = h else {
@@ -589,7 +570,9 @@ pub fn guarded<T>(
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     let late = h.revert_blocking();
     if let Some((at, update)) = &late {
-        journal_late(h, *at, update);
+        if let Some(j) = h.journal() {
+            record(j, *at, update);
+        }
         match update {
             DebugLoggersUpdate::Reverted { detail } => {
                 eprintln!("callcap: DEBUG loggers reverted: {detail}")

@@ -173,6 +173,7 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
     if let Some(h) = &opts.debug_loggers {
         tasks.push(h.start(
             journal_dir.clone(),
+            journal_dir.join(crate::bundle::journal::SERVER_LOG),
             event_tx.clone(),
             prompt.clone(),
             shutdown_rx.clone(),
