@@ -58,12 +58,7 @@ fn analyze_with_archive_writes_a_checked_tarball_of_the_bundle() {
     assert!(line.ends_with("  lab-audio-cut.tar.gz\n"), "{line:?}");
 
     // sha256sum -c, run where the files are, as the recipient would.
-    let c = Command::new("sha256sum")
-        .arg("-c")
-        .arg("lab-audio-cut.tar.gz.sha256")
-        .current_dir(&out)
-        .output()
-        .unwrap();
+    let c = sha256sum_check(&out, "lab-audio-cut.tar.gz.sha256");
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stdout));
     assert!(String::from_utf8_lossy(&c.stdout).contains("lab-audio-cut.tar.gz: OK"));
 
@@ -95,12 +90,7 @@ fn analyze_with_archive_writes_a_checked_tarball_of_the_bundle() {
         "--archive",
     ]);
     let name = replayed.file_name().unwrap().to_string_lossy().into_owned();
-    let c = Command::new("sha256sum")
-        .arg("-c")
-        .arg(format!("{name}.tar.gz.sha256"))
-        .current_dir(&out2)
-        .output()
-        .unwrap();
+    let c = sha256sum_check(&out2, &format!("{name}.tar.gz.sha256"));
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stdout));
 
     // A damaged archive fails the check.
@@ -108,12 +98,7 @@ fn analyze_with_archive_writes_a_checked_tarball_of_the_bundle() {
     let mid = data.len() / 2;
     data[mid] ^= 0xff;
     std::fs::write(&tar_gz, data).unwrap();
-    let c = Command::new("sha256sum")
-        .arg("-c")
-        .arg("lab-audio-cut.tar.gz.sha256")
-        .current_dir(&out)
-        .output()
-        .unwrap();
+    let c = sha256sum_check(&out, "lab-audio-cut.tar.gz.sha256");
     assert!(!c.status.success());
 }
 

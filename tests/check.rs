@@ -288,11 +288,6 @@ fn the_console_runs_the_checks_at_its_start_and_archives_by_config() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bundle = bundle_path(&o);
     let name = bundle.file_name().unwrap().to_string_lossy().into_owned();
-    let c = Command::new("sha256sum")
-        .arg("-c")
-        .arg(format!("{name}.tar.gz.sha256"))
-        .current_dir(&out)
-        .output()
-        .unwrap();
+    let c = sha256sum_check(&out, &format!("{name}.tar.gz.sha256"));
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stdout));
 }

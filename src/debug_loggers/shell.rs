@@ -141,8 +141,8 @@ impl Shell {
         }
     }
 
-    /// The command line for `script` with `args`, inside the prefix.
-    fn command_line(&self, script: &str, args: &[&str]) -> String {
+    /// `sh -c 'script'` inside the prefix.
+    fn sh(&self, script: &str) -> String {
         let mut cmd = String::new();
         if let Some(p) = &self.prefix {
             cmd.push_str(p);
@@ -150,6 +150,12 @@ impl Shell {
         }
         cmd.push_str("sh -c ");
         cmd.push_str(&shell_quote(script));
+        cmd
+    }
+
+    /// The command line for `script` with `args`, inside the prefix.
+    fn command_line(&self, script: &str, args: &[&str]) -> String {
+        let mut cmd = self.sh(script);
         cmd.push_str(" callcap");
         for a in args {
             cmd.push(' ');
@@ -242,14 +248,7 @@ impl Shell {
 
     /// Runs the reload command.
     pub async fn reload(&self, command: &str) -> Result<(), ShellError> {
-        let mut cmd = String::new();
-        if let Some(p) = &self.prefix {
-            cmd.push_str(p);
-            cmd.push(' ');
-        }
-        cmd.push_str("sh -c ");
-        cmd.push_str(&shell_quote(command));
-        let out = self.exec(&cmd, b"").await?;
+        let out = self.exec(&self.sh(command), b"").await?;
         if out.ok() {
             return Ok(());
         }
