@@ -248,9 +248,12 @@ fn background_checks(
             l = crate::check::run(&cfg, crate::check::Mode::Background) => l,
             _ = shutdown.changed() => return,
         };
-        for l in lines.into_iter().filter(|l| !l.ok) {
+        // One note, so the status line shows every failure at once.
+        let failed: Vec<String> = lines.iter().filter(|l| !l.ok).map(|l| l.render()).collect();
+        if !failed.is_empty() {
+            let text = failed.join(" · ");
             let _ = tx
-                .send(crate::sources::Input::note_now("check", l.render()))
+                .send(crate::sources::Input::note_now("check", text))
                 .await;
         }
     })
