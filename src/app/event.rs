@@ -271,6 +271,11 @@ pub enum Event {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// A step of the DEBUG loggers' raise or revert.
+    DebugLoggers {
+        at: DateTime<Utc>,
+        update: super::debug_loggers::DebugLoggersUpdate,
+    },
 }
 
 /// Operator commands that change the capture (not the view).

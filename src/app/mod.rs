@@ -5,6 +5,7 @@ mod attribution;
 pub mod checklist;
 mod client;
 mod db;
+pub mod debug_loggers;
 pub mod event;
 mod server;
 pub mod stats;
@@ -255,6 +256,8 @@ pub struct App {
     pub notes: VecDeque<(DateTime<Utc>, String, String)>,
     pub exported: Option<String>,
     pub export_error: Option<String>,
+    /// DEBUG loggers raised for the capture (`--debug-loggers`).
+    pub debug_loggers: Option<debug_loggers::DebugLoggersState>,
 }
 
 impl App {
@@ -304,6 +307,7 @@ impl App {
             notes: VecDeque::new(),
             exported: None,
             export_error: None,
+            debug_loggers: None,
         }
     }
 
@@ -412,6 +416,7 @@ impl App {
                 self.exported = Some(path.clone());
                 self.auto(AutoCheck::BundleWritten, &path, at, &mut fx);
             }
+            Event::DebugLoggers { at, update } => self.on_debug_loggers(at, update, &mut fx),
             Event::ExportFailed { reason, at } => {
                 self.tick(at);
                 self.note(at, "bundle", format!("export failed: {reason}"));
@@ -441,6 +446,10 @@ impl App {
     }
 
     fn auto(&mut self, what: AutoCheck, evidence: &str, at: DateTime<Utc>, fx: &mut Vec<Effect>) {
+        let Some(evidence) = self.debug_loggers_evidence(what, evidence, at) else {
+            return;
+        };
+        let evidence = evidence.as_str();
         for (step, stamp) in self.checklist.observe(what, evidence, at) {
             fx.push(Effect::Journal(JournalEntry::Checklist { step, stamp }));
         }
@@ -650,6 +659,9 @@ impl App {
             }
             JournalEntry::Note { at, source, text } => self.note(at, &source, text),
             JournalEntry::Exported { .. } => {}
+            JournalEntry::DebugLoggers { at, update } => {
+                let _ = self.update(Event::DebugLoggers { at, update });
+            }
         }
     }
 

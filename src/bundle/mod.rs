@@ -1,5 +1,7 @@
 //! The journal on disk and the evidence bundle made from it.
 
+pub mod archive;
+pub mod debug_loggers;
 pub mod export;
 pub mod journal;
 pub mod journal_entry;

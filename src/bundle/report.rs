@@ -87,6 +87,7 @@ pub fn render(
     if let Some(line) = super::report_sections::database_line(app) {
         let _ = writeln!(r, "{line}");
     }
+    super::debug_loggers::report_section(app, &mut r);
 
     let _ = writeln!(r, "\n## Decision tree (runbook §2)\n");
     let names = [

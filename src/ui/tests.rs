@@ -584,7 +584,9 @@ fn prompts_show_the_press_time_picks_label_and_export_progress() {
     view.handle(&app, ViewInput::Action(Action::Quit), t(80));
     let label = crate::bundle::export::default_label(&app);
     let s = text(&screen(100, 30, &app, &view, 80));
-    assert!(s.contains(&format!("> {label}")), "{s}");
+    // The suggestion shows in the empty field, after the cursor.
+    assert!(s.contains(&format!("> █{label}")), "{s}");
+    assert!(s.contains("Enter keeps this one"), "{s}");
     view.handle(&app, ViewInput::Enter, t(81));
     assert!(matches!(
         &view.modal,
@@ -650,6 +652,7 @@ fn every_size_and_overlay_renders_without_panicking() {
         },
         Modal::QuitDialog {
             label: "y".repeat(300),
+            default: "call-x".into(),
             phase: QuitPhase::Editing,
         },
         Modal::MarkerList {
