@@ -43,6 +43,9 @@ pub struct AccessSample {
     pub long_poll: bool,
     /// A delayed-event restart (path or body form).
     pub delayed_restart: bool,
+    /// Any delayed-event endpoint (`/delayed_events…`: restart, cancel,
+    /// send, list).
+    pub delayed_event: bool,
     /// A `/sendToDevice/` request.
     pub send_to_device: bool,
     /// Who sent a `/sendToDevice/` request (`None` for `{None}`); other
@@ -174,6 +177,9 @@ pub struct ClientArtifact {
     /// `keys/upload` conflicts found in a HAR: (entry index, key).
     pub har_conflicts: Vec<HarConflict>,
     pub har_keys_upload: usize,
+    /// A HAR's users: the localparts its requests' access tokens name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_users: Vec<String>,
     pub redactions: u64,
     /// `redactions` by rule name.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -196,6 +202,7 @@ impl ClientArtifact {
             ke3_event_ids: Vec::new(),
             har_conflicts: Vec::new(),
             har_keys_upload: 0,
+            token_users: Vec::new(),
             redactions: 0,
             redactions_by_rule: Default::default(),
         }
@@ -267,6 +274,11 @@ pub enum Event {
     ExportFailed {
         reason: String,
         at: DateTime<Utc>,
+    },
+    /// A step of the DEBUG loggers' raise or revert.
+    DebugLoggers {
+        at: DateTime<Utc>,
+        update: super::debug_loggers::DebugLoggersUpdate,
     },
 }
 

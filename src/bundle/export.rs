@@ -28,6 +28,7 @@ pub fn export(
     now: DateTime<Utc>,
 ) -> io::Result<PathBuf> {
     journal.flush()?;
+    super::debug_loggers::settle(journal)?;
     write_db_files(app, journal)?;
     let live_markers: Vec<_> = app.live_markers().cloned().collect();
     journal.write_whole(

@@ -1,5 +1,7 @@
 //! The journal on disk and the evidence bundle made from it.
 
+pub mod archive;
+pub mod debug_loggers;
 pub mod export;
 pub mod journal;
 pub mod journal_entry;
@@ -7,4 +9,5 @@ pub mod manifest;
 pub mod recover;
 pub mod redactions;
 pub mod report;
+mod report_sections;
 pub mod timeline;

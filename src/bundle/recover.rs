@@ -40,6 +40,10 @@ pub fn recover(
     out: &Path,
     label: Option<&str>,
     restart_timeout_ms: u32,
+    reverted: Option<(
+        chrono::DateTime<Utc>,
+        crate::app::debug_loggers::DebugLoggersUpdate,
+    )>,
     site: &[crate::domain::redact::SiteRule],
 ) -> anyhow::Result<PathBuf> {
     if !old.join(SERVER_LOG).is_file() || !old.join(journal::ENTRIES).is_file() {
@@ -105,6 +109,22 @@ pub fn recover(
             other => {
                 capture.journal.record(&other)?;
                 app.restore(other);
+            }
+        }
+    }
+    // The DEBUG loggers the capture raised, put back before this recovery.
+    if let Some((at, update)) = reverted {
+        let fx = app.update(Event::DebugLoggers { at, update });
+        apply(&mut capture, fx)?;
+    }
+    // Their record stays with the evidence until they are put back.
+    let old_dl = crate::debug_loggers::state::dir(old);
+    if old_dl.is_dir() && crate::debug_loggers::state::done(old).is_none() {
+        let new_dl = crate::debug_loggers::state::dir(&capture.journal.dir);
+        std::fs::create_dir_all(&new_dl)?;
+        for e in std::fs::read_dir(&old_dl)?.flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), new_dl.join(e.file_name()))?;
             }
         }
     }

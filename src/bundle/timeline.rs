@@ -125,6 +125,12 @@ pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<String> {
             JournalEntry::Exported { at, path } => {
                 push(*at, "callcap", "exported", json!({"path": path}))
             }
+            JournalEntry::DebugLoggers { at, update } => push(
+                *at,
+                "debug-loggers",
+                "debug-loggers",
+                serde_json::to_value(update).unwrap_or_default(),
+            ),
         }
     }
     for ke in Ke::ALL {

@@ -539,6 +539,7 @@ impl Capture {
                 match scan_har(BufReader::new(File::open(path)?)) {
                     Ok(sum) => {
                         art.har_keys_upload = sum.keys_upload.len();
+                        art.token_users = sum.users;
                         for x in sum.keys_upload {
                             let Some(off) = x.offending else { continue };
                             let id = format!("{}:{}", off.algorithm, off.key_id);

@@ -43,6 +43,7 @@ pub struct Config {
     pub database: Option<DatabaseConfig>,
     pub analysis: AnalysisConfig,
     pub signatures: SignaturesConfig,
+    pub debug_loggers: Option<DebugLoggersConfig>,
     pub redact: RedactConfig,
 }
 
@@ -126,6 +127,42 @@ pub struct CallConfig {
 pub struct BundleConfig {
     pub out: Option<PathBuf>,
     pub label: Option<String>,
+    /// Also write `<label>.tar.gz` and its `.sha256` beside the bundle.
+    pub archive: bool,
+}
+
+/// `[debug-loggers]`: Synapse loggers raised to DEBUG for the capture and
+/// reverted on every way out (runbook §0/§4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DebugLoggersConfig {
+    /// Synapse's `log_config` file, on the server (over SSH, inside
+    /// `[server-log] exec-prefix`) or local without `[ssh]`.
+    pub log_config: PathBuf,
+    #[serde(default = "default_debug_loggers")]
+    pub loggers: Vec<String>,
+    /// Makes Synapse re-read its log config (a shell command on the server).
+    #[serde(default = "default_reload")]
+    pub reload: String,
+    /// Raise at every `live` start, as `--debug-loggers` does.
+    #[serde(default)]
+    pub raise: bool,
+}
+
+/// The loggers runbook §0 raises.
+pub fn default_debug_loggers() -> Vec<String> {
+    [
+        "synapse.rest.client.keys",
+        "synapse.handlers.e2e_keys",
+        "synapse.storage.databases.main.end_to_end_keys",
+        "synapse.handlers.devicemessage",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+pub fn default_reload() -> String {
+    "systemctl reload matrix-synapse".to_string()
 }
 
 /// `[database]`: the Synapse database, read-only.

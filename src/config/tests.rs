@@ -56,6 +56,11 @@ fn example_config_parses_validates_and_documents_the_defaults() -> Result<(), Co
         Some(default_statement_timeout())
     );
     assert_eq!(db.map(|d| d.via_ssh), Some(false));
+    assert!(!c.bundle.archive);
+    let dl = c.debug_loggers.as_ref();
+    assert_eq!(dl.map(|d| d.loggers.clone()), Some(default_debug_loggers()));
+    assert_eq!(dl.map(|d| d.reload.clone()), Some(default_reload()));
+    assert_eq!(dl.map(|d| d.raise), Some(false));
     Ok(())
 }
 
@@ -70,6 +75,7 @@ fn example_config_has_every_section() {
         "[database]",
         "[analysis]",
         "[signatures]",
+        "[debug-loggers]",
         "[redact]",
     ] {
         assert!(
@@ -118,7 +124,7 @@ fn unknown_key_names_the_key_and_what_is_allowed() {
         format!(
             "{PREFIX}key 'colour': unknown key 'colour', expected one of 'ssh', \
              'server-log', 'client', 'call', 'bundle', 'database', 'analysis', 'signatures', \
-             'redact'"
+             'debug-loggers', 'redact'"
         )
     );
 }

@@ -112,6 +112,45 @@ impl Config {
             ));
         }
 
+        if let Some(dl) = &self.debug_loggers {
+            let path = dl.log_config.to_string_lossy();
+            if path.trim().is_empty() || !path.starts_with('/') {
+                return Err(bad(
+                    "debug-loggers.log-config",
+                    format!(
+                        "'{path}' must be an absolute path (e.g. \"/etc/matrix-synapse/log.yaml\")"
+                    ),
+                ));
+            }
+            if dl.loggers.is_empty() {
+                return Err(bad(
+                    "debug-loggers.loggers",
+                    "must name at least one logger (or leave it out for the runbook's four)".into(),
+                ));
+            }
+            for (i, l) in dl.loggers.iter().enumerate() {
+                let ok = !l.is_empty()
+                    && l.split('.').all(|part| {
+                        !part.is_empty()
+                            && part
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    });
+                if !ok {
+                    return Err(bad(
+                        &format!("debug-loggers.loggers[{i}]"),
+                        format!("'{l}' is not a logger name (e.g. 'synapse.handlers.e2e_keys')"),
+                    ));
+                }
+            }
+            if dl.reload.trim().is_empty() {
+                return Err(bad(
+                    "debug-loggers.reload",
+                    "must not be empty (e.g. \"systemctl reload matrix-synapse\")".into(),
+                ));
+            }
+        }
+
         if let Some(db) = &self.database {
             if !(db.url.starts_with("postgres://") || db.url.starts_with("postgresql://")) {
                 return Err(bad(

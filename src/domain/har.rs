@@ -4,6 +4,7 @@
 mod body;
 mod pyrepr;
 mod structural;
+mod token;
 
 use super::redact::{Redactor, Tally};
 use base64::Engine;
@@ -173,6 +174,9 @@ pub struct KeysUploadExchange {
 pub struct HarSummary {
     pub entries: usize,
     pub keys_upload: Vec<KeysUploadExchange>,
+    /// The localparts the requests' access tokens name, each once, in the
+    /// order seen (a Synapse token encodes its user; the token is not kept).
+    pub users: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -303,6 +307,11 @@ impl<'de> Visitor<'de> for EntriesSeed<'_> {
             self.out.entries += 1;
             if let Some(x) = keys_upload(index, &entry) {
                 self.out.keys_upload.push(x);
+            }
+            if let Some(u) = token::entry_localpart(&entry)
+                && !self.out.users.contains(&u)
+            {
+                self.out.users.push(u);
             }
         }
         Ok(())

@@ -80,8 +80,11 @@ pub enum Modal {
         pick: Option<usize>,
         text: String,
     },
+    /// `label` is what was typed (empty at first); `default` is shown in
+    /// its place and used when Enter is pressed on an empty field.
     QuitDialog {
         label: String,
+        default: String,
         phase: QuitPhase,
     },
     MarkerList {
@@ -171,6 +174,9 @@ pub struct ViewState {
     pub screen: (u16, u16),
     /// Where the journal is written, for the status bar.
     pub journal: Option<String>,
+    /// The quit dialog's suggested label (`--label`, `[bundle] label`);
+    /// `None`: `call-<start time>`.
+    pub default_label: Option<String>,
 }
 
 impl Default for ViewState {
@@ -187,6 +193,7 @@ impl Default for ViewState {
             marker_cursor: None,
             screen: (crate::ui::layout::MIN_WIDTH, crate::ui::layout::MIN_HEIGHT),
             journal: None,
+            default_label: None,
         }
     }
 }
@@ -259,7 +266,11 @@ impl ViewState {
         match action {
             Action::Quit => {
                 self.modal = Modal::QuitDialog {
-                    label: crate::bundle::export::default_label(app),
+                    label: String::new(),
+                    default: self
+                        .default_label
+                        .clone()
+                        .unwrap_or_else(|| crate::bundle::export::default_label(app)),
                     phase: QuitPhase::Editing,
                 };
                 redraw
