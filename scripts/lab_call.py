@@ -24,6 +24,11 @@ Runs with the lab's Synapse virtualenv python (it uses signedjson and PyNaCl
 to make real device keys).
 
 usage: lab_call.py --lab LAB/lab.json [--ke4 lock|stall|both] [--seconds N]
+       lab_call.py --lab LAB/lab.json --keys
+
+--keys only makes the requests the runbook's DEBUG loggers log on: alice
+uploads a fresh one-time key (/keys/upload) and asks for her and bob's
+device keys (/keys/query); it prints the request ids Synapse gave them.
 """
 import argparse
 import base64
@@ -405,14 +410,30 @@ def download(path, data):
     os.rename(part, path)
 
 
+def keys_only(lab):
+    """One /keys/upload and one /keys/query by alice."""
+    s = lab["synapse"]
+    alice = login(s["base_url"], s["shared_secret"], "alice", lab["users"]["alice"]["device_id"], s["server_name"])
+    dev = Device(alice)
+    key_id = "signed_curve25519:K" + b64(os.urandom(6)).replace("+", "A").replace("/", "B")
+    alice.ok("POST", "/_matrix/client/v3/keys/upload", {"one_time_keys": {key_id: dev.one_time_key()}})
+    alice.ok("POST", "/_matrix/client/v3/keys/query",
+             {"device_keys": {alice.user_id: [], "@bob:" + s["server_name"]: []}})
+    print("keys: uploaded %s and queried device keys" % key_id, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description="Drive a call with the runbook's fault chain on the lab's Synapse.")
     ap.add_argument("--lab", required=True, help="the lab.json scripts/lab wrote")
     ap.add_argument("--ke4", choices=["lock", "stall", "both"], default="both")
     ap.add_argument("--seconds", type=float, default=0, help="keep the call going this long after the slow phases")
+    ap.add_argument("--keys", action="store_true", help="only a /keys/upload and a /keys/query")
     args = ap.parse_args()
     with open(args.lab) as f:
         lab = json.load(f)
+    if args.keys:
+        keys_only(lab)
+        return
     call = Call(lab, args.ke4, args.seconds)
     print("call: two clients join, the fault chain runs (about %d s)" % (30 if args.ke4 == "both" else 18), flush=True)
     result = call.run()

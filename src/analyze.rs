@@ -9,6 +9,7 @@ use crate::bundle::journal::{JOURNAL_PREFIX, Journal};
 use crate::capture::{Capture, ScanFileError, Spent, scan_file, scanner_threads};
 use crate::cli::AnalyzeArgs;
 use crate::config::HumanDuration;
+use crate::domain::redact::{Redactor, SiteRule};
 use crate::domain::signatures::Signatures;
 use crate::domain::synapse_log::LogClock;
 use crate::model::journal_entry::JournalEntry;
@@ -30,6 +31,7 @@ const CHUNK: usize = 1024 * 1024;
 
 /// Runs the analysis; returns the bundle's path.
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
+    let redactor = site_redactor(args)?;
     let clock =
         LogClock::new(&args.timezone).map_err(|e| UsageError(format!("--timezone: {e}")))?;
     let restart = HumanDuration::parse(&args.restart_timeout)
@@ -47,7 +49,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     let hars = expand(&args.hars, "har", &["har"])?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
     let started = Utc::now();
-    let (mut app, mut capture) = prepare(args, &out, sigs, clock, restart, started)?;
+    let (mut app, mut capture) = prepare(args, &out, sigs, redactor, clock, restart, started)?;
     if !args.event_ids.is_empty() {
         let fx = app.update(Event::Command {
             cmd: crate::app::event::Command::AddEventIds {
@@ -132,6 +134,7 @@ fn prepare(
     args: &AnalyzeArgs,
     out: &Path,
     sigs: Signatures,
+    redactor: Redactor,
     clock: LogClock,
     restart: HumanDuration,
     started: DateTime<Utc>,
@@ -156,6 +159,7 @@ fn prepare(
     app.wall_clock_span = false;
     let mut capture = Capture::new(journal, sigs, clock, args.event_ids.clone(), restart_ms)
         .map_err(|e| UsageError(format!("signatures: {e}")))?;
+    capture.set_redactor(redactor);
     capture.journal.record(&JournalEntry::Start {
         at: started,
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -199,6 +203,23 @@ fn read_log(capture: &mut Capture, app: &mut App, log: &Path, last: bool) -> any
     let fx = app.update(Event::Server(Box::new(batch)));
     apply(capture, fx)?;
     Ok(())
+}
+
+/// The built-in rules, then the site rules: the default config's
+/// `[redact] extra` (when that file exists) and `--redact`, each checked
+/// before anything is read.
+fn site_redactor(args: &AnalyzeArgs) -> Result<Redactor, UsageError> {
+    let mut site = match crate::config::default_path().filter(|p| p.is_file()) {
+        Some(p) => crate::config::load_redact_section(&p)
+            .map_err(|e| UsageError(e.to_string()))?
+            .site_rules(),
+        None => Vec::new(),
+    };
+    site.extend(args.redact.iter().enumerate().map(|(i, p)| SiteRule {
+        origin: format!("--redact #{}", i + 1),
+        pattern: p.clone(),
+    }));
+    Redactor::with_site_rules(&site).map_err(|e| UsageError(format!("{}: {e}", e.origin)))
 }
 
 /// Runs the App's effects that make sense offline.

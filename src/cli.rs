@@ -13,6 +13,17 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Cmd>,
+    /// Colour on the screen: `auto` follows NO_COLOR (no-color.org),
+    /// `always` overrides it, `never` turns it off.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,6 +43,24 @@ pub enum Cmd {
     Keys,
     /// Print a commented example config, or check a config file.
     Config(ConfigArgs),
+    /// Preflight: test everything the capture will need, one line per check.
+    Check(CheckArgs),
+    /// Put back DEBUG loggers a capture raised (from its journal or bundle).
+    Revert(RevertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file (default: ~/.config/callcap/config.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevertArgs {
+    /// The journal (`.callcap-journal-*`) or bundle folder of the capture
+    /// that raised them.
+    pub folder: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -58,9 +87,15 @@ pub struct LiveArgs {
     /// Start this many lines back in the server log instead of at the end.
     #[arg(long, value_name = "N")]
     pub backfill: Option<u64>,
-    /// The bundle's label (default: call-YYYYMMDDTHHMMSSZ).
+    /// The bundle's label (default: `[bundle] label`, else call-YYYYMMDDTHHMMSSZ).
     #[arg(long)]
     pub label: Option<String>,
+    /// Raise the `[debug-loggers]` to DEBUG for the capture, revert on exit.
+    #[arg(long)]
+    pub debug_loggers: bool,
+    /// Also write `<label>.tar.gz` and `<label>.tar.gz.sha256` beside the bundle.
+    #[arg(long)]
+    pub archive: bool,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +127,9 @@ pub struct ReplayArgs {
     /// The config file (for `[call]` and the keymap).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Also write `<label>.tar.gz` and `<label>.tar.gz.sha256` beside the bundle.
+    #[arg(long)]
+    pub archive: bool,
 }
 
 #[derive(Debug, Args)]
@@ -155,4 +193,13 @@ pub struct AnalyzeArgs {
     /// in --timezone. Repeatable.
     #[arg(long = "mark", value_name = "TIME[=LABEL]")]
     pub marks: Vec<String>,
+    /// Also write `<label>.tar.gz` and `<label>.tar.gz.sha256` beside the bundle.
+    #[arg(long)]
+    pub archive: bool,
+    /// A site rule: a regular expression for a secret only this deployment
+    /// knows, redacted everywhere after the built-in rules (the first
+    /// capture group if it has one, else the whole match). Repeatable; the
+    /// config's `[redact] extra` patterns apply too.
+    #[arg(long = "redact", value_name = "REGEX")]
+    pub redact: Vec<String>,
 }

@@ -1,15 +1,74 @@
 //! The console commands: live, demo, replay, recover.
 
 use crate::analyze::UsageError;
+use crate::app::debug_loggers::DebugLoggersUpdate;
 use crate::cli::Cmd;
 use crate::config::{Config, expand_tilde};
 use crate::live::{self, LiveOptions, Mode};
 use crate::sources::replay::Recording;
 use std::path::{Path, PathBuf};
 
+/// The DEBUG loggers to raise, when `--debug-loggers` or `raise = true` asks.
+fn debug_loggers(cfg: &Config, flag: bool) -> anyhow::Result<Option<crate::debug_loggers::Handle>> {
+    let wanted = flag || cfg.debug_loggers.as_ref().is_some_and(|d| d.raise);
+    if !wanted {
+        return Ok(None);
+    }
+    let target = crate::debug_loggers::Target::from_config(cfg).ok_or_else(|| {
+        UsageError(
+            "--debug-loggers needs a [debug-loggers] section naming Synapse's log config (log-config = \"/etc/matrix-synapse/log.yaml\")".into(),
+        )
+    })?;
+    Ok(Some(crate::debug_loggers::Handle::new(target)))
+}
+
+/// Writes the bundle's archive when asked; a progress line on the terminal
+/// for big bundles. The bundle's path stays the last line of stdout.
+pub fn archive_if(archive: bool, path: Option<PathBuf>) -> anyhow::Result<Option<PathBuf>> {
+    let Some(bundle) = path else {
+        return Ok(None);
+    };
+    if !archive {
+        return Ok(Some(bundle));
+    }
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stderr().is_terminal();
+    let mut last = std::time::Instant::now();
+    let mut shown = false;
+    let name = crate::bundle::archive::paths(&bundle)
+        .map(|(_, p, _)| p.display().to_string())
+        .unwrap_or_default();
+    let a = crate::bundle::archive::write(&bundle, &mut |done, total| {
+        if tty && total >= 64 << 20 && (last.elapsed().as_millis() >= 200 || done == total) {
+            last = std::time::Instant::now();
+            shown = true;
+            let mut e = std::io::stderr();
+            let _ = write!(
+                e,
+                "\rarchiving {name}: {}% ({} of {} MB)",
+                done * 100 / total.max(1),
+                done >> 20,
+                total >> 20
+            );
+            let _ = e.flush();
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("writing the archive of '{}' failed: {e}", bundle.display()))?;
+    if shown {
+        eprintln!();
+    }
+    eprintln!(
+        "archive: {} ({} bytes), checksum in {}",
+        a.tar_gz.display(),
+        a.bytes,
+        a.sha256_file.display()
+    );
+    Ok(Some(bundle))
+}
+
 /// The default config file: `~/.config/callcap/config.toml`.
 pub fn default_config_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "callcap").map(|d| d.config_dir().join("config.toml"))
+    crate::config::default_path()
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -57,26 +116,36 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
             };
             let cfg = load_config(Some(&p))?;
             let out = out_dir(None, &cfg);
-            console(LiveOptions {
+            let archive = cfg.bundle.archive;
+            let debug_loggers = debug_loggers(&cfg, false)?;
+            let label = cfg.bundle.label.clone();
+            let path = console(LiveOptions {
                 config: cfg,
                 out,
                 headless: false,
                 mode: Mode::Live { backfill: None },
-                label: None,
-            })
+                label,
+                debug_loggers,
+            })?;
+            archive_if(archive, path)
         }
         Some(Cmd::Live(a)) => {
             let cfg = load_config(a.config.as_deref())?;
             let out = out_dir(a.out.as_ref(), &cfg);
-            console(LiveOptions {
+            let archive = a.archive || cfg.bundle.archive;
+            let debug_loggers = debug_loggers(&cfg, a.debug_loggers)?;
+            let label = a.label.or_else(|| cfg.bundle.label.clone());
+            let path = console(LiveOptions {
                 config: cfg,
                 out,
                 headless: a.headless,
                 mode: Mode::Live {
                     backfill: a.backfill,
                 },
-                label: a.label,
-            })
+                label,
+                debug_loggers,
+            })?;
+            archive_if(archive, path)
         }
         Some(Cmd::Demo(a)) => {
             let tmp = tempfile::tempdir()?;
@@ -91,7 +160,9 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
             let recording = Recording::open(&a.bundle).map_err(UsageError)?;
             let cfg = load_config(a.config.as_deref())?;
             let out = out_dir(a.out.as_ref(), &cfg);
-            replay_console(recording, cfg, out, a.headless, a.speed)
+            let archive = a.archive || cfg.bundle.archive;
+            let path = replay_console(recording, cfg, out, a.headless, a.speed)?;
+            archive_if(archive, path)
         }
         Some(Cmd::Recover(a)) => {
             let cfg = load_config(None).unwrap_or_default();
@@ -110,9 +181,94 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
                 .clone()
                 .unwrap_or_else(|| journal.parent().map(Path::to_path_buf).unwrap_or(out));
             let restart = cfg.analysis.restart_timeout.as_duration().as_millis() as u32;
-            crate::recover::recover(&journal, &out, a.label.as_deref(), restart).map(Some)
+            // Site rules apply to what is recovered too; a config that
+            // cannot be read otherwise still gives its [redact] section.
+            let site = match default_config_path().filter(|p| p.is_file()) {
+                Some(p) => crate::config::load_redact_section(&p)
+                    .map_err(|e| UsageError(e.to_string()))?
+                    .site_rules(),
+                None => Vec::new(),
+            };
+            // DEBUG loggers the crashed capture left raised go back first.
+            let reverted = runtime()?.block_on(crate::debug_loggers::revert_folder(
+                &journal,
+                None,
+                crate::debug_loggers::REVERT_DEADLINE,
+            ));
+            let path = crate::recover::recover(
+                &journal,
+                &out,
+                a.label.as_deref(),
+                restart,
+                reverted.clone(),
+                &site,
+            )?;
+            match reverted {
+                Some((_, DebugLoggersUpdate::RevertFailed { reason, fix })) => {
+                    println!("{}", path.display());
+                    Err(anyhow::anyhow!(
+                        "REVERT FAILED: {reason}; to put the DEBUG loggers back run: {fix}"
+                    ))
+                }
+                Some((_, DebugLoggersUpdate::Reverted { detail })) => {
+                    eprintln!("callcap: DEBUG loggers reverted: {detail}");
+                    Ok(Some(path))
+                }
+                _ => Ok(Some(path)),
+            }
         }
-        Some(Cmd::Analyze(a)) => crate::analyze::run(&a).map(Some),
+        Some(Cmd::Analyze(a)) => {
+            let archive = a.archive;
+            archive_if(archive, Some(crate::analyze::run(&a)?))
+        }
+        Some(Cmd::Check(a)) => {
+            let path = a
+                .config
+                .clone()
+                .or_else(|| default_config_path().filter(|p| p.is_file()));
+            let Some(path) = path else {
+                return Err(UsageError(
+                    "no config found (~/.config/callcap/config.toml): give --config FILE".into(),
+                )
+                .into());
+            };
+            let cfg = checked(&path)?;
+            runtime()?.block_on(crate::check::run_and_print(&cfg, &path))?;
+            Ok(None)
+        }
+        Some(Cmd::Revert(a)) => {
+            let r = runtime()?.block_on(crate::debug_loggers::revert_folder(
+                &a.folder,
+                None,
+                crate::debug_loggers::REVERT_DEADLINE,
+            ));
+            match r {
+                None => {
+                    if crate::debug_loggers::state::load(&a.folder)
+                        .map_err(|e| UsageError(format!("'{}': {e}", a.folder.display())))?
+                        .is_none()
+                    {
+                        return Err(UsageError(format!(
+                            "'{}' holds no raise of DEBUG loggers (no {}/{})",
+                            a.folder.display(),
+                            crate::debug_loggers::state::DIR,
+                            crate::debug_loggers::state::STATE
+                        ))
+                        .into());
+                    }
+                    println!("nothing to revert: the DEBUG loggers were already put back");
+                    Ok(None)
+                }
+                Some((_, DebugLoggersUpdate::Reverted { detail })) => {
+                    println!("DEBUG loggers reverted: {detail}");
+                    Ok(None)
+                }
+                Some((_, DebugLoggersUpdate::RevertFailed { reason, .. })) => {
+                    Err(anyhow::anyhow!("REVERT FAILED: {reason}"))
+                }
+                Some(_) => Ok(None),
+            }
+        }
         Some(Cmd::Keys) => {
             let keymap = crate::config::keymap::Keymap::load_user()
                 .map_err(|e| UsageError(e.to_string()))?;
@@ -135,8 +291,9 @@ pub fn run(cmd: Option<Cmd>) -> anyhow::Result<Option<PathBuf>> {
 
 /// `tracing` goes to a file, never to the terminal the console owns:
 /// `~/.local/state/callcap/callcap.log` (level from `CALLCAP_LOG`, default
-/// `info`). Failing to open it only loses the debug log.
-fn init_log() {
+/// `info`), through the same redaction as the bundle. Failing to open it
+/// only loses the debug log.
+fn init_log(redactor: crate::domain::redact::Redactor) {
     let Some(dir) = directories::ProjectDirs::from("", "", "callcap")
         .map(|d| d.state_dir().unwrap_or(d.data_local_dir()).to_path_buf())
     else {
@@ -157,7 +314,7 @@ fn init_log() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
+        .with_writer(std::sync::Mutex::new(redactor.writer(file)))
         .try_init();
 }
 
@@ -178,11 +335,15 @@ fn replay_console(
             speed,
         },
         label: None,
+        debug_loggers: None,
     })
 }
 
 fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
-    init_log();
+    let redactor =
+        crate::domain::redact::Redactor::with_site_rules(&opts.config.redact.site_rules())
+            .map_err(|e| UsageError(format!("{}: {e}", e.origin)))?;
+    init_log(redactor);
     let headless = opts.headless;
     // A bad keymap is an error before the terminal is taken over.
     let keymap = if headless {
@@ -190,13 +351,36 @@ fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
     } else {
         Some(crate::config::keymap::Keymap::load_user().map_err(|e| UsageError(e.to_string()))?)
     };
-    let rt = runtime()?;
-    rt.block_on(async move {
-        let session = live::start(opts)?;
-        let path = match keymap {
-            Some(k) => live::tui::run(session, k).await?,
-            None => live::run_headless(session).await?,
+    let debug = opts.debug_loggers.clone();
+    // Every way out that did not revert (a panic, a source that failed, a
+    // failed export) reverts once the runtime is gone.
+    let record = crate::bundle::debug_loggers::journal_late;
+    let (result, _) = crate::debug_loggers::guarded(debug.as_ref(), record, move || {
+        runtime()?.block_on(async move {
+            let session = live::start(opts)?;
+            let path = match keymap {
+                Some(k) => live::tui::run(session, k).await?,
+                None => live::run_headless(session).await?,
+            };
+            Ok::<_, anyhow::Error>(Some(path))
+        })
+    });
+    let Some(h) = debug else {
+        return result;
+    };
+    if let Some(f) = h.failure() {
+        // The bundle holds the raise's record now, else the journal does.
+        let folder = match &result {
+            Ok(Some(p)) => {
+                println!("{}", p.display());
+                p.clone()
+            }
+            _ => h.journal().map(Path::to_path_buf).unwrap_or_default(),
         };
-        Ok(Some(path))
-    })
+        return Err(anyhow::anyhow!(
+            "REVERT FAILED: {f}; the DEBUG loggers may still be raised on the server: run {}",
+            crate::debug_loggers::fix_command(&folder)
+        ));
+    }
+    result
 }

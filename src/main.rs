@@ -1,13 +1,21 @@
 use callcap::analyze::{self, UsageError};
-use callcap::cli::{Cli, Cmd};
+use callcap::cli::{Cli, Cmd, ColorChoice};
 use callcap::commands;
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.color {
+        ColorChoice::Always => crossterm::style::force_color_output(true),
+        ColorChoice::Never => crossterm::style::force_color_output(false),
+        ColorChoice::Auto => {}
+    }
     let result = match cli.command {
-        Some(Cmd::Analyze(args)) => analyze::run(&args).map(Some),
+        Some(Cmd::Analyze(args)) => {
+            let archive = args.archive;
+            analyze::run(&args).and_then(|p| commands::archive_if(archive, Some(p)))
+        }
         Some(cmd) => commands::run(Some(cmd)),
         None => commands::run(None),
     };

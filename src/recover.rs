@@ -34,11 +34,17 @@ pub fn newest_journal(out: &Path) -> Option<PathBuf> {
     found.pop().map(|(_, p)| p)
 }
 
+/// `site` rules are applied to what is recovered, after the built-in ones.
 pub fn recover(
     old: &Path,
     out: &Path,
     label: Option<&str>,
     restart_timeout_ms: u32,
+    reverted: Option<(
+        chrono::DateTime<Utc>,
+        crate::app::debug_loggers::DebugLoggersUpdate,
+    )>,
+    site: &[crate::domain::redact::SiteRule],
 ) -> anyhow::Result<PathBuf> {
     if !old.join(SERVER_LOG).is_file() || !old.join(journal::ENTRIES).is_file() {
         return Err(UsageError(format!("'{}' is not a callcap journal", old.display())).into());
@@ -79,6 +85,10 @@ pub fn recover(
         restart_timeout_ms,
     )
     .map_err(|e| anyhow::anyhow!("signatures: {e}"))?;
+    capture.set_redactor(
+        crate::domain::redact::Redactor::with_site_rules(site)
+            .map_err(|e| UsageError(format!("{}: {e}", e.origin)))?,
+    );
     let mut app = App::new(subject, restart_timeout_ms);
 
     for e in entries {
@@ -86,12 +96,7 @@ pub fn recover(
             JournalEntry::Client { artifact, .. } => {
                 let src = old.join("client").join(&artifact.file);
                 if src.is_file() {
-                    let data = std::fs::read(&src)?;
-                    capture.journal.write_whole(
-                        &format!("client/{}", artifact.file),
-                        &data,
-                        artifact.redactions,
-                    )?;
+                    copy_client(&mut capture, &src, &artifact)?;
                 }
                 let fx = app.update(Event::Client(artifact));
                 apply(&mut capture, fx)?;
@@ -104,6 +109,22 @@ pub fn recover(
             other => {
                 capture.journal.record(&other)?;
                 app.restore(other);
+            }
+        }
+    }
+    // The DEBUG loggers the capture raised, put back before this recovery.
+    if let Some((at, update)) = reverted {
+        let fx = app.update(Event::DebugLoggers { at, update });
+        apply(&mut capture, fx)?;
+    }
+    // Their record stays with the evidence until they are put back.
+    let old_dl = crate::debug_loggers::state::dir(old);
+    if old_dl.is_dir() && crate::debug_loggers::state::done(old).is_none() {
+        let new_dl = crate::debug_loggers::state::dir(&capture.journal.dir);
+        std::fs::create_dir_all(&new_dl)?;
+        for e in std::fs::read_dir(&old_dl)?.flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), new_dl.join(e.file_name()))?;
             }
         }
     }
@@ -156,6 +177,35 @@ pub fn recover(
     done.push(RECOVERED_SUFFIX);
     let _ = std::fs::rename(old, PathBuf::from(done));
     Ok(path)
+}
+
+/// A client copy, already redacted when it was captured, redacted again
+/// (the rules may have grown since) with both counts kept.
+fn copy_client(
+    capture: &mut Capture,
+    src: &Path,
+    artifact: &crate::app::event::ClientArtifact,
+) -> anyhow::Result<()> {
+    let data = std::fs::read(src)?;
+    let (data, more) = if artifact.kind == crate::app::event::ArtifactKind::Har {
+        let mut out = Vec::with_capacity(data.len());
+        let n = crate::domain::har::redact_har(&data[..], &mut out, capture.redactor())?;
+        (out, n)
+    } else {
+        let (out, n) = capture.redactor().redact_bytes(&data);
+        (out.into_owned(), n)
+    };
+    let rel = format!("client/{}", artifact.file);
+    capture
+        .journal
+        .write_whole(&rel, &data, artifact.redactions + more.total())?;
+    if let Some(f) = capture.journal.written.get_mut(&rel) {
+        f.by_rule = artifact.redactions_by_rule.clone();
+        for (rule, n) in more.names() {
+            *f.by_rule.entry(rule).or_insert(0) += n;
+        }
+    }
+    Ok(())
 }
 
 fn apply(capture: &mut Capture, fx: Vec<Effect>) -> anyhow::Result<()> {

@@ -9,6 +9,13 @@
 //! A second call stalls Synapse (SIGSTOP/SIGCONT) instead of slowing its
 //! database: its request times stay healthy, and Q4 must still say
 //! homeserver latency.
+//!
+//! Then, on the same lab: `--debug-loggers` raises the runbook's loggers in
+//! Synapse's real log config (reloaded with SIGHUP), the bundle holds DEBUG
+//! lines of `synapse.handlers.e2e_keys`, and after SIGTERM — and after
+//! `kill -9` followed by `callcap recover` — the file is byte-identical and
+//! Synapse logs no DEBUG line of those loggers for the same requests. And
+//! `callcap check` passes on the lab's config.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/bundle.rs"]
@@ -88,6 +95,53 @@ impl Lab {
         std::fs::read_to_string(self.s(&["synapse", "log"])).unwrap()
     }
 
+    /// A /keys/upload and a /keys/query by alice: the requests the raised
+    /// loggers log DEBUG lines on (in Synapse 1.163, /keys/query's
+    /// `synapse.handlers.e2e_keys` "… destinations to query devices for").
+    fn keys(&self) {
+        let out = Command::new(self.s(&["synapse", "python"]))
+            .arg(repo().join("scripts/lab_call.py"))
+            .arg("--lab")
+            .arg(self.dir.path().join("lab.json"))
+            .arg("--keys")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "lab_call.py --keys: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The DEBUG lines of the runbook's four loggers in `text`.
+    fn debug_lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter(|l| {
+                DEBUG_LOGGERS
+                    .iter()
+                    .any(|n| l.contains(&format!(" - {n} - ")) && l.contains(" - DEBUG - "))
+            })
+            .collect()
+    }
+
+    /// Makes the /keys requests and waits until Synapse has logged them
+    /// (its INFO lines are buffered for up to 5 s, DEBUG lines with them);
+    /// returns what it logged from `from` on.
+    fn keys_logged(&self, from: usize) -> String {
+        self.keys();
+        let mut text = String::new();
+        wait_until(
+            "Synapse's lines of the /keys requests",
+            Duration::from_secs(30),
+            || {
+                text = self.synapse_log()[from..].to_string();
+                text.contains("\"POST /_matrix/client/v3/keys/query")
+            },
+        );
+        text
+    }
+
     /// Runs the call driver; returns its call-result.json.
     fn call(&self, ke4: &str) -> Value {
         let out = Command::new(self.s(&["synapse", "python"]))
@@ -127,11 +181,24 @@ fn journal_log(out: &Path) -> String {
     journal_file(out, "server/homeserver.log")
 }
 
+const DEBUG_LOGGERS: [&str; 4] = [
+    "synapse.rest.client.keys",
+    "synapse.handlers.e2e_keys",
+    "synapse.storage.databases.main.end_to_end_keys",
+    "synapse.handlers.devicemessage",
+];
+
 /// `callcap live --headless` on the lab's config, writing under `out`;
 /// returns once the log is followed over SSH and the database was read.
 fn start_callcap(lab: &Lab, out: &Path, label: &str) -> Callcap {
+    start_callcap_with(lab, out, label, &[])
+}
+
+fn start_callcap_with(lab: &Lab, out: &Path, label: &str, extra: &[&str]) -> Callcap {
     let child = Command::new(bin())
-        .args(["live", "--headless", "--label", label, "--config"])
+        .args(["live", "--headless", "--label", label])
+        .args(extra)
+        .arg("--config")
         .arg(lab.s(&["config"]))
         .arg("--out")
         .arg(out)
@@ -291,6 +358,15 @@ fn a_real_synapse_call_through_the_whole_fault_chain() {
         }
     }
     assert!(m["redactions"]["client/127.0.0.1.har"].as_u64().unwrap() >= 1);
+    // Synapse's real tokens name their user (the token itself is kept
+    // nowhere): the HAR is alice's, the subject's, and feeds the verdicts.
+    let entries = std::fs::read_to_string(bundle.join("journal.jsonl")).unwrap();
+    assert!(
+        entries.contains(r#""token_users":["alice"]"#),
+        "the HAR's requests were not read as alice's"
+    );
+    let report = std::fs::read_to_string(bundle.join("report.md")).unwrap();
+    assert!(!report.contains("not the subject"), "{report}");
 
     // The database's view changed during the call: the driver's one-time
     // keys appeared and to-device messages piled up for alice's device.
@@ -384,6 +460,9 @@ fn a_real_synapse_call_through_the_whole_fault_chain() {
     assert!(summary.contains("stall"), "{summary}");
     assert_basis_resolves(&bundle);
 
+    debug_loggers_on_a_real_synapse(&lab, outs.path());
+    check_on_the_labs_config(&lab);
+
     // Stopping the lab stops everything it started.
     let pid = lab.s(&["synapse", "pid"]);
     let ports = [lab.s(&["ssh", "port"]), lab.s(&["postgres", "port"])];
@@ -398,4 +477,124 @@ fn a_real_synapse_call_through_the_whole_fault_chain() {
             "something still listens on 127.0.0.1:{port}"
         );
     }
+}
+
+/// `--debug-loggers` against Synapse's real log config: raised and
+/// confirmed during the capture; after SIGTERM, and after `kill -9` plus
+/// `callcap recover`, the file is byte-identical and Synapse no longer logs
+/// those loggers at DEBUG (deleting their entries would not do that: on
+/// reload Python keeps a level whose entry is gone).
+fn debug_loggers_on_a_real_synapse(lab: &Lab, outs: &Path) {
+    let log_config = PathBuf::from(lab.s(&["synapse", "log_config"]));
+    let original = std::fs::read(&log_config).unwrap();
+    // Nothing logs them at DEBUG before the raise.
+    let from = lab.synapse_log().len();
+    let before = lab.keys_logged(from);
+    assert_eq!(
+        Lab::debug_lines(&before),
+        Vec::<&str>::new(),
+        "DEBUG before the raise"
+    );
+
+    // --- SIGTERM ---
+    let out = outs.join("debug-sigterm");
+    let cc = start_callcap_with(lab, &out, "lab-debug", &["--debug-loggers"]);
+    wait_until("the raise", Duration::from_secs(30), || {
+        journal(&out).contains("\"step\":\"raised\"")
+    });
+    let raised = std::fs::read_to_string(&log_config).unwrap();
+    assert!(
+        raised.starts_with("# callcap-debug-loggers: raised by callcap"),
+        "{raised}"
+    );
+    lab.keys();
+    wait_until(
+        "a DEBUG line of e2e_keys in the capture",
+        Duration::from_secs(30),
+        || journal(&out).contains("\"step\":\"confirmed\""),
+    );
+    let bundle = stop_callcap(cc);
+    assert_eq!(
+        std::fs::read(&log_config).unwrap(),
+        original,
+        "byte-identical after SIGTERM"
+    );
+    let captured = std::fs::read_to_string(bundle.join("server/homeserver.log")).unwrap();
+    assert!(
+        Lab::debug_lines(&captured)
+            .iter()
+            .any(|l| l.contains(" - synapse.handlers.e2e_keys - ")),
+        "no DEBUG line of synapse.handlers.e2e_keys in the bundle"
+    );
+    let report = std::fs::read_to_string(bundle.join("report.md")).unwrap();
+    assert!(
+        report.contains("- Reverted:") && !report.contains("REVERT FAILED"),
+        "{report}"
+    );
+    verify_checksums(&bundle);
+    let from = lab.synapse_log().len();
+    let after = lab.keys_logged(from);
+    assert_eq!(
+        Lab::debug_lines(&after),
+        Vec::<&str>::new(),
+        "DEBUG after the revert"
+    );
+
+    // --- kill -9, then callcap recover ---
+    let out = outs.join("debug-kill9");
+    let mut cc = start_callcap_with(lab, &out, "lab-debug-9", &["--debug-loggers"]);
+    wait_until("the raise", Duration::from_secs(30), || {
+        journal(&out).contains("\"step\":\"raised\"")
+    });
+    let mut child = cc.0.take().unwrap();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_ne!(
+        std::fs::read(&log_config).unwrap(),
+        original,
+        "still raised after kill -9"
+    );
+    let from = lab.synapse_log().len();
+    let raised_logs = lab.keys_logged(from);
+    assert!(
+        !Lab::debug_lines(&raised_logs).is_empty(),
+        "Synapse still logs DEBUG before recover"
+    );
+    let r = callcap(&["recover", "--out", out.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("DEBUG loggers reverted"));
+    assert_eq!(
+        std::fs::read(&log_config).unwrap(),
+        original,
+        "byte-identical after recover"
+    );
+    let recovered = bundle_path(&r);
+    let report = std::fs::read_to_string(recovered.join("report.md")).unwrap();
+    assert!(report.contains("- Reverted:"), "{report}");
+    verify_checksums(&recovered);
+    let from = lab.synapse_log().len();
+    let after = lab.keys_logged(from);
+    assert_eq!(
+        Lab::debug_lines(&after),
+        Vec::<&str>::new(),
+        "DEBUG after recover"
+    );
+}
+
+/// `callcap check` on the config scripts/lab wrote: every check passes.
+fn check_on_the_labs_config(lab: &Lab) {
+    let out = callcap(&["check", "--config", &lab.s(&["config"])]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with(['✓', '✗']))
+        .collect();
+    assert!(lines.len() >= 9, "{stdout}");
+    assert!(lines.iter().all(|l| l.starts_with('✓')), "{stdout}");
+    assert!(stdout.contains("✓ debug loggers:"), "{stdout}");
 }

@@ -11,11 +11,12 @@ use std::time::Duration;
 use support::*;
 
 /// The count in the KE-1 pane's title: `KE-1 <meaning> · <count> · …`.
+/// The KE-1 pane's headline: its error count (`· 544 errors ·`).
 fn ke1_count(screen: &str) -> Option<u64> {
     let line = screen.lines().find(|l| l.contains("KE-1 "))?;
     let after = &line[line.find("KE-1 ")?..];
-    let count = after.split(" · ").nth(1)?;
-    count.trim().parse().ok()
+    let (count, what) = after.split(" · ").nth(1)?.split_once(' ')?;
+    what.starts_with("error").then(|| count.parse().ok())?
 }
 
 /// Drops terminal escape sequences (the cursor is shown again right before
@@ -150,4 +151,64 @@ fn a_terminal_too_small_says_so() {
     });
     tui.send(&[3]); // Ctrl-C exports without asking
     assert_eq!(tui.wait_exit(Duration::from_secs(60)), Some(0));
+}
+
+/// Runs the demo in a 120x32 terminal for a few seconds of screens, then
+/// quits through the dialog with `label` typed; returns the colour
+/// sequences seen and the bundle path printed.
+fn demo_frames(
+    args: &[&str],
+    env: &[(&str, Option<&str>)],
+    label: &str,
+) -> (usize, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut all = vec!["demo", "--speed", "20", "--out", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut tui = pty::Tui::spawn_env(&bin(), &all, env, 120, 32);
+    tui.wait_for("KE-1 to count", Duration::from_secs(60), |s| {
+        ke1_count(s).is_some_and(|n| n > 0)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    tui.send(b"q");
+    tui.wait_for("the quit dialog", Duration::from_secs(10), |s| {
+        s.contains("Bundle label")
+    });
+    tui.send(label.as_bytes());
+    std::thread::sleep(Duration::from_millis(200));
+    tui.send(b"\r");
+    assert_eq!(
+        tui.wait_exit(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        tui.screen()
+    );
+    let printed = tui.output_after_restore();
+    let last = printed
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string();
+    let bundle = std::path::PathBuf::from(strip_ansi(&last));
+    assert!(bundle.is_dir(), "{bundle:?}");
+    let n = tui.colour_sequences();
+    // Keep the bundle's folder name; the temp dir goes.
+    let name = bundle.strip_prefix(&out).unwrap().to_path_buf();
+    (n, name)
+}
+
+#[test]
+fn no_color_paints_no_colour_and_color_always_overrides_it() {
+    // NO_COLOR (any non-empty value): not one colour sequence in any frame;
+    // the quit dialog's typed label replaces the suggested one.
+    let (n, name) = demo_frames(&[], &[("NO_COLOR", Some("1"))], "lab-audio-cut");
+    assert_eq!(n, 0, "colour sequences with NO_COLOR=1");
+    assert_eq!(name, std::path::PathBuf::from("lab-audio-cut"));
+    // --color always wins over NO_COLOR (so the count above could fail).
+    let (n, _) = demo_frames(&["--color", "always"], &[("NO_COLOR", Some("1"))], "x");
+    assert!(n > 50, "{n} colour sequences with --color always");
+    // --color never without NO_COLOR.
+    let (n, _) = demo_frames(&["--color", "never"], &[("NO_COLOR", None)], "y");
+    assert_eq!(n, 0, "colour sequences with --color never");
 }

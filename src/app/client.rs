@@ -9,6 +9,7 @@ use super::{
     SightingKind, Timeout,
 };
 use crate::domain::Ke;
+use crate::domain::membership::is_sdk_timeout;
 use crate::model::journal_entry::JournalEntry;
 use chrono::{DateTime, Utc};
 
@@ -16,11 +17,33 @@ impl App {
     pub(super) fn on_client(&mut self, artifact: ClientArtifact, fx: &mut Vec<Effect>) {
         let at = artifact.arrived_at;
         self.tick(at);
+        // Someone else's report or HAR is listed and counted, but it is
+        // evidence about them, not the subject: it feeds no verdict.
+        let theirs = self.subject.not_the_subject(&artifact);
+        let ours = theirs.is_none();
+        if let Some(why) = theirs {
+            self.note(
+                at,
+                "client",
+                format!("{} is not the subject's ({why})", artifact.file),
+            );
+            self.not_subject.insert(artifact.file.clone(), why);
+        }
         let mut new_ids = Vec::new();
         for e in &artifact.entries {
-            self.on_client_entry(e);
+            self.on_client_entry(e, ours);
         }
-        for id in &artifact.ke3_event_ids {
+        let ke3_ids = if ours {
+            &artifact.ke3_event_ids[..]
+        } else {
+            &[]
+        };
+        let har_conflicts = if ours {
+            &artifact.har_conflicts[..]
+        } else {
+            &[]
+        };
+        for id in ke3_ids {
             let refs = self.ke3_ids.entry(id.clone()).or_insert_with(|| {
                 new_ids.push(id.clone());
                 Vec::new()
@@ -37,7 +60,8 @@ impl App {
                 )));
             }
         }
-        for c in &artifact.har_conflicts {
+        for c in har_conflicts {
+            self.attribution.ke1_ours.add(c.at);
             let info = self.offending_key(&c.algorithm, &c.key_id, c.at);
             if c.uploaded_key.is_some() {
                 // The request body is the authoritative "new" value.
@@ -60,7 +84,7 @@ impl App {
             event::ArtifactKind::Other => "file",
         };
         let evidence = format!("{kind} {}", artifact.file);
-        if artifact.kind != event::ArtifactKind::Other {
+        if artifact.kind != event::ArtifactKind::Other && ours {
             self.auto(AutoCheck::ClientArtifact, &evidence, at, fx);
         }
         if !new_ids.is_empty() {
@@ -75,7 +99,9 @@ impl App {
         self.artifacts.push(artifact);
     }
 
-    fn on_client_entry(&mut self, e: &ClientEntry) {
+    /// Counts and shows an entry; only the subject's (`ours`) are evidence
+    /// for the verdicts.
+    fn on_client_entry(&mut self, e: &ClientEntry, ours: bool) {
         let Some(ke) = e.ke else { return };
         // The same entry in two overlapping reports counts once.
         let key = {
@@ -95,25 +121,8 @@ impl App {
         let i = ke.index();
         self.client[i].add(e.at, e.error);
         let r = EvidenceRef(format!("client/{}#entries[{}]", e.file, e.index));
-        if ke == Ke::Ke1
-            && let Some(off) = crate::domain::har::parse_otk_conflict(&e.message)
-        {
-            self.record_conflict(&off, e.at, SightingKind::Client, r.clone());
-        }
-        if self.client_errors.len() < 10 * EVIDENCE_CAP {
-            self.client_errors.push((ke, r.clone(), e.message.clone()));
-        }
-        if ke == Ke::Ke4
-            && is_client_timeout(&e.message)
-            && let Some(at) = e.at
-            && self.timeouts.len() < 10_000
-        {
-            self.timeouts.push(Timeout {
-                at,
-                origin: "client",
-                evidence: r,
-                took_ms: None,
-            });
+        if ours {
+            self.client_evidence(ke, e, r);
         }
         let tracked = self.is_tracked(&e.message);
         self.pane_pushed[i] += 1;
@@ -129,6 +138,39 @@ impl App {
         });
         if pane.len() > PANE_CAPACITY {
             pane.pop_front();
+        }
+    }
+
+    /// What a subject's entry adds to the verdicts' evidence: its KE-1
+    /// conflict, its reference and text, its time (KE-1 and KE-2, for Q2),
+    /// a delayed-event timeout.
+    fn client_evidence(&mut self, ke: Ke, e: &ClientEntry, r: EvidenceRef) {
+        if ke == Ke::Ke1
+            && let Some(off) = crate::domain::har::parse_otk_conflict(&e.message)
+        {
+            self.record_conflict(&off, e.at, SightingKind::Client, r.clone());
+        }
+        if e.error {
+            match ke {
+                Ke::Ke1 => self.attribution.ke1_ours.add(e.at),
+                Ke::Ke2 => self.attribution.ke2_ours.add(e.at),
+                _ => {}
+            }
+        }
+        if self.client_errors.len() < 10 * EVIDENCE_CAP {
+            self.client_errors.push((ke, r.clone(), e.message.clone()));
+        }
+        if ke == Ke::Ke4
+            && is_sdk_timeout(&e.message)
+            && let Some(at) = e.at
+            && self.timeouts.len() < 10_000
+        {
+            self.timeouts.push(Timeout {
+                at,
+                origin: "client",
+                evidence: r,
+                took_ms: None,
+            });
         }
     }
 
@@ -167,8 +209,4 @@ impl App {
                 ..Default::default()
             })
     }
-}
-
-fn is_client_timeout(message: &str) -> bool {
-    message.contains("timed out") || message.contains("timeout")
 }

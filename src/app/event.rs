@@ -45,6 +45,9 @@ pub struct AccessSample {
     pub long_poll: bool,
     /// A delayed-event restart (path or body form).
     pub delayed_restart: bool,
+    /// Any delayed-event endpoint (`/delayed_events…`: restart, cancel,
+    /// send, list).
+    pub delayed_event: bool,
     /// A `/sendToDevice/` request.
     pub send_to_device: bool,
     /// Who sent a `/sendToDevice/` request (`None` for `{None}`); other
@@ -186,6 +189,11 @@ pub enum Event {
     ExportFailed {
         reason: String,
         at: DateTime<Utc>,
+    },
+    /// A step of the DEBUG loggers' raise or revert.
+    DebugLoggers {
+        at: DateTime<Utc>,
+        update: super::debug_loggers::DebugLoggersUpdate,
     },
 }
 

@@ -1,9 +1,11 @@
 //! The pure heart of callcap: [`App::update`] takes an [`Event`] and returns
 //! [`Effect`]s. No IO, no clock reads, no terminal: time arrives on events.
 
+mod attribution;
 pub mod checklist;
 mod client;
 mod db;
+pub mod debug_loggers;
 pub mod event;
 mod evidence;
 mod operator;
@@ -22,6 +24,7 @@ pub use subject::Subject;
 
 use crate::domain::Ke;
 use crate::model::journal_entry::JournalEntry;
+pub use attribution::{Attribution, Owner, TimeRange};
 use checklist::{AutoCheck, Checklist};
 use chrono::{DateTime, Utc};
 use event::{ClientArtifact, Event, ServerStall};
@@ -82,8 +85,8 @@ pub struct App {
     pub lines_total: u64,
     pub bytes_total: u64,
     pub server_redactions: u64,
-    /// Keyed by `alg:id`; only conflicts of our device (or whose owner the
-    /// log does not say).
+    /// Keyed by `alg:id`; only conflicts of our device: server lines whose
+    /// owner line names it, the subject's client reports and HAR files.
     pub offending: BTreeMap<String, OffendingKeyInfo>,
     /// Server KE-1 error lines not attributed to another user or device,
     /// and the first few of them.
@@ -91,6 +94,11 @@ pub struct App {
     pub own_ke1_error_refs: Vec<EvidenceRef>,
     /// OTK conflicts the log attributes to another user or device.
     pub foreign_conflicts: u64,
+    /// KE-1 and KE-2 evidence by owner (ours, undecided), for Q1 and Q2.
+    pub attribution: Attribution,
+    /// Client artefacts that name someone else (file → why): listed, fed
+    /// to no verdict.
+    pub not_subject: BTreeMap<String, String>,
     /// Request id → (user, device) of recent keys/upload requests.
     upload_owner: server::UploadOwners,
     /// KE-3 event ids with where they were seen.
@@ -127,6 +135,8 @@ pub struct App {
     pub notes: VecDeque<(DateTime<Utc>, String, String)>,
     pub exported: Option<String>,
     pub export_error: Option<String>,
+    /// DEBUG loggers raised for the capture (`--debug-loggers`).
+    pub debug_loggers: Option<debug_loggers::DebugLoggersState>,
 }
 
 impl App {
@@ -149,6 +159,8 @@ impl App {
             own_ke1_errors: 0,
             own_ke1_error_refs: Vec::new(),
             foreign_conflicts: 0,
+            attribution: Attribution::default(),
+            not_subject: BTreeMap::new(),
             upload_owner: server::UploadOwners::default(),
             ke3_ids: BTreeMap::new(),
             timeouts: Vec::new(),
@@ -174,6 +186,7 @@ impl App {
             notes: VecDeque::new(),
             exported: None,
             export_error: None,
+            debug_loggers: None,
         }
     }
 
@@ -221,6 +234,7 @@ impl App {
                 self.exported = Some(path.clone());
                 self.auto(AutoCheck::BundleWritten, &path, at, &mut fx);
             }
+            Event::DebugLoggers { at, update } => self.on_debug_loggers(at, update, &mut fx),
             Event::ExportFailed { reason, at } => {
                 self.tick(at);
                 self.note(at, "bundle", format!("export failed: {reason}"));
@@ -250,6 +264,10 @@ impl App {
     }
 
     fn auto(&mut self, what: AutoCheck, evidence: &str, at: DateTime<Utc>, fx: &mut Vec<Effect>) {
+        let Some(evidence) = self.debug_loggers_evidence(what, evidence, at) else {
+            return;
+        };
+        let evidence = evidence.as_str();
         for (step, stamp) in self.checklist.observe(what, evidence, at) {
             fx.push(Effect::Journal(JournalEntry::Checklist { step, stamp }));
         }

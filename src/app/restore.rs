@@ -99,6 +99,9 @@ impl App {
             }
             JournalEntry::Note { at, source, text } => self.note(at, &source, text),
             JournalEntry::Exported { .. } => {}
+            JournalEntry::DebugLoggers { at, update } => {
+                let _ = self.update(Event::DebugLoggers { at, update });
+            }
         }
     }
 }

@@ -5,7 +5,8 @@
 use super::event::{self, AccessSample, ServerHit, ServerStall};
 use super::stats::minute_of;
 use super::{
-    App, EVIDENCE_CAP, EvidenceRef, PANE_CAPACITY, PaneLine, STALL_CAP, SightingKind, Timeout,
+    App, EVIDENCE_CAP, EvidenceRef, Owner, PANE_CAPACITY, PaneLine, STALL_CAP, SightingKind,
+    Timeout,
 };
 use crate::domain::Ke;
 use compact_str::CompactString;
@@ -52,17 +53,6 @@ impl UploadOwners {
 }
 
 impl App {
-    /// Whether a user/device pair is the one under investigation (either
-    /// part unset matches anything).
-    fn is_subject_device(&self, user: &str, device: &str) -> bool {
-        self.subject.user_id.as_deref().is_none_or(|u| u == user)
-            && self
-                .subject
-                .device_id
-                .as_deref()
-                .is_none_or(|d| d == device)
-    }
-
     pub(super) fn on_server(&mut self, mut batch: event::ServerBatch) {
         self.lines_total = batch.lines_total;
         self.bytes_total = batch.bytes_total;
@@ -157,13 +147,16 @@ impl App {
             });
         }
         // Another device's keys/upload (key ids like AAAAAAAAAFA repeat
-        // across devices): neither its conflict nor its 400 is ours.
-        let foreign = hit
-            .request
-            .as_ref()
-            .and_then(|r| self.upload_owner.get(r))
-            .is_some_and(|(u, d)| !self.is_subject_device(u, d));
-        if hit.kes.contains(Ke::Ke1) && hit.error && !foreign {
+        // across devices): neither its conflict nor its 400 is ours. One
+        // whose owner line was not seen is undecided, never ours.
+        let owner = self.subject.owner_of(
+            hit.request
+                .as_ref()
+                .and_then(|r| self.upload_owner.get(r))
+                .map(|(u, d)| (u.as_str(), d.as_str())),
+        );
+        let ke1_error = hit.kes.contains(Ke::Ke1) && hit.error;
+        if ke1_error && owner != Owner::Foreign {
             self.own_ke1_errors += 1;
             if self.own_ke1_error_refs.len() < 5 && hit.ke_line_no[Ke::Ke1.index()] > 0 {
                 self.own_ke1_error_refs.push(EvidenceRef(format!(
@@ -172,17 +165,24 @@ impl App {
                 )));
             }
         }
-        if foreign && hit.offending.is_some() {
-            self.foreign_conflicts += 1;
+        match owner {
+            Owner::Ours if ke1_error => self.attribution.ke1_ours.add(hit.at),
+            Owner::Undecided if ke1_error => self.attribution.ke1_undecided.add(hit.at),
+            _ => {}
         }
-        if let Some(off) = hit.offending.as_ref().filter(|_| !foreign) {
-            let n = hit.ke_line_no[Ke::Ke1.index()];
-            let r = if n > 0 {
-                format!("server/KE-1.log:{n}")
-            } else {
-                format!("server/homeserver.log:{}", hit.line_no)
-            };
-            self.record_conflict(off, hit.at, SightingKind::Server, EvidenceRef(r));
+        let Some(off) = hit.offending.as_ref() else {
+            return;
+        };
+        let n = hit.ke_line_no[Ke::Ke1.index()];
+        let r = EvidenceRef(if n > 0 {
+            format!("server/KE-1.log:{n}")
+        } else {
+            format!("server/homeserver.log:{}", hit.line_no)
+        });
+        match owner {
+            Owner::Foreign => self.foreign_conflicts += 1,
+            Owner::Undecided => self.attribution.undecided_conflict(r),
+            Owner::Ours => self.record_conflict(off, hit.at, SightingKind::Server, r),
         }
     }
 
@@ -207,10 +207,11 @@ impl App {
             return;
         }
         let m = minute_of(a.at);
-        self.latency
-            .entry(m)
-            .or_default()
-            .add(a.processing_ms, self.restart_timeout_ms);
+        let minute = self.latency.entry(m).or_default();
+        minute.add_line(a.processing_ms, self.restart_timeout_ms, a.line_no);
+        if a.delayed_event {
+            minute.add_delayed(a.processing_ms, self.restart_timeout_ms, a.line_no);
+        }
         // Minutes the log has left well behind keep only their p99.
         let open_from = m - LATENCY_OPEN_MINUTES;
         if open_from > self.latency_open_from {
@@ -287,6 +288,7 @@ mod tests {
             status: 200,
             long_poll: false,
             delayed_restart: false,
+            delayed_event: false,
             send_to_device: false,
             requester: None,
         };

@@ -89,6 +89,26 @@ pub struct MinuteLatency {
     hist: Vec<(u16, u32)>,
     /// The p99 when the minute was closed (its histogram is gone).
     closed_p99: Option<u32>,
+    /// `server/homeserver.log` lines of the first requests at or above the
+    /// timeout (what makes the minute slow, for citing), without allocating;
+    /// lines are numbered from 1, so 0 is a free slot.
+    slow_lines: [u64; SLOW_LINES_KEPT],
+    /// The delayed-event requests (`/delayed_events/…`) of the minute.
+    pub delayed: DelayedLatency,
+}
+
+/// Slow requests cited per minute.
+const SLOW_LINES_KEPT: usize = 3;
+
+/// How fast the homeserver answered the delayed-event endpoints in a
+/// minute: their count, how many reached the timeout, and the slowest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DelayedLatency {
+    pub n: u32,
+    pub at_or_above_timeout: u32,
+    pub max_ms: u32,
+    /// The line of the slowest one.
+    pub max_line: u64,
 }
 
 fn bucket(ms: u32) -> u16 {
@@ -124,6 +144,36 @@ impl MinuteLatency {
         match self.hist.binary_search_by_key(&b, |(k, _)| *k) {
             Ok(i) => self.hist[i].1 += 1,
             Err(i) => self.hist.insert(i, (b, 1)),
+        }
+    }
+
+    /// [`MinuteLatency::add`] for the access line `line_no`, keeping the
+    /// first few lines at or above the timeout.
+    pub fn add_line(&mut self, ms: u32, timeout_ms: u32, line_no: u64) {
+        self.add(ms, timeout_ms);
+        if ms >= timeout_ms
+            && let Some(free) = self.slow_lines.iter_mut().find(|l| **l == 0)
+        {
+            *free = line_no;
+        }
+    }
+
+    /// The lines of the first requests at or above the timeout.
+    pub fn slow_lines(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slow_lines.iter().copied().take_while(|l| *l > 0)
+    }
+
+    /// Counts a delayed-event request (it is counted in the minute's
+    /// latency separately, with [`MinuteLatency::add_line`]).
+    pub fn add_delayed(&mut self, ms: u32, timeout_ms: u32, line_no: u64) {
+        let d = &mut self.delayed;
+        d.n += 1;
+        if ms >= timeout_ms {
+            d.at_or_above_timeout += 1;
+        }
+        if d.n == 1 || ms > d.max_ms {
+            d.max_ms = ms;
+            d.max_line = line_no;
         }
     }
 

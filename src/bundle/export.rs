@@ -5,7 +5,7 @@
 //! mistaken for a finished one.
 
 use super::journal::{self, Journal};
-use super::{manifest, report, timeline};
+use super::{manifest, redactions, report, timeline};
 use crate::app::App;
 pub use crate::app::default_label;
 use crate::verdicts;
@@ -29,6 +29,7 @@ pub fn export(
     now: DateTime<Utc>,
 ) -> io::Result<PathBuf> {
     journal.flush()?;
+    super::debug_loggers::settle(journal)?;
     write_db_files(app, journal)?;
     let live_markers: Vec<_> = app.live_markers().cloned().collect();
     journal.write_whole(
@@ -50,11 +51,19 @@ pub fn export(
     let verdicts = verdicts::decide(app);
     let facts = journal.facts();
     let cited = cited_server_lines(&journal.dir, &verdicts).unwrap_or_default();
-    let report = report::render(app, label, &verdicts, &cited, &facts, sources, now);
+    let mut report = report::render(app, label, &verdicts, &cited, &facts, sources, now);
+    report.push_str(&redactions::report_section(&facts, &journal.site_rules));
     journal.write_whole("report.md", report.as_bytes(), 0)?;
 
     let facts = journal.facts();
-    let m = manifest::build(app, label, &verdicts, &facts, sources, now);
+    let mut m = manifest::build(app, label, &verdicts, &facts, sources, now);
+    // Beside `redactions` (per file, as before): per rule.
+    if let Some(obj) = m.as_object_mut() {
+        obj.insert(
+            "redactions_by_rule".into(),
+            redactions::by_rule(&facts, &journal.site_rules),
+        );
+    }
     journal.flush()?;
     fs::write(journal.dir.join("manifest.json"), pretty(&m))?;
 

@@ -2,6 +2,7 @@
 //! data arrives, so memory stays flat and a crash loses nothing. Exporting
 //! finishes the folder in place and renames it to the bundle's label.
 
+use crate::domain::redact::Tally;
 use crate::model::journal_entry::JournalEntry;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ pub struct FileFacts {
     pub bytes: u64,
     pub sha256: String,
     pub redactions: u64,
+    /// `redactions` by rule name (rules that replaced nothing left out).
+    pub by_rule: BTreeMap<String, u64>,
 }
 
 /// An append-only file whose checksum is kept as it is written.
@@ -35,6 +38,7 @@ pub struct HashedFile {
     hasher: Sha256,
     pub bytes: u64,
     pub redactions: u64,
+    pub by_rule: Tally,
 }
 
 impl HashedFile {
@@ -52,6 +56,7 @@ impl HashedFile {
             hasher: Sha256::new(),
             bytes: 0,
             redactions: 0,
+            by_rule: Tally::default(),
         })
     }
 
@@ -71,6 +76,7 @@ impl HashedFile {
             bytes: self.bytes,
             sha256: hex::encode(self.hasher.clone().finalize()),
             redactions: self.redactions,
+            by_rule: self.by_rule.names(),
         }
     }
 }
@@ -87,6 +93,7 @@ pub struct BackgroundFile {
     /// The first write error, reported on the next call.
     error: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     pub redactions: u64,
+    pub by_rule: Tally,
 }
 
 enum Job {
@@ -134,6 +141,7 @@ impl BackgroundFile {
             thread: Some(thread),
             error,
             redactions: 0,
+            by_rule: Tally::default(),
         })
     }
 
@@ -178,6 +186,7 @@ impl BackgroundFile {
         }
         let mut f = rx.recv().unwrap_or_default();
         f.redactions = self.redactions;
+        f.by_rule = self.by_rule.names();
         f
     }
 }
@@ -200,6 +209,7 @@ pub fn hash_file(path: &Path) -> io::Result<FileFacts> {
         bytes,
         sha256: hex::encode(h.finalize()),
         redactions: 0,
+        by_rule: BTreeMap::new(),
     })
 }
 
@@ -212,6 +222,9 @@ pub struct Journal {
     /// Files written whole (client copies, db results): path → facts.
     pub written: BTreeMap<String, FileFacts>,
     db_changes: Option<HashedFile>,
+    /// Where each site rule in force came from (`site-1` first), for the
+    /// manifest and the report.
+    pub site_rules: Vec<String>,
 }
 
 impl Journal {
@@ -235,6 +248,7 @@ impl Journal {
             entries: HashedFile::create(&dir.join(ENTRIES))?,
             written: BTreeMap::new(),
             db_changes: None,
+            site_rules: Vec::new(),
         })
     }
 
@@ -277,8 +291,19 @@ impl Journal {
                 bytes: data.len() as u64,
                 sha256: hex::encode(h.finalize()),
                 redactions,
+                by_rule: BTreeMap::new(),
             },
         );
+        Ok(())
+    }
+
+    /// [`Journal::write_whole`] of redacted text, with what each rule
+    /// replaced in it.
+    pub fn write_redacted(&mut self, rel: &str, data: &[u8], tally: &Tally) -> io::Result<()> {
+        self.write_whole(rel, data, tally.total())?;
+        if let Some(f) = self.written.get_mut(rel) {
+            f.by_rule = tally.names();
+        }
         Ok(())
     }
 

@@ -1,7 +1,11 @@
 //! The journal on disk and the evidence bundle made from it.
 
+pub mod archive;
+pub mod debug_loggers;
 pub mod export;
 pub mod journal;
 pub mod manifest;
+pub mod redactions;
 pub mod report;
+mod report_sections;
 pub mod timeline;

@@ -65,8 +65,8 @@ pub fn render(
     stalls(app, &mut r);
     markers(&mut r, app);
     checklist(&mut r, app);
-    client_artifacts(&mut r, app);
-    database(&mut r, app);
+    super::report_sections::client_artefacts(app, &mut r);
+    super::report_sections::database(app, &mut r);
     files(&mut r, facts);
     r
 }
@@ -108,6 +108,10 @@ fn header(
     for s in sources {
         let _ = writeln!(r, "- Source: `{}`", s);
     }
+    if let Some(line) = super::report_sections::database_line(app) {
+        let _ = writeln!(r, "{line}");
+    }
+    super::debug_loggers::report_section(app, r);
 }
 
 /// Each question of the runbook's tree, its answer and its evidence.
@@ -217,6 +221,20 @@ fn offending_keys(r: &mut String, app: &App) {
             );
         }
     }
+
+    if app.foreign_conflicts + app.attribution.ke1_undecided_conflicts > 0 {
+        let _ = writeln!(
+            r,
+            "\nNot counted as ours: {} conflict(s) whose owner line names another user or device, {} whose owner the log does not name (no `Adding one_time_keys … for device` line of the same request){}.",
+            app.foreign_conflicts,
+            app.attribution.ke1_undecided_conflicts,
+            app.attribution
+                .ke1_undecided_refs
+                .iter()
+                .map(|e| format!(" `{}`", e.0))
+                .collect::<String>()
+        );
+    }
 }
 
 fn ke3_event_ids(r: &mut String, app: &App) {
@@ -241,22 +259,33 @@ fn timeouts(r: &mut String, app: &App) {
     let _ = writeln!(r, "\n## KE-4: timeouts and homeserver latency\n");
     let _ = writeln!(
         r,
-        "Restart timeout: {} ms. Latency is the p99 of \"Processed request\" times in the same minute, /sync and other long-polls excluded.\n",
-        app.restart_timeout_ms
+        "Restart timeout: {} ms. Latency is the p99 of \"Processed request\" times in the same minute, /sync and other long-polls excluded; a minute counts as slow with at least {} requests at or above the timeout, as fast with at least {} requests and a p99 below it. The delayed-event requests of a timeout's minute come first: all answered under the timeout, the homeserver was not slow for them.\n",
+        app.restart_timeout_ms,
+        crate::verdicts::MIN_SLOW_REQUESTS,
+        crate::verdicts::MIN_MINUTE_REQUESTS
     );
     if app.timeouts.is_empty() {
         let _ = writeln!(r, "No timeouts seen.");
     } else {
         let _ = writeln!(
             r,
-            "| time | origin | took | minute p99 | requests | p99 ≥ timeout | evidence |"
+            "| time | origin | took | minute p99 | requests | p99 ≥ timeout | minute counts as | delayed-event requests | evidence |"
         );
-        let _ = writeln!(r, "|---|---|---:|---:|---:|---|---|");
+        let _ = writeln!(r, "|---|---|---:|---:|---:|---|---|---|---|");
         for to in app.timeouts.iter().take(200) {
             let l = app.latency.get(&minute_of(to.at));
+            let judged = match l.and_then(crate::verdicts::minute_verdict) {
+                Some(true) => "slow",
+                Some(false) => "fast",
+                None => "too few to judge",
+            };
+            let delayed = l.map(|l| l.delayed).filter(|d| d.n > 0).map_or_else(
+                || "none".to_string(),
+                |d| format!("{}, slowest {} ms", d.n, d.max_ms),
+            );
             let _ = writeln!(
                 r,
-                "| {} | {} | {} | {} | {} | {} | `{}` |",
+                "| {} | {} | {} | {} | {} | {} | {judged} | {delayed} | `{}` |",
                 rfc3339(to.at),
                 to.origin,
                 to.took_ms
@@ -339,82 +368,6 @@ fn checklist(r: &mut String, app: &App) {
     }
 }
 
-fn client_artifacts(r: &mut String, app: &App) {
-    let _ = writeln!(r, "\n## Client artefacts\n");
-    if app.artifacts.is_empty() {
-        let _ = writeln!(r, "None.");
-    }
-    for a in &app.artifacts {
-        let mut per = [0u32; 4];
-        for e in &a.entries {
-            if let Some(k) = e.ke {
-                per[k.index()] += 1;
-            }
-        }
-        let _ = writeln!(
-            r,
-            "- `client/{}` ({:?}, {} bytes, arrived {}){}{}",
-            a.file,
-            a.kind,
-            a.bytes,
-            rfc3339(a.arrived_at),
-            match &a.unparsed {
-                Some(why) => format!(" — **unparsed**: {why}"),
-                None => String::new(),
-            },
-            if a.entries.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " — entries KE-1 {} / KE-2 {} / KE-3 {} / KE-4 {}",
-                    per[0], per[1], per[2], per[3]
-                )
-            }
-        );
-    }
-}
-
-fn database(r: &mut String, app: &App) {
-    if app.db.polls > 0 {
-        let _ = writeln!(r, "\n## Database\n");
-        let _ = writeln!(
-            r,
-            "{} polls, {} changes, last success {}.",
-            app.db.polls,
-            app.db.changes,
-            t(app.db.last_ok_at)
-        );
-        for (q, p) in &app.db.problems {
-            let _ = writeln!(r, "- problem `{q}`: {p}");
-        }
-        if !app.db.otk_series.is_empty() {
-            let _ = writeln!(
-                r,
-                "\nsigned_curve25519 OTK count over time: {}",
-                series(&app.db.otk_series)
-            );
-        }
-        if !app.db.backlog_series.is_empty() {
-            let _ = writeln!(
-                r,
-                "\nTo-device backlog for our device over time: {}",
-                series(&app.db.backlog_series)
-            );
-        }
-        if let Some(rows) = app
-            .db
-            .last
-            .as_ref()
-            .and_then(|p| p.results.get("event_lookup"))
-        {
-            let _ = writeln!(r, "\nKE-3 event lookups:");
-            for row in rows {
-                let _ = writeln!(r, "- `{}`", Value::Object(row.clone()));
-            }
-        }
-    }
-}
-
 /// Every file of the bundle with its size, checksum and redactions.
 fn files(r: &mut String, facts: &BTreeMap<String, FileFacts>) {
     let _ = writeln!(r, "\n## Files\n");
@@ -432,18 +385,6 @@ fn files(r: &mut String, facts: &BTreeMap<String, FileFacts>) {
         );
     }
     let _ = writeln!(r, "- `manifest.json`: checksums above");
-}
-
-fn series(s: &[(DateTime<Utc>, i64)]) -> String {
-    let mut out = Vec::new();
-    let mut last: Option<i64> = None;
-    for (at, n) in s {
-        if last != Some(*n) {
-            out.push(format!("{} → {n}", at.format("%H:%M:%S")));
-            last = Some(*n);
-        }
-    }
-    out.join(", ")
 }
 
 /// Homeserver stalls, next to the latency table: request times do not
@@ -497,6 +438,9 @@ fn path_taken(q: &str, answer: &str) -> Option<&'static str> {
         }
         ("Q2", "linked") => {
             "YES + client shows \"unexpected encrypted\"/MissingKey → KE-1 ⇒ KE-2 link confirmed (events delivered, no Olm session to open them)."
+        }
+        ("Q2", "unlinked") => {
+            "YES + client shows MissingKey, but no KE-1 for this device at the time → KE-2 without KE-1: look elsewhere (the runbook reaches Q2 only from Q1's YES)."
         }
         ("Q2", "sfu-downstream") => {
             "YES + client decrypts fine, but media still cut out → KE-2 is downstream of LiveKit/SFU, not KE-1. Decouple from crypto."

@@ -143,6 +143,12 @@ impl Lines {
             JournalEntry::Exported { at, path } => {
                 self.push(*at, "callcap", "exported", json!({"path": path}))
             }
+            JournalEntry::DebugLoggers { at, update } => self.push(
+                *at,
+                "debug-loggers",
+                "debug-loggers",
+                serde_json::to_value(update).unwrap_or_default(),
+            ),
         }
     }
 

@@ -60,6 +60,7 @@ struct PathNeedles {
     notifications: memchr::memmem::Finder<'static>,
     send_to_device: memchr::memmem::Finder<'static>,
     delayed_events: memchr::memmem::Finder<'static>,
+    msc4140_delay: memchr::memmem::Finder<'static>,
 }
 
 static PATH_NEEDLES: LazyLock<PathNeedles> = LazyLock::new(|| {
@@ -69,6 +70,7 @@ static PATH_NEEDLES: LazyLock<PathNeedles> = LazyLock::new(|| {
         notifications: f("/notifications"),
         send_to_device: f("/sendToDevice/"),
         delayed_events: f("/delayed_events/"),
+        msc4140_delay: f("msc4140.delay="),
     }
 });
 
@@ -99,13 +101,24 @@ fn is_long_poll_path(path: &[u8]) -> bool {
         || n.notifications.find(p).is_some()
 }
 
-fn is_delayed_restart(method: &str, path: &str) -> bool {
+/// Whether a request is a delayed-event restart (path or body form), and
+/// whether it is any delayed-event request: an endpoint under
+/// `/delayed_events/` (restart, cancel, send) or an event sent with an
+/// MSC4140 delay (the MatrixRTC delayed leave). One search of the path for
+/// most lines; only a query is searched for the delay.
+fn delayed_event(method: &str, path: &str) -> (bool, bool) {
     let p = without_query(path);
-    let Some(i) = PATH_NEEDLES.delayed_events.find(p.as_bytes()) else {
-        return false;
-    };
-    let rest = &p[i + "/delayed_events/".len()..];
-    method == "POST" && (rest.ends_with("/restart") || !rest.contains('/'))
+    match PATH_NEEDLES.delayed_events.find(p.as_bytes()) {
+        Some(i) => {
+            let rest = &p[i + "/delayed_events/".len()..];
+            let restart = method == "POST" && (rest.ends_with("/restart") || !rest.contains('/'));
+            (restart, true)
+        }
+        None => {
+            let query = &path.as_bytes()[p.len()..];
+            (false, PATH_NEEDLES.msc4140_delay.find(query).is_some())
+        }
+    }
 }
 
 /// What the App needs of an access line. `long_poll`: what
@@ -121,6 +134,7 @@ pub(super) fn access_sample(
         .send_to_device
         .find(a.path.as_bytes())
         .is_some();
+    let (delayed_restart, delayed_event) = delayed_event(a.method, a.path);
     AccessSample {
         line_no,
         at,
@@ -131,7 +145,8 @@ pub(super) fn access_sample(
         },
         status: a.status,
         long_poll: long_poll.unwrap_or_else(|| is_long_poll(a.path)),
-        delayed_restart: is_delayed_restart(a.method, a.path),
+        delayed_restart,
+        delayed_event,
         send_to_device,
         requester: if send_to_device {
             a.requester.map(str::to_string)
@@ -190,5 +205,39 @@ mod tests {
         assert_eq!(is_long_poll_line(quoted.as_bytes()), Some(false));
         let gave_up = line("/_matrix/client/v3/sync").replace(" 200 ", " 200! ");
         assert_eq!(is_long_poll_line(gave_up.as_bytes()), Some(true));
+    }
+
+    #[test]
+    fn delayed_event_requests_are_the_msc4140_endpoints_and_delayed_sends() {
+        for yes in [
+            "/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_a/restart",
+            "/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_a",
+            "/_matrix/client/v3/rooms/!r/state/org.matrix.msc3401.call.member/_x?org.matrix.msc4140.delay=8000",
+        ] {
+            assert!(delayed_event("GET", yes).1, "{yes}");
+        }
+        for no in [
+            "/_matrix/client/v1/media/download/matrix.org/clip",
+            "/_matrix/client/v3/rooms/!r/send/m.room.message/t1",
+        ] {
+            assert!(!delayed_event("GET", no).1, "{no}");
+        }
+        let restart = |m, p| delayed_event(m, p).0;
+        assert!(restart(
+            "POST",
+            "/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_a/restart"
+        ));
+        assert!(restart(
+            "POST",
+            "/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_a"
+        ));
+        assert!(!restart(
+            "GET",
+            "/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_a"
+        ));
+        assert!(!restart(
+            "POST",
+            "/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_a/cancel"
+        ));
     }
 }

@@ -6,6 +6,7 @@ use crate::app::event::{ArtifactKind, ClientArtifact, ClientEntry, HarConflict};
 use crate::domain::Ke;
 use crate::domain::diag::{ke3_event_id, parse_diag};
 use crate::domain::har::{self, redact_har, scan_har};
+use crate::domain::redact::Tally;
 use chrono::{DateTime, Utc};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -60,12 +61,15 @@ impl Capture {
             n
         };
         let mut facts = crate::bundle::journal::hash_file(&out_path)?;
-        facts.redactions = n as u64;
+        facts.redactions = n.total();
+        facts.by_rule = n.names();
         self.journal.adopt(rel, facts);
-        art.redactions = n as u64;
+        art.redactions = n.total();
+        art.redactions_by_rule = n.names();
         match scan_har(BufReader::new(File::open(path)?)) {
             Ok(sum) => {
                 art.har_keys_upload = sum.keys_upload.len();
+                art.token_users = sum.users;
                 for x in sum.keys_upload {
                     let Some(off) = x.offending else { continue };
                     let id = format!("{}:{}", off.algorithm, off.key_id);
@@ -106,18 +110,16 @@ impl Capture {
             .take(DIAG_PARSE_MAX)
             .read_to_end(&mut raw)?;
         let complete = (raw.len() as u64) >= len;
-        let (red, n) = if complete {
-            self.redactor.redact_bytes(&raw)
-        } else {
-            (std::borrow::Cow::Borrowed(&raw[..]), 0)
-        };
-        if complete {
-            self.journal.write_whole(rel, &red, n as u64)?;
+        let n = if complete {
+            let (red, n) = self.redactor.redact_bytes(&raw);
+            self.journal.write_redacted(rel, &red, &n)?;
+            n
         } else {
             // Too big to parse: copy streaming, redacted per chunk.
-            self.copy_redacted(path, rel)?;
-        }
-        art.redactions = n as u64;
+            self.copy_redacted(path, rel)?
+        };
+        art.redactions = n.total();
+        art.redactions_by_rule = n.names();
         if kind == ArtifactKind::Diag && complete {
             self.read_diag(&raw, art);
         } else if kind == ArtifactKind::Diag {
@@ -163,7 +165,7 @@ impl Capture {
     }
 
     /// Copies a file too big to parse, redacted on the way (streaming).
-    fn copy_redacted(&mut self, path: &Path, rel: &str) -> io::Result<()> {
+    fn copy_redacted(&mut self, path: &Path, rel: &str) -> io::Result<Tally> {
         let out_path = self.journal.dir.join(rel);
         let mut w = self
             .redactor
@@ -171,9 +173,10 @@ impl Capture {
         io::copy(&mut File::open(path)?, &mut w)?;
         let (_, n) = w.finish()?;
         let mut facts = crate::bundle::journal::hash_file(&out_path)?;
-        facts.redactions = n as u64;
+        facts.redactions = n.total();
+        facts.by_rule = n.names();
         self.journal.adopt(rel, facts);
-        Ok(())
+        Ok(n)
     }
 
     fn unique_client_name(&self, name: &str) -> String {

@@ -180,8 +180,10 @@ impl Capture {
                 None if by_caller => {}
                 None => self.journal.server.write_slice(&buf[part.range.clone()])?,
             }
-            self.journal.server.redactions += part.redactions as u64;
-            batch.redactions += part.redactions as u64;
+            let n = part.redactions.total();
+            self.journal.server.redactions += n;
+            self.journal.server.by_rule.add(&part.redactions);
+            batch.redactions += n;
             let lines = part.lines;
             bases.push(part_base);
             self.commit(buf, part, part_base, batch)?;
@@ -226,7 +228,10 @@ impl Capture {
         batch: &mut ServerBatch,
     ) -> io::Result<()> {
         for hit in part.hits.drain(..) {
-            let red_line = hit.redacted.as_deref().unwrap_or(&buf[hit.line.clone()]);
+            let red_line = match &hit.redacted {
+                Some(r) => &r.0[..],
+                None => &buf[hit.line.clone()],
+            };
             let mut ke_line_no = [0u64; 4];
             for ke in hit.kes.iter() {
                 let i = ke.index();
@@ -235,7 +240,10 @@ impl Capture {
                 let f = &mut self.journal.ke[i];
                 f.write(red_line)?;
                 f.write(b"\n")?;
-                f.redactions += hit.redactions as u64;
+                if let Some(r) = &hit.redacted {
+                    f.redactions += r.1.total();
+                    f.by_rule.add(&r.1);
+                }
             }
             let text = part.texts.get(hit.text.clone()).unwrap_or_default();
             let offending = if hit.kes.contains(Ke::Ke1) {

@@ -79,6 +79,18 @@ impl Capture {
         &self.matcher
     }
 
+    /// Redacts with `redactor` from now on (site rules added to the
+    /// built-in ones); the journal notes where its site rules came from.
+    pub fn set_redactor(&mut self, redactor: Redactor) {
+        self.journal.site_rules = redactor.site_origins().to_vec();
+        self.redactor = Arc::new(redactor);
+        self.generation += 1; // scans made with the old rules are stale
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     /// A measured remote clock offset (remote minus local) applies to the
     /// server lines that follow.
     pub fn set_clock_offset_ms(&mut self, offset_ms: i64) {

@@ -6,7 +6,7 @@
 //! findings in order.
 
 use crate::app::event::{AccessSample, push_span as stash};
-use crate::domain::redact::Redactor;
+use crate::domain::redact::{Redactor, Tally};
 use crate::domain::signatures::{LineMatch, Matcher};
 use crate::domain::stall::{RecordClock, for_each_line};
 use crate::domain::synapse_log::{
@@ -104,9 +104,9 @@ pub(super) struct FoundHit {
     pub line_no: u64,
     /// The line in the buffer, without its newline.
     pub line: Range<usize>,
-    /// The line redacted, when it held a secret.
-    pub redacted: Option<Vec<u8>>,
-    pub redactions: usize,
+    /// The line redacted, and what each rule replaced in it, when it held
+    /// a secret (boxed: most lines hold none, and hits are many).
+    pub redacted: Option<Box<(Vec<u8>, Tally)>>,
     pub at: Option<DateTime<Utc>>,
     /// Display text: where it is in [`Scanned::texts`].
     pub text: Range<usize>,
@@ -145,7 +145,7 @@ pub(super) struct Scanned {
     pub range: Range<usize>,
     /// The part redacted, when it held a secret.
     pub redacted: Option<Vec<u8>>,
-    pub redactions: usize,
+    pub redactions: Tally,
     /// The texts the findings point into (display texts, request ids,
     /// traces, upload owners), one after another.
     pub texts: String,
@@ -169,7 +169,7 @@ impl Scanned {
         self.to_device.clear();
         self.otk_uploads.clear();
         self.redacted = None;
-        self.redactions = 0;
+        self.redactions = Tally::default();
         self.texts.clear();
         self.lines = 0;
         self.records.clear();
@@ -366,7 +366,7 @@ impl Scanner<'_> {
     ) {
         let (red_line, redactions) = match f.redactor {
             Some(r) => r.redact_bytes(f.line),
-            None => (std::borrow::Cow::Borrowed(f.line), 0),
+            None => (std::borrow::Cow::Borrowed(f.line), Tally::default()),
         };
         // Panes show `request logger: message`; the journal keeps the line.
         match &head {
@@ -379,10 +379,9 @@ impl Scanner<'_> {
             line_no: f.line_no,
             line: f.range,
             redacted: match red_line {
-                std::borrow::Cow::Owned(v) => Some(v),
+                std::borrow::Cow::Owned(v) => Some(Box::new((v, redactions))),
                 std::borrow::Cow::Borrowed(_) => None,
             },
-            redactions,
             at,
             text,
             kes: f.m.kes,
@@ -457,7 +456,7 @@ mod tests {
              last line syt_tail"
         );
         let want = Redactor::new().redact_bytes(text.as_bytes());
-        assert!(want.1 >= 7, "{want:?}");
+        assert!(want.1.total() >= 7, "{want:?}");
         // The embedded signatures (literal search), and a file with a
         // pattern without literals (the combined-regex search).
         let regex_sigs = crate::domain::signatures::Signatures::from_toml(
@@ -472,7 +471,7 @@ mod tests {
             let scanned = context(&sigs).scan_whole(text.as_bytes(), None);
             let part = &scanned.parts[0];
             let got = part.redacted.as_deref().unwrap_or(text.as_bytes());
-            assert_eq!((got, part.redactions), (&*want.0, want.1));
+            assert_eq!((got, &part.redactions), (&*want.0, &want.1));
         }
     }
 

@@ -43,6 +43,8 @@ pub struct Config {
     pub database: Option<DatabaseConfig>,
     pub analysis: AnalysisConfig,
     pub signatures: SignaturesConfig,
+    pub debug_loggers: Option<DebugLoggersConfig>,
+    pub redact: RedactConfig,
 }
 
 /// `[ssh]`: how to reach the Synapse host.
@@ -125,6 +127,42 @@ pub struct CallConfig {
 pub struct BundleConfig {
     pub out: Option<PathBuf>,
     pub label: Option<String>,
+    /// Also write `<label>.tar.gz` and its `.sha256` beside the bundle.
+    pub archive: bool,
+}
+
+/// `[debug-loggers]`: Synapse loggers raised to DEBUG for the capture and
+/// reverted on every way out (runbook §0/§4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DebugLoggersConfig {
+    /// Synapse's `log_config` file, on the server (over SSH, inside
+    /// `[server-log] exec-prefix`) or local without `[ssh]`.
+    pub log_config: PathBuf,
+    #[serde(default = "default_debug_loggers")]
+    pub loggers: Vec<String>,
+    /// Makes Synapse re-read its log config (a shell command on the server).
+    #[serde(default = "default_reload")]
+    pub reload: String,
+    /// Raise at every `live` start, as `--debug-loggers` does.
+    #[serde(default)]
+    pub raise: bool,
+}
+
+/// The loggers runbook §0 raises.
+pub fn default_debug_loggers() -> Vec<String> {
+    [
+        "synapse.rest.client.keys",
+        "synapse.handlers.e2e_keys",
+        "synapse.storage.databases.main.end_to_end_keys",
+        "synapse.handlers.devicemessage",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+pub fn default_reload() -> String {
+    "systemctl reload matrix-synapse".to_string()
 }
 
 /// `[database]`: the Synapse database, read-only.
@@ -169,6 +207,61 @@ impl Default for AnalysisConfig {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SignaturesConfig {
     pub file: Option<PathBuf>,
+}
+
+/// `[redact]`: site rules, regular expressions for secrets only this
+/// deployment knows, redacted everywhere after the built-in rules.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RedactConfig {
+    pub extra: Vec<String>,
+}
+
+impl RedactConfig {
+    /// The site rules, named by where they are in the file.
+    pub fn site_rules(&self) -> Vec<crate::domain::redact::SiteRule> {
+        self.extra
+            .iter()
+            .enumerate()
+            .map(|(i, p)| crate::domain::redact::SiteRule {
+                origin: format!("[redact] extra[{i}]"),
+                pattern: p.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The default config file: `~/.config/callcap/config.toml`.
+pub fn default_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "callcap").map(|d| d.config_dir().join("config.toml"))
+}
+
+/// The `[redact]` section of a config file on its own, checked, for
+/// commands that read nothing else of the config (`analyze`, `recover`):
+/// the rest of the file is not looked at beyond its TOML syntax.
+pub fn load_redact_section(path: &Path) -> Result<RedactConfig, ConfigError> {
+    #[derive(Deserialize)]
+    struct Only {
+        #[serde(default)]
+        redact: RedactConfig,
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let only: Only = toml::from_str(&text).map_err(|e| match describe_toml_error(&text, &e) {
+        (Some(key), message) => ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        },
+        (None, message) => ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        },
+    })?;
+    validate::redact_section(&only.redact, path)?;
+    Ok(only.redact)
 }
 
 impl Config {

@@ -44,6 +44,7 @@ fn example_config_parses_validates_and_documents_the_defaults() -> Result<(), Co
     );
     assert_eq!(c.analysis, AnalysisConfig::default());
     assert_eq!(c.signatures, SignaturesConfig::default());
+    assert_eq!(c.redact, RedactConfig::default());
     let db = c.database.as_ref();
     assert_eq!(
         db.map(|d| d.url.as_str()),
@@ -55,6 +56,11 @@ fn example_config_parses_validates_and_documents_the_defaults() -> Result<(), Co
         Some(default_statement_timeout())
     );
     assert_eq!(db.map(|d| d.via_ssh), Some(false));
+    assert!(!c.bundle.archive);
+    let dl = c.debug_loggers.as_ref();
+    assert_eq!(dl.map(|d| d.loggers.clone()), Some(default_debug_loggers()));
+    assert_eq!(dl.map(|d| d.reload.clone()), Some(default_reload()));
+    assert_eq!(dl.map(|d| d.raise), Some(false));
     Ok(())
 }
 
@@ -69,6 +75,8 @@ fn example_config_has_every_section() {
         "[database]",
         "[analysis]",
         "[signatures]",
+        "[debug-loggers]",
+        "[redact]",
     ] {
         assert!(
             EXAMPLE.lines().any(|l| l.trim() == section),
@@ -115,7 +123,8 @@ fn unknown_key_names_the_key_and_what_is_allowed() {
         msg("colour = true\n"),
         format!(
             "{PREFIX}key 'colour': unknown key 'colour', expected one of 'ssh', \
-             'server-log', 'client', 'call', 'bundle', 'database', 'analysis', 'signatures'"
+             'server-log', 'client', 'call', 'bundle', 'database', 'analysis', 'signatures', \
+             'debug-loggers', 'redact'"
         )
     );
 }
@@ -245,4 +254,46 @@ fn load_names_a_missing_file() -> Result<(), Box<dyn std::error::Error>> {
         "{e}"
     );
     Ok(())
+}
+
+#[test]
+fn redact_extra_patterns_are_checked_and_a_bad_one_is_named() {
+    let c = valid("[redact]\nextra = ['ACME-[0-9]{8}', 'key=(\\S+)']\n");
+    assert_eq!(c.map(|c| c.redact.site_rules().len()).ok(), Some(2));
+    let err = msg("[redact]\nextra = ['ok', 'ACME-[0-9']\n");
+    assert!(
+        err.starts_with(&format!(
+            "{PREFIX}key 'redact.extra[1]': 'ACME-[0-9' is not a regular expression"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        msg("[redact]\nextra = ['a*']\n"),
+        format!("{PREFIX}key 'redact.extra[0]': 'a*' can match an empty string")
+    );
+}
+
+#[test]
+fn the_redact_section_is_read_on_its_own() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = dir.path().join("c.toml");
+    // Another section that would not validate does not matter here.
+    std::fs::write(
+        &p,
+        "[call]\nuser-id = 'nope'\n[redact]\nextra = ['x[0-9]+']\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let r = load_redact_section(&p).map(|r| r.extra);
+    assert_eq!(r.ok(), Some(vec!["x[0-9]+".to_string()]));
+    std::fs::write(&p, "[redact]\nextra = ['(x']\n").unwrap_or_else(|e| panic!("{e}"));
+    let err = load_redact_section(&p)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("key 'redact.extra[0]': '(x' is not a regular expression"),
+        "{err}"
+    );
+    std::fs::write(&p, "[redact]\nextras = []\n").unwrap_or_else(|e| panic!("{e}"));
+    assert!(load_redact_section(&p).is_err());
 }

@@ -1,7 +1,7 @@
 //! Checks that TOML types cannot express. The first problem found is
 //! returned, naming the file, the key and the bad value.
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, RedactConfig};
 use crate::domain::synapse_log::LogClock;
 use std::path::Path;
 use std::time::Duration;
@@ -112,6 +112,45 @@ impl Config {
             ));
         }
 
+        if let Some(dl) = &self.debug_loggers {
+            let path = dl.log_config.to_string_lossy();
+            if path.trim().is_empty() || !path.starts_with('/') {
+                return Err(bad(
+                    "debug-loggers.log-config",
+                    format!(
+                        "'{path}' must be an absolute path (e.g. \"/etc/matrix-synapse/log.yaml\")"
+                    ),
+                ));
+            }
+            if dl.loggers.is_empty() {
+                return Err(bad(
+                    "debug-loggers.loggers",
+                    "must name at least one logger (or leave it out for the runbook's four)".into(),
+                ));
+            }
+            for (i, l) in dl.loggers.iter().enumerate() {
+                let ok = !l.is_empty()
+                    && l.split('.').all(|part| {
+                        !part.is_empty()
+                            && part
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    });
+                if !ok {
+                    return Err(bad(
+                        &format!("debug-loggers.loggers[{i}]"),
+                        format!("'{l}' is not a logger name (e.g. 'synapse.handlers.e2e_keys')"),
+                    ));
+                }
+            }
+            if dl.reload.trim().is_empty() {
+                return Err(bad(
+                    "debug-loggers.reload",
+                    "must not be empty (e.g. \"systemctl reload matrix-synapse\")".into(),
+                ));
+            }
+        }
+
         if let Some(db) = &self.database {
             if !(db.url.starts_with("postgres://") || db.url.starts_with("postgresql://")) {
                 return Err(bad(
@@ -148,8 +187,20 @@ impl Config {
                 "must not be empty (leave it out to use the built-in signatures)".into(),
             ));
         }
-        Ok(())
+        redact_section(&self.redact, path)
     }
+}
+
+/// Every `[redact] extra` pattern compiles and cannot match an empty string.
+pub(super) fn redact_section(redact: &RedactConfig, path: &Path) -> Result<(), ConfigError> {
+    for (i, p) in redact.extra.iter().enumerate() {
+        crate::domain::redact::check_site_pattern(p).map_err(|reason| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: format!("redact.extra[{i}]"),
+            message: format!("'{p}' {reason}"),
+        })?;
+    }
+    Ok(())
 }
 
 fn positive(d: Duration, shown: &str) -> Result<(), String> {

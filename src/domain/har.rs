@@ -1,10 +1,12 @@
 //! HAR files (DevTools "Save all as HAR"), read as a stream: `keys/upload`
 //! exchanges and the offending one-time key of a 400 (the Q1 smoking gun).
 
+mod body;
 mod pyrepr;
 mod structural;
+mod token;
 
-use super::redact::Redactor;
+use super::redact::{Redactor, Tally};
 use base64::Engine;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -172,6 +174,9 @@ pub struct KeysUploadExchange {
 pub struct HarSummary {
     pub entries: usize,
     pub keys_upload: Vec<KeysUploadExchange>,
+    /// The localparts the requests' access tokens name, each once, in the
+    /// order seen (a Synapse token encodes its user; the token is not kept).
+    pub users: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -303,6 +308,11 @@ impl<'de> Visitor<'de> for EntriesSeed<'_> {
             if let Some(x) = keys_upload(index, &entry) {
                 self.out.keys_upload.push(x);
             }
+            if let Some(u) = token::entry_localpart(&entry)
+                && !self.out.users.contains(&u)
+            {
+                self.out.users.push(u);
+            }
         }
         Ok(())
     }
@@ -364,23 +374,26 @@ fn keys_upload(entry_index: usize, entry: &Value) -> Option<KeysUploadExchange> 
     })
 }
 
-/// Writes a redacted copy (headers `Authorization`, `Cookie`, `Set-Cookie`,
-/// `Proxy-Authorization`, every cookie value, token query/form parameters,
-/// and tokens anywhere), streaming. Returns the number of redactions. The
-/// copy is byte for byte the input apart from the redacted values, so input
+/// Writes a redacted copy, streaming: what the HAR's structure says is
+/// secret (header values by name, every cookie, query and form parameters
+/// by name, bodies by mime type and encoding, WebSocket frames; see
+/// `structural` and `body`), then the text rules over everything (tokens in
+/// URLs, `Location` and `Referer` values …). Returns what each rule
+/// replaced. The copy is the input apart from the redacted values, so input
 /// that is not valid JSON (cut short, garbage) is copied the same way, with
-/// the text redactor applied.
+/// the text rules applied.
 pub fn redact_har(
     reader: impl Read,
     writer: impl Write,
     redactor: &Redactor,
-) -> Result<usize, HarError> {
+) -> Result<Tally, HarError> {
     let mut input = BufReader::with_capacity(1 << 16, reader);
     let mut text = redactor.writer(BufWriter::with_capacity(1 << 16, writer));
-    let pairs = structural::copy_redacting_pairs(&mut input, &mut text)?;
+    let mut tally = structural::copy_redacting_pairs(&mut input, &mut text, redactor)?;
     let (mut inner, tokens) = text.finish()?;
     inner.flush()?;
-    Ok(pairs + tokens)
+    tally.add(&tokens);
+    Ok(tally)
 }
 
 /// The `key` field of a one-time key object (signatures do not count, as in

@@ -4,6 +4,7 @@
 pub mod diag;
 pub mod har;
 pub mod ke;
+pub mod membership;
 pub mod redact;
 pub mod signatures;
 pub mod stall;

@@ -1,76 +1,102 @@
 //! Secrets that must never reach the screen, a log or a bundle.
 //! Redacted text becomes `<redacted>`; patterns never cross a newline, so a
-//! line stays a line.
+//! line stays a line. The rules and the one list of secret names are in
+//! [`rules`]; site rules (`[redact] extra`, `--redact`) come after them.
 //!
-//! What is redacted (the secret part only; the key or prefix stays when it
-//! says what was there):
-//! - Matrix access and refresh tokens `syt_…` / `syr_…` (whole token);
-//! - `access_token=`, `refresh_token=`, `client_secret=` query values (also
-//!   `access%5Ftoken=`), unless already `<redacted>`;
-//! - `Bearer <token>` values;
-//! - JSON string values of `access_token`, `refresh_token`, `client_secret`,
-//!   `password`, `new_password` and `token`, plain or escaped inside another
-//!   JSON string (`\"password\":\"…\"`);
-//! - recovery keys: twelve groups of four base58 characters separated by
-//!   single spaces.
+//! The secret part only is replaced: the name or prefix stays when it says
+//! what was there (`access_token=<redacted>`, `Bearer <redacted>`), so the
+//! evidence around it (public keys, key ids, event, room, user and device
+//! ids, request ids) is left byte for byte. There is no guessing by entropy.
 //!
 //! Clean text costs one literal search plus a skip scan for recovery keys;
-//! the regex runs only on lines that may hold a secret. Text that cannot hold
-//! valid JSON escapes is never produced: no class includes `"` or `\`, so
-//! redacting raw JSON text keeps it valid.
+//! the regex runs only on lines that may hold a secret. Text that cannot
+//! hold valid JSON escapes is never produced: no replaced value holds a `"`
+//! or `\` outside an escape, so redacting raw JSON text keeps it valid.
+//! Structured carriers (HAR files, JSON bodies) are walked by name first
+//! ([`Redactor::redact_json`], `domain::har`), then given the text rules.
+
+pub(crate) mod json;
+pub mod rules;
+mod site;
+mod tally;
+mod writer;
+
+pub use json::NotJson;
+pub use rules::{Rule, SECRET_LITERALS, name_rule, param_rule};
+pub use site::{SiteRule, SiteRuleError};
+
+/// Checks a site rule's pattern: `Err` says why it cannot be used.
+pub fn check_site_pattern(pattern: &str) -> Result<(), String> {
+    site::compile(pattern).map(|_| ())
+}
+pub use tally::{Tally, site_rule_name};
+pub use writer::RedactingWriter;
 
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 use regex::bytes::Regex;
+use rules::{BUILTIN, Form, GROUPS};
 use std::borrow::Cow;
-use std::io::{self, Write};
+use std::io::Write;
 use std::sync::{Arc, LazyLock};
 
 pub const REDACTED: &str = "<redacted>";
 
-const BASE58: &str = "1-9A-HJ-NP-Za-km-z";
 /// Length of a spaced recovery key: 12 groups of 4 and 11 spaces.
 const RECOVERY_KEY_LEN: usize = 59;
 
-/// Every secret pattern contains one of these (recovery keys aside). The
-/// capture's matcher searches for them in the same pass as the KEs' and
-/// hands the lines over ([`Redactor::redact_bytes_noting_lines`]).
-pub const SECRET_LITERALS: [&str; 6] = ["syt_", "syr_", "token", "secret", "earer", "password"];
-
-fn secrets_pattern() -> String {
-    let json_keys = "access_token|refresh_token|client_secret|password|new_password|token";
-    [
-        r"(?P<tok>sy[tr]_[A-Za-z0-9+/_=-]+)".to_string(),
-        r#"(?:access|refresh)(?:_|%5[Ff])token=(?P<q1>[^&\s"'<>#\\]+)"#.to_string(),
-        r#"client(?:_|%5[Ff])secret=(?P<q2>[^&\s"'<>#\\]+)"#.to_string(),
-        r"[Bb]earer[ \t]+(?P<bearer>[A-Za-z0-9._~+/-]+=*)".to_string(),
-        format!(r#""(?:{json_keys})"[ \t]*:[ \t]*"(?P<json>(?:[^"\\\n]|\\[^\n])*)""#),
-        format!(r#"\\"(?:{json_keys})\\"[ \t]*:[ \t]*\\"(?P<esc>[^\n]*?)\\""#),
-        format!(r"\b(?P<rk>[{BASE58}]{{4}}(?: [{BASE58}]{{4}}){{11}})\b"),
-    ]
-    .join("|")
+/// An alternative of the text pattern: capture group indexes and form.
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    name: Option<usize>,
+    value: usize,
+    form: Form,
+    /// An unquoted value: `null`, `None` … are left as they are.
+    bare: bool,
 }
 
-const GROUPS: [&str; 7] = ["tok", "q1", "q2", "bearer", "json", "esc", "rk"];
-
-struct Compiled {
+struct Builtin {
+    /// [`rules::ANY_CASE_LITERALS`], ignoring case.
     literals: AhoCorasick,
     secrets: Regex,
+    groups: Vec<Group>,
     /// 256-entry table: 1 = base58, 2 = space, 0 = anything else.
     key_bytes: [u8; 256],
+}
+
+/// Site rules, compiled.
+struct Site {
+    rules: Vec<Regex>,
+    origins: Vec<String>,
 }
 
 // The patterns are constants covered by the tests; failing to build them is
 // a bug that must stop the program rather than let secrets through.
 #[allow(clippy::expect_used)]
-static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
+static BUILTIN_RULES: LazyLock<Arc<Builtin>> = LazyLock::new(|| {
     let literals = AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostFirst)
-        .build(SECRET_LITERALS)
+        .ascii_case_insensitive(true)
+        .build(rules::ANY_CASE_LITERALS)
         .expect("redaction literals build");
-    let secrets = regex::bytes::RegexBuilder::new(&secrets_pattern())
+    let secrets = regex::bytes::RegexBuilder::new(&rules::text_pattern())
         .unicode(false)
         .build()
         .expect("redaction pattern compiles");
+    let index = |name: &str| {
+        secrets
+            .capture_names()
+            .position(|n| n == Some(name))
+            .expect("every group of GROUPS is in the pattern")
+    };
+    let groups = GROUPS
+        .iter()
+        .map(|&(name, value, form)| Group {
+            name: name.map(index),
+            value: index(value),
+            form,
+            bare: matches!(value, "v8" | "v9" | "qv"),
+        })
+        .collect();
     let mut key_bytes = [0u8; 256];
     for b in 0..=255u8 {
         key_bytes[usize::from(b)] = match b {
@@ -79,9 +105,10 @@ static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
             _ => 0,
         };
     }
-    Arc::new(Compiled {
+    Arc::new(Builtin {
         literals,
         secrets,
+        groups,
         key_bytes,
     })
 });
@@ -94,11 +121,14 @@ struct Secret {
     value: (usize, usize),
     /// Already `<redacted>` or empty: kept as is, not counted.
     keep: bool,
+    /// A built-in rule's index, or `BUILTIN + i` for site rule `i`.
+    rule: usize,
 }
 
 #[derive(Clone)]
 pub struct Redactor {
-    compiled: Arc<Compiled>,
+    builtin: Arc<Builtin>,
+    site: Option<Arc<Site>>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -114,15 +144,44 @@ impl Default for Redactor {
 }
 
 impl Redactor {
+    /// The built-in rules.
     pub fn new() -> Self {
         Redactor {
-            compiled: COMPILED.clone(),
+            builtin: BUILTIN_RULES.clone(),
+            site: None,
         }
     }
 
+    /// The built-in rules, then `site` (named `site-1`, … in this order).
+    pub fn with_site_rules(site: &[SiteRule]) -> Result<Self, SiteRuleError> {
+        if site.is_empty() {
+            return Ok(Self::new());
+        }
+        let mut rules = Vec::with_capacity(site.len());
+        for r in site {
+            rules.push(site::compile(&r.pattern).map_err(|reason| SiteRuleError {
+                origin: r.origin.clone(),
+                pattern: r.pattern.clone(),
+                reason,
+            })?);
+        }
+        Ok(Redactor {
+            builtin: BUILTIN_RULES.clone(),
+            site: Some(Arc::new(Site {
+                rules,
+                origins: site.iter().map(|r| r.origin.clone()).collect(),
+            })),
+        })
+    }
+
+    /// Where each site rule came from, in order (`site-1` first).
+    pub fn site_origins(&self) -> &[String] {
+        self.site.as_deref().map_or(&[], |s| &s.origins)
+    }
+
     /// Redacts a buffer of one or more lines; returns the text and how many
-    /// secrets were replaced.
-    pub fn redact_bytes<'a>(&self, buf: &'a [u8]) -> (Cow<'a, [u8]>, usize) {
+    /// secrets each rule replaced.
+    pub fn redact_bytes<'a>(&self, buf: &'a [u8]) -> (Cow<'a, [u8]>, Tally) {
         let secrets = self.find(buf);
         Self::replace(buf, &secrets)
     }
@@ -133,19 +192,21 @@ impl Redactor {
     pub fn redact_bytes_noting<'a>(
         &self,
         buf: &'a [u8],
-    ) -> (Cow<'a, [u8]>, usize, Vec<std::ops::Range<usize>>) {
-        self.redact_noting(buf, candidates(&self.compiled, buf))
+    ) -> (Cow<'a, [u8]>, Tally, Vec<std::ops::Range<usize>>) {
+        self.redact_noting(buf, self.candidates(buf))
     }
 
     /// [`Redactor::redact_bytes_noting`] given `literal_lines`: every line
     /// of `buf` (`start`, `end` without the newline) that holds one of
-    /// [`SECRET_LITERALS`], found by the caller's own search.
+    /// [`SECRET_LITERALS`] as spelled there, found by the caller's own
+    /// search.
     pub fn redact_bytes_noting_lines<'a>(
         &self,
         buf: &'a [u8],
         mut literal_lines: Vec<(usize, usize)>,
-    ) -> (Cow<'a, [u8]>, usize, Vec<std::ops::Range<usize>>) {
-        literal_lines.extend(key_lines(&self.compiled, buf));
+    ) -> (Cow<'a, [u8]>, Tally, Vec<std::ops::Range<usize>>) {
+        literal_lines.extend(key_lines(&self.builtin, buf));
+        self.site_lines(buf, &mut literal_lines);
         literal_lines.sort_unstable();
         literal_lines.dedup();
         self.redact_noting(buf, literal_lines)
@@ -155,22 +216,30 @@ impl Redactor {
         &self,
         buf: &'a [u8],
         lines: Vec<(usize, usize)>,
-    ) -> (Cow<'a, [u8]>, usize, Vec<std::ops::Range<usize>>) {
+    ) -> (Cow<'a, [u8]>, Tally, Vec<std::ops::Range<usize>>) {
         let secrets = self.find_in(buf, &lines);
         let (text, n) = Self::replace(buf, &secrets);
         (text, n, lines.into_iter().map(|(s, e)| s..e).collect())
     }
 
-    fn replace<'a>(buf: &'a [u8], secrets: &[Secret]) -> (Cow<'a, [u8]>, usize) {
+    fn replace<'a>(buf: &'a [u8], secrets: &[Secret]) -> (Cow<'a, [u8]>, Tally) {
+        let mut tally = Tally::default();
         if secrets.iter().all(|s| s.keep) {
-            return (Cow::Borrowed(buf), 0);
+            return (Cow::Borrowed(buf), tally);
         }
         let mut out = Vec::with_capacity(buf.len());
-        let n = apply(buf, secrets, &mut out);
-        (Cow::Owned(out), n)
+        apply(buf, secrets, &mut out, &mut tally);
+        (Cow::Owned(out), tally)
     }
 
+    /// Redacts text; returns it and how many secrets were replaced.
     pub fn redact_str<'a>(&self, s: &'a str) -> (Cow<'a, str>, usize) {
+        let (text, tally) = self.redact_text(s);
+        (text, tally.total() as usize)
+    }
+
+    /// [`Redactor::redact_str`], counting by rule.
+    pub fn redact_text<'a>(&self, s: &'a str) -> (Cow<'a, str>, Tally) {
         match self.redact_bytes(s.as_bytes()) {
             (Cow::Borrowed(_), n) => (Cow::Borrowed(s), n),
             // Replacements start and end at ASCII bytes, so UTF-8 stays valid.
@@ -187,112 +256,152 @@ impl Redactor {
     /// A writer that redacts everything written through it, line by line
     /// (long lines in pieces), into `inner`.
     pub fn writer<W: Write>(&self, inner: W) -> RedactingWriter<W> {
-        RedactingWriter {
-            redactor: self.clone(),
-            inner,
-            pending: Vec::new(),
-            scanned: 0,
-            count: 0,
-        }
+        RedactingWriter::new(self.clone(), inner)
     }
 
     /// Secrets in `buf`, in order, not overlapping.
     fn find(&self, buf: &[u8]) -> Vec<Secret> {
-        let lines = candidates(&self.compiled, buf);
+        let lines = self.candidates(buf);
         self.find_in(buf, &lines)
+    }
+
+    /// Lines (start, end without `\n`; ascending, distinct) that may hold a
+    /// secret: a literal (any case), a run long enough to be a recovery key,
+    /// or a site rule's match.
+    fn candidates(&self, buf: &[u8]) -> Vec<(usize, usize)> {
+        let mut lines = literal_lines(&self.builtin, buf);
+        lines.extend(key_lines(&self.builtin, buf));
+        self.site_lines(buf, &mut lines);
+        lines.sort_unstable();
+        lines.dedup();
+        lines
+    }
+
+    /// Adds the lines where a site rule matches: one search of `buf` per
+    /// rule (site rules are few; with none, nothing is searched).
+    fn site_lines(&self, buf: &[u8], lines: &mut Vec<(usize, usize)>) {
+        let Some(site) = &self.site else { return };
+        let len = buf.len();
+        for re in &site.rules {
+            let mut pos = 0;
+            while pos < len {
+                let Some(m) = re.find_at(buf, pos) else {
+                    break;
+                };
+                let (s, e) = line_around(buf, m.start());
+                lines.push((s, e));
+                pos = e + 1;
+            }
+        }
     }
 
     /// Secrets on `lines` (ascending, distinct) of `buf`.
     fn find_in(&self, buf: &[u8], lines: &[(usize, usize)]) -> Vec<Secret> {
-        let c = &*self.compiled;
+        let b = &*self.builtin;
         let mut out = Vec::new();
         for &(ls, le) in lines {
             let line = &buf[ls..le];
-            let mut line_end = 0;
-            for caps in c.secrets.captures_iter(line) {
-                let (Some(whole), Some(value)) =
-                    (caps.get(0), GROUPS.iter().find_map(|g| caps.name(g)))
+            let first = out.len();
+            for caps in b.secrets.captures_iter(line) {
+                let Some((g, value)) = b
+                    .groups
+                    .iter()
+                    .find_map(|g| caps.get(g.value).map(|v| (g, v)))
                 else {
                     continue;
                 };
-                if caps.name("tok").is_some()
-                    && let Some(key) = key_glued_before(c, line, whole.start(), line_end)
-                {
-                    out.push(Secret {
-                        start: ls + key.0,
-                        end: ls + key.1,
-                        value: (ls + key.0, ls + key.1),
-                        keep: false,
-                    });
-                }
-                line_end = whole.end();
+                let rule = match g.form {
+                    Form::Rule(r) => r,
+                    Form::Named => {
+                        let name = g.name.and_then(|n| caps.get(n)).map(|n| n.as_bytes());
+                        match name
+                            .and_then(|n| std::str::from_utf8(n).ok())
+                            .and_then(name_rule)
+                        {
+                            Some(r) => r,
+                            None => continue,
+                        }
+                    }
+                };
+                let Some(whole) = caps.get(0) else { continue };
                 let v = value.as_bytes();
                 out.push(Secret {
                     start: ls + whole.start(),
                     end: ls + whole.end(),
                     value: (ls + value.start(), ls + value.end()),
-                    keep: v.is_empty() || v == REDACTED.as_bytes(),
+                    keep: v.is_empty()
+                        || v == REDACTED.as_bytes()
+                        || (g.bare && rules::EMPTY_VALUES.contains(&v)),
+                    rule: rule.index(),
                 });
+            }
+            if let Some(site) = &self.site {
+                let before = out.len();
+                for (i, re) in site.rules.iter().enumerate() {
+                    for caps in re.captures_iter(line) {
+                        let Some(whole) = caps.get(0) else { continue };
+                        // The first group that took part, else the match.
+                        let value = (1..caps.len()).find_map(|g| caps.get(g)).unwrap_or(whole);
+                        let v = value.as_bytes();
+                        out.push(Secret {
+                            start: ls + whole.start(),
+                            end: ls + whole.end(),
+                            value: (ls + value.start(), ls + value.end()),
+                            keep: v.is_empty() || v == REDACTED.as_bytes(),
+                            rule: BUILTIN + i,
+                        });
+                    }
+                }
+                if out.len() > before {
+                    disjoint(&mut out, first);
+                }
             }
         }
         out
     }
 }
 
-/// A recovery key that ends right where a token starts (`… 1A1asyt_…`):
-/// the key's end is no word boundary until the token is replaced, so the
-/// pattern would find the key only when the redacted text is redacted
-/// again. `from`: where the previous secret on the line ended.
-fn key_glued_before(c: &Compiled, line: &[u8], at: usize, from: usize) -> Option<(usize, usize)> {
-    let start = at.checked_sub(RECOVERY_KEY_LEN).filter(|&s| s >= from)?;
-    // Twelve groups of four base58 characters, single spaces between.
-    let shaped = line[start..at]
-        .iter()
-        .enumerate()
-        .all(|(i, &b)| match i % 5 {
-            4 => b == b' ',
-            _ => c.key_bytes[usize::from(b)] == 1,
-        });
-    // The key starts a word, as the pattern's `\b` has it.
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let starts_word = start == 0 || !word(line[start - 1]);
-    (shaped && starts_word).then_some((start, at))
+/// Sorts `secrets[from..]` by value and drops any whose value overlaps an
+/// earlier one's (the earlier rule has it).
+fn disjoint(secrets: &mut Vec<Secret>, from: usize) {
+    let mut line: Vec<Secret> = secrets.drain(from..).collect();
+    line.sort_by_key(|s| (s.value.0, s.rule));
+    let mut end = 0;
+    for s in line {
+        if s.value.0 >= end {
+            end = s.value.1;
+            secrets.push(s);
+        }
+    }
 }
 
-/// [`candidate_lines`], ascending and distinct.
-fn candidates(c: &Compiled, buf: &[u8]) -> Vec<(usize, usize)> {
-    let mut lines = candidate_lines(c, buf);
-    lines.sort_unstable();
-    lines.dedup();
-    lines
+/// The line (start, end without `\n`) holding byte `at`.
+fn line_around(buf: &[u8], at: usize) -> (usize, usize) {
+    let s = memchr::memrchr(b'\n', &buf[..at]).map_or(0, |i| i + 1);
+    let e = memchr::memchr(b'\n', &buf[at..]).map_or(buf.len(), |i| at + i);
+    (s, e)
 }
 
-/// Lines (start, end without `\n`) that contain a literal or a run of bytes
-/// long enough to be a recovery key.
-fn candidate_lines(c: &Compiled, buf: &[u8]) -> Vec<(usize, usize)> {
+/// Lines (start, end without `\n`) that contain a literal, any case.
+fn literal_lines(c: &Builtin, buf: &[u8]) -> Vec<(usize, usize)> {
     let len = buf.len();
-    let line_of = |at: usize, from: usize| {
-        let s = memchr::memrchr(b'\n', &buf[from..at]).map_or(from, |i| from + i + 1);
-        let e = memchr::memchr(b'\n', &buf[at..]).map_or(len, |i| at + i);
-        (s, e)
-    };
     let mut lines = Vec::new();
     let mut pos = 0;
     while pos < len {
         let Some(m) = c.literals.find(Input::new(buf).span(pos..len)) else {
             break;
         };
-        let (s, e) = line_of(m.start(), pos);
+        let s = memchr::memrchr(b'\n', &buf[pos..m.start()]).map_or(pos, |i| pos + i + 1);
+        let e = memchr::memchr(b'\n', &buf[m.start()..]).map_or(len, |i| m.start() + i);
         lines.push((s, e));
         pos = e + 1;
     }
-    lines.extend(key_lines(c, buf));
     lines
 }
 
 /// Lines (start, end without `\n`) with a run of bytes long enough to be a
 /// recovery key.
-fn key_lines(c: &Compiled, buf: &[u8]) -> Vec<(usize, usize)> {
+fn key_lines(c: &Builtin, buf: &[u8]) -> Vec<(usize, usize)> {
     let len = buf.len();
     let line_of = |at: usize| {
         let s = memchr::memrchr(b'\n', &buf[..at]).map_or(0, |i| i + 1);
@@ -358,99 +467,16 @@ fn spaced_groups_near(buf: &[u8], i: usize) -> bool {
     })
 }
 
-/// Writes `buf` with `secrets` replaced into `out`; returns the count.
-fn apply(buf: &[u8], secrets: &[Secret], out: &mut Vec<u8>) -> usize {
+/// Writes `buf` with `secrets` replaced into `out`, counting by rule.
+fn apply(buf: &[u8], secrets: &[Secret], out: &mut Vec<u8>, tally: &mut Tally) {
     let mut last = 0;
-    let mut n = 0;
     for s in secrets.iter().filter(|s| !s.keep) {
         out.extend_from_slice(&buf[last..s.value.0]);
         out.extend_from_slice(REDACTED.as_bytes());
         last = s.value.1;
-        n += 1;
+        tally.add_index(s.rule, 1);
     }
     out.extend_from_slice(&buf[last..]);
-    n
-}
-
-/// Redacts a stream. Complete lines are redacted as they arrive; a line
-/// longer than [`RedactingWriter::MAX_PENDING`] is redacted in pieces, each
-/// cut kept clear of any secret that might not have fully arrived.
-/// Call [`RedactingWriter::finish`] to flush the last partial line.
-pub struct RedactingWriter<W: Write> {
-    redactor: Redactor,
-    inner: W,
-    pending: Vec<u8>,
-    /// `pending[..scanned]` has no `\n`.
-    scanned: usize,
-    count: usize,
-}
-
-impl<W: Write> RedactingWriter<W> {
-    /// A line piece longer than this is redacted without waiting for its end.
-    pub const MAX_PENDING: usize = 1 << 20;
-    /// Bytes held back at a cut (longer than any secret).
-    const HOLD: usize = 4096;
-
-    /// Secrets replaced so far.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    /// Redacts and writes what is left; returns the inner writer and the
-    /// number of secrets replaced.
-    pub fn finish(mut self) -> io::Result<(W, usize)> {
-        let rest = std::mem::take(&mut self.pending);
-        self.emit(&rest)?;
-        self.inner.flush()?;
-        Ok((self.inner, self.count))
-    }
-
-    fn emit(&mut self, chunk: &[u8]) -> io::Result<()> {
-        let (out, n) = self.redactor.redact_bytes(chunk);
-        self.count += n;
-        self.inner.write_all(&out)
-    }
-
-    fn drain(&mut self) -> io::Result<()> {
-        if let Some(i) = memchr::memrchr(b'\n', &self.pending[self.scanned..]) {
-            let cut = self.scanned + i + 1;
-            let head: Vec<u8> = self.pending.drain(..cut).collect();
-            self.emit(&head)?;
-            self.scanned = 0;
-        } else {
-            self.scanned = self.pending.len();
-        }
-        if self.pending.len() > Self::MAX_PENDING {
-            let mut cut = self.pending.len() - Self::HOLD;
-            let secrets = self.redactor.find(&self.pending);
-            if let Some(s) = secrets.iter().find(|s| s.end > cut) {
-                cut = cut.min(s.start);
-            }
-            if cut > 0 {
-                let mut out = Vec::with_capacity(cut + 64);
-                let before: Vec<Secret> = secrets.into_iter().filter(|s| s.end <= cut).collect();
-                self.count += apply(&self.pending[..cut], &before, &mut out);
-                self.inner.write_all(&out)?;
-                self.pending.drain(..cut);
-                self.scanned = self.pending.len();
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<W: Write> Write for RedactingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        self.drain()?;
-        Ok(buf.len())
-    }
-
-    /// Flushes the inner writer; a partial line stays pending until more
-    /// text or [`RedactingWriter::finish`].
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub struct LiveOptions {
     pub headless: bool,
     pub mode: Mode,
     pub label: Option<String>,
+    /// DEBUG loggers to raise for the capture and revert on the way out.
+    pub debug_loggers: Option<crate::debug_loggers::Handle>,
 }
 
 /// Everything the loops share.
@@ -55,6 +57,7 @@ pub struct Session {
     pub journal_dir: PathBuf,
     pub replay: bool,
     pub label: Option<String>,
+    pub debug_loggers: Option<crate::debug_loggers::Handle>,
 }
 
 /// Prepares the capture. Errors here come before the terminal is taken over.
@@ -78,7 +81,11 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
         .min(u32::MAX as u128) as u32;
     let mut capture = Capture::new(journal, sigs, logclock, cfg.call.event_ids.clone(), restart)
         .map_err(|e| UsageError(format!("signatures: {e}")))?;
-    let app = App::new(subject.clone(), restart);
+    capture.set_redactor(
+        crate::domain::redact::Redactor::with_site_rules(&cfg.redact.site_rules())
+            .map_err(|e| UsageError(format!("{}: {e}", e.origin)))?,
+    );
+    let mut app = App::new(subject.clone(), restart);
 
     let (clock, replay) = match &opts.mode {
         Mode::Replay { recording, speed } => (Clock::virtual_from(recording.origin, *speed), true),
@@ -97,6 +104,18 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
         participants: subject.participants.clone(),
         timezone,
     })?;
+    if let Some(h) = &opts.debug_loggers {
+        // Before any source can report: step 1 waits for the raise.
+        let ev = Event::DebugLoggers {
+            at: clock.now(),
+            update: h.requested(),
+        };
+        for fx in app.update(ev) {
+            if let Effect::Journal(e) = fx {
+                capture.journal.record(&e)?;
+            }
+        }
+    }
 
     let (input_tx, input_rx) = mpsc::channel(1024);
     let (control_tx, control_rx) = mpsc::channel(256);
@@ -112,6 +131,22 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
     };
 
     let mut tasks = Vec::new();
+    if let Some(h) = &opts.debug_loggers {
+        tasks.push(h.start(
+            journal_dir.clone(),
+            journal_dir.join(crate::bundle::journal::SERVER_LOG),
+            event_tx.clone(),
+            prompt.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
+    if matches!(opts.mode, Mode::Live { .. }) {
+        tasks.push(background_checks(
+            cfg.clone(),
+            input_tx.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
     let context = sources::SourceContext {
         backfill: None,
         headless: opts.headless,
@@ -143,6 +178,29 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
         journal_dir,
         replay,
         label: opts.label,
+        debug_loggers: opts.debug_loggers,
+    })
+}
+
+/// `callcap check` at the start, its failures in the status line.
+fn background_checks(
+    cfg: Config,
+    tx: mpsc::Sender<crate::sources::Input>,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let lines = tokio::select! {
+            l = crate::check::run(&cfg, crate::check::Mode::Background) => l,
+            _ = shutdown.changed() => return,
+        };
+        // One note, so the status line shows every failure at once.
+        let failed: Vec<String> = lines.iter().filter(|l| !l.ok).map(|l| l.render()).collect();
+        if !failed.is_empty() {
+            let text = failed.join(" · ");
+            let _ = tx
+                .send(crate::sources::Input::note_now("check", text))
+                .await;
+        }
     })
 }
 
@@ -262,6 +320,12 @@ impl Session {
     /// Stops the sources, lets the capture take what they sent, writes the
     /// bundle and returns its path.
     pub async fn finish(mut self, label: String) -> anyhow::Result<PathBuf> {
+        // The DEBUG loggers go back first, so the bundle says how it went.
+        if let Some(h) = self.debug_loggers.clone()
+            && let Some((at, update)) = h.revert().await
+        {
+            self.apply(Event::DebugLoggers { at, update }).await;
+        }
         let _ = self.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         for t in self.tasks.drain(..) {

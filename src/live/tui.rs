@@ -50,6 +50,7 @@ async fn run_loop(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut view = ViewState::new();
     view.journal = Some(s.journal_dir.display().to_string());
+    view.default_label = s.label.clone();
     if let Ok(size) = terminal.size() {
         view.screen = (size.width, size.height);
     }

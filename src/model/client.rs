@@ -38,7 +38,13 @@ pub struct ClientArtifact {
     /// `keys/upload` conflicts found in a HAR: (entry index, key).
     pub har_conflicts: Vec<HarConflict>,
     pub har_keys_upload: usize,
+    /// A HAR's users: the localparts its requests' access tokens name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_users: Vec<String>,
     pub redactions: u64,
+    /// `redactions` by rule name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub redactions_by_rule: std::collections::BTreeMap<String, u64>,
 }
 
 impl ClientArtifact {
@@ -56,7 +62,9 @@ impl ClientArtifact {
             ke3_event_ids: Vec::new(),
             har_conflicts: Vec::new(),
             har_keys_upload: 0,
+            token_users: Vec::new(),
             redactions: 0,
+            redactions_by_rule: Default::default(),
         }
     }
 }

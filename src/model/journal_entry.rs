@@ -81,6 +81,11 @@ pub enum JournalEntry {
         at: DateTime<Utc>,
         path: String,
     },
+    DebugLoggers {
+        at: DateTime<Utc>,
+        #[serde(flatten)]
+        update: super::debug_loggers::DebugLoggersUpdate,
+    },
 }
 
 impl JournalEntry {
@@ -97,7 +102,8 @@ impl JournalEntry {
             | JournalEntry::DbPoll { at, .. }
             | JournalEntry::EventIds { at, .. }
             | JournalEntry::Note { at, .. }
-            | JournalEntry::Exported { at, .. } => Some(*at),
+            | JournalEntry::Exported { at, .. }
+            | JournalEntry::DebugLoggers { at, .. } => Some(*at),
             JournalEntry::Checklist { stamp, .. } => Some(stamp.at),
         }
     }

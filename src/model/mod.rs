@@ -6,6 +6,7 @@
 pub mod checklist;
 pub mod client;
 pub mod db;
+pub mod debug_loggers;
 pub mod journal_entry;
 pub mod status;
 

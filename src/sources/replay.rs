@@ -167,13 +167,13 @@ impl Recording {
                     return;
                 }
                 if let Some((_, item)) = schedule.next() {
+                    // The recorded time, not the paced clock's reading a
+                    // moment later: a replay's reports say the same times as
+                    // its recording (a poll's time is in the verdicts).
                     let msg = match item {
-                        Scheduled::Client(p) => Input::ClientFile {
-                            path: p,
-                            at: clock.now(),
-                        },
+                        Scheduled::Client(p) => Input::ClientFile { path: p, at: t },
                         Scheduled::Db(mut p) => {
-                            p.at = clock.now();
+                            p.at = t;
                             Input::DbPoll(p)
                         }
                     };

@@ -44,6 +44,7 @@
 
 mod auth;
 mod clock_offset;
+mod exec;
 mod follow;
 mod host_key;
 mod known_hosts;
@@ -53,6 +54,8 @@ mod target;
 mod tunnel;
 
 pub use auth::{Passphrase, PassphrasePrompt, PassphraseRequest};
+pub use exec::{Credentials, HostKeys, Output, RemoteShell};
+pub use remote::shell_quote;
 pub use tunnel::{ForwardFrom, LocalForward, open_local_forward};
 
 use crate::config::{ServerLogConfig, SshConfig};

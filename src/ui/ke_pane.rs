@@ -34,7 +34,7 @@ pub fn render(
     let found = pane::matches(app, i, &vis, query);
 
     let mut block = style::pane_block(view.focus == Pane::Ke(ke))
-        .title(title(app, ke, now, inner_w.saturating_sub(1)))
+        .title(title(app, ke, now, inner_w))
         .title_bottom(Line::from(footer_left(app, view, i, &vis, &found)));
     let scroll = &view.scroll[i];
     let inner = block.inner(area);
@@ -97,34 +97,66 @@ fn active_query(view: &ViewState, i: usize) -> &str {
     }
 }
 
-/// `KE-1 OTK upload conflicts · 123 · 4/min · last 12s ago`, shortened to
-/// `width` by cutting the meaning, then dropping the age and the rate. The
-/// name and the count always stay.
+/// What a KE's server pattern also counts besides its errors: the
+/// runbook's greps are broad (all keys/upload, to-device and delayed-event
+/// traffic), so the pane says what its number is.
+fn traffic(ke: Ke) -> &'static str {
+    match ke {
+        Ke::Ke1 => "keys/upload",
+        Ke::Ke2 => "to-device",
+        Ke::Ke3 => "lines",
+        Ke::Ke4 => "delayed-event",
+    }
+}
+
+/// `KE-2 call media keys not decrypting · 16 errors · 190 to-device, 4/min ·
+/// last 12s ago`: the errors are the headline, the traffic the pattern
+/// matched beside them. Shortened to `width` by dropping the age and the
+/// rate while that keeps the whole meaning, then by cutting the meaning
+/// (keeping the rate and age where they fit), then dropping the meaning and
+/// the traffic. The name and the error count always stay.
 pub fn title(app: &App, ke: Ke, now: DateTime<Utc>, width: usize) -> Line<'static> {
     let (s, c) = (&app.server[ke.index()], &app.client[ke.index()]);
     let n = s.count + c.count;
+    let errors = s.errors + c.errors;
     let rate = s.rate_per_minute(now) + c.rate_per_minute(now);
     let last = s.last.max(c.last);
     let name = format!(" {} ", ke.name());
-    let count = format!("{n}");
-    let rate = format!(" · {rate}/min");
+    let headline = format!("{errors} error{}", if errors == 1 { "" } else { "s" });
+    let lines = format!(" · {n} {}", traffic(ke));
+    let rate = format!(", {rate}/min");
     let last = last.map(|t| format!(" · last {} ago ", style::age(now, t)));
-    let fixed = |with_rate: bool, with_last: bool| {
-        name.chars().count()
-            + 3
-            + count.chars().count()
-            + if with_rate { rate.chars().count() } else { 0 }
+    let len = |t: &str| t.chars().count();
+    let fixed = |with_lines: bool, with_rate: bool, with_last: bool| {
+        len(&name)
+            + 2
+            + len(&headline)
+            + if with_lines { len(&lines) } else { 0 }
+            + if with_rate { len(&rate) } else { 0 }
             + if with_last {
-                last.as_deref().map_or(1, |l| l.chars().count())
+                last.as_deref().map_or(1, len)
             } else {
                 1
             }
     };
-    let (with_rate, with_last) = [(true, true), (true, false), (false, false)]
-        .into_iter()
-        .find(|(r, l)| fixed(*r, *l) <= width)
-        .unwrap_or((false, false));
-    let room = width.saturating_sub(fixed(with_rate, with_last));
+    // The traffic stays before the meaning is cut; the rate and the age
+    // go first while that keeps the whole meaning.
+    let fits = |combos: &[(bool, bool, bool)], extra: usize| {
+        combos
+            .iter()
+            .copied()
+            .find(|(t, r, l)| fixed(*t, *r, *l) + extra <= width)
+    };
+    let with_traffic = [
+        (true, true, true),
+        (true, true, false),
+        (true, false, false),
+    ];
+    let (with_lines, with_rate, with_last) = fits(&with_traffic, len(ke.meaning()) + 1)
+        .or_else(|| fits(&with_traffic, 8))
+        .or_else(|| fits(&[(true, false, false), (false, false, false)], 0))
+        .unwrap_or((false, false, false));
+    let room = width.saturating_sub(fixed(with_lines, with_rate, with_last));
     let meaning = if room >= 8 {
         style::truncate(ke.meaning(), room - 1)
     } else {
@@ -135,7 +167,10 @@ pub fn title(app: &App, ke: Ke, now: DateTime<Utc>, width: usize) -> Line<'stati
         spans.push(Span::raw(format!("{meaning} ")));
     }
     spans.push(Span::raw("· "));
-    spans.push(Span::styled(count, style::count(n, s.errors + c.errors)));
+    spans.push(Span::styled(headline, style::count(errors, errors)));
+    if with_lines {
+        spans.push(Span::raw(lines));
+    }
     if with_rate {
         spans.push(Span::raw(rate));
     }

@@ -51,9 +51,11 @@ pub fn draw(frame: &mut Frame, app: &App, view: &ViewState, keymap: &Keymap, now
         Modal::MarkerPrompt { at, pick, text } => {
             prompts::marker_prompt(frame, area, *at, *pick, text)
         }
-        Modal::QuitDialog { label, phase } => {
-            prompts::quit_dialog(frame, area, app, label, phase, now)
-        }
+        Modal::QuitDialog {
+            label,
+            default,
+            phase,
+        } => prompts::quit_dialog(frame, area, app, label, default, phase, now),
         Modal::MarkerList {
             selected,
             editing,

@@ -37,6 +37,15 @@ fn input_line(text: &str) -> Line<'static> {
     ])
 }
 
+/// An empty field showing what Enter will use, dimmed, the cursor first.
+fn placeholder_line(placeholder: &str) -> Line<'static> {
+    Line::from(vec![
+        Span::styled("> ", style::bold()),
+        Span::styled("█", style::dim()),
+        Span::styled(placeholder.to_string(), style::dim()),
+    ])
+}
+
 pub fn marker_prompt(
     frame: &mut Frame,
     area: Rect,
@@ -81,10 +90,15 @@ pub fn quit_dialog(
     area: Rect,
     app: &App,
     label: &str,
+    default: &str,
     phase: &QuitPhase,
     now: DateTime<Utc>,
 ) {
     let (hint, body) = match phase {
+        QuitPhase::Editing if label.is_empty() => (
+            "type a label, or Enter keeps this one · ↑ edit it · Esc back",
+            vec![Line::raw("Bundle label:"), placeholder_line(default)],
+        ),
         QuitPhase::Editing => (
             "Enter export and quit · Esc back",
             vec![Line::raw("Bundle label:"), input_line(label)],

@@ -80,6 +80,17 @@ pub fn capture_line(app: &App, view: &ViewState, now: DateTime<Utc>) -> Line<'st
             style::marker(),
         ),
     ];
+    if let Some(d) = &app.debug_loggers {
+        spans.push(sep());
+        let st = if d.revert_failed.is_some() || d.raise_failed.is_some() {
+            style::error()
+        } else if d.confirmed.is_some() || d.reverted.is_some() {
+            style::ok()
+        } else {
+            style::warn()
+        };
+        spans.push(Span::styled(d.status(), st));
+    }
     if view.tracked_only {
         spans.push(sep());
         spans.push(Span::styled("tracked only", style::tracked()));

@@ -128,7 +128,10 @@ fn a_large_screen_uses_the_room() {
     for ke in Ke::ALL {
         assert!(s.contains(ke.meaning()), "full meaning of {ke}\n{s}");
     }
-    assert!(s.contains("KE-1 OTK upload conflicts · 12 · "), "{s}");
+    assert!(
+        s.contains("KE-1 OTK upload conflicts · 12 errors · 12 keys/upload"),
+        "{s}"
+    );
     // All twelve KE-1 lines fit in a wide layout's pane.
     assert!(s.contains("signed_curve25519:AAA0"), "{s}");
     assert!(s.contains("Prep server tail"));
@@ -136,13 +139,32 @@ fn a_large_screen_uses_the_room() {
 }
 
 #[test]
-fn ke_title_has_count_rate_and_age() {
+fn ke_title_has_errors_traffic_rate_and_age() {
     let app = busy_app();
     let line = ke_pane::title(&app, Ke::Ke1, t(67), 80);
     let s: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
     assert_eq!(
         s,
-        " KE-1 OTK upload conflicts · 12 · 11/min · last 12s ago "
+        " KE-1 OTK upload conflicts · 12 errors · 12 keys/upload, 11/min · last 12s ago "
+    );
+    // The broad patterns count traffic: the errors are the headline, what
+    // the number beside them counts is named.
+    let title = |ke, w| -> String {
+        ke_pane::title(&app, ke, t(67), w)
+            .spans
+            .iter()
+            .map(|s| s.content.as_ref())
+            .collect()
+    };
+    let ke2 = title(Ke::Ke2, 100);
+    assert!(
+        ke2.starts_with(" KE-2 call media keys not decrypting · 1 error · 1 to-device, "),
+        "{ke2}"
+    );
+    let ke4 = title(Ke::Ke4, 68);
+    assert!(
+        ke4.contains("MatrixRTC delayed-event timeouts · 0 errors · 1 delayed-event"),
+        "the whole meaning before the rate and age: {ke4}"
     );
     // Narrow: the meaning is cut first, name and count stay.
     let s: String = ke_pane::title(&app, Ke::Ke1, t(67), 30)
@@ -151,10 +173,10 @@ fn ke_title_has_count_rate_and_age() {
         .map(|s| s.content.as_ref())
         .collect();
     assert!(s.chars().count() <= 30, "{s}");
-    assert!(s.contains("KE-1") && s.contains("12"), "{s}");
+    assert!(s.contains("KE-1") && s.contains("12 errors"), "{s}");
     let idle = ke_pane::title(&app, Ke::Ke3, t(67), 80);
     let s: String = idle.spans.iter().map(|s| s.content.as_ref()).collect();
-    assert!(s.contains("· 0 · 0/min"), "{s}");
+    assert!(s.contains("· 0 errors · 0 lines, 0/min"), "{s}");
     assert!(!s.contains("last"));
 }
 
@@ -562,7 +584,9 @@ fn prompts_show_the_press_time_picks_label_and_export_progress() {
     view.handle(&app, ViewInput::Action(Action::Quit), t(80));
     let label = crate::bundle::export::default_label(&app);
     let s = text(&screen(100, 30, &app, &view, 80));
-    assert!(s.contains(&format!("> {label}")), "{s}");
+    // The suggestion shows in the empty field, after the cursor.
+    assert!(s.contains(&format!("> █{label}")), "{s}");
+    assert!(s.contains("Enter keeps this one"), "{s}");
     view.handle(&app, ViewInput::Enter, t(81));
     assert!(matches!(
         &view.modal,
@@ -630,6 +654,7 @@ fn every_size_and_overlay_shows_what_it_must() {
         },
         Modal::QuitDialog {
             label: "y".repeat(300),
+            default: "call-x".into(),
             phase: QuitPhase::Editing,
         },
         Modal::MarkerList {

@@ -2,15 +2,19 @@
 //! App holds. Each answer cites its basis as references into the bundle and
 //! says "insufficient-evidence" rather than guess.
 
+mod db_time;
 mod q1;
 mod q2;
 mod q3;
 mod q4;
 pub mod quote;
 
+use crate::app::event::ArtifactKind;
 use crate::app::{App, EvidenceRef};
 use crate::model::Row;
 use crate::model::db::truthy;
+pub use db_time::{CURRENT_STATE_LIMIT_MIN, DbRead, Timing};
+pub use q4::{MIN_MINUTE_REQUESTS, MIN_SLOW_REQUESTS, minute_verdict};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -111,4 +115,62 @@ fn db_missing(app: &App, query: &str) -> String {
         Some((what, why)) => format!("the database could not be read ({what}: {why})"),
         None => format!("the database returned no {query} results"),
     }
+}
+
+/// What would name our device, for a summary: the flag, and the devices
+/// the client reports name (the subject is never filled in from them).
+fn no_device(app: &App) -> String {
+    let named: Vec<String> = app
+        .artifacts
+        .iter()
+        .filter(|a| a.kind == ArtifactKind::Diag)
+        .filter_map(|a| {
+            a.device_id.as_ref().map(|d| {
+                format!(
+                    "{} names {}/{d}",
+                    a.file,
+                    a.user_id.as_deref().unwrap_or("(no user)")
+                )
+            })
+        })
+        .take(2)
+        .collect();
+    format!(
+        "no device id is known, so nothing can be called our device: pass --device-id and --user-id (or set [call] device-id){}",
+        if named.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", named.join("; "))
+        }
+    )
+}
+
+/// The problem the last poll reported for `query`, if any (`truncated: …`
+/// when a list hit the row cap).
+fn poll_problem<'a>(app: &'a App, query: &str) -> Option<&'a str> {
+    app.db
+        .last
+        .as_ref()
+        .and_then(|p| p.problems.get(query))
+        .map(String::as_str)
+}
+
+/// ` (set aside as someone else's: d.json, the report is @b:hs's)` when
+/// client artefacts named someone else, else nothing: a summary that finds
+/// no client evidence says where some went.
+fn set_aside_artefacts(app: &App) -> String {
+    if app.not_subject.is_empty() {
+        return String::new();
+    }
+    let files: Vec<String> = app
+        .not_subject
+        .iter()
+        .take(3)
+        .map(|(file, why)| format!("{file}: {why}"))
+        .collect();
+    format!(
+        " ({} client artefact(s) set aside as not the subject's: {})",
+        app.not_subject.len(),
+        files.join("; ")
+    )
 }

@@ -1,30 +1,74 @@
 //! Q3: is the KE-3 event malformed on the homeserver?
 
-use super::{INSUFFICIENT, Verdict, rows, s, truthy};
+use super::{DbRead, INSUFFICIENT, Verdict, rows, s, set_aside_artefacts, truthy};
 use crate::app::App;
+use crate::domain::Ke;
 use crate::model::Row;
 use serde_json::Value;
 
+/// Whether the client's errors for event `id` say its `algorithm` is
+/// missing: `None` when no client entry names it (an id given by hand).
+/// KE-3's signature (`DecryptionError`) also catches other decryption
+/// failures, such as a missing Megolm session, which Q3 cannot speak to.
+fn says_algorithm_missing(app: &App, id: &str) -> Option<bool> {
+    let mut named = false;
+    for (_, _, message) in app
+        .client_errors
+        .iter()
+        .filter(|(k, _, m)| *k == Ke::Ke3 && m.contains(id))
+    {
+        named = true;
+        if message.contains("algorithm") {
+            return Some(true);
+        }
+    }
+    named.then_some(false)
+}
+
 pub(super) fn q3(app: &App) -> Verdict {
-    let mut basis: Vec<String> = app
+    let ids: Vec<&String> = app
         .ke3_ids
-        .values()
-        .flat_map(|v| v.iter().take(1).map(|r| r.0.clone()))
+        .keys()
+        .filter(|id| says_algorithm_missing(app, id) != Some(false))
+        .collect();
+    let mut basis: Vec<String> = ids
+        .iter()
+        .flat_map(|id| app.ke3_ids[*id].iter().take(1).map(|r| r.0.clone()))
         .take(5)
         .collect();
     if app.ke3_ids.is_empty() {
         return Verdict {
             answer: INSUFFICIENT,
-            summary: "No KE-3 event id was harvested from the client reports.".into(),
+            summary: format!(
+                "No KE-3 event id was harvested from the client reports{}.",
+                set_aside_artefacts(app)
+            ),
             basis,
         };
     }
+    if ids.is_empty() {
+        let other: Vec<String> = app
+            .ke3_ids
+            .values()
+            .flat_map(|v| v.iter().take(1).map(|r| r.0.clone()))
+            .take(3)
+            .collect();
+        return Verdict {
+            answer: INSUFFICIENT,
+            summary: format!(
+                "{} event id(s) failed to decrypt in the client, but their errors do not say `algorithm` is missing (another decryption failure, such as a missing Megolm session): KE-3's question does not apply to them.",
+                app.ke3_ids.len()
+            ),
+            basis: other,
+        };
+    }
+    let read = DbRead::of(app).map(|d| d.clause()).unwrap_or_default();
     // Rows for events the homeserver does not have (`found = false`) are not
     // lookups that succeeded.
     let lookups: Vec<&Row> = rows(app, "event_lookup")
         .map(|r| {
             r.iter()
-                .filter(|x| s(x, "event_id").is_some_and(|id| app.ke3_ids.contains_key(id)))
+                .filter(|x| s(x, "event_id").is_some_and(|id| ids.iter().any(|i| *i == id)))
                 .filter(|x| x.get("found").is_none_or(|f| truthy(Some(f))))
                 .collect()
         })
@@ -33,8 +77,13 @@ pub(super) fn q3(app: &App) -> Verdict {
         return Verdict {
             answer: INSUFFICIENT,
             summary: format!(
-                "{} KE-3 event id(s) were harvested but none could be looked up in event_json.",
-                app.ke3_ids.len()
+                "{} KE-3 event id(s) were harvested but none could be looked up in event_json{}.",
+                ids.len(),
+                if read.is_empty() {
+                    " (the database was not read)".to_string()
+                } else {
+                    format!(" ({read})")
+                }
             ),
             basis,
         };
@@ -57,7 +106,7 @@ pub(super) fn q3(app: &App) -> Verdict {
         return Verdict {
             answer: INSUFFICIENT,
             summary: format!(
-                "{} KE-3 event(s) were found but redacted on the homeserver, whose stored content lacks algorithm because it was pruned: the lookup cannot tell.",
+                "{} KE-3 event(s) were found but redacted on the homeserver, whose stored content lacks algorithm because it was pruned: the lookup cannot tell ({read}).",
                 pruned.len()
             ),
             basis,
@@ -67,7 +116,7 @@ pub(super) fn q3(app: &App) -> Verdict {
         return Verdict {
             answer: "malformed-event",
             summary: format!(
-                "Event {} is stored on the homeserver without content.algorithm: a malformed event was persisted (sender or federation), independent of KE-1.",
+                "Event {} is stored on the homeserver without content.algorithm: a malformed event was persisted (sender or federation), independent of KE-1 ({read}; stored events do not change, a redaction would show).",
                 s(bad, "event_id").unwrap_or("?")
             ),
             basis,
@@ -76,7 +125,7 @@ pub(super) fn q3(app: &App) -> Verdict {
     Verdict {
         answer: "client-deserialization",
         summary: format!(
-            "All {} looked-up KE-3 event(s) have content.algorithm on the homeserver: the client fails to deserialize them.",
+            "All {} looked-up KE-3 event(s) have content.algorithm on the homeserver: the client fails to deserialize them ({read}; stored events do not change).",
             lookups.len()
         ),
         basis,

@@ -1,41 +1,77 @@
-//! Q4: are the delayed-event timeouts homeserver latency?
+//! Q4: are the delayed-event timeouts homeserver latency? Judged by the
+//! delayed-event requests themselves, homeserver stalls, and a minute's
+//! p99 only where enough requests stand behind it.
 
-use super::{INSUFFICIENT, Verdict};
+use super::{INSUFFICIENT, Verdict, set_aside_artefacts};
 use crate::app::event::ServerStall;
-use crate::app::stats::minute_of;
+use crate::app::stats::{DelayedLatency, MinuteLatency, minute_of};
 use crate::app::{App, Timeout};
 use crate::domain::stall::BURST_WINDOW_MS;
+use chrono::DateTime;
 
 /// How far apart (ms) a client timeout's request start and a server restart
 /// request's start may be and still be the same request: under half the
 /// client's 5 s restart interval, so a neighbouring restart does not match.
 const MATCH_SLACK_MS: i64 = 2_500;
 
+/// A minute is slow only when its p99 is at or above the timeout and at
+/// least this many requests took that long: below 100 requests the
+/// nearest-rank p99 is the minute's slowest request, and one or two slow
+/// requests (a large media download) say nothing about the homeserver.
+pub const MIN_SLOW_REQUESTS: u32 = 3;
+
+/// A minute is fast only when it holds at least this many requests (long
+/// polls excluded) and its p99 is below the timeout.
+pub const MIN_MINUTE_REQUESTS: u32 = 20;
+
 /// One timeout as Q4 classifies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Latency {
-    /// In a minute whose p99 is at or above the timeout, its restart
-    /// request took that long, or the homeserver stalled while it waited.
+    /// Its restart request took the timeout or longer, the homeserver
+    /// stalled while it waited, or it fell in a slow minute.
     Slow,
-    /// In a minute with access lines and a p99 below the timeout.
+    /// The homeserver answered the delayed-event requests of its minute
+    /// under the timeout, or it fell in a fast minute.
     Fast,
-    /// In a minute the log has no access lines for.
+    /// Nothing of the above can be said.
     Unknown,
+}
+
+/// Why a timeout was classified as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    SlowRequest,
+    Stall,
+    SlowMinute,
+    FastDelayed,
+    FastMinute,
+    /// The minute has no access lines at all.
+    NoAccess,
+    /// The minute has access lines, but too few to judge and no
+    /// delayed-event request.
+    TooFew,
 }
 
 /// A classified timeout with the references it rests on.
 #[derive(Debug, Clone, PartialEq)]
 struct Classified {
     latency: Latency,
+    why: Why,
     evidence: Vec<String>,
     /// Slow because the homeserver stalled: the stall's silence in ms.
     stall_ms: Option<i64>,
 }
 
 impl Classified {
-    fn new(latency: Latency, evidence: Vec<String>) -> Classified {
+    fn new(why: Why, evidence: Vec<String>) -> Classified {
+        let latency = match why {
+            Why::SlowRequest | Why::Stall | Why::SlowMinute => Latency::Slow,
+            Why::FastDelayed | Why::FastMinute => Latency::Fast,
+            Why::NoAccess | Why::TooFew => Latency::Unknown,
+        };
         Classified {
             latency,
+            why,
             evidence,
             stall_ms: None,
         }
@@ -43,10 +79,69 @@ impl Classified {
 
     fn stalled(evidence: Vec<String>, stall: &ServerStall) -> Classified {
         Classified {
-            latency: Latency::Slow,
-            evidence,
             stall_ms: Some(stall.silence_ms()),
+            ..Classified::new(Why::Stall, evidence)
         }
+    }
+}
+
+/// A minute's verdict: slow, fast, or too few requests to say.
+pub fn minute_verdict(l: &MinuteLatency) -> Option<bool> {
+    let p99_slow = l.p99_at_or_above_timeout();
+    if p99_slow && l.at_or_above_timeout >= MIN_SLOW_REQUESTS {
+        Some(true)
+    } else if !p99_slow && l.n >= MIN_MINUTE_REQUESTS {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The delayed-event requests of the minutes a request was in flight in
+/// (`from`..=`to` in ms, widened by the clock slack).
+fn delayed_requests(app: &App, from_ms: i64, to_ms: i64) -> DelayedLatency {
+    let minute = |ms| DateTime::from_timestamp_millis(ms).map(minute_of);
+    let mut d = DelayedLatency::default();
+    let (Some(lo), Some(hi)) = (
+        minute(from_ms - MATCH_SLACK_MS),
+        minute(to_ms + MATCH_SLACK_MS),
+    ) else {
+        return d;
+    };
+    for (_, l) in app.latency.range(lo..=hi.max(lo)) {
+        let x = l.delayed;
+        if x.n > 0 && (d.n == 0 || x.max_ms > d.max_ms) {
+            d.max_ms = x.max_ms;
+            d.max_line = x.max_line;
+        }
+        d.n += x.n;
+        d.at_or_above_timeout += x.at_or_above_timeout;
+    }
+    d
+}
+
+/// A client timeout no slow restart or stall accounts for: the
+/// delayed-event requests of its minutes, else its minute's p99.
+fn by_minute(app: &App, c: &Timeout, start_ms: i64) -> Classified {
+    let me = c.evidence.0.clone();
+    let d = delayed_requests(app, start_ms, c.at.timestamp_millis());
+    if d.n > 0 && d.at_or_above_timeout == 0 {
+        return Classified::new(
+            Why::FastDelayed,
+            vec![me, format!("server/homeserver.log:{}", d.max_line)],
+        );
+    }
+    match app.latency.get(&minute_of(c.at)) {
+        None => Classified::new(Why::NoAccess, vec![me]),
+        Some(l) => match minute_verdict(l) {
+            Some(true) => {
+                let mut ev = vec![me];
+                ev.extend(l.slow_lines().map(|n| format!("server/homeserver.log:{n}")));
+                Classified::new(Why::SlowMinute, ev)
+            }
+            Some(false) => Classified::new(Why::FastMinute, vec![me]),
+            None => Classified::new(Why::TooFew, vec![me]),
+        },
     }
 }
 
@@ -107,7 +202,7 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
         }
         if let Some(si) = m {
             out.push(Classified::new(
-                Latency::Slow,
+                Why::SlowRequest,
                 vec![c.evidence.0.clone(), server[*si].evidence.0.clone()],
             ));
             continue;
@@ -119,17 +214,15 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
             ));
             continue;
         }
-        let class = match app.latency.get(&minute_of(c.at)) {
-            None => Latency::Unknown,
-            Some(l) if l.p99_at_or_above_timeout() => Latency::Slow,
-            Some(_) => Latency::Fast,
-        };
-        out.push(Classified::new(class, vec![c.evidence.0.clone()]));
+        out.push(by_minute(app, c, started(c)));
     }
     // Unmatched slow restarts are timeouts of their own (they took at least
     // the timeout by construction).
     for (s, _) in server.iter().zip(&server_used).filter(|(_, used)| !**used) {
-        out.push(Classified::new(Latency::Slow, vec![s.evidence.0.clone()]));
+        out.push(Classified::new(
+            Why::SlowRequest,
+            vec![s.evidence.0.clone()],
+        ));
     }
     let in_burst = |st: &ServerStall, t: &Timeout| {
         let d = (t.at - st.to).num_milliseconds();
@@ -163,20 +256,32 @@ fn stall_clause(classified: &[Classified]) -> String {
     }
 }
 
+/// `2 a, 1 b` of the parts that are not zero.
+fn parts(items: &[(usize, String)]) -> String {
+    items
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(super) fn q4(app: &App) -> Verdict {
     let timeout = app.restart_timeout_ms;
     let classified = classify_timeouts(app);
     if classified.is_empty() {
         return Verdict {
             answer: INSUFFICIENT,
-            summary:
-                "No delayed-event timeout was seen (client KE-4 timeouts, slow restart requests or restarts held up by a homeserver stall)."
-                    .into(),
+            summary: format!(
+                "No delayed-event timeout was seen (the SDK's restart timeouts in our client's reports, slow restart requests or restarts held up by a homeserver stall){}.",
+                set_aside_artefacts(app)
+            ),
             basis: Vec::new(),
         };
     }
     let total = classified.len();
     let count = |c: Latency| classified.iter().filter(|x| x.latency == c).count();
+    let why = |w: Why| classified.iter().filter(|x| x.why == w).count();
     let (slow, fast, unknown) = (
         count(Latency::Slow),
         count(Latency::Fast),
@@ -201,11 +306,57 @@ pub(super) fn q4(app: &App) -> Verdict {
             basis: cite(Latency::Unknown).into_iter().take(5).collect(),
         };
     }
+    let slow_parts = parts(&[
+        (
+            why(Why::SlowRequest),
+            format!("match a delayed-event restart that took {timeout} ms or longer"),
+        ),
+        (
+            why(Why::SlowMinute),
+            format!(
+                "fall in minutes whose p99 (excluding /sync) was at or above {timeout} ms, with at least {MIN_SLOW_REQUESTS} requests that slow"
+            ),
+        ),
+    ]);
+    let fast_parts = parts(&[
+        (
+            why(Why::FastDelayed),
+            format!("fall in minutes whose delayed-event requests all took under {timeout} ms"),
+        ),
+        (
+            why(Why::FastMinute),
+            format!(
+                "fall in minutes whose p99 over at least {MIN_MINUTE_REQUESTS} requests stayed under it"
+            ),
+        ),
+    ]);
+    let unknown_parts = parts(&[
+        (
+            why(Why::NoAccess),
+            "fall in minutes the server log has no access lines for".to_string(),
+        ),
+        (
+            why(Why::TooFew),
+            format!(
+                "fall in minutes with no delayed-event request and too few requests to judge (fewer than {MIN_MINUTE_REQUESTS}, or a p99 resting on fewer than {MIN_SLOW_REQUESTS} slow ones)"
+            ),
+        ),
+    ]);
+    let join = |a: &str, b: &str| match (a.is_empty(), b.is_empty()) {
+        (false, false) => format!("{a}; {b}"),
+        (true, _) => b.to_string(),
+        (_, true) => a.to_string(),
+    };
     if slow * 2 >= total {
         Verdict {
             answer: "homeserver-latency",
             summary: format!(
-                "{slow} of {total} delayed-event timeouts fall in minutes where the homeserver's p99 (excluding /sync) was at or above {timeout} ms or match a restart request that took that long{stalls}."
+                "{slow} of {total} delayed-event timeouts were the homeserver's latency{}{stalls}.",
+                if slow_parts.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {slow_parts}")
+                }
             ),
             basis: cite(Latency::Slow),
         }
@@ -213,12 +364,8 @@ pub(super) fn q4(app: &App) -> Verdict {
         Verdict {
             answer: "client-retry",
             summary: format!(
-                "Only {slow} of {total} delayed-event timeouts fall in minutes of homeserver latency at or above {timeout} ms{stalls}{}: suspect the client's MembershipManager retries.",
-                if unknown > 0 {
-                    format!(" ({unknown} in minutes without access lines)")
-                } else {
-                    String::new()
-                }
+                "Only {slow} of {total} delayed-event timeouts met homeserver latency at or above {timeout} ms{stalls}: {}: suspect the client's MembershipManager retries.",
+                join(&fast_parts, &unknown_parts)
             ),
             basis: cite(Latency::Fast),
         }
@@ -229,7 +376,7 @@ pub(super) fn q4(app: &App) -> Verdict {
         Verdict {
             answer: INSUFFICIENT,
             summary: format!(
-                "Of {total} delayed-event timeouts {slow} fall in slow minutes{stalls} and {fast} in fast ones, but {unknown} fall in minutes the server log has no access lines for, which could tip the answer either way."
+                "Of {total} delayed-event timeouts {slow} met homeserver latency{stalls} and {fast} did not, but {unknown_parts}, which could tip the answer either way."
             ),
             basis,
         }
@@ -300,7 +447,7 @@ mod tests {
         assert_eq!(
             c[0],
             Classified::new(
-                Latency::Slow,
+                Why::SlowRequest,
                 vec![
                     "client/d.json#entries[0]".to_string(),
                     "server/homeserver.log:7".to_string()
@@ -310,7 +457,10 @@ mod tests {
         assert_eq!(c[1].latency, Latency::Fast);
         assert_eq!(
             c[2],
-            Classified::new(Latency::Slow, vec!["server/homeserver.log:9".to_string()])
+            Classified::new(
+                Why::SlowRequest,
+                vec!["server/homeserver.log:9".to_string()]
+            )
         );
         // 2 of 3 slow.
         assert_eq!(q4(&a).answer, "homeserver-latency");
@@ -341,7 +491,12 @@ mod tests {
         // 0 slow, 2 fast, 1 unknown: fewer than half even if it were slow.
         let v = q4(&a);
         assert_eq!(v.answer, "client-retry");
-        assert!(v.summary.contains("1 in minutes without access lines"));
+        assert!(
+            v.summary
+                .contains("1 fall in minutes the server log has no access lines for"),
+            "{}",
+            v.summary
+        );
         minute(&mut a, 600_000, 10, 10);
         minute(&mut a, 700_000, 10, 10);
         client(&mut a, 700_000, 3);
@@ -361,25 +516,27 @@ mod tests {
         assert_eq!(
             c[0],
             Classified {
-                latency: Latency::Slow,
-                evidence: vec![
-                    "client/d.json#entries[0]".to_string(),
-                    "server/homeserver.log:40".to_string()
-                ],
                 stall_ms: Some(6_000),
+                ..Classified::new(
+                    Why::Stall,
+                    vec![
+                        "client/d.json#entries[0]".to_string(),
+                        "server/homeserver.log:40".to_string()
+                    ]
+                )
             }
         );
         assert_eq!(
             c[1],
-            Classified::new(Latency::Fast, vec!["client/d.json#entries[1]".into()])
+            Classified::new(Why::FastMinute, vec!["client/d.json#entries[1]".into()])
         );
         assert_eq!(c.len(), 2);
         let v = q4(&a);
         assert_eq!(v.answer, "homeserver-latency", "{v:?}");
         assert!(
-            v.summary.contains(
-                "1 of 2 delayed-event timeouts fall in minutes where the homeserver's p99"
-            ) && v.summary.contains(
+            v.summary
+                .contains("1 of 2 delayed-event timeouts were the homeserver's latency")
+                && v.summary.contains(
                 "including 1 during homeserver stalls (log silent ≥ 6.0 s while requests were outstanding)"
             ),
             "{}",
@@ -416,9 +573,8 @@ mod tests {
         assert_eq!(
             c,
             vec![Classified {
-                latency: Latency::Slow,
-                evidence: vec!["server/homeserver.log:77".into()],
                 stall_ms: Some(6_000),
+                ..Classified::new(Why::Stall, vec!["server/homeserver.log:77".into()])
             }]
         );
         let v = q4(&a);
@@ -465,5 +621,92 @@ mod tests {
         // One slow, one unknown of two: half are slow.
         assert_eq!(v.answer, "homeserver-latency", "{v:?}");
         assert!(v.summary.contains("log silent ≥ 6.5 s"), "{}", v.summary);
+    }
+
+    /// A minute of `n` requests at 20 ms and `slow` at 3 s, as `minute`,
+    /// with a client timeout in it.
+    fn one_minute(n: u32, slow: u32) -> Classified {
+        let mut a = app();
+        minute(&mut a, 0, n, slow);
+        client(&mut a, 30_000, 0);
+        let c = classify_timeouts(&a);
+        assert_eq!(c.len(), 1);
+        c[0].clone()
+    }
+
+    #[test]
+    fn a_minute_is_slow_only_with_enough_slow_requests_and_fast_only_with_enough_requests() {
+        // Below 100 requests the p99 is the slowest one: one or two slow
+        // requests decide nothing, three do.
+        assert_eq!(one_minute(50, 1).why, Why::TooFew);
+        assert_eq!(one_minute(50, MIN_SLOW_REQUESTS - 1).why, Why::TooFew);
+        assert_eq!(one_minute(50, MIN_SLOW_REQUESTS).why, Why::SlowMinute);
+        assert_eq!(one_minute(3, 3).why, Why::SlowMinute);
+        // A fast p99 needs enough requests behind it.
+        assert_eq!(one_minute(MIN_MINUTE_REQUESTS - 1, 0).why, Why::TooFew);
+        assert_eq!(one_minute(MIN_MINUTE_REQUESTS, 0).why, Why::FastMinute);
+        // 1 slow in 150: the p99 is fast.
+        assert_eq!(one_minute(150, 1).why, Why::FastMinute);
+    }
+
+    #[test]
+    fn a_slow_minute_cites_the_requests_that_make_it_slow() {
+        let mut a = app();
+        let l = a.latency.entry(minute_of(at(0))).or_default();
+        for i in 0..30u64 {
+            l.add_line(if i % 10 == 3 { 2_500 } else { 20 }, 2_000, 100 + i);
+        }
+        client(&mut a, 30_000, 0);
+        let v = q4(&a);
+        assert_eq!(v.answer, "homeserver-latency", "{v:?}");
+        assert_eq!(
+            v.basis,
+            vec![
+                "client/d.json#entries[0]",
+                "server/homeserver.log:103",
+                "server/homeserver.log:113",
+                "server/homeserver.log:123"
+            ]
+        );
+    }
+
+    #[test]
+    fn fast_delayed_event_requests_outweigh_a_slow_minute() {
+        // One 4.2 s request of another kind and 20 ms restarts: the restarts
+        // say how the homeserver answered delayed events.
+        let mut a = app();
+        let l = a.latency.entry(minute_of(at(0))).or_default();
+        l.add_line(4_200, 2_000, 7);
+        for i in 0..4u64 {
+            l.add_line(20, 2_000, 10 + i);
+            l.add_delayed(20 + i as u32, 2_000, 10 + i);
+        }
+        client(&mut a, 30_000, 0);
+        let c = classify_timeouts(&a);
+        assert_eq!(
+            c,
+            vec![Classified::new(
+                Why::FastDelayed,
+                vec![
+                    "client/d.json#entries[0]".into(),
+                    "server/homeserver.log:13".into()
+                ]
+            )]
+        );
+        let v = q4(&a);
+        assert_eq!(v.answer, "client-retry", "{v:?}");
+        assert!(
+            v.summary
+                .contains("1 fall in minutes whose delayed-event requests all took under 2000 ms"),
+            "{}",
+            v.summary
+        );
+        // A slow delayed-event request in those minutes: they no longer say
+        // the homeserver was fast; the minute (5 requests) decides nothing.
+        a.latency
+            .get_mut(&minute_of(at(0)))
+            .unwrap()
+            .add_delayed(2_100, 2_000, 20);
+        assert_eq!(classify_timeouts(&a)[0].why, Why::TooFew);
     }
 }

@@ -264,3 +264,13 @@ pub fn journal_file(out: &Path, file: &str) -> String {
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .collect()
 }
+
+/// `sha256sum -c NAME` in `dir`, as the recipient of an archive runs it.
+pub fn sha256sum_check(dir: &Path, sidecar: &str) -> Output {
+    Command::new("sha256sum")
+        .arg("-c")
+        .arg(sidecar)
+        .current_dir(dir)
+        .output()
+        .expect("sha256sum")
+}

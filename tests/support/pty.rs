@@ -17,6 +17,17 @@ pub struct Tui {
 
 impl Tui {
     pub fn spawn(bin: &std::path::Path, args: &[&str], cols: u16, rows: u16) -> Tui {
+        Tui::spawn_env(bin, args, &[], cols, rows)
+    }
+
+    /// `spawn` with environment variables set (`Some`) or removed (`None`).
+    pub fn spawn_env(
+        bin: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, Option<&str>)],
+        cols: u16,
+        rows: u16,
+    ) -> Tui {
         let pty = native_pty_system();
         let pair = pty
             .openpty(PtySize {
@@ -30,6 +41,12 @@ impl Tui {
         cmd.args(args);
         cmd.env("TERM", "xterm-256color");
         cmd.env("RUST_BACKTRACE", "0");
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            }
+        }
         if let Ok(cwd) = std::env::current_dir() {
             cmd.cwd(cwd);
         }
@@ -110,6 +127,39 @@ impl Tui {
             Some(i) => text[i + 8..].to_string(),
             None => text,
         }
+    }
+
+    /// SGR sequences (`ESC [ … m`) that set a colour, in all output so far.
+    pub fn colour_sequences(&self) -> usize {
+        let raw = self.raw.lock().unwrap();
+        let mut n = 0;
+        let mut i = 0;
+        while i + 1 < raw.len() {
+            if raw[i] == 0x1b && raw[i + 1] == b'[' {
+                let start = i + 2;
+                let mut j = start;
+                while j < raw.len() && (raw[j].is_ascii_digit() || raw[j] == b';' || raw[j] == b':')
+                {
+                    j += 1;
+                }
+                if j < raw.len() && raw[j] == b'm' {
+                    let params = String::from_utf8_lossy(&raw[start..j]);
+                    let colour = params.split([';', ':']).any(|p| {
+                        matches!(
+                            p.parse::<u32>(),
+                            Ok(30..=39 | 40..=49 | 58 | 59 | 90..=97 | 100..=107)
+                        )
+                    });
+                    if colour {
+                        n += 1;
+                    }
+                }
+                i = j;
+            } else {
+                i += 1;
+            }
+        }
+        n
     }
 
     pub fn left_alternate_screen(&self) -> bool {

@@ -81,8 +81,11 @@ pub enum Modal {
         pick: Option<usize>,
         text: String,
     },
+    /// `label` is what was typed (empty at first); `default` is shown in
+    /// its place and used when Enter is pressed on an empty field.
     QuitDialog {
         label: String,
+        default: String,
         phase: QuitPhase,
     },
     MarkerList {
@@ -172,6 +175,9 @@ pub struct ViewState {
     pub screen: (u16, u16),
     /// Where the journal is written, for the status bar.
     pub journal: Option<String>,
+    /// The quit dialog's suggested label (`--label`, `[bundle] label`);
+    /// `None`: `call-<start time>`.
+    pub default_label: Option<String>,
 }
 
 impl Default for ViewState {
@@ -188,6 +194,7 @@ impl Default for ViewState {
             marker_cursor: None,
             screen: (geometry::MIN_WIDTH, geometry::MIN_HEIGHT),
             journal: None,
+            default_label: None,
         }
     }
 }
@@ -260,7 +267,11 @@ impl ViewState {
         match action {
             Action::Quit => {
                 self.modal = Modal::QuitDialog {
-                    label: crate::app::default_label(app),
+                    label: String::new(),
+                    default: self
+                        .default_label
+                        .clone()
+                        .unwrap_or_else(|| crate::app::default_label(app)),
                     phase: QuitPhase::Editing,
                 };
                 redraw

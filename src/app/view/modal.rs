@@ -43,7 +43,11 @@ impl ViewState {
             Modal::MarkerPrompt { at, pick, text } => {
                 marker_prompt(app, at, pick, text, input, now)
             }
-            Modal::QuitDialog { label, phase } => quit_dialog(app, label, phase, input, now),
+            Modal::QuitDialog {
+                label,
+                default,
+                phase,
+            } => quit_dialog(app, label, default, phase, input, now),
             Modal::MarkerList {
                 selected,
                 editing,
@@ -200,21 +204,27 @@ fn marker_prompt(
     (Modal::None, cmd)
 }
 
+/// The quit dialog. The suggested label is shown in the empty field:
+/// typing replaces it, Enter on the empty field keeps it, Up takes it into
+/// the field to edit.
 fn quit_dialog(
     app: &App,
     mut label: String,
+    default: String,
     phase: QuitPhase,
     input: ViewInput,
     now: DateTime<Utc>,
 ) -> (Modal, Vec<ViewOutcome>) {
-    let export = |label: String| {
+    let _ = app;
+    let export = |label: String, default: String| {
         let label = match label.trim() {
-            "" => crate::app::default_label(app),
+            "" => default.clone(),
             t => t.to_string(),
         };
         (
             Modal::QuitDialog {
                 label: label.clone(),
+                default,
                 phase: QuitPhase::Exporting { since: now },
             },
             vec![ViewOutcome::Quit { label }, ViewOutcome::Redraw],
@@ -222,24 +232,44 @@ fn quit_dialog(
     };
     match phase {
         QuitPhase::Editing => match input {
-            ViewInput::Enter => export(label),
+            ViewInput::Enter => export(label, default),
             ViewInput::Esc => (Modal::None, redraw()),
+            ViewInput::Up if label.is_empty() => {
+                let phase = QuitPhase::Editing;
+                let label = default.clone();
+                (
+                    Modal::QuitDialog {
+                        label,
+                        default,
+                        phase,
+                    },
+                    redraw(),
+                )
+            }
             _ => {
                 let changed = edit(&mut label, input);
                 let out = if changed { redraw() } else { Vec::new() };
                 let phase = QuitPhase::Editing;
-                (Modal::QuitDialog { label, phase }, out)
+                (
+                    Modal::QuitDialog {
+                        label,
+                        default,
+                        phase,
+                    },
+                    out,
+                )
             }
         },
         QuitPhase::Exporting { since } => {
             let failed = export_failure(app, since).is_some();
             match input {
-                ViewInput::Enter if failed => export(label),
+                ViewInput::Enter if failed => export(label, default),
                 ViewInput::Esc if failed => (Modal::None, redraw()),
                 // An export under way cannot be taken back.
                 _ => (
                     Modal::QuitDialog {
                         label,
+                        default,
                         phase: QuitPhase::Exporting { since },
                     },
                     Vec::new(),

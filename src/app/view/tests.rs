@@ -96,14 +96,39 @@ fn quick_picks_choose_their_label() {
 }
 
 #[test]
-fn quit_dialog_prefills_the_default_label_edits_and_goes_back() {
+fn typing_a_label_replaces_the_suggestion_and_enter_on_empty_keeps_it() {
+    let (mut app, mut view) = (app(), ViewState::new());
+    view.default_label = Some("lab-call".into());
+    press(&mut view, &mut app, act(Action::Quit), 1);
+    type_text(&mut view, &mut app, "lab-audio-cut", 2);
+    let out = press(&mut view, &mut app, ViewInput::Enter, 3);
+    assert!(
+        out.contains(&ViewOutcome::Quit {
+            label: "lab-audio-cut".into()
+        }),
+        "{out:?}"
+    );
+    let (mut app, mut view) = (self::app(), ViewState::new());
+    view.default_label = Some("lab-call".into());
+    press(&mut view, &mut app, act(Action::Quit), 1);
+    type_text(&mut view, &mut app, "x", 2);
+    press(&mut view, &mut app, ViewInput::Backspace, 2);
+    let out = press(&mut view, &mut app, ViewInput::Enter, 3);
+    assert!(out.contains(&ViewOutcome::Quit {
+        label: "lab-call".into()
+    }));
+}
+
+#[test]
+fn quit_dialog_suggests_the_default_label_edits_and_goes_back() {
     let (mut app, mut view) = (app(), ViewState::new());
     let default = crate::bundle::export::default_label(&app);
     press(&mut view, &mut app, act(Action::Quit), 1);
     assert_eq!(
         view.modal,
         Modal::QuitDialog {
-            label: default.clone(),
+            label: String::new(),
+            default: default.clone(),
             phase: QuitPhase::Editing
         }
     );
@@ -113,7 +138,9 @@ fn quit_dialog_prefills_the_default_label_edits_and_goes_back() {
     assert_eq!(view.modal, Modal::None);
     assert!(!out.iter().any(|o| matches!(o, ViewOutcome::Quit { .. })));
 
+    // Up takes the suggestion into the field, to edit it.
     press(&mut view, &mut app, act(Action::Quit), 4);
+    press(&mut view, &mut app, ViewInput::Up, 4);
     type_text(&mut view, &mut app, "-ke1", 4);
     let out = press(&mut view, &mut app, ViewInput::Enter, 5);
     assert!(out.contains(&ViewOutcome::Quit {

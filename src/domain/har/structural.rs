@@ -1,35 +1,27 @@
 //! The structural half of HAR redaction: a streaming walk over the JSON that
-//! copies every byte as is, except the values of sensitive name/value pairs
-//! (`Authorization`/`Cookie` headers, cookies, token query parameters),
-//! which become `<redacted>`. Only the small objects inside `headers`,
-//! `cookies`, `queryString` and `params` arrays are buffered. The output goes
-//! through the text redactor, so tokens anywhere else are caught too.
+//! copies every byte as is, except what the HAR's structure says is secret:
+//! header values by header name, every cookie value, `queryString` and
+//! `params` values by parameter name (the one list of secret names,
+//! [`crate::domain::redact::rules`]), and request and response bodies
+//! (`postData`, `content`) and WebSocket frames (`_webSocketMessages`), read
+//! by their mime type and encoding (`super::body`). Only those small objects
+//! are buffered. The output goes through the text redactor, so tokens
+//! anywhere else (URLs, `Location` and `Referer` values, comments) are
+//! caught too.
 //!
 //! The walk never rejects input: on bytes that do not fit JSON's structure
 //! it stops tracking and copies the rest verbatim (still text-redacted), and a
 //! truncated file yields a truncated copy.
 
-use super::super::redact::REDACTED;
+use super::super::redact::{REDACTED, Redactor, Rule, Tally, name_rule, param_rule};
+use super::body;
 use std::io::{self, BufRead, Write};
 
-/// Headers whose value is a credential (compared case-insensitively).
-const SECRET_HEADERS: [&str; 4] = [
-    "authorization",
-    "cookie",
-    "set-cookie",
-    "proxy-authorization",
-];
-/// Query or form parameters whose value is a credential (case-insensitive).
-const SECRET_PARAMS: [&str; 6] = [
-    "access_token",
-    "refresh_token",
-    "client_secret",
-    "password",
-    "token",
-    "logintoken",
-];
 /// A name/value object larger than this is copied without structural redaction.
 const MAX_ELEMENT: usize = 16 << 20;
+/// A body (or WebSocket frame) larger than this is copied with the text
+/// rules only.
+const MAX_BODY: usize = 64 << 20;
 /// Member names longer than this are not remembered (none of ours is).
 const MAX_KEY: usize = 64;
 
@@ -38,6 +30,21 @@ enum Special {
     Headers,
     Cookies,
     Params,
+    /// `postData` or `content`.
+    Body,
+    /// An element of `_webSocketMessages`.
+    WsMessage,
+    /// A `url` or `redirectURL` string.
+    Url,
+}
+
+impl Special {
+    fn limit(self) -> usize {
+        match self {
+            Special::Body | Special::WsMessage => MAX_BODY,
+            _ => MAX_ELEMENT,
+        }
+    }
 }
 
 enum Frame {
@@ -65,16 +72,18 @@ enum Mode {
     Raw,
 }
 
-/// Copies `input` to `out`, redacting sensitive pair values; returns how
-/// many were redacted.
+/// Copies `input` to `out`, redacting what the structure says is secret;
+/// returns how many values each rule replaced.
 pub(crate) fn copy_redacting_pairs(
     input: &mut impl BufRead,
     out: &mut impl Write,
-) -> io::Result<usize> {
+    redactor: &Redactor,
+) -> io::Result<Tally> {
     let mut w = Walker {
         stack: Vec::new(),
         mode: Mode::Normal,
-        count: 0,
+        count: Tally::default(),
+        redactor,
     };
     loop {
         let chunk = input.fill_buf()?;
@@ -87,18 +96,20 @@ pub(crate) fn copy_redacting_pairs(
     }
     if let Mode::Element { special, buf, .. } = std::mem::replace(&mut w.mode, Mode::Raw) {
         // Truncated inside a pair: redact what there is.
-        w.count += write_element(special, &buf, out)?;
+        let n = write_element(special, &buf, out, w.redactor)?;
+        w.count.add(&n);
     }
     Ok(w.count)
 }
 
-struct Walker {
+struct Walker<'r> {
     stack: Vec<Frame>,
     mode: Mode,
-    count: usize,
+    count: Tally,
+    redactor: &'r Redactor,
 }
 
-impl Walker {
+impl Walker<'_> {
     fn chunk(&mut self, chunk: &[u8], out: &mut impl Write) -> io::Result<()> {
         let n = chunk.len();
         let mut i = 0;
@@ -164,6 +175,11 @@ impl Walker {
                                 *escaped = true;
                             } else if b == b'"' {
                                 *in_str = false;
+                                // A string element (a URL) ends with its quote.
+                                if *depth == 0 {
+                                    end = Some(j + 1);
+                                    break;
+                                }
                             }
                         } else {
                             match b {
@@ -185,7 +201,7 @@ impl Walker {
                     if *buffering {
                         buf.extend_from_slice(&chunk[i..stop]);
                         copy_from = stop;
-                        if buf.len() > MAX_ELEMENT {
+                        if buf.len() > special.limit() {
                             out.write_all(buf)?;
                             buf.clear();
                             *buffering = false;
@@ -195,7 +211,8 @@ impl Walker {
                     if end.is_some() {
                         let (special, buf, buffering) = (*special, std::mem::take(buf), *buffering);
                         if buffering {
-                            self.count += write_element(special, &buf, out)?;
+                            let n = write_element(special, &buf, out, self.redactor)?;
+                            self.count.add(&n);
                         }
                         self.mode = Mode::Normal;
                     }
@@ -204,6 +221,25 @@ impl Walker {
                     let b = chunk[i];
                     match b {
                         b'"' => {
+                            if let Some(Frame::Object {
+                                expect_key: false,
+                                key,
+                            }) = self.stack.last()
+                                && (key == b"url" || key == b"redirectURL")
+                            {
+                                out.write_all(&chunk[copy_from..i])?;
+                                copy_from = i;
+                                self.mode = Mode::Element {
+                                    special: Special::Url,
+                                    depth: 0,
+                                    in_str: false,
+                                    escaped: false,
+                                    buf: Vec::new(),
+                                    buffering: true,
+                                };
+                                // The element loop reads this quote.
+                                continue;
+                            }
                             let key = match self.stack.last() {
                                 Some(Frame::Object {
                                     expect_key: true, ..
@@ -216,11 +252,21 @@ impl Walker {
                             };
                         }
                         b'{' => {
-                            if let Some(Frame::Array { special: Some(s) }) = self.stack.last() {
+                            let special = match self.stack.last() {
+                                Some(Frame::Array { special: Some(s) }) => Some(*s),
+                                Some(Frame::Object {
+                                    expect_key: false,
+                                    key,
+                                }) if key == b"postData" || key == b"content" => {
+                                    Some(Special::Body)
+                                }
+                                _ => None,
+                            };
+                            if let Some(s) = special {
                                 out.write_all(&chunk[copy_from..i])?;
                                 copy_from = i;
                                 self.mode = Mode::Element {
-                                    special: *s,
+                                    special: s,
                                     depth: 0,
                                     in_str: false,
                                     escaped: false,
@@ -241,6 +287,7 @@ impl Walker {
                                     b"headers" => Some(Special::Headers),
                                     b"cookies" => Some(Special::Cookies),
                                     b"queryString" | b"params" => Some(Special::Params),
+                                    b"_webSocketMessages" => Some(Special::WsMessage),
                                     _ => None,
                                 },
                                 _ => None,
@@ -293,32 +340,65 @@ fn push_key(key: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// Writes one name/value object, with its value redacted if the name is
-/// sensitive; returns 1 if it redacted something.
-fn write_element(special: Special, raw: &[u8], out: &mut impl Write) -> io::Result<usize> {
-    let members = top_level_strings(raw);
-    let name = members
-        .iter()
-        .find(|m| m.key == b"name")
-        .map(|m| decode(&raw[m.value.0..m.value.1]).to_ascii_lowercase());
-    let secret = match special {
-        Special::Cookies => true,
-        Special::Headers => name.as_deref().is_some_and(|n| SECRET_HEADERS.contains(&n)),
-        Special::Params => name.as_deref().is_some_and(|n| SECRET_PARAMS.contains(&n)),
+/// Writes one buffered element: a name/value object with its value
+/// redacted if the name is secret, or a body or WebSocket frame read by
+/// its mime type. Returns what it redacted.
+fn write_element(
+    special: Special,
+    raw: &[u8],
+    out: &mut impl Write,
+    redactor: &Redactor,
+) -> io::Result<Tally> {
+    let mut tally = Tally::default();
+    let rule = match special {
+        Special::Body | Special::WsMessage | Special::Url => {
+            let (text, n) = match special {
+                Special::Body => body::redact_body(raw, redactor),
+                Special::WsMessage => body::redact_ws_message(raw, redactor),
+                _ => body::redact_url_token(raw, redactor),
+            };
+            out.write_all(&text)?;
+            return Ok(n);
+        }
+        Special::Cookies => Some(Rule::Cookie),
+        Special::Headers | Special::Params => {
+            let members = top_level_strings(raw);
+            let name = members
+                .iter()
+                .find(|m| m.key == b"name")
+                .map(|m| decode(&raw[m.value.0..m.value.1]));
+            match special {
+                Special::Headers => name.as_deref().and_then(name_rule),
+                _ => name.as_deref().and_then(param_rule),
+            }
+        }
     };
+    let members = top_level_strings(raw);
     let value = members.iter().find(|m| m.key == b"value").map(|m| m.value);
-    match value {
-        Some((s, e)) if secret && !raw[s..e].is_empty() && &raw[s..e] != REDACTED.as_bytes() => {
+    // A header that holds a URL (`Location`, `Referer`): its query values.
+    if special == Special::Headers
+        && rule.is_none()
+        && let Some((s, e)) = value
+        && let Some((url, n)) = body::redact_url(&decode(&raw[s..e]), redactor)
+        && let Ok(quoted) = serde_json::to_string(&url)
+    {
+        out.write_all(&raw[..s - 1])?;
+        out.write_all(quoted.as_bytes())?;
+        out.write_all(&raw[e + 1..])?;
+        return Ok(n);
+    }
+    match (rule, value) {
+        (Some(rule), Some((s, e)))
+            if !raw[s..e].is_empty() && &raw[s..e] != REDACTED.as_bytes() =>
+        {
             out.write_all(&raw[..s])?;
             out.write_all(REDACTED.as_bytes())?;
             out.write_all(&raw[e..])?;
-            Ok(1)
+            tally.add_rule(rule, 1);
         }
-        _ => {
-            out.write_all(raw)?;
-            Ok(0)
-        }
+        _ => out.write_all(raw)?,
     }
+    Ok(tally)
 }
 
 /// A member of the element whose value is a string: its name, and the raw

@@ -375,3 +375,23 @@ fn scan_throughput() {
         buf.len() as f64 / dt / 1e6
     );
 }
+
+#[test]
+fn the_embedded_signatures_and_the_secrets_keep_the_fast_literal_search() {
+    // The literal search fingerprints the first four bytes of each literal
+    // only when none is shorter, and gives up fingerprinting past 64
+    // literals: either made a whole analysis several times slower.
+    let m = matcher(&[]);
+    let n = m
+        .compiled
+        .literals
+        .as_ref()
+        .map_or(0, |ac| ac.patterns_len());
+    assert!(n <= 64, "{n} literals");
+    let shortest = m
+        .compiled
+        .literals
+        .as_ref()
+        .map_or(0, |ac| ac.min_pattern_len());
+    assert!(shortest >= 4, "a literal of {shortest} bytes");
+}

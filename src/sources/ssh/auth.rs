@@ -120,6 +120,11 @@ impl Authenticator {
         }
     }
 
+    /// No passphrase is asked for from now on; keys already decrypted stay.
+    pub(crate) fn stop_asking(&mut self) {
+        self.prompt = None;
+    }
+
     /// Decrypts (or fetches from the cache) the key at `path`.
     async fn key(&mut self, path: &Path) -> Result<Result<Arc<PrivateKey>, String>, SshError> {
         if let Some(c) = self.keys.get(path) {

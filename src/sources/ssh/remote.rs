@@ -90,7 +90,7 @@ pub(crate) struct FilePos {
 }
 
 /// Quotes for a POSIX shell: `'…'` with `'` as `'\''`.
-pub(crate) fn shell_quote(s: &str) -> String {
+pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b))
