@@ -43,6 +43,8 @@ pub const REDACTED: &str = "<redacted>";
 
 /// Length of a spaced recovery key: 12 groups of 4 and 11 spaces.
 const RECOVERY_KEY_LEN: usize = 59;
+/// Rounds of redaction after the first, at most (see `Redactor::replace`).
+const MAX_ROUNDS: usize = 4;
 
 /// An alternative of the text pattern: capture group indexes and form.
 #[derive(Debug, Clone, Copy)]
@@ -183,7 +185,7 @@ impl Redactor {
     /// secrets each rule replaced.
     pub fn redact_bytes<'a>(&self, buf: &'a [u8]) -> (Cow<'a, [u8]>, Tally) {
         let secrets = self.find(buf);
-        Self::replace(buf, &secrets)
+        self.replace(buf, &secrets)
     }
 
     /// [`Redactor::redact_bytes`], and the lines (`start..end` without the
@@ -218,17 +220,32 @@ impl Redactor {
         lines: Vec<(usize, usize)>,
     ) -> (Cow<'a, [u8]>, Tally, Vec<std::ops::Range<usize>>) {
         let secrets = self.find_in(buf, &lines);
-        let (text, n) = Self::replace(buf, &secrets);
+        let (text, n) = self.replace(buf, &secrets);
         (text, n, lines.into_iter().map(|(s, e)| s..e).collect())
     }
 
-    fn replace<'a>(buf: &'a [u8], secrets: &[Secret]) -> (Cow<'a, [u8]>, Tally) {
+    fn replace<'a>(&self, buf: &'a [u8], secrets: &[Secret]) -> (Cow<'a, [u8]>, Tally) {
         let mut tally = Tally::default();
         if secrets.iter().all(|s| s.keep) {
             return (Cow::Borrowed(buf), tally);
         }
         let mut out = Vec::with_capacity(buf.len());
         apply(buf, secrets, &mut out, &mut tally);
+        // A replacement can complete a shape that was not there: a recovery
+        // key glued to a token ends at a word boundary once the token is
+        // `<redacted>`; a token swallowed into a name stands alone once the
+        // name's value is replaced. Redacting the text again until nothing
+        // changes makes redacting twice the same as once (each round
+        // replaces a secret, so the rounds are few).
+        for _ in 0..MAX_ROUNDS {
+            let more = self.find(&out);
+            if more.iter().all(|s| s.keep) {
+                break;
+            }
+            let mut again = Vec::with_capacity(out.len());
+            apply(&out, &more, &mut again, &mut tally);
+            out = again;
+        }
         (Cow::Owned(out), tally)
     }
 
