@@ -2,8 +2,8 @@
 //! binary (`assets/demo/`), laid out as a recording and replayed.
 
 use crate::app::event::{ArtifactKind, ClientArtifact};
+use crate::live::replay::Recording;
 use crate::model::journal_entry::JournalEntry;
-use crate::sources::replay::Recording;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;

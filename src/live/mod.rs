@@ -2,6 +2,7 @@
 //! UI (or headless) loop, and writes the bundle on the way out.
 
 pub mod capture_task;
+pub mod replay;
 pub mod sources;
 pub mod tui;
 
@@ -14,9 +15,9 @@ use crate::config::Config;
 use crate::domain::synapse_log::LogClock;
 use crate::model::journal_entry::JournalEntry;
 use crate::sources::clock::Clock;
-use crate::sources::replay::Recording;
 use capture_task::{CaptureTask, Control};
 use chrono::Utc;
+use replay::Recording;
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot, watch};
 

@@ -12,7 +12,6 @@ pub mod db;
 pub mod downloads;
 pub mod file;
 pub mod log_source;
-pub mod replay;
 pub mod ssh;
 
 use chrono::{DateTime, Utc};

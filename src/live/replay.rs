@@ -2,11 +2,11 @@
 //! as if it were live: server lines paced by their own timestamps, client
 //! files at the time they arrived, database polls at their times.
 
-use super::clock::Clock;
-use super::{DbPoll, Input, SourceStatus};
 use crate::bundle::journal::{self, SERVER_LOG};
 use crate::domain::synapse_log::{LogClock, parse_timestamp_prefix};
 use crate::model::journal_entry::JournalEntry;
+use crate::sources::clock::Clock;
+use crate::sources::{DbPoll, Input, SourceStatus};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,7 +79,7 @@ impl Recording {
                 _ => {}
             }
         }
-        let read_db = |name: &str| -> Option<BTreeMap<String, Vec<super::Row>>> {
+        let read_db = |name: &str| -> Option<BTreeMap<String, Vec<crate::sources::Row>>> {
             let text = std::fs::read_to_string(dir.join("db").join(name)).ok()?;
             serde_json::from_str(&text).ok()
         };
