@@ -1,11 +1,11 @@
 //! The console commands: live, demo, replay, recover.
 
 use crate::analyze::UsageError;
-use crate::app::debug_loggers::DebugLoggersUpdate;
 use crate::cli::Cmd;
 use crate::config::{Config, expand_tilde};
 use crate::live::replay::Recording;
 use crate::live::{self, LiveOptions, Mode};
+use crate::model::debug_loggers::DebugLoggersUpdate;
 use std::path::{Path, PathBuf};
 
 /// The DEBUG loggers to raise, when `--debug-loggers` or `raise = true` asks.

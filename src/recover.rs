@@ -42,7 +42,7 @@ pub fn recover(
     restart_timeout_ms: u32,
     reverted: Option<(
         chrono::DateTime<Utc>,
-        crate::app::debug_loggers::DebugLoggersUpdate,
+        crate::model::debug_loggers::DebugLoggersUpdate,
     )>,
     site: &[crate::domain::redact::SiteRule],
 ) -> anyhow::Result<PathBuf> {

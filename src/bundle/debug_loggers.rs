@@ -78,7 +78,7 @@ pub fn report_section(app: &App, r: &mut String) {
 pub fn journal_late(
     journal: &std::path::Path,
     at: chrono::DateTime<chrono::Utc>,
-    update: &crate::app::debug_loggers::DebugLoggersUpdate,
+    update: &crate::model::debug_loggers::DebugLoggersUpdate,
 ) {
     let path = journal.join(super::journal::ENTRIES);
     if !path.is_file() {

@@ -19,9 +19,9 @@ pub mod shell;
 pub mod state;
 pub mod yaml;
 
-use crate::app::debug_loggers::DebugLoggersUpdate;
 use crate::app::event::Event;
 use crate::config::{Config, SshConfig};
+use crate::model::debug_loggers::DebugLoggersUpdate;
 use crate::sources::ssh::{Credentials, HostKeys, PassphrasePrompt};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -5,6 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Lists are capped at this many rows; the SQL asks for one more to notice.
+pub const MAX_ROWS: usize = 10_000;
+
 /// Rows are JSON objects keyed by column name.
 pub type Row = serde_json::Map<String, serde_json::Value>;
 

@@ -324,7 +324,7 @@ fn with_inventory(app: &App, inventory: &[Row], db: &DbRead, mut basis: Vec<Stri
         let why = if j.state == KeyState::BeyondCap {
             format!(
                 "is not among the first {} rows the inventory returned (the list was cut)",
-                crate::sources::db::MAX_ROWS
+                crate::model::db::MAX_ROWS
             )
         } else {
             "is no longer stored for our device (claimed since, or never stored as ours)".into()

@@ -5,12 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::schema::Schema;
+pub use crate::model::db::MAX_ROWS;
 
 /// The query file, embedded at build time.
 pub const QUERIES_SQL: &str = include_str!("../../../assets/queries.sql");
-
-/// Lists are capped at this many rows; the SQL asks for one more to notice.
-pub const MAX_ROWS: usize = 10_000;
 
 /// What a `$n` placeholder is bound to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
