@@ -8,16 +8,18 @@
 //! | layer      | what it holds                                   | may import |
 //! |------------|-------------------------------------------------|------------|
 //! | `domain`   | KEs, Synapse's log format, reports, redaction   | nothing |
-//! | `model`    | data that crosses layers (source status, DB polls, client artefacts, journal entries) | domain |
+//! | `model`    | data that crosses layers (source status, DB polls, client artefacts, DEBUG-logger steps, journal entries) | domain |
 //! | `config`   | config file and keymap                          | domain |
 //! | `app`      | the pure App and its view state                 | domain, model, config |
 //! | `verdicts` | the runbook's decision tree                     | domain, model, app |
 //! | `ui`       | rendering                                       | domain, model, config, app, verdicts |
-//! | `bundle`   | journal, export, manifest, report, timeline     | domain, model, config, app, verdicts |
+//! | `sources`  | IO tasks (log sources, database, downloads, SSH) | domain, model, config |
+//! | `debug_loggers` | raising and reverting Synapse's DEBUG loggers (over SSH; reports to the App) | domain, model, config, app, sources |
+//! | `bundle`   | journal, export, manifest, report, timeline, archive | domain, model, config, app, verdicts, debug_loggers |
 //! | `capture`  | lines → matches → journal                       | domain, model, app, bundle |
-//! | `sources`  | IO tasks (log sources, database, downloads, replay) | domain, model, config, bundle |
+//! | `check`    | `callcap check`                                 | domain, model, config, sources, debug_loggers |
 //! | `cli`      | the command line                                | config |
-//! | `analyze`, `recover`, `demo`, `live`, `commands` | the commands that wire it all together | see [`RULES`] |
+//! | `analyze`, `recover`, `live`, `demo`, `commands` | the commands that wire it all together (`live` is the console's runner, with replay) | see [`RULES`] |
 //!
 //! `app` and `ui` import no IO layer (`sources`, `capture`, `bundle`,
 //! `live`, the commands). Test code (`#[cfg(test)]` items and the modules
@@ -40,9 +42,27 @@ const RULES: &[(&str, &[&str])] = &[
     ("app", &["domain", "model", "config"]),
     ("verdicts", &["domain", "model", "app"]),
     ("ui", &["domain", "model", "config", "app", "verdicts"]),
-    ("bundle", &["domain", "model", "config", "app", "verdicts"]),
+    ("sources", &["domain", "model", "config"]),
+    (
+        "debug_loggers",
+        &["domain", "model", "config", "app", "sources"],
+    ),
+    (
+        "bundle",
+        &[
+            "domain",
+            "model",
+            "config",
+            "app",
+            "verdicts",
+            "debug_loggers",
+        ],
+    ),
     ("capture", &["domain", "model", "app", "bundle"]),
-    ("sources", &["domain", "model", "config", "bundle"]),
+    (
+        "check",
+        &["domain", "model", "config", "sources", "debug_loggers"],
+    ),
     ("cli", &["config"]),
     (
         "analyze",
@@ -53,20 +73,49 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "recover",
         &[
-            "domain", "model", "config", "app", "bundle", "capture", "analyze",
+            "domain",
+            "model",
+            "config",
+            "app",
+            "bundle",
+            "capture",
+            "debug_loggers",
+            "analyze",
         ],
     ),
     (
         "live",
         &[
-            "domain", "model", "config", "app", "ui", "bundle", "capture", "sources", "analyze",
+            "domain",
+            "model",
+            "config",
+            "app",
+            "ui",
+            "sources",
+            "debug_loggers",
+            "bundle",
+            "capture",
+            "check",
+            "analyze",
         ],
     ),
-    ("demo", &["model", "app", "bundle", "sources"]),
+    ("demo", &["model", "app", "bundle", "sources", "live"]),
     (
         "commands",
         &[
-            "config", "bundle", "sources", "cli", "analyze", "recover", "demo", "live",
+            "domain",
+            "model",
+            "config",
+            "app",
+            "sources",
+            "debug_loggers",
+            "bundle",
+            "check",
+            "cli",
+            "analyze",
+            "recover",
+            "live",
+            "demo",
         ],
     ),
 ];
