@@ -143,9 +143,16 @@ impl Setup {
     }
 
     fn wait_raised(&self) {
-        wait_until("the raise", Duration::from_secs(30), || {
-            self.journal().contains("\"step\":\"raised\"")
-        });
+        // The log source follows from where the file ends when it goes
+        // live: a line appended before that is not the capture's.
+        wait_until(
+            "the raise and the live log",
+            Duration::from_secs(30),
+            || {
+                let j = self.journal();
+                j.contains("\"step\":\"raised\"") && j.contains("\"state\":\"live\"")
+            },
+        );
         let now = std::fs::read_to_string(&self.log_config).unwrap();
         assert!(
             now.starts_with("# callcap-debug-loggers: raised by callcap"),
