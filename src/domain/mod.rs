@@ -3,11 +3,14 @@
 
 pub mod diag;
 pub mod har;
+pub mod histogram;
 pub mod ke;
 pub mod membership;
+pub mod prometheus_api;
 pub mod redact;
 pub mod signatures;
 pub mod stall;
 pub mod synapse_log;
+pub mod synapse_metrics;
 
 pub use ke::{Ke, KeSet, PerKe};
