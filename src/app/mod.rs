@@ -8,6 +8,7 @@ mod db;
 pub mod debug_loggers;
 pub mod event;
 mod evidence;
+pub mod metrics;
 mod operator;
 mod restore;
 mod server;
@@ -137,6 +138,8 @@ pub struct App {
     pub export_error: Option<String>,
     /// DEBUG loggers raised for the capture (`--debug-loggers`).
     pub debug_loggers: Option<debug_loggers::DebugLoggersState>,
+    /// Synapse's latency metrics, per minute and servlet.
+    pub metrics: metrics::MetricsState,
 }
 
 impl App {
@@ -187,6 +190,7 @@ impl App {
             exported: None,
             export_error: None,
             debug_loggers: None,
+            metrics: metrics::MetricsState::default(),
         }
     }
 
@@ -235,6 +239,7 @@ impl App {
                 self.auto(AutoCheck::BundleWritten, &path, at, &mut fx);
             }
             Event::DebugLoggers { at, update } => self.on_debug_loggers(at, update, &mut fx),
+            Event::Metrics { at, report } => self.on_metrics(at, report, &mut fx),
             Event::ExportFailed { reason, at } => {
                 self.tick(at);
                 self.note(at, "bundle", format!("export failed: {reason}"));

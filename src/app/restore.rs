@@ -102,6 +102,7 @@ impl App {
             JournalEntry::DebugLoggers { at, update } => {
                 let _ = self.update(Event::DebugLoggers { at, update });
             }
+            JournalEntry::Metrics { at, report } => self.apply_metrics(at, &report),
         }
     }
 }

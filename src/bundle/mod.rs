@@ -5,6 +5,7 @@ pub mod debug_loggers;
 pub mod export;
 pub mod journal;
 pub mod manifest;
+pub mod metrics_csv;
 pub mod redactions;
 pub mod report;
 mod report_sections;

@@ -70,6 +70,48 @@ pub fn check_selector(selector: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `url` is an `http://` or `https://` URL with a host.
+pub fn check_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| {
+            format!(
+                "'{}' is not an http:// or https:// URL",
+                without_password(url)
+            )
+        })?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!("'{}' names no host", without_password(url)));
+    }
+    Ok(())
+}
+
+/// `url` with the password of its `user:password@` part replaced, fit to
+/// show, journal and put in a bundle.
+pub fn without_password(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let shown = if userinfo.contains(':') {
+                format!("{user}:<redacted>")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}{shown}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Why an answer is no use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -233,6 +275,21 @@ pub fn window(from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> Opt
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn urls_are_checked_and_shown_without_their_password() {
+        assert!(check_http_url("http://127.0.0.1:9090").is_ok());
+        assert!(check_http_url("https://prom.example.org/prometheus").is_ok());
+        assert!(check_http_url("127.0.0.1:9090").is_err());
+        assert!(check_http_url("http:///metrics").is_err());
+        let e = check_http_url("ftp://u:hunter2@h/").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert_eq!(
+            without_password("https://ops:hunter2@prom.example.org:9090/p?x=1"),
+            "https://ops:<redacted>@prom.example.org:9090/p?x=1"
+        );
+        assert_eq!(without_password("http://h:1/m"), "http://h:1/m");
+    }
 
     #[test]
     fn the_queries_carry_the_selector() {
