@@ -143,6 +143,16 @@ pub fn recover(
             .journal
             .write_whole("db/changes.jsonl", &changes, 0)?;
     }
+    // The metrics' raw scrapes and answers, as they were (the journal's
+    // readings name offsets in them).
+    for rel in [
+        crate::model::metrics::SCRAPES_FILE,
+        crate::model::metrics::ANSWERS_FILE,
+    ] {
+        if let Ok(raw) = std::fs::read(old.join(rel)) {
+            capture.journal.write_whole(rel, &raw, 0)?;
+        }
+    }
     let mut f = std::fs::File::open(old.join(SERVER_LOG))?;
     let mut buf = vec![0u8; 4 << 20];
     loop {

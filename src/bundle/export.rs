@@ -31,6 +31,9 @@ pub fn export(
     journal.flush()?;
     super::debug_loggers::settle(journal)?;
     write_db_files(app, journal)?;
+    if let Some(csv) = super::metrics_csv::render(app) {
+        journal.write_whole(super::metrics_csv::LATENCY_CSV, csv.as_bytes(), 0)?;
+    }
     let live_markers: Vec<_> = app.live_markers().cloned().collect();
     journal.write_whole(
         "markers.json",

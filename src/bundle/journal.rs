@@ -222,6 +222,9 @@ pub struct Journal {
     /// Files written whole (client copies, db results): path → facts.
     pub written: BTreeMap<String, FileFacts>,
     db_changes: Option<HashedFile>,
+    /// Files appended to as their data arrives (the metrics' raw scrapes
+    /// and answers): path → file.
+    appended: BTreeMap<String, HashedFile>,
     /// Where each site rule in force came from (`site-1` first), for the
     /// manifest and the report.
     pub site_rules: Vec<String>,
@@ -248,6 +251,7 @@ impl Journal {
             entries: HashedFile::create(&dir.join(ENTRIES))?,
             written: BTreeMap::new(),
             db_changes: None,
+            appended: BTreeMap::new(),
             site_rules: Vec::new(),
         })
     }
@@ -272,6 +276,27 @@ impl Journal {
             f.flush()?;
         }
         Ok(())
+    }
+
+    /// Appends `data` to the file `rel` (made on first use), durably;
+    /// returns the offset it starts at.
+    pub fn append(&mut self, rel: &str, data: &[u8]) -> io::Result<u64> {
+        if !self.appended.contains_key(rel) {
+            let path = self.dir.join(rel);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            self.appended
+                .insert(rel.to_string(), HashedFile::create(&path)?);
+        }
+        let f = self
+            .appended
+            .get_mut(rel)
+            .ok_or_else(|| io::Error::other("no such file"))?;
+        let offset = f.facts().bytes;
+        f.write(data)?;
+        f.flush()?;
+        Ok(offset)
     }
 
     /// Writes a whole file (replacing it) and remembers its facts.
@@ -331,6 +356,9 @@ impl Journal {
         m.insert(ENTRIES.to_string(), self.entries.facts());
         if let Some(f) = &self.db_changes {
             m.insert("db/changes.jsonl".to_string(), f.facts());
+        }
+        for (rel, f) in &self.appended {
+            m.insert(rel.clone(), f.facts());
         }
         m
     }

@@ -6,11 +6,7 @@ use crate::app::App;
 use crate::app::metrics::LatencyRow;
 use std::fmt::Write;
 
-pub const LATENCY_CSV: &str = "metrics/latency.csv";
-/// The kept lines of each scrape, one block per scrape.
-pub const SCRAPES: &str = "metrics/scrapes.prom";
-/// Prometheus's answers, one JSON object a line.
-pub const ANSWERS: &str = "metrics/prometheus.jsonl";
+pub use crate::model::metrics::{ANSWERS_FILE, LATENCY_CSV, SCRAPES_FILE};
 
 pub const HEADER: &str =
     "minute,servlet,p99_seconds,p99_capped,requests,slow_requests,slow_bound_seconds";

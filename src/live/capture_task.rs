@@ -179,7 +179,41 @@ impl CaptureTask {
                 evs
             }
             Input::Note { source, text, at } => vec![Event::Note { source, text, at }],
+            Input::Metrics { at, report, raw } => self.metrics(at, report, raw),
         }
+    }
+
+    /// A metrics reading: its raw text is appended to its file before the
+    /// App sees it (which journals the reading, naming where the text is).
+    fn metrics(
+        &mut self,
+        at: chrono::DateTime<Utc>,
+        report: Option<Box<crate::model::metrics::MetricsReport>>,
+        raw: Option<(String, Vec<u8>)>,
+    ) -> Vec<Event> {
+        let mut evs = Vec::new();
+        let mut kept = None;
+        if let Some((file, bytes)) = raw {
+            match self.capture.journal.append(&file, &bytes) {
+                Ok(offset) => {
+                    kept = Some(crate::model::metrics::RawRef {
+                        file,
+                        offset,
+                        bytes: bytes.len() as u64,
+                    })
+                }
+                Err(e) => evs.push(Event::Note {
+                    source: "journal".into(),
+                    text: format!("cannot write {file}: {e}"),
+                    at,
+                }),
+            }
+        }
+        if let Some(mut report) = report {
+            report.raw = kept;
+            evs.push(Event::Metrics { at, report });
+        }
+        evs
     }
 
     fn journal_db(&mut self, poll: &crate::sources::DbPoll) -> std::io::Result<()> {

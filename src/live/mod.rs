@@ -2,6 +2,7 @@
 //! UI (or headless) loop, and writes the bundle on the way out.
 
 pub mod capture_task;
+pub mod metrics;
 pub mod replay;
 pub mod sources;
 pub mod tui;

@@ -5,6 +5,7 @@
 use crate::bundle::journal::{self, SERVER_LOG};
 use crate::domain::synapse_log::{LogClock, parse_timestamp_prefix};
 use crate::model::journal_entry::JournalEntry;
+use crate::model::metrics::{MetricsReport, RawRef};
 use crate::sources::clock::Clock;
 use crate::sources::{DbPoll, Input, SourceStatus};
 use chrono::{DateTime, Utc};
@@ -20,6 +21,9 @@ pub const SOURCE: &str = "server-log";
 enum Scheduled {
     Client(PathBuf),
     Db(Box<DbPoll>),
+    /// A metrics reading and the raw text behind it, read back from the
+    /// recording's file.
+    Metrics(Box<MetricsReport>, Option<(String, Vec<u8>)>),
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +80,12 @@ impl Recording {
                     }
                 }
                 JournalEntry::DbPoll { at, .. } => polls.push(*at),
+                JournalEntry::Metrics { at, report } => {
+                    let raw = report.raw.as_ref().and_then(|r| raw_text(dir, r));
+                    let mut report = report.clone();
+                    report.raw = None;
+                    rec.schedule.push((*at, Scheduled::Metrics(report, raw)));
+                }
                 _ => {}
             }
         }
@@ -176,6 +186,11 @@ impl Recording {
                             p.at = t;
                             Input::DbPoll(p)
                         }
+                        Scheduled::Metrics(report, raw) => Input::Metrics {
+                            at: t,
+                            report: Some(report),
+                            raw,
+                        },
                     };
                     let _ = tx.send(msg).await;
                 }
@@ -203,6 +218,16 @@ impl Recording {
         }
         let _ = tx.send(status(SourceStatus::Stopped)).await;
     }
+}
+
+/// The bytes a reading's raw reference names in the recording.
+fn raw_text(dir: &Path, r: &RawRef) -> Option<(String, Vec<u8>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(dir.join(&r.file)).ok()?;
+    f.seek(SeekFrom::Start(r.offset)).ok()?;
+    let mut buf = vec![0u8; usize::try_from(r.bytes).ok()?];
+    f.read_exact(&mut buf).ok()?;
+    Some((r.file.clone(), buf))
 }
 
 fn server(chunk: &mut Vec<u8>, at: DateTime<Utc>) -> Input {

@@ -29,7 +29,11 @@ pub fn spawn_all(
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<Vec<Value>> {
     let mut desc = Vec::new();
-    if cfg.server_log.is_none() && cfg.client.downloads.is_none() && cfg.database.is_none() {
+    if cfg.server_log.is_none()
+        && cfg.client.downloads.is_none()
+        && cfg.database.is_none()
+        && cfg.metrics.is_none()
+    {
         return Err(UsageError(
             "the config names no source: set [server-log] path, [client] downloads or [database] url".into(),
         )
@@ -125,6 +129,10 @@ pub fn spawn_all(
             };
             crate::sources::db::run_poller(db, call, tx, shutdown, over, ids).await;
         }));
+    }
+    if let Some(m) = &cfg.metrics {
+        desc.push(super::metrics::description(m));
+        tasks.push(super::metrics::spawn(m, cfg.ssh.clone(), &ctx));
     }
     Ok(desc)
 }

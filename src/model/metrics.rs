@@ -7,6 +7,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Synapse's p99 per minute and servlet, in the bundle.
+pub const LATENCY_CSV: &str = "metrics/latency.csv";
+/// The kept lines of each scrape, one block per scrape.
+pub const SCRAPES_FILE: &str = "metrics/scrapes.prom";
+/// Prometheus's answers, one JSON object a line.
+pub const ANSWERS_FILE: &str = "metrics/prometheus.jsonl";
+
 /// Where the numbers come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -68,6 +75,9 @@ pub struct MinuteHistograms {
 /// A reading with where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsReport {
+    /// `scrape` or `prometheus` (named `source`: the journal's own `kind`
+    /// names the entry).
+    #[serde(rename = "source")]
     pub kind: MetricsKind,
     /// The endpoint, without a password.
     pub url: String,
@@ -75,4 +85,54 @@ pub struct MetricsReport {
     pub reading: MetricsReading,
     /// The raw scrape or answer behind it.
     pub raw: Option<RawRef>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::model::journal_entry::JournalEntry;
+
+    #[test]
+    fn a_reading_goes_through_the_journal_unchanged() {
+        let at = DateTime::from_timestamp(1_782_842_460, 0).unwrap();
+        let h = Histogram::from_buckets(vec![(0.5, 2.0), (f64::INFINITY, 3.0)]).unwrap();
+        for reading in [
+            MetricsReading::Baseline,
+            MetricsReading::Increase {
+                since: at,
+                servlets: [("KeyUploadServlet".to_string(), h.clone())].into(),
+                reset: Some("Synapse restarted".into()),
+            },
+            MetricsReading::Minutes {
+                minutes: vec![MinuteHistograms {
+                    minute: at,
+                    servlets: [("*x".to_string(), h.clone())].into(),
+                }],
+                partial: None,
+                problems: vec!["1 × value 'NaN' left out".into()],
+            },
+        ] {
+            let e = JournalEntry::Metrics {
+                at,
+                report: Box::new(MetricsReport {
+                    kind: MetricsKind::Prometheus,
+                    url: "http://127.0.0.1:9090".into(),
+                    reading,
+                    raw: Some(RawRef {
+                        file: ANSWERS_FILE.into(),
+                        offset: 10,
+                        bytes: 20,
+                    }),
+                }),
+            };
+            let line = serde_json::to_string(&e).unwrap();
+            assert_eq!(line.matches("\"kind\"").count(), 1, "{line}");
+            assert_eq!(
+                serde_json::from_str::<JournalEntry>(&line).unwrap(),
+                e,
+                "{line}"
+            );
+        }
+    }
 }

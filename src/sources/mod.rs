@@ -12,6 +12,7 @@ pub mod db;
 pub mod downloads;
 pub mod file;
 pub mod log_source;
+pub mod metrics;
 pub mod ssh;
 
 use chrono::{DateTime, Utc};
@@ -54,6 +55,14 @@ pub enum Input {
     ClientFile { path: PathBuf, at: DateTime<Utc> },
     /// One database poll: full results and the changes since the last poll.
     DbPoll(Box<DbPoll>),
+    /// A reading of Synapse's latency metrics, and the raw text behind it
+    /// (the file it is appended to, and the bytes); raw text alone when the
+    /// answer is kept for re-checking but read for nothing.
+    Metrics {
+        at: DateTime<Utc>,
+        report: Option<Box<crate::model::metrics::MetricsReport>>,
+        raw: Option<(String, Vec<u8>)>,
+    },
     /// A free-form note from a source, shown in the status line and journaled.
     Note {
         source: String,
