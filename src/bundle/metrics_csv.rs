@@ -51,9 +51,7 @@ pub fn line(r: &LatencyRow, timeout_s: f64) -> String {
 
 /// The whole file, or `None` when no metrics were read.
 pub fn render(app: &App) -> Option<String> {
-    if app.metrics.source.is_none() {
-        return None;
-    }
+    app.metrics.source.as_ref()?;
     let timeout_s = f64::from(app.restart_timeout_ms) / 1000.0;
     let mut out = String::new();
     let _ = writeln!(out, "{HEADER}");

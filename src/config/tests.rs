@@ -68,7 +68,7 @@ fn example_config_parses_validates_and_documents_the_defaults() -> Result<(), Co
 }
 
 #[test]
-fn metrics_takes_scrape_or_prometheus_never_both() {
+fn metrics_takes_scrape_or_prometheus_never_both() -> Result<(), ConfigError> {
     let both = "[metrics]\nscrape = \"http://127.0.0.1:9000/_synapse/metrics\"\nprometheus = \"http://127.0.0.1:9090\"\n";
     let e = msg(both);
     assert!(
@@ -82,9 +82,10 @@ fn metrics_takes_scrape_or_prometheus_never_both() {
     );
     let c = valid(
         "[metrics]\nprometheus = \"http://127.0.0.1:9090\"\nselector = '{job=\"synapse\"}'\n",
-    )
-    .unwrap();
-    let m = c.metrics.unwrap();
+    )?;
+    let m = c
+        .metrics
+        .unwrap_or_else(|| panic!("[metrics] parsed to nothing"));
     assert_eq!(m.selector.as_deref(), Some("{job=\"synapse\"}"));
     assert_eq!(m.interval, default_metrics_interval());
     assert!(
@@ -111,6 +112,7 @@ fn metrics_takes_scrape_or_prometheus_never_both() {
         msg("[metrics]\nprometheus = \"http://h:1\"\nscrapes = 1\n")
             .contains("unknown key 'scrapes'")
     );
+    Ok(())
 }
 
 #[test]
