@@ -2,6 +2,8 @@
 //! delayed-event requests themselves, homeserver stalls, and a minute's
 //! p99 only where enough requests stand behind it.
 
+pub mod metrics;
+
 use super::{INSUFFICIENT, Verdict, set_aside_artefacts};
 use crate::app::event::ServerStall;
 use crate::app::stats::{DelayedLatency, MinuteLatency, minute_of};
@@ -50,6 +52,16 @@ enum Why {
     /// The minute has access lines, but too few to judge and no
     /// delayed-event request.
     TooFew,
+    /// Synapse's histogram: the delayed-event requests of its minutes all
+    /// took under the timeout.
+    MetricsFastDelayed,
+    /// Synapse's histogram: its minute was slow.
+    MetricsSlowMinute,
+    /// Synapse's histogram: its minute was fast.
+    MetricsFastMinute,
+    /// The access log's p99 and Synapse's histogram judge its minute
+    /// differently.
+    Disagree,
 }
 
 /// A classified timeout with the references it rests on.
@@ -65,9 +77,14 @@ struct Classified {
 impl Classified {
     fn new(why: Why, evidence: Vec<String>) -> Classified {
         let latency = match why {
-            Why::SlowRequest | Why::Stall | Why::SlowMinute => Latency::Slow,
-            Why::FastDelayed | Why::FastMinute => Latency::Fast,
-            Why::NoAccess | Why::TooFew => Latency::Unknown,
+            Why::SlowRequest | Why::Stall | Why::SlowMinute | Why::MetricsSlowMinute => {
+                Latency::Slow
+            }
+            Why::FastDelayed
+            | Why::FastMinute
+            | Why::MetricsFastDelayed
+            | Why::MetricsFastMinute => Latency::Fast,
+            Why::NoAccess | Why::TooFew | Why::Disagree => Latency::Unknown,
         };
         Classified {
             latency,
@@ -75,6 +92,16 @@ impl Classified {
             evidence,
             stall_ms: None,
         }
+    }
+
+    /// Classified again, for another reason, citing one more row.
+    fn retag(&mut self, why: Why, more: Option<String>) {
+        let mut evidence = std::mem::take(&mut self.evidence);
+        evidence.extend(more);
+        *self = Classified {
+            stall_ms: self.stall_ms,
+            ..Classified::new(why, evidence)
+        };
     }
 
     fn stalled(evidence: Vec<String>, stall: &ServerStall) -> Classified {
@@ -268,7 +295,22 @@ fn parts(items: &[(usize, String)]) -> String {
 
 pub(super) fn q4(app: &App) -> Verdict {
     let timeout = app.restart_timeout_ms;
-    let classified = classify_timeouts(app);
+    let mut classified = classify_timeouts(app);
+    metrics::refine(app, &mut classified);
+    let (from_metrics, metrics_basis) = metrics::annotate(app, &classified);
+    let mut v = decide(app, &classified, timeout);
+    if !classified.is_empty() {
+        v.summary.push_str(&from_metrics);
+        for b in metrics_basis {
+            if !v.basis.contains(&b) {
+                v.basis.push(b);
+            }
+        }
+    }
+    v
+}
+
+fn decide(app: &App, classified: &[Classified], timeout: u32) -> Verdict {
     if classified.is_empty() {
         return Verdict {
             answer: INSUFFICIENT,
@@ -296,12 +338,24 @@ pub(super) fn q4(app: &App) -> Verdict {
             .take(6)
             .collect()
     };
-    // Without access lines only a stall can say anything.
-    if app.latency.is_empty() && stalls.is_empty() {
+    // Without access lines only a stall (or Synapse's histogram) can say
+    // anything.
+    let by_metrics = classified.iter().any(|c| {
+        matches!(
+            c.why,
+            Why::MetricsFastDelayed | Why::MetricsSlowMinute | Why::MetricsFastMinute
+        )
+    });
+    if app.latency.is_empty() && stalls.is_empty() && !by_metrics {
         return Verdict {
             answer: INSUFFICIENT,
             summary: format!(
-                "{total} delayed-event timeout(s) were seen, but the server log has no access lines to measure the homeserver's latency."
+                "{total} delayed-event timeout(s) were seen, but the server log has no access lines to measure the homeserver's latency{}.",
+                if app.metrics.source.is_some() {
+                    ", and Synapse's histogram could not judge their minutes either"
+                } else {
+                    ""
+                }
             ),
             basis: cite(Latency::Unknown).into_iter().take(5).collect(),
         };
@@ -317,6 +371,12 @@ pub(super) fn q4(app: &App) -> Verdict {
                 "fall in minutes whose p99 (excluding /sync) was at or above {timeout} ms, with at least {MIN_SLOW_REQUESTS} requests that slow"
             ),
         ),
+        (
+            why(Why::MetricsSlowMinute),
+            format!(
+                "fall in minutes whose p99 in Synapse's histogram was at or above {timeout} ms, with at least {MIN_SLOW_REQUESTS} requests known that slow"
+            ),
+        ),
     ]);
     let fast_parts = parts(&[
         (
@@ -327,6 +387,18 @@ pub(super) fn q4(app: &App) -> Verdict {
             why(Why::FastMinute),
             format!(
                 "fall in minutes whose p99 over at least {MIN_MINUTE_REQUESTS} requests stayed under it"
+            ),
+        ),
+        (
+            why(Why::MetricsFastDelayed),
+            format!(
+                "fall in minutes whose delayed-event requests all took under {timeout} ms by Synapse's histogram"
+            ),
+        ),
+        (
+            why(Why::MetricsFastMinute),
+            format!(
+                "fall in minutes whose p99 in Synapse's histogram stayed under it over at least {MIN_MINUTE_REQUESTS} requests"
             ),
         ),
     ]);
@@ -340,6 +412,10 @@ pub(super) fn q4(app: &App) -> Verdict {
             format!(
                 "fall in minutes with no delayed-event request and too few requests to judge (fewer than {MIN_MINUTE_REQUESTS}, or a p99 resting on fewer than {MIN_SLOW_REQUESTS} slow ones)"
             ),
+        ),
+        (
+            why(Why::Disagree),
+            "fall in minutes the access log and Synapse's histogram judge differently".to_string(),
         ),
     ]);
     let join = |a: &str, b: &str| match (a.is_empty(), b.is_empty()) {
