@@ -329,7 +329,7 @@ fn decide(app: &App, classified: &[Classified], timeout: u32) -> Verdict {
         count(Latency::Fast),
         count(Latency::Unknown),
     );
-    let stalls = stall_clause(&classified);
+    let stalls = stall_clause(classified);
     let cite = |c: Latency| -> Vec<String> {
         classified
             .iter()
