@@ -8,5 +8,6 @@ pub mod manifest;
 pub mod metrics_csv;
 pub mod redactions;
 pub mod report;
+mod report_metrics;
 mod report_sections;
 pub mod timeline;

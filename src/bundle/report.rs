@@ -62,6 +62,7 @@ pub fn render(
     offending_keys(&mut r, app);
     ke3_event_ids(&mut r, app);
     timeouts(&mut r, app);
+    super::report_metrics::section(app, &mut r);
     stalls(app, &mut r);
     markers(&mut r, app);
     checklist(&mut r, app);

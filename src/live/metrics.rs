@@ -1,7 +1,6 @@
 //! Starts the metrics source (`[metrics]`): its own task, beside the log
 //! sources and the database poller.
 
-use super::sources::SourceContext;
 use crate::config::{MetricsConfig, SshConfig};
 use crate::domain::prometheus_api::without_password;
 use serde_json::{Value, json};

@@ -132,7 +132,13 @@ pub fn spawn_all(
     }
     if let Some(m) = &cfg.metrics {
         desc.push(super::metrics::description(m));
-        tasks.push(super::metrics::spawn(m, cfg.ssh.clone(), &ctx));
+        tasks.push(super::metrics::spawn(
+            m,
+            cfg.ssh.clone(),
+            ctx.prompt.clone(),
+            ctx.tx.clone(),
+            ctx.shutdown.clone(),
+        ));
     }
     Ok(desc)
 }

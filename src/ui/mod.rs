@@ -6,6 +6,7 @@ pub mod client_pane;
 pub mod db_pane;
 pub mod help;
 pub mod ke_pane;
+pub mod latency_strip;
 pub mod layout;
 pub mod prompts;
 pub mod status_bar;

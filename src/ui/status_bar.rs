@@ -58,6 +58,16 @@ pub fn sources_line(app: &App, now: DateTime<Utc>) -> Line<'static> {
             format!("{}{detail} ", info.status.label()),
             st,
         ));
+        // Synapse restarted under the metrics: said until the next minute.
+        if name == "metrics"
+            && let Some((at, _)) = app.metrics.resets.last()
+            && (now - *at).num_seconds() < 120
+        {
+            spans.push(Span::styled(
+                format!("↺ reset {} ", style::hhmmss(*at)),
+                style::warn(),
+            ));
+        }
     }
     Line::from(spans)
 }
