@@ -23,14 +23,20 @@ pub fn description(m: &MetricsConfig) -> Value {
     })
 }
 
-pub fn spawn(m: &MetricsConfig, ssh: Option<SshConfig>, ctx: &SourceContext<'_>) -> JoinHandle<()> {
+pub fn spawn(
+    m: &MetricsConfig,
+    ssh: Option<SshConfig>,
+    prompt: Option<crate::sources::ssh::PassphrasePrompt>,
+    tx: tokio::sync::mpsc::Sender<crate::sources::Input>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(crate::sources::metrics::run(
         crate::sources::metrics::MetricsTask {
             cfg: m.clone(),
             ssh,
-            prompt: ctx.prompt.clone(),
-            tx: ctx.tx.clone(),
-            shutdown: ctx.shutdown.clone(),
+            prompt,
+            tx,
+            shutdown,
         },
     ))
 }
