@@ -389,6 +389,8 @@ pub struct Scenario {
     pub user_id: Option<&'static str>,
     pub device_id: Option<&'static str>,
     pub event_ids: Vec<String>,
+    /// `--prometheus URL` and its optional `--selector`.
+    pub prometheus: Option<(String, Option<String>)>,
 }
 
 impl Scenario {
@@ -406,6 +408,7 @@ impl Scenario {
             user_id: Some(ME),
             device_id: Some(DEV),
             event_ids: Vec::new(),
+            prometheus: None,
         }
     }
 
@@ -479,6 +482,12 @@ impl Scenario {
         }
         for m in &self.marks {
             args.extend(["--mark".into(), m.clone()]);
+        }
+        if let Some((url, selector)) = &self.prometheus {
+            args.extend(["--prometheus".into(), url.clone()]);
+            if let Some(s) = selector {
+                args.extend(["--selector".into(), s.clone()]);
+            }
         }
         match &self.db {
             Db::None => {}
