@@ -2,7 +2,8 @@
 //! histogram of the requests Synapse answered, whichever source read them
 //! (its metrics listener or Prometheus). Everything that shows or weighs
 //! them (the KE-4 pane, Q4, `metrics/latency.csv`, the report) reads
-//! [`MetricsState`], the one place they are kept.
+//! [`MetricsState`], the one place they are kept; its per-minute p99 series
+//! is [`MetricsState::p99_series`].
 
 use super::{App, Effect};
 use crate::domain::histogram::{Histogram, Quantile};
@@ -42,6 +43,17 @@ pub struct MetricsState {
     pub unplaced: Vec<(DateTime<Utc>, DateTime<Utc>, f64)>,
     /// What the readings could not use.
     pub problems: Vec<String>,
+}
+
+/// One minute of [`MetricsState::p99_series`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MinuteP99 {
+    /// The minute's start (UTC).
+    pub minute: DateTime<Utc>,
+    /// `None`: no request that minute. `capped`: in the top bucket, so
+    /// "at least `seconds`".
+    pub p99: Option<Quantile>,
+    pub requests: f64,
 }
 
 /// One row of `metrics/latency.csv`.
@@ -112,6 +124,24 @@ impl MetricsState {
             .map(|k| {
                 let m = last - Duration::minutes(k as i64);
                 self.overall(m).and_then(|h| h.quantile(0.99))
+            })
+            .collect()
+    }
+
+    /// Synapse's overall p99 (long polls left out) of every minute read,
+    /// oldest first, with its request count: the per-minute series from
+    /// the metrics, as the `*` rows of `metrics/latency.csv` hold it. A
+    /// minute with no request has no p99; a minute not read is absent.
+    pub fn p99_series(&self) -> Vec<MinuteP99> {
+        self.minutes
+            .keys()
+            .filter_map(|&minute| {
+                let h = self.overall(minute)?;
+                Some(MinuteP99 {
+                    minute,
+                    p99: h.quantile(0.99),
+                    requests: h.total,
+                })
             })
             .collect()
     }
@@ -325,6 +355,14 @@ mod tests {
         assert_eq!(m.csv_line(t(60), "*"), Some(5));
         assert_eq!(m.csv_line(t(0), "SyncRestServlet"), Some(4));
         assert_eq!(m.csv_line(t(120), "*"), None);
+        // The per-minute series is the overall rows'.
+        let series = m.p99_series();
+        assert_eq!(series.len(), 2);
+        assert_eq!(
+            (series[0].minute, series[0].p99, series[0].requests),
+            (rows[0].minute, rows[0].p99, rows[0].requests)
+        );
+        assert_eq!((series[1].minute, series[1].p99), (t(60), None));
     }
 
     #[test]
