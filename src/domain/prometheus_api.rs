@@ -203,12 +203,17 @@ pub fn minutes_from_buckets(series: &[Series], span: i64) -> Minutes {
             .map_or(NO_SERVLET, String::as_str)
             .to_string();
         for (t, v) in points {
+            // A time no minute can start at (a garbled answer) is left out.
+            let Some(start) = t
+                .checked_sub(span)
+                .and_then(|s| s.div_euclid(STEP_SECS).checked_mul(STEP_SECS))
+            else {
+                *bad.entry(format!("a point at time {t}")).or_default() += 1;
+                continue;
+            };
             match parse_float(v) {
                 Some(x) if x.is_finite() && x >= 0.0 => raw
-                    .entry((
-                        (*t - span).div_euclid(STEP_SECS) * STEP_SECS,
-                        servlet.clone(),
-                    ))
+                    .entry((start, servlet.clone()))
                     .or_default()
                     .push((le, x)),
                 _ => *bad.entry(format!("value '{v}'")).or_default() += 1,
