@@ -415,6 +415,13 @@ fn a_synapse_stall_shows_in_its_own_histogram_scraped_or_from_prometheus() {
         );
         assert_sane(bundle);
         let slow = slow_rows(bundle, &minute);
+        // The figures, for whoever runs this with --nocapture.
+        for (n, r) in latency_rows(bundle) {
+            if r["minute"] == minute {
+                eprintln!("{source} metrics/latency.csv:{n}: {r:?}");
+            }
+        }
+        eprintln!("{source} Q4: {}", manifest(bundle)["verdicts"]["Q4"]);
         assert!(
             !slow.is_empty(),
             "{source}: no p99 ≥ 2.5 s at {minute}:\n{}",

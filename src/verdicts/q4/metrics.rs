@@ -171,8 +171,20 @@ pub(super) fn annotate(app: &App, classified: &[Classified]) -> (String, Vec<Str
         };
         let row = cite(app, *m, OVERALL).unwrap_or_default();
         if shown.len() < MINUTES_SHOWN {
+            // The delayed-event and key servlets' own p99 beside it.
+            let mut by_kind = String::new();
+            for (what, servlets) in [
+                ("delayed events", &DELAYED_EVENT_SERVLETS[..]),
+                ("keys", &KEY_SERVLETS[..]),
+            ] {
+                if let Some(x) = app.metrics.of_servlets(*m, servlets)
+                    && x.total > 0.0
+                {
+                    by_kind.push_str(&format!(", {what} {} over {:.0}", p99_text(&x), x.total));
+                }
+            }
             shown.push(format!(
-                "{} p99 {} over {:.0} requests ({row})",
+                "{} p99 {} over {:.0} requests{by_kind} ({row})",
                 m.format("%H:%M"),
                 p99_text(&h),
                 h.total
@@ -319,6 +331,13 @@ mod tests {
             "{}",
             v.summary
         );
+        assert!(
+            v.summary
+                .contains(", keys 4.67 s over 40 (metrics/latency.csv:2)"),
+            "the key servlets' own p99: {}",
+            v.summary
+        );
+        assert!(!v.summary.contains("delayed events"), "{}", v.summary);
         assert!(
             v.basis.contains(&"metrics/latency.csv:2".to_string()),
             "{:?}",
