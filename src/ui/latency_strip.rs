@@ -96,3 +96,69 @@ pub fn line(app: &App, now: DateTime<Utc>) -> Option<Line<'static>> {
     ));
     Some(Line::from(spans))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::app::Subject;
+    use crate::app::event::Event;
+    use crate::domain::histogram::Histogram;
+    use crate::model::metrics::{MetricsKind, MetricsReading, MetricsReport, MinuteHistograms};
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_782_842_400 + s, 0).unwrap()
+    }
+
+    fn minute(minute: i64, buckets: Vec<(f64, f64)>) -> MinuteHistograms {
+        MinuteHistograms {
+            minute: t(minute * 60),
+            servlets: [(
+                "KeyUploadServlet".to_string(),
+                Histogram::from_buckets(buckets).unwrap(),
+            )]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn the_histograms_p99_per_minute_sits_beside_the_access_logs() {
+        let mut app = App::new(Subject::default(), 2_000);
+        assert!(line(&app, t(0)).is_none(), "nothing without [metrics]");
+        // Minute 7: 40 fast requests; minute 8: no request; minute 9: the
+        // p99 in the top bucket.
+        app.update(Event::Metrics {
+            at: t(9 * 60 + 30),
+            report: Box::new(MetricsReport {
+                kind: MetricsKind::Prometheus,
+                url: "http://127.0.0.1:9090".into(),
+                reading: MetricsReading::Minutes {
+                    minutes: vec![
+                        minute(7, vec![(0.05, 40.0), (10.0, 40.0), (f64::INFINITY, 40.0)]),
+                        MinuteHistograms {
+                            minute: t(8 * 60),
+                            servlets: Default::default(),
+                        },
+                        minute(9, vec![(0.05, 10.0), (10.0, 10.0), (f64::INFINITY, 20.0)]),
+                    ],
+                    partial: None,
+                    problems: vec![],
+                },
+                raw: None,
+            }),
+        });
+        let l = line(&app, t(9 * 60 + 30)).unwrap();
+        let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+        // Ten cells per source; minutes 0–6 were not read ('·').
+        assert!(text.starts_with("p99/min log ··········"), "{text}");
+        assert!(text.contains(" – │ prometheus ·······▃ █ ≥10.0s"), "{text}");
+        let cells: Vec<&Span> = l
+            .spans
+            .iter()
+            .filter(|s| s.content.chars().count() == 1)
+            .collect();
+        assert_eq!(cells.len(), 20);
+        assert_eq!(cells[17].style, style::ok(), "a fast minute");
+        assert_eq!(cells[19].style, style::error(), "from the timeout up");
+    }
+}
