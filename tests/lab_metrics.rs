@@ -1,8 +1,9 @@
 //! Synapse's own latency metrics against the real thing: the lab's Synapse
 //! with its metrics listener on loopback, and a real Prometheus (Debian's
-//! `prometheus`) scraping it every second. One lab, three captures at once:
+//! `prometheus`) scraping it every second. One lab, four captures at once:
 //! `[metrics] scrape` (through the SSH connection), `[metrics] prometheus`,
-//! and one without metrics that `analyze --prometheus` fills afterwards.
+//! one without metrics that `analyze --prometheus` fills afterwards, and a
+//! direct scrape killed with SIGKILL and recovered.
 //!
 //! Synapse is stopped (SIGSTOP) for 3 s while alice uploads keys and
 //! restarts her delayed membership: the requests it had read wait out the
@@ -346,14 +347,22 @@ fn a_synapse_stall_shows_in_its_own_histogram_scraped_or_from_prometheus() {
         "prometheus.toml",
     );
     let bare_cfg = config(&lab, "", "bare.toml");
-    let (o1, o2, o3) = (
+    // Scraped directly (not through SSH), and killed: recovered afterwards.
+    let direct_cfg = config(
+        &lab,
+        &format!("[metrics]\nscrape = \"{metrics_url}\"\ninterval = \"1s\"\n"),
+        "direct.toml",
+    );
+    let (o1, o2, o3, o4) = (
         outs.path().join("scrape"),
         outs.path().join("prometheus"),
         outs.path().join("bare"),
+        outs.path().join("killed"),
     );
     let scrape = start(&scrape_cfg, &o1, "metrics-scrape", true);
     let asked = start(&prom_cfg, &o2, "metrics-prometheus", true);
     let bare = start(&bare_cfg, &o3, "no-metrics", false);
+    let mut killed = start(&direct_cfg, &o4, "metrics-killed", true);
 
     // The phase takes about 12 s: keep it inside one minute.
     let now = Utc::now();
@@ -369,7 +378,7 @@ fn a_synapse_stall_shows_in_its_own_histogram_scraped_or_from_prometheus() {
     let minute = format!("{}", stalled.format("%Y-%m-%dT%H:%M:00Z"));
     assert!(result["restart_timeouts"].as_u64().unwrap() >= 1, "{said}");
     let diag = result["diag"].as_str().unwrap().to_string();
-    for o in [&o1, &o2, &o3] {
+    for o in [&o1, &o2, &o3, &o4] {
         wait_until("the diag report", Duration::from_secs(30), || {
             journal_file(o, "journal.jsonl").contains(&diag)
         });
@@ -378,11 +387,13 @@ fn a_synapse_stall_shows_in_its_own_histogram_scraped_or_from_prometheus() {
     // Synapse restarts mid-capture, and is used again.
     lab.restart_synapse();
     lab.driver(&["--keys"]);
-    wait_until(
-        "the scrape to see the restart",
-        Duration::from_secs(30),
-        || journal_file(&o1, "journal.jsonl").contains("Synapse restarted"),
-    );
+    for o in [&o1, &o4] {
+        wait_until(
+            "the scrape to see the restart",
+            Duration::from_secs(30),
+            || journal_file(o, "journal.jsonl").contains("Synapse restarted"),
+        );
+    }
     // The stall's minute must be over, and in Prometheus, before asking.
     let over = stalled.with_second(0).unwrap() + chrono::Duration::seconds(65);
     while Utc::now() < over {
@@ -394,8 +405,18 @@ fn a_synapse_stall_shows_in_its_own_histogram_scraped_or_from_prometheus() {
     let b1 = stop(scrape);
     let b2 = stop(asked);
     let b3 = stop(bare);
+    let mut child = killed.0.take().unwrap();
+    child.kill().unwrap(); // SIGKILL: no export
+    child.wait().unwrap();
+    let out = callcap(&["recover", "--out", o4.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b5 = bundle_path(&out);
 
-    for (bundle, source) in [(&b1, "scrape"), (&b2, "prometheus")] {
+    for (bundle, source) in [(&b1, "scrape"), (&b2, "prometheus"), (&b5, "scrape")] {
         let m = manifest(bundle);
         assert_eq!(m["metrics"]["source"], source, "{}", m["metrics"]);
         assert!(
@@ -404,12 +425,14 @@ fn a_synapse_stall_shows_in_its_own_histogram_scraped_or_from_prometheus() {
                 .unwrap()
                 .starts_with("http://127.0.0.1:")
         );
+        // A recovered bundle names its journal as its source.
         assert!(
-            m["sources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|s| s["name"] == "metrics" && s["kind"] == source),
+            bundle == &b5
+                || m["sources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["name"] == "metrics" && s["kind"] == source),
             "{}",
             m["sources"]
         );
@@ -440,19 +463,22 @@ fn a_synapse_stall_shows_in_its_own_histogram_scraped_or_from_prometheus() {
             "{report}"
         );
     }
-    // The scrape saw the restart, said so, and counted from zero after it.
-    let j = std::fs::read_to_string(b1.join("journal.jsonl")).unwrap();
-    assert!(
-        j.contains("\"reset\":\"Synapse restarted"),
-        "no reset reading"
-    );
-    let report = std::fs::read_to_string(b1.join("report.md")).unwrap();
-    assert!(report.contains("- Reset at "), "{report}");
-    assert!(
-        std::fs::read_to_string(b1.join("metrics/scrapes.prom"))
-            .unwrap()
-            .contains("# TYPE synapse_http_server_response_time_seconds histogram")
-    );
+    // The scrapes saw the restart, said so, and counted from zero after it
+    // (the killed capture's journal too, recovered).
+    for b in [&b1, &b5] {
+        let j = std::fs::read_to_string(b.join("journal.jsonl")).unwrap();
+        assert!(
+            j.contains("\"reset\":\"Synapse restarted"),
+            "no reset reading"
+        );
+        let report = std::fs::read_to_string(b.join("report.md")).unwrap();
+        assert!(report.contains("- Reset at "), "{report}");
+        assert!(
+            std::fs::read_to_string(b.join("metrics/scrapes.prom"))
+                .unwrap()
+                .contains("# TYPE synapse_http_server_response_time_seconds histogram")
+        );
+    }
     assert!(
         std::fs::read_to_string(b2.join("metrics/prometheus.jsonl"))
             .unwrap()
