@@ -1,0 +1,230 @@
+//! The console's loop and its capture task, driven as the console drives
+//! them (`Session::next`, `Session::apply`, `Session::finish`): a flood of
+//! inputs that are not log lines cannot stop them, and a task that dies is
+//! an error status at once and in the bundle.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use callcap::app::event::Event;
+use callcap::config::Config;
+use callcap::live::{LiveOptions, Mode, Next, Session};
+use callcap::model::SourceStatus;
+use callcap::sources::Input;
+use chrono::Utc;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn options(dir: &Path) -> LiveOptions {
+    let downloads = dir.join("Downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let mut config = Config::default();
+    config.client.downloads = Some(downloads);
+    config.call.user_id = Some("@alice:lotus.example".into());
+    config.call.device_id = Some("RWDSUMBAID".into());
+    LiveOptions {
+        config,
+        out: dir.join("out"),
+        headless: true,
+        mode: Mode::Live { backfill: None },
+        label: Some("loop".into()),
+        debug_loggers: None,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A small diag report of the subject's, with one entry of each KE.
+fn diag(path: &Path, n: usize) {
+    let entries: Vec<String> = (0..4)
+        .map(|k| {
+            format!(
+                r#"{{"ts": {}, "level": "error", "message": "{} #{n}"}}"#,
+                1_782_842_416_000u64 + n as u64 * 1000 + k,
+                [
+                    "One time key signed_curve25519:AAAAAAAAAFA already exists",
+                    "Error decrypting event MissingKey",
+                    "DecryptionError: missing field `algorithm`",
+                    "Restart delayed event timed out before the HS responded",
+                ][k as usize]
+            )
+        })
+        .collect();
+    std::fs::write(
+        path,
+        format!(
+            r#"{{"userId": "@alice:lotus.example", "deviceId": "RWDSUMBAID", "entries": [{}]}}"#,
+            entries.join(",")
+        ),
+    )
+    .unwrap();
+}
+
+fn journal_lines(bundle: &Path, kind: &str) -> usize {
+    let needle = format!("\"kind\":\"{kind}\"");
+    std::fs::read_to_string(bundle.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .count()
+}
+
+/// Drives the loop the way the console does until `done` holds.
+async fn drive(s: &mut Session, done: impl Fn(&Session) -> bool) {
+    while !done(s) {
+        match s.next().await {
+            Next::Event(ev) => s.apply(ev),
+            Next::Fatal(r) => panic!("fatal: {r}"),
+            Next::Closed => panic!("the capture stopped"),
+        }
+    }
+}
+
+#[test]
+fn a_flood_of_notes_statuses_and_downloads_does_not_stop_the_loop_while_it_sends_effects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options(tmp.path());
+    let downloads = opts.config.client.downloads.clone().unwrap();
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    const NOTES: usize = 4000;
+    const STATUSES: usize = 4000;
+    const CLIENT: usize = 400;
+    const DROPPED: usize = 200;
+    for n in 0..CLIENT {
+        diag(&files.join(format!("lotus-crypto-diag-{n}.json")), n);
+    }
+    let rt = runtime();
+    let bundle: PathBuf = rt.block_on(async {
+        let (mut s, tx) = callcap::live::start_fed(opts).unwrap();
+        // Every one of these makes the App send an effect (a journal entry)
+        // back to the capture task.
+        let flood = tokio::spawn(async move {
+            for i in 0..NOTES.max(STATUSES).max(CLIENT) {
+                let at = Utc::now();
+                if i < NOTES {
+                    let text = format!("note {i}");
+                    tx.send(Input::note_now("flood", text)).await.unwrap();
+                }
+                if i < STATUSES {
+                    let status = if i % 2 == 0 {
+                        SourceStatus::Connecting
+                    } else {
+                        SourceStatus::Live
+                    };
+                    tx.send(Input::status_now("flood", status)).await.unwrap();
+                }
+                if i < CLIENT {
+                    let path = files.join(format!("lotus-crypto-diag-{i}.json"));
+                    tx.send(Input::ClientFile { path, at }).await.unwrap();
+                }
+            }
+            tx.send(Input::note_now("flood", "the end".into()))
+                .await
+                .unwrap();
+        });
+        // And the real downloads watcher finds a burst of reports at once.
+        for n in 0..DROPPED {
+            diag(
+                &downloads.join(format!("lotus-crypto-diag-x{n}.json")),
+                1000 + n,
+            );
+        }
+        let driven = tokio::time::timeout(Duration::from_secs(120), async {
+            drive(&mut s, |s| {
+                s.app.notes.iter().any(|(_, _, t)| t == "the end")
+                    && s.app.artifacts.len() == CLIENT + DROPPED
+            })
+            .await;
+        })
+        .await;
+        assert!(
+            driven.is_ok(),
+            "the loop stopped: {} notes, {} client files",
+            s.app.notes.len(),
+            s.app.artifacts.len()
+        );
+        flood.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(120), s.finish("loop".into()))
+            .await
+            .expect("the export finishes")
+            .unwrap()
+    });
+    assert_eq!(journal_lines(&bundle, "note"), NOTES + 1);
+    assert_eq!(journal_lines(&bundle, "client"), CLIENT + DROPPED);
+    // Each status changes the source's state: every one is journaled.
+    assert!(journal_lines(&bundle, "status") >= STATUSES);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["counts"]["client"]["KE-2"], (CLIENT + DROPPED) as u64);
+    assert!(m.get("missing").is_none(), "{m}");
+}
+
+#[test]
+fn a_task_that_panics_is_an_error_status_within_a_second_and_the_bundle_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options(tmp.path());
+    let rt = runtime();
+    let (bundle, report) = rt.block_on(async {
+        let (mut s, _tx) = callcap::live::start_fed(opts).unwrap();
+        // The downloads folder is watched: its source goes live.
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            drive(&mut s, |s| {
+                s.app
+                    .sources
+                    .get("downloads")
+                    .is_some_and(|i| i.status == SourceStatus::Live)
+            }),
+        )
+        .await
+        .expect("the downloads source goes live");
+        s.tasks.spawn("server-log", async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let lines: Vec<u64> = Vec::new();
+            // A defect: an index past the end.
+            let n = lines.len() + 3;
+            Err(format!("never reached {}", lines[n]))
+        });
+        let shown = tokio::time::timeout(
+            Duration::from_secs(1) + Duration::from_millis(100),
+            drive(&mut s, |s| {
+                s.app
+                    .sources
+                    .get("server-log")
+                    .is_some_and(|i| matches!(i.status, SourceStatus::Error { .. }))
+            }),
+        )
+        .await;
+        assert!(shown.is_ok(), "no error status within a second");
+        let status = callcap::ui::status_bar::sources_line(&s.app, Utc::now()).to_string();
+        assert!(
+            status.contains(
+                "✖ server-log error: the server-log task stopped: it panicked: index out of bounds"
+            ),
+            "{status}"
+        );
+        // The other sources go on.
+        assert_eq!(s.app.sources["downloads"].status, SourceStatus::Live);
+        s.apply(Event::Tick { now: Utc::now() });
+        let bundle = s.finish("panicked".into()).await.unwrap();
+        let report = std::fs::read_to_string(bundle.join("report.md")).unwrap();
+        (bundle, report)
+    });
+    let journal = std::fs::read_to_string(bundle.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.lines().any(|l| l.contains("\"kind\":\"status\"")
+            && l.contains("\"source\":\"server-log\"")
+            && l.contains("it panicked: index out of bounds")),
+        "{journal}"
+    );
+    assert!(
+        report.contains("- **Source failed**: `server-log`")
+            && report.contains("it panicked: index out of bounds"),
+        "{report}"
+    );
+}
