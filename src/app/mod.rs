@@ -137,6 +137,9 @@ pub struct App {
     pub export_error: Option<String>,
     /// DEBUG loggers raised for the capture (`--debug-loggers`).
     pub debug_loggers: Option<debug_loggers::DebugLoggersState>,
+    /// Bumped by every update: what is derived from the App (the verdicts)
+    /// is derived again only when it changes.
+    revision: u64,
 }
 
 impl App {
@@ -187,10 +190,17 @@ impl App {
             exported: None,
             export_error: None,
             debug_loggers: None,
+            revision: 0,
         }
     }
 
+    /// Changes with every event the App takes (and every restored entry).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
     pub fn update(&mut self, event: Event) -> Vec<Effect> {
+        self.revision += 1;
         let mut fx = Vec::new();
         match event {
             Event::Tick { now } => {

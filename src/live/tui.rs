@@ -82,12 +82,14 @@ async fn run_loop(
     // An SSH key asking for its passphrase, and what has been typed so far.
     let mut asking: Option<(PassphraseRequest, Zeroizing<String>)> = None;
     let mut passphrase = s.passphrase.take();
+    // Decided again only when the App has changed, not on every frame.
+    let mut verdicts = crate::ui::VerdictCache::default();
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             let now = s.clock.now();
             let started = Instant::now();
             terminal.draw(|f| {
-                crate::ui::draw(f, &s.app, &view, keymap, now);
+                crate::ui::draw_cached(f, &s.app, &mut verdicts, &view, keymap, now);
                 if let Some((req, typed)) = &asking {
                     draw_passphrase(f, req, typed.chars().count());
                 }
@@ -177,7 +179,9 @@ async fn run_loop(
                         ViewOutcome::Quit { label } => {
                             // Show "exporting…" before the export starts.
                             let now = s.clock.now();
-                            terminal.draw(|f| crate::ui::draw(f, &s.app, &view, keymap, now))?;
+                            terminal.draw(|f| {
+                                crate::ui::draw_cached(f, &s.app, &mut verdicts, &view, keymap, now)
+                            })?;
                             return Ok(label);
                         }
                         ViewOutcome::Redraw => {}
