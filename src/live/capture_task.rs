@@ -139,14 +139,26 @@ impl CaptureTask {
         out
     }
 
-    fn server(&mut self, source: &str, bytes: &[u8]) -> Option<Event> {
-        match self.capture.server_chunk(source, bytes) {
-            Ok(batch) => Some(Event::Server(Box::new(batch))),
-            Err(e) => Some(self.journal_problem(format!(
+    fn server(&mut self, source: &str, bytes: &[u8]) -> Vec<Event> {
+        let mut evs = vec![match self.capture.server_chunk(source, bytes) {
+            Ok(batch) => Event::Server(Box::new(batch)),
+            Err(e) => self.journal_problem(format!(
                 "{}: cannot write the server log: {e}",
                 crate::bundle::journal::SERVER_LOG
-            ))),
-        }
+            )),
+        }];
+        // A line cut at the cap says so.
+        evs.extend(
+            self.capture
+                .take_notes()
+                .into_iter()
+                .map(|text| Event::Note {
+                    source: source.to_string(),
+                    text,
+                    at: Utc::now(),
+                }),
+        );
+        evs
     }
 
     /// Something could not be written: the status line says so now, the
