@@ -222,6 +222,10 @@ impl CaptureTask {
                 evs
             }
             Input::Note { source, text, at } => vec![Event::Note { source, text, at }],
+            Input::Recorded(entry) => super::replay::command(*entry)
+                .map(|(cmd, at)| Event::Command { cmd, at })
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -116,6 +116,10 @@ pub fn start_fed(
             .map_err(|e| UsageError(format!("{}: {e}", e.origin)))?,
     );
     let mut app = App::new(subject.clone(), restart);
+    if let Mode::Replay { recording, .. } = &opts.mode {
+        // As its recording: an `analyze` bundle's window is its evidence's.
+        app.wall_clock_span = !recording.offline;
+    }
 
     let (clock, replay) = match &opts.mode {
         Mode::Replay { recording, speed } => (Clock::virtual_from(recording.origin, *speed), true),
@@ -124,10 +128,9 @@ pub fn start_fed(
     capture.journal.record(&JournalEntry::Start {
         at: clock.now(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
-        mode: if replay {
-            "replay".into()
-        } else {
-            "live".into()
+        mode: match &opts.mode {
+            Mode::Replay { recording, .. } => recording.replay_mode().into(),
+            Mode::Live { .. } => "live".into(),
         },
         user_id: subject.user_id.clone(),
         device_id: subject.device_id.clone(),
