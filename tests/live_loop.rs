@@ -228,3 +228,152 @@ fn a_task_that_panics_is_an_error_status_within_a_second_and_the_bundle_says_so(
         "{report}"
     );
 }
+
+/// A record of the homeserver log at 18:00:`s` on the day of [`diag`].
+fn record(s: u32, text: &str) -> String {
+    format!("2026-06-30 18:00:{s:02},000 - {text}\n")
+}
+
+#[test]
+fn a_live_capture_replays_to_the_same_counts_markers_checklist_and_verdicts() {
+    const EVENT: &str = "$TypedIn:lotus.example";
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options(tmp.path());
+    let report = tmp.path().join("lotus-crypto-diag-1.json");
+    diag(&report, 0);
+    let mut before = String::new();
+    let mut after = String::new();
+    for s in 0..20u32 {
+        // The operator acts between the two halves (18:00:10–16).
+        let (log, t) = if s < 10 {
+            (&mut before, s)
+        } else {
+            (&mut after, s + 10)
+        };
+        log.push_str(&record(
+            t,
+            &format!("synapse.handlers.e2e_keys - 1 - INFO - POST-{s} - One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {{\"key\":\"stored\"}}; new key: {{'key': 'uploaded'}}"),
+        ));
+        log.push_str(&record(
+            t,
+            &format!("synapse.access.http.8008 - 521 - INFO - PUT-{s} - 192.0.2.10 - 8008 - {{@bob:lotus.example}} Processed request: 0.004sec/0.000sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.001sec/1) 2B 200 \"PUT /_matrix/client/v3/sendToDevice/m.room.encrypted/t{s} HTTP/1.1\" \"Mozilla/5.0\" [0 dbevts]"),
+        ));
+    }
+    after.push_str(&record(
+        40,
+        &format!("synapse.handlers.message - 1021 - INFO - PUT-2 - Persisted event {EVENT} in room !call:lotus.example"),
+    ));
+    let lines = (before.lines().count() + after.lines().count()) as u64;
+    let at = |s: u32| {
+        chrono::DateTime::parse_from_rfc3339(&format!("2026-06-30T18:00:{s:02}Z"))
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let rt = runtime();
+    let bundle = rt.block_on(async {
+        let (mut s, tx) = callcap::live::start_fed(opts).unwrap();
+        let chunk = |text: &str| Input::ServerChunk {
+            source: "server-log".into(),
+            bytes: text.as_bytes().to_vec(),
+            at: Utc::now(),
+        };
+        tx.send(Input::status_now("server-log", SourceStatus::Live))
+            .await
+            .unwrap();
+        tx.send(chunk(&before)).await.unwrap();
+        let wait = Duration::from_secs(30);
+        tokio::time::timeout(wait, drive(&mut s, |s| s.app.lines_total == 20))
+            .await
+            .unwrap();
+        // The operator marks a fault, relabels and deletes another, ticks a
+        // step and types in a KE-3 event id.
+        use callcap::app::event::Command;
+        for (cmd, t) in [
+            (
+                Command::Mark {
+                    label: "video froze".into(),
+                },
+                at(10),
+            ),
+            (Command::Mark { label: "".into() }, at(11)),
+            (
+                Command::Relabel {
+                    id: 2,
+                    label: "audio".into(),
+                },
+                at(12),
+            ),
+            (
+                Command::Mark {
+                    label: "oops".into(),
+                },
+                at(13),
+            ),
+            (Command::DeleteMarker { id: 3 }, at(14)),
+            (
+                Command::Checklist {
+                    step: 2,
+                    done: true,
+                },
+                at(15),
+            ),
+            (
+                Command::AddEventIds {
+                    ids: vec![EVENT.into()],
+                },
+                at(16),
+            ),
+        ] {
+            s.apply(Event::Command { cmd, at: t });
+        }
+        tx.send(chunk(&after)).await.unwrap();
+        tx.send(Input::ClientFile {
+            path: report.clone(),
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+        tokio::time::timeout(
+            wait,
+            drive(&mut s, |s| {
+                s.app.lines_total == lines && s.app.artifacts.len() == 1
+            }),
+        )
+        .await
+        .unwrap();
+        s.finish("live".into()).await.unwrap()
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_callcap"))
+        .args(["replay", bundle.to_str().unwrap(), "--headless"])
+        .args(["--speed", "1000", "--out"])
+        .arg(tmp.path().join("replayed"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let manifest = |b: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(b.join("manifest.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (manifest(&bundle), manifest(&replayed));
+    assert_eq!(a["counts"]["server"]["KE-3"], 1, "{a}");
+    assert_eq!(a["counts"], b["counts"]);
+    assert_eq!(a["markers"].as_array().unwrap().len(), 2, "{a}");
+    assert_eq!(a["markers"], b["markers"]);
+    assert_eq!(a["verdicts"], b["verdicts"]);
+    // The operator's ticks, with their times.
+    let operator = |b: &Path| -> Vec<String> {
+        std::fs::read_to_string(b.join("journal.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"checklist\"") && l.contains("\"by\":\"operator\""))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(operator(&bundle).len(), 1);
+    assert_eq!(operator(&bundle), operator(&replayed));
+}
