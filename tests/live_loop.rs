@@ -280,6 +280,15 @@ fn a_live_capture_replays_to_the_same_counts_markers_checklist_and_verdicts() {
         tx.send(Input::status_now("server-log", SourceStatus::Live))
             .await
             .unwrap();
+        // The server's clock runs 1.5 s ahead of ours.
+        tx.send(Input::ClockOffset {
+            source: "server-log".into(),
+            offset_ms: 1500,
+            bound_ms: 4,
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
         tx.send(chunk(&before)).await.unwrap();
         let wait = Duration::from_secs(30);
         tokio::time::timeout(wait, drive(&mut s, |s| s.app.lines_total == 20))
@@ -361,6 +370,9 @@ fn a_live_capture_replays_to_the_same_counts_markers_checklist_and_verdicts() {
     };
     let (a, b) = (manifest(&bundle), manifest(&replayed));
     assert_eq!(a["counts"]["server"]["KE-3"], 1, "{a}");
+    // The log's times are read on our clock, in the replay too.
+    assert_eq!(a["started_at"], "2026-06-30T17:59:58.500Z");
+    assert_eq!(a["started_at"], b["started_at"]);
     assert_eq!(a["counts"], b["counts"]);
     assert_eq!(a["markers"].as_array().unwrap().len(), 2, "{a}");
     assert_eq!(a["markers"], b["markers"]);

@@ -34,6 +34,11 @@ enum Scheduled {
     Client(PathBuf),
     Db(Box<DbPoll>),
     Operator(Box<JournalEntry>),
+    /// The remote clock's offset, which the log's times are read with.
+    ClockOffset {
+        offset_ms: i64,
+        bound_ms: u64,
+    },
 }
 
 /// When to give a scheduled item.
@@ -134,6 +139,31 @@ impl Recording {
                     }
                 }
                 JournalEntry::DbPoll { at, .. } => polls.push(at),
+                JournalEntry::ClockOffset {
+                    at,
+                    source,
+                    offset_ms,
+                    bound_ms,
+                } if source == SOURCE => {
+                    // The first is measured as the capture connects: it
+                    // applies to the log's first line.
+                    let first = !rec
+                        .schedule
+                        .iter()
+                        .any(|p| matches!(p.item, Scheduled::ClockOffset { .. }));
+                    let when = match first_line {
+                        Some(f) if first => Due::At(f.min(at)),
+                        _ => due(at),
+                    };
+                    rec.schedule.push(Planned {
+                        due: when,
+                        at,
+                        item: Scheduled::ClockOffset {
+                            offset_ms,
+                            bound_ms,
+                        },
+                    });
+                }
                 e => {
                     let Some(at) = operator_time(&e) else {
                         continue;
@@ -208,7 +238,7 @@ impl Recording {
             at: clock.now(),
         };
         let _ = tx.send(status(SourceStatus::Live)).await;
-        let logclock = LogClock::new(&self.timezone).unwrap_or_else(|_| LogClock::utc());
+        let mut logclock = LogClock::new(&self.timezone).unwrap_or_else(|_| LogClock::utc());
         let file = match tokio::fs::File::open(self.dir.join(SERVER_LOG)).await {
             Ok(f) => f,
             Err(e) => {
@@ -273,6 +303,19 @@ impl Recording {
                             Input::DbPoll(p)
                         }
                         Scheduled::Operator(e) => Input::Recorded(e),
+                        Scheduled::ClockOffset {
+                            offset_ms,
+                            bound_ms,
+                        } => {
+                            // Lines are paced on the corrected clock too.
+                            logclock.set_offset_ms(offset_ms);
+                            Input::ClockOffset {
+                                source: SOURCE.into(),
+                                offset_ms,
+                                bound_ms,
+                                at: t,
+                            }
+                        }
                     };
                     let _ = tx.send(msg).await;
                 }
