@@ -13,6 +13,40 @@ use crate::domain::membership::is_sdk_timeout;
 use crate::model::journal_entry::JournalEntry;
 use chrono::{DateTime, Utc};
 
+/// An artefact as the App keeps it once its entries are counted and shown:
+/// the entries without their text (the journal has the whole of it).
+fn slim(a: &ClientArtifact) -> ClientArtifact {
+    let entries = a
+        .entries
+        .iter()
+        .map(|e| ClientEntry {
+            file: String::new(),
+            index: e.index,
+            at: e.at,
+            level: e.level.clone(),
+            ke: e.ke,
+            error: e.error,
+            message: String::new(),
+        })
+        .collect();
+    ClientArtifact {
+        file: a.file.clone(),
+        kind: a.kind,
+        arrived_at: a.arrived_at,
+        bytes: a.bytes,
+        unparsed: a.unparsed.clone(),
+        user_id: a.user_id.clone(),
+        device_id: a.device_id.clone(),
+        entries,
+        ke3_event_ids: a.ke3_event_ids.clone(),
+        har_conflicts: a.har_conflicts.clone(),
+        har_keys_upload: a.har_keys_upload,
+        token_users: a.token_users.clone(),
+        redactions: a.redactions,
+        redactions_by_rule: a.redactions_by_rule.clone(),
+    }
+}
+
 impl App {
     pub(super) fn on_client(&mut self, artifact: ClientArtifact, fx: &mut Vec<Effect>) {
         let at = artifact.arrived_at;
@@ -92,11 +126,14 @@ impl App {
             self.auto(AutoCheck::Ke3Ids, &ev, at, fx);
             fx.push(Effect::Ke3Ids(new_ids));
         }
+        // The artefact goes to the journal whole (moved, not copied: a
+        // report may be tens of MiB); the App keeps what it lists and
+        // decides on, each entry's time, level and KE, not its text.
+        self.artifacts.push(slim(&artifact));
         fx.push(Effect::Journal(JournalEntry::Client {
             at,
-            artifact: Box::new(artifact.clone()),
+            artifact: Box::new(artifact),
         }));
-        self.artifacts.push(artifact);
     }
 
     /// Counts and shows an entry; only the subject's (`ours`) are evidence
@@ -208,5 +245,63 @@ impl App {
                 first_at: at,
                 ..Default::default()
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::event::{ArtifactKind, Event};
+
+    #[test]
+    fn a_report_goes_to_the_journal_whole_and_the_app_keeps_it_without_its_text() {
+        let mut app = App::new(Default::default(), 2_000);
+        let t = DateTime::from_timestamp(1_782_842_400, 0).unwrap_or_default();
+        let mut diag = ClientArtifact::new("d.json".into(), ArtifactKind::Diag, t);
+        // A big report: long messages.
+        diag.entries = (0..50)
+            .map(|i| ClientEntry {
+                file: "d.json".into(),
+                index: i,
+                at: Some(t + chrono::Duration::seconds(i as i64)),
+                level: Some("warn".into()),
+                ke: Some(Ke::Ke2),
+                error: false,
+                message: format!(
+                    "MissingKey: missing key at index {i} {}",
+                    "x".repeat(100_000)
+                ),
+            })
+            .collect();
+        let fx = app.update(Event::Client(Box::new(diag.clone())));
+        let journaled: Vec<&ClientArtifact> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Journal(JournalEntry::Client { artifact, .. }) => Some(&**artifact),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(journaled, [&diag], "the journal has all of it");
+        let kept = &app.artifacts[0];
+        let text: usize = kept
+            .entries
+            .iter()
+            .map(|e| e.message.len() + e.file.len())
+            .sum();
+        assert_eq!(text, 0, "the App keeps no entry's text");
+        // What the pane, the report and the verdicts read is all there.
+        assert_eq!(kept.entries.len(), 50);
+        assert_eq!(
+            kept.entries
+                .iter()
+                .map(|e| (e.index, e.at, e.ke))
+                .collect::<Vec<_>>(),
+            diag.entries
+                .iter()
+                .map(|e| (e.index, e.at, e.ke))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(app.client_counts(), [0, 50, 0, 0]);
+        assert_eq!(app.panes[Ke::Ke2.index()].len(), 50);
     }
 }
