@@ -13,6 +13,18 @@ use crate::domain::membership::is_sdk_timeout;
 use crate::model::journal_entry::JournalEntry;
 use chrono::{DateTime, Utc};
 
+/// Characters of a client entry a pane line shows (as of a server line).
+const PANE_TEXT_MAX: usize = 1000;
+
+/// A client entry as a pane line: one screen line, cut as a server line is
+/// (the report in `client/` has all of it).
+fn pane_text(message: &str) -> String {
+    match message.char_indices().nth(PANE_TEXT_MAX) {
+        Some((i, _)) => format!("[client] {}…", &message[..i]),
+        None => format!("[client] {message}"),
+    }
+}
+
 /// An artefact as the App keeps it once its entries are counted and shown:
 /// the entries without their text (the journal has the whole of it).
 fn slim(a: &ClientArtifact) -> ClientArtifact {
@@ -168,7 +180,7 @@ impl App {
             line_no: 0,
             ke_line_no: 0,
             at: e.at,
-            text: format!("[client] {}", e.message),
+            text: pane_text(&e.message),
             error: e.error,
             tracked,
             origin: "client",
@@ -302,6 +314,14 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert_eq!(app.client_counts(), [0, 50, 0, 0]);
-        assert_eq!(app.panes[Ke::Ke2.index()].len(), 50);
+        // Its pane lines are cut as a server line is.
+        let pane = &app.panes[Ke::Ke2.index()];
+        assert_eq!(pane.len(), 50);
+        assert!(pane.iter().all(|l| l.text.chars().count() == 9 + 1000 + 1));
+        assert!(
+            pane[3]
+                .text
+                .starts_with("[client] MissingKey: missing key at index 3 xxx")
+        );
     }
 }
