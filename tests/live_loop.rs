@@ -389,3 +389,67 @@ fn a_live_capture_replays_to_the_same_counts_markers_checklist_and_verdicts() {
     assert_eq!(operator(&bundle).len(), 1);
     assert_eq!(operator(&bundle), operator(&replayed));
 }
+
+#[test]
+fn a_server_line_without_end_is_cut_with_a_note_and_kept_whole_in_the_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = options(tmp.path());
+    // A KE-1 line that goes on for 5 MiB (a binary file on the followed
+    // path would too), then a line of its own.
+    let mut line = b"2026-06-30 18:00:00,000 - synapse.http.server - 131 - INFO - POST-1 - One time key signed_curve25519:AAAAAAAAAFA already exists. ".to_vec();
+    line.resize(5 << 20, b'x');
+    let next = b"\n2026-06-30 18:00:01,000 - synapse.x - 1 - INFO - GET-2 - next\n";
+    let cap = callcap::capture::LINE_CAP;
+    let rt = runtime();
+    let bundle = rt.block_on(async {
+        let (mut s, tx) = callcap::live::start_fed(opts).unwrap();
+        for piece in line.chunks(64 * 1024) {
+            tx.send(Input::ServerChunk {
+                source: "server-log".into(),
+                bytes: piece.to_vec(),
+                at: Utc::now(),
+            })
+            .await
+            .unwrap();
+        }
+        // Shown and noted before the line ends.
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            drive(&mut s, |s| {
+                s.app.server_counts()[0] == 1
+                    && s.app.notes.iter().any(|(_, _, t)| t.contains("no newline"))
+            }),
+        )
+        .await
+        .expect("the cut line is matched and noted");
+        let shown = &s.app.panes[0][0].text;
+        assert!(shown.len() < cap, "{}", shown.len());
+        tx.send(Input::ServerChunk {
+            source: "server-log".into(),
+            bytes: next.to_vec(),
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            drive(&mut s, |s| s.app.lines_total == 2),
+        )
+        .await
+        .unwrap();
+        s.finish("long".into()).await.unwrap()
+    });
+    let mut want = line.clone();
+    want.extend_from_slice(next);
+    assert!(
+        std::fs::read(bundle.join("server/homeserver.log")).unwrap() == want,
+        "the server log holds every byte"
+    );
+    let journal = std::fs::read_to_string(bundle.join("journal.jsonl")).unwrap();
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.contains("\"kind\":\"note\"") && l.contains("has no newline after 1 MiB")),
+        "the bundle says so"
+    );
+}
