@@ -27,9 +27,12 @@ fn pane_text(message: &str) -> String {
 
 /// An artefact as the App keeps it once its entries are counted and shown:
 /// the entries without their text (the journal has the whole of it).
-fn slim(a: &ClientArtifact) -> ClientArtifact {
-    let entries = a
-        .entries
+fn slim(a: &mut ClientArtifact) -> ClientArtifact {
+    // Cloned without its entries (cheap), which are then made again
+    // without their text.
+    let entries = std::mem::take(&mut a.entries);
+    let mut kept = a.clone();
+    kept.entries = entries
         .iter()
         .map(|e| ClientEntry {
             file: String::new(),
@@ -41,26 +44,12 @@ fn slim(a: &ClientArtifact) -> ClientArtifact {
             message: String::new(),
         })
         .collect();
-    ClientArtifact {
-        file: a.file.clone(),
-        kind: a.kind,
-        arrived_at: a.arrived_at,
-        bytes: a.bytes,
-        unparsed: a.unparsed.clone(),
-        user_id: a.user_id.clone(),
-        device_id: a.device_id.clone(),
-        entries,
-        ke3_event_ids: a.ke3_event_ids.clone(),
-        har_conflicts: a.har_conflicts.clone(),
-        har_keys_upload: a.har_keys_upload,
-        token_users: a.token_users.clone(),
-        redactions: a.redactions,
-        redactions_by_rule: a.redactions_by_rule.clone(),
-    }
+    a.entries = entries;
+    kept
 }
 
 impl App {
-    pub(super) fn on_client(&mut self, artifact: ClientArtifact, fx: &mut Vec<Effect>) {
+    pub(super) fn on_client(&mut self, mut artifact: ClientArtifact, fx: &mut Vec<Effect>) {
         let at = artifact.arrived_at;
         self.tick(at);
         // Someone else's report or HAR is listed and counted, but it is
@@ -141,7 +130,7 @@ impl App {
         // The artefact goes to the journal whole (moved, not copied: a
         // report may be tens of MiB); the App keeps what it lists and
         // decides on, each entry's time, level and KE, not its text.
-        self.artifacts.push(slim(&artifact));
+        self.artifacts.push(slim(&mut artifact));
         fx.push(Effect::Journal(JournalEntry::Client {
             at,
             artifact: Box::new(artifact),
