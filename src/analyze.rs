@@ -126,8 +126,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         None => export::default_label(&app),
     };
     let now = Utc::now();
-    let path = export::export(&app, &mut capture.journal, &out, &label, &sources, now)?;
-    Ok(path)
+    export::export(&app, &mut capture.journal, &out, &label, &sources, now)?.complete()
 }
 
 /// The KE signatures: the file's, or the embedded ones.

@@ -175,7 +175,7 @@ pub fn recover(
     let sources: SourceDescriptions = vec![
         serde_json::json!({"name": "server-log", "kind": "recovered-journal", "path": old.display().to_string()}),
     ];
-    let path = export::export(
+    let exported = export::export(
         &app,
         &mut capture.journal,
         out,
@@ -186,7 +186,7 @@ pub fn recover(
     let mut done = old.as_os_str().to_owned();
     done.push(RECOVERED_SUFFIX);
     let _ = std::fs::rename(old, PathBuf::from(done));
-    Ok(path)
+    exported.complete()
 }
 
 /// A client copy, already redacted when it was captured, redacted again

@@ -140,6 +140,9 @@ pub struct App {
     pub debug_loggers: Option<debug_loggers::DebugLoggersState>,
     /// Synapse's latency metrics, per minute and servlet.
     pub metrics: metrics::MetricsState,
+    /// Bumped by every update: what is derived from the App (the verdicts)
+    /// is derived again only when it changes.
+    revision: u64,
 }
 
 impl App {
@@ -191,10 +194,17 @@ impl App {
             export_error: None,
             debug_loggers: None,
             metrics: metrics::MetricsState::default(),
+            revision: 0,
         }
     }
 
+    /// Changes with every event the App takes (and every restored entry).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
     pub fn update(&mut self, event: Event) -> Vec<Effect> {
+        self.revision += 1;
         let mut fx = Vec::new();
         match event {
             Event::Tick { now } => {

@@ -10,6 +10,7 @@ impl App {
     /// Restores a marker, checklist stamp or other structured entry from a
     /// journal (recovery and replay). Server lines are re-ingested separately.
     pub fn restore(&mut self, entry: JournalEntry) {
+        self.revision += 1;
         match entry {
             JournalEntry::Start {
                 at,

@@ -228,7 +228,13 @@ pub struct Journal {
     /// Where each site rule in force came from (`site-1` first), for the
     /// manifest and the report.
     pub site_rules: Vec<String>,
+    /// What could not be written (the first of each kind): the bundle
+    /// says it is missing.
+    pub problems: Vec<String>,
 }
+
+/// Problems kept: the first ones say what broke.
+const PROBLEMS_MAX: usize = 20;
 
 impl Journal {
     /// Creates a fresh journal folder `dir` (must not exist).
@@ -253,7 +259,15 @@ impl Journal {
             db_changes: None,
             appended: BTreeMap::new(),
             site_rules: Vec::new(),
+            problems: Vec::new(),
         })
+    }
+
+    /// Remembers that something could not be written (once per text).
+    pub fn problem(&mut self, what: &str) {
+        if self.problems.len() < PROBLEMS_MAX && !self.problems.iter().any(|p| p == what) {
+            self.problems.push(what.to_string());
+        }
     }
 
     pub fn record(&mut self, entry: &JournalEntry) -> io::Result<()> {
@@ -362,6 +376,16 @@ impl Journal {
         }
         m
     }
+}
+
+/// Appends one entry to the `journal.jsonl` in `dir` directly, for when the
+/// [`Journal`] that writes it is gone (its task panicked).
+pub fn append_entry(dir: &Path, entry: &JournalEntry) -> io::Result<()> {
+    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+    line.push(b'\n');
+    let mut f = OpenOptions::new().append(true).open(dir.join(ENTRIES))?;
+    f.write_all(&line)?;
+    f.sync_data()
 }
 
 /// Reads `journal.jsonl`, skipping a torn last line (a crash mid-write).

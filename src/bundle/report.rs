@@ -109,6 +109,16 @@ fn header(
     for s in sources {
         let _ = writeln!(r, "- Source: `{}`", s);
     }
+    // A source in error at the end has given nothing since.
+    for (name, info) in &app.sources {
+        if let crate::model::SourceStatus::Error { reason } = &info.status {
+            let _ = writeln!(
+                r,
+                "- **Source failed**: `{name}` since {}: {reason} (nothing from it after that)",
+                rfc3339(info.since)
+            );
+        }
+    }
     if let Some(line) = super::report_sections::database_line(app) {
         let _ = writeln!(r, "{line}");
     }

@@ -22,11 +22,14 @@ pub struct Committed {
 }
 
 /// Who writes a committed buffer's clean bytes to the server log.
-enum LogWrite {
+pub(super) enum LogWrite {
     /// The capture copies them to the journal writer.
     Copy,
     /// The caller hands the whole buffer over when it is clean.
     Caller,
+    /// Nothing of it: the bytes go to the log another way, redacted there
+    /// (a cut line's head, see `long_line.rs`).
+    Skip,
 }
 
 impl Capture {
@@ -37,6 +40,7 @@ impl Capture {
             source: source.to_string(),
             ..Default::default()
         };
+        let bytes = self.pass_long_line(bytes, &mut batch)?;
         if self.partial.is_empty() {
             match memchr::memrchr(b'\n', bytes) {
                 Some(i) => {
@@ -65,6 +69,7 @@ impl Capture {
                 }
             }
         }
+        self.cut_long_line(&mut batch)?;
         self.journal.flush()?;
         batch.lines_total = self.lines;
         batch.bytes_total = self.bytes;
@@ -81,6 +86,7 @@ impl Capture {
             source: source.to_string(),
             ..Default::default()
         };
+        self.end_long_line(&mut batch, terminate)?;
         if !self.partial.is_empty() {
             let mut last = std::mem::take(&mut self.partial);
             if terminate {
@@ -137,8 +143,17 @@ impl Capture {
     }
 
     fn process(&mut self, buf: &[u8], batch: &mut ServerBatch) -> io::Result<()> {
+        self.process_with(buf, batch, LogWrite::Copy)
+    }
+
+    pub(super) fn process_with(
+        &mut self,
+        buf: &[u8],
+        batch: &mut ServerBatch,
+        log_write: LogWrite,
+    ) -> io::Result<()> {
         let mut scanned = self.scan_context().scan(buf)?;
-        self.commit_buffer(buf, &mut scanned, batch, LogWrite::Copy)
+        self.commit_buffer(buf, &mut scanned, batch, log_write)
             .map(|_| ())
     }
 
@@ -153,6 +168,7 @@ impl Capture {
         log_write: LogWrite,
     ) -> io::Result<bool> {
         self.bytes += buf.len() as u64;
+        let skip = matches!(log_write, LogWrite::Skip);
         let by_caller = matches!(log_write, LogWrite::Caller)
             && scanned.parts.iter().all(|p| p.redacted.is_none());
         if batch.first_at.is_none() {
@@ -175,15 +191,18 @@ impl Capture {
             // The server log, redacted (secrets never span lines, so each
             // part is redacted on its own).
             match part.redacted.take() {
+                _ if skip => {}
                 // Handed over, not copied: a scan makes a fresh one.
                 Some(red) => self.journal.server.write(red)?,
                 None if by_caller => {}
                 None => self.journal.server.write_slice(&buf[part.range.clone()])?,
             }
-            let n = part.redactions.total();
-            self.journal.server.redactions += n;
-            self.journal.server.by_rule.add(&part.redactions);
-            batch.redactions += n;
+            if !skip {
+                let n = part.redactions.total();
+                self.journal.server.redactions += n;
+                self.journal.server.by_rule.add(&part.redactions);
+                batch.redactions += n;
+            }
             let lines = part.lines;
             bases.push(part_base);
             self.commit(buf, part, part_base, batch)?;

@@ -18,9 +18,11 @@ mod display;
 mod file_scan;
 mod ke3_rescan;
 mod log_ingest;
+mod long_line;
 mod scan;
 pub use file_scan::{ScanFileError, Spent, scan_file, scanner_threads};
 pub use log_ingest::Committed;
+pub use long_line::LINE_CAP;
 #[cfg(test)]
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +40,10 @@ pub struct Capture {
     generation: u64,
     ke3_ids: Vec<String>,
     partial: Vec<u8>,
+    /// A line cut at [`LINE_CAP`], still going on.
+    long_line: Option<long_line::LongLine>,
+    /// For the status line (a cut line), until taken.
+    notes: Vec<String>,
     lines: u64,
     bytes: u64,
     ke_lines: [u64; 4],
@@ -66,6 +72,8 @@ impl Capture {
             generation: 0,
             ke3_ids,
             partial: Vec::new(),
+            long_line: None,
+            notes: Vec::new(),
             lines: 0,
             bytes: 0,
             ke_lines: [0; 4],

@@ -1,11 +1,11 @@
 //! Starts the sources the config names.
 
+use super::tasks::Tasks;
 use crate::analyze::UsageError;
 use crate::config::{Config, DatabaseConfig};
 use crate::sources::{Input, SourceStatus};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 /// What the sources need besides the config.
 pub struct SourceContext<'a> {
@@ -14,19 +14,18 @@ pub struct SourceContext<'a> {
     pub tx: &'a mpsc::Sender<Input>,
     pub shutdown: &'a watch::Receiver<bool>,
     pub ke3_ids: &'a watch::Receiver<Vec<String>>,
-    /// Fatal source errors (headless: exit non-zero).
-    pub fatal: &'a mpsc::Sender<String>,
     /// Asks the operator for a key's passphrase (the console); `None`
     /// headless, where only `[ssh] passphrase-env` can supply one.
     pub prompt: Option<crate::sources::ssh::PassphrasePrompt>,
 }
 
-/// Spawns every configured source; returns their descriptions for the
-/// manifest.
+/// Spawns every configured source under its name; returns their
+/// descriptions for the manifest. A source that cannot work at all ends
+/// its task with the reason.
 pub fn spawn_all(
     cfg: &Config,
     ctx: SourceContext<'_>,
-    tasks: &mut Vec<JoinHandle<()>>,
+    tasks: &mut Tasks,
 ) -> anyhow::Result<Vec<Value>> {
     let mut desc = Vec::new();
     if cfg.server_log.is_none()
@@ -59,22 +58,17 @@ pub fn spawn_all(
                     fail_fast: ctx.headless,
                     ..Default::default()
                 };
-                let (ssh, tx, shutdown, fatal, prompt) = (
+                let (ssh, tx, shutdown, prompt) = (
                     ssh.clone(),
                     ctx.tx.clone(),
                     ctx.shutdown.clone(),
-                    ctx.fatal.clone(),
                     ctx.prompt.clone(),
                 );
-                tasks.push(tokio::spawn(async move {
-                    if let Err(e) = crate::sources::ssh::run_server_log_with(
-                        ssh, log, tx, shutdown, prompt, opts,
-                    )
-                    .await
-                    {
-                        let _ = fatal.send(format!("server-log: {e}")).await;
-                    }
-                }));
+                tasks.spawn("server-log", async move {
+                    crate::sources::ssh::run_server_log_with(ssh, log, tx, shutdown, prompt, opts)
+                        .await
+                        .map_err(|e| e.to_string())
+                });
             }
             None => {
                 desc.push(json!({
@@ -114,7 +108,7 @@ pub fn spawn_all(
         );
         let ssh = cfg.ssh.clone().filter(|_| db.via_ssh);
         let prompt = ctx.prompt.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn("database", async move {
             let _forward;
             let over = match ssh {
                 Some(ssh) => match tunnel(&ssh, &db, &tx, shutdown.clone(), prompt).await {
@@ -123,22 +117,26 @@ pub fn spawn_all(
                         _forward = f;
                         Some(("127.0.0.1".to_string(), port))
                     }
-                    None => return,
+                    None => return Ok(()),
                 },
                 None => None,
             };
             crate::sources::db::run_poller(db, call, tx, shutdown, over, ids).await;
-        }));
+            Ok(())
+        });
     }
     if let Some(m) = &cfg.metrics {
         desc.push(super::metrics::description(m));
-        tasks.push(super::metrics::spawn(
-            m,
-            cfg.ssh.clone(),
-            ctx.prompt.clone(),
-            ctx.tx.clone(),
-            ctx.shutdown.clone(),
-        ));
+        tasks.adopt(
+            "metrics",
+            super::metrics::spawn(
+                m,
+                cfg.ssh.clone(),
+                ctx.prompt.clone(),
+                ctx.tx.clone(),
+                ctx.shutdown.clone(),
+            ),
+        );
     }
     Ok(desc)
 }
@@ -207,26 +205,34 @@ async fn tunnel(
 fn spawn_file_tail(
     log: &crate::config::ServerLogConfig,
     ctx: &SourceContext<'_>,
-    tasks: &mut Vec<JoinHandle<()>>,
+    tasks: &mut Tasks,
 ) {
-    tasks.push(tokio::spawn(crate::sources::file::run_file_tail(
+    let run = crate::sources::file::run_file_tail(
         crate::config::expand_tilde(&log.path),
         log.backfill,
         ctx.tx.clone(),
         ctx.shutdown.clone(),
-    )));
+    );
+    tasks.spawn(crate::sources::file::SOURCE, async move {
+        run.await;
+        Ok(())
+    });
 }
 
 fn spawn_downloads(
     dir: std::path::PathBuf,
     include_existing: bool,
     ctx: &SourceContext<'_>,
-    tasks: &mut Vec<JoinHandle<()>>,
+    tasks: &mut Tasks,
 ) {
-    tasks.push(tokio::spawn(crate::sources::downloads::run_downloads(
+    let run = crate::sources::downloads::run_downloads(
         dir,
         include_existing,
         ctx.tx.clone(),
         ctx.shutdown.clone(),
-    )));
+    );
+    tasks.spawn(crate::sources::downloads::SOURCE, async move {
+        run.await;
+        Ok(())
+    });
 }

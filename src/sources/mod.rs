@@ -69,6 +69,9 @@ pub enum Input {
         text: String,
         at: DateTime<Utc>,
     },
+    /// An operator's entry from a recording, given again by a replay: a
+    /// marker, its relabel or deletion, a checklist tick, KE-3 event ids.
+    Recorded(Box<crate::model::journal_entry::JournalEntry>),
 }
 
 impl Input {
