@@ -1,11 +1,11 @@
 //! Finishing a journal into a bundle: the derived files (markers, checklist,
-//! timeline, database results, report, manifest) are written into the
+//! timeline, database results, report, report.html, manifest) are written into the
 //! journal folder, which is then renamed to the bundle's label. Until the
 //! rename the folder keeps its journal name, so a half-written bundle is never
 //! mistaken for a finished one.
 
 use super::journal::{self, Journal};
-use super::{manifest, redactions, report, timeline};
+use super::{html, manifest, redactions, report, timeline};
 use crate::app::App;
 pub use crate::app::default_label;
 use crate::verdicts;
@@ -54,6 +54,17 @@ pub fn export(
     let mut report = report::render(app, label, &verdicts, &cited, &facts, sources, now);
     report.push_str(&redactions::report_section(&facts, &journal.site_rules));
     journal.write_whole("report.md", report.as_bytes(), 0)?;
+    let page = html::render(&html::Page {
+        app,
+        label,
+        verdicts: &verdicts,
+        cited_lines: &cited,
+        entries: &entries,
+        // The metrics' per-minute p99 (issue 20) goes here when there is one.
+        metrics: None,
+        now,
+    });
+    journal.write_whole("report.html", page.as_bytes(), 0)?;
 
     let facts = journal.facts();
     let mut m = manifest::build(app, label, &verdicts, &facts, sources, now);
