@@ -10,6 +10,7 @@
 use super::data::{FigureData, Span};
 use crate::domain::Ke;
 use chrono::{DateTime, Duration, Utc};
+use plotters::chart::DualCoordChartContext;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::AsRangedCoord;
 use plotters::coord::types::RangedCoordf64;
@@ -41,11 +42,9 @@ pub const MARKER: RGBColor = RGBColor(0xC0, 0x14, 0x3C);
 pub const INTERRUPTED: RGBColor = RGBColor(0x88, 0x88, 0x88);
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
-type Chart<'a, 'b> = ChartContext<
-    'a,
-    SVGBackend<'b>,
-    Cartesian2d<<Range<DateTime<Utc>> as AsRangedCoord>::CoordDescType, RangedCoordf64>,
->;
+type Plane = Cartesian2d<<Range<DateTime<Utc>> as AsRangedCoord>::CoordDescType, RangedCoordf64>;
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Plane>;
+type DualChart<'a, 'b> = DualCoordChartContext<'a, SVGBackend<'b>, Plane, Plane>;
 
 /// The time axis: columns of `minutes` each from `start`.
 pub struct Axis {
@@ -133,9 +132,9 @@ enum Lane {
 }
 
 impl Lane {
-    fn height(self) -> u32 {
+    fn height(self, marker_rows: u32) -> u32 {
         match self {
-            Lane::Markers => 26,
+            Lane::Markers => 8 + 18 * marker_rows.max(1),
             Lane::Ke(_) => 84,
             Lane::Latency => 116,
             Lane::Otk | Lane::Backlog => 70,
@@ -161,7 +160,9 @@ const LANES: [Lane; 9] = [
 pub fn draw(d: &FigureData) -> Result<String, String> {
     let axis = Axis::of(d);
     let lanes = &LANES;
-    let height: u32 = lanes.iter().map(|l| l.height()).sum();
+    let placed = place_markers(&axis, d);
+    let rows = placed.iter().map(|p| p.row + 1).max().unwrap_or(1);
+    let height: u32 = lanes.iter().map(|l| l.height(rows)).sum();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
@@ -170,14 +171,14 @@ pub fn draw(d: &FigureData) -> Result<String, String> {
             .iter()
             .take(lanes.len() - 1)
             .map(|l| {
-                y += l.height() as i32;
+                y += l.height(rows) as i32;
                 y
             })
             .collect();
         let areas = root.split_by_breakpoints([] as [i32; 0], breaks);
         for (lane, area) in lanes.iter().zip(&areas) {
             match *lane {
-                Lane::Markers => markers(area, &axis, d)?,
+                Lane::Markers => markers(area, &axis, &placed)?,
                 Lane::Ke(ke) => ke_lane(area, &axis, d, ke)?,
                 Lane::Latency => latency(area, &axis, d)?,
                 Lane::Otk => db_lane(area, &axis, d, true)?,
@@ -258,13 +259,18 @@ fn mesh(c: &mut Chart, axis: &Axis, y_format: &dyn Fn(&f64) -> String) -> Result
         .map_err(err)
 }
 
-/// Shading for the interruptions and the marker rules, in every lane.
-fn common(c: &mut Chart, axis: &Axis, d: &FigureData, top: f64) -> Result<(), String> {
+/// Shading for the interruptions, under every lane's marks.
+fn shade(c: &mut Chart, axis: &Axis, d: &FigureData, top: f64) -> Result<(), String> {
     c.draw_series(d.interruptions.iter().map(|s| {
         let (a, b) = axis.visible(s);
         Rectangle::new([(a, 0.0), (b, top)], INTERRUPTED.mix(0.3).filled())
     }))
     .map_err(err)?;
+    Ok(())
+}
+
+/// The marker rules, over every lane's marks.
+fn rules(c: &mut Chart, d: &FigureData, top: f64) -> Result<(), String> {
     c.draw_series(
         d.markers
             .iter()
@@ -304,22 +310,85 @@ fn top(max: f64) -> f64 {
     (max * 1.15).max(1.0)
 }
 
-fn markers(area: &Area, axis: &Axis, d: &FigureData) -> Result<(), String> {
+/// Marker labels longer than this are cut in the figure (the list below
+/// it has them whole).
+const MARKER_LABEL_CHARS: usize = 40;
+/// Rows of marker labels, so that labels close in time do not overlap.
+const MARKER_ROWS: u32 = 3;
+
+/// A marker's place in the figure: its time, label row, label, and
+/// whether the label stands left of the rule (near the axis's end).
+struct Placed {
+    at: DateTime<Utc>,
+    row: u32,
+    label: String,
+    left: bool,
+}
+
+/// Places each marker's label in the first row where it clears the label
+/// before it (its width estimated from its length), else in the last row.
+fn place_markers(axis: &Axis, d: &FigureData) -> Vec<Placed> {
+    let r = axis.range();
+    let per_px = (r.end - r.start) / (WIDTH - LEFT - RIGHT) as i32;
+    let mut ends: Vec<DateTime<Utc>> = Vec::new();
+    let mut out = Vec::new();
+    let mut markers: Vec<_> = d.markers.iter().filter(|m| r.contains(&m.at)).collect();
+    markers.sort_by_key(|m| m.at);
+    for m in markers {
+        let mut label: String = m.label.chars().take(MARKER_LABEL_CHARS).collect();
+        if m.label.chars().count() > MARKER_LABEL_CHARS {
+            label.push('…');
+        }
+        let label = format!("⚑ {label}");
+        let width = per_px * (label.chars().count() as i32 * 8 + 12);
+        let left = m.at + width > r.end;
+        let (from, to) = if left {
+            (m.at - width, m.at)
+        } else {
+            (m.at, m.at + width)
+        };
+        let row = match ends.iter().position(|e| *e <= from) {
+            Some(i) => i,
+            None if (ends.len() as u32) < MARKER_ROWS => {
+                ends.push(from);
+                ends.len() - 1
+            }
+            None => ends.len() - 1,
+        };
+        ends[row] = to;
+        out.push(Placed {
+            at: m.at,
+            row: row as u32,
+            label,
+            left,
+        });
+    }
+    out
+}
+
+fn markers(area: &Area, axis: &Axis, placed: &[Placed]) -> Result<(), String> {
     let (_, body) = area.split_vertically(2);
     let mut c = chart(&body, axis, 0.0..1.0, false, false)?;
-    if d.markers.is_empty() {
+    if placed.is_empty() {
         return say(&mut c, axis, 0.5, "no fault markers set");
     }
     area.draw_text("markers", &styled(14.0, FontStyle::Bold), (6, 6))
         .map_err(err)?;
-    c.draw_series(d.markers.iter().map(|m| {
-        EmptyElement::at((m.at, 0.0))
-            + PathElement::new(vec![(0, 0), (0, -24)], MARKER.stroke_width(2))
-            + Text::new(
-                format!("⚑ {}", m.label),
-                (4, -20),
-                ("sans-serif", 15.0).into_font().color(&MARKER),
-            )
+    let (_, h) = body.dim_in_pixel();
+    c.draw_series(placed.iter().map(|p| {
+        let y = 4 + 18 * p.row as i32 - h as i32;
+        let (x, anchor) = if p.left {
+            (-4, HPos::Right)
+        } else {
+            (4, HPos::Left)
+        };
+        let style = ("sans-serif", 15.0)
+            .into_font()
+            .color(&MARKER)
+            .pos(Pos::new(anchor, VPos::Top));
+        EmptyElement::at((p.at, 0.0))
+            + PathElement::new(vec![(0, 0), (0, y)], MARKER.stroke_width(2))
+            + Text::new(p.label.clone(), (x, y), style)
     }))
     .map_err(err)?;
     Ok(())
@@ -349,7 +418,7 @@ fn ke_lane(area: &Area, axis: &Axis, d: &FigureData, ke: Ke) -> Result<(), Strin
     let mut c =
         chart(&body, axis, 0.0..smax, false, true)?.set_secondary_coord(axis.range(), 0.0..cmax);
     mesh(&mut c, axis, if nothing { &blank } else { &int_label })?;
-    common(&mut c, axis, d, smax)?;
+    shade(&mut c, axis, d, smax)?;
     if nothing {
         let why = match (no_server, no_client) {
             (None, None) => {
@@ -359,27 +428,44 @@ fn ke_lane(area: &Area, axis: &Axis, d: &FigureData, ke: Ke) -> Result<(), Strin
             (Some(_), None) => format!("no {ke} entries in the client files"),
             (Some(_), Some(_)) => "nothing was captured".to_string(),
         };
-        return say(&mut c, axis, smax / 2.0, &why);
+        say(&mut c, axis, smax / 2.0, &why)?;
+    } else {
+        bars(
+            &mut c,
+            axis,
+            &server,
+            (no_client.is_none()).then_some(&client),
+        )?;
     }
-    // Server lines on the left half of each column, client entries on the
-    // right half, each on its own scale (left and right axis).
-    c.draw_series(
-        server
-            .iter()
+    rules(&mut c, d, smax)
+}
+
+/// Server lines on the left half of each column, client entries on the
+/// right half, each on its own scale (left and right axis).
+fn bars(
+    c: &mut DualChart,
+    axis: &Axis,
+    server: &[u64],
+    client: Option<&Vec<u64>>,
+) -> Result<(), String> {
+    let half = |v: &[u64], from: f64, to: f64, colour: RGBColor| {
+        v.iter()
             .enumerate()
             .filter(|(_, n)| **n > 0)
             .map(|(i, n)| {
                 let i = i as f64;
                 Rectangle::new(
-                    [(axis.at(i + 0.08), 0.0), (axis.at(i + 0.5), *n as f64)],
-                    SERVER.filled(),
+                    [(axis.at(i + from), 0.0), (axis.at(i + to), *n as f64)],
+                    colour.filled(),
                 )
-            }),
-    )
-    .map_err(err)?;
-    if no_client.is_some() {
+            })
+            .collect::<Vec<_>>()
+    };
+    c.draw_series(half(server, 0.08, 0.5, SERVER))
+        .map_err(err)?;
+    let Some(client) = client else {
         return Ok(());
-    }
+    };
     c.configure_secondary_axes()
         .y_labels(3)
         .y_label_formatter(&int_label)
@@ -387,20 +473,8 @@ fn ke_lane(area: &Area, axis: &Axis, d: &FigureData, ke: Ke) -> Result<(), Strin
         .label_style(font(14.0).color(&CLIENT))
         .draw()
         .map_err(err)?;
-    c.draw_secondary_series(
-        client
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(i, n)| {
-                let i = i as f64;
-                Rectangle::new(
-                    [(axis.at(i + 0.5), 0.0), (axis.at(i + 0.92), *n as f64)],
-                    CLIENT.filled(),
-                )
-            }),
-    )
-    .map_err(err)?;
+    c.draw_secondary_series(half(client, 0.5, 0.92, CLIENT))
+        .map_err(err)?;
     Ok(())
 }
 
@@ -457,7 +531,7 @@ fn latency(area: &Area, axis: &Axis, d: &FigureData) -> Result<(), String> {
         axis,
         if missing.is_some() { &blank } else { &seconds },
     )?;
-    common(&mut c, axis, d, ymax)?;
+    shade(&mut c, axis, d, ymax)?;
     // Homeserver stalls, in this lane only.
     c.draw_series(d.stalls.iter().map(|s| {
         let (a, b) = axis.visible(s);
@@ -516,7 +590,7 @@ fn latency(area: &Area, axis: &Axis, d: &FigureData) -> Result<(), String> {
             }),
     )
     .map_err(err)?;
-    Ok(())
+    rules(&mut c, d, ymax)
 }
 
 /// The runs of consecutive columns that have a value, as polylines
@@ -585,9 +659,10 @@ fn db_lane(area: &Area, axis: &Axis, d: &FigureData, otk: bool) -> Result<(), St
             &int_label
         },
     )?;
-    common(&mut c, axis, d, ymax)?;
+    shade(&mut c, axis, d, ymax)?;
     if let Some(why) = missing {
-        return say(&mut c, axis, ymax / 2.0, why);
+        say(&mut c, axis, ymax / 2.0, why)?;
+        return rules(&mut c, d, ymax);
     }
     if inside.is_empty() {
         let why = match series.last() {
@@ -597,7 +672,8 @@ fn db_lane(area: &Area, axis: &Axis, d: &FigureData, otk: bool) -> Result<(), St
             ),
             None => format!("the polls returned no {query} rows"),
         };
-        return say(&mut c, axis, ymax / 2.0, &why);
+        say(&mut c, axis, ymax / 2.0, &why)?;
+        return rules(&mut c, d, ymax);
     }
     // A step line: each poll's value holds until the next poll.
     let mut pts = Vec::new();
@@ -625,25 +701,31 @@ fn db_lane(area: &Area, axis: &Axis, d: &FigureData, otk: bool) -> Result<(), St
             .map(|(t, n)| Circle::new((*t, *n as f64), 3, colour.filled())),
     )
     .map_err(err)?;
-    Ok(())
+    rules(&mut c, d, ymax)
 }
 
 fn checklist(area: &Area, axis: &Axis, d: &FigureData) -> Result<(), String> {
     let (head, body) = area.split_vertically(TITLE);
+    let r = axis.range();
     let done = d.checklist.iter().filter(|s| s.done).count();
-    title(
-        &head,
-        "Capture checklist: steps ticked",
-        &format!("{done} ticks"),
-    )?;
+    let outside = d
+        .checklist
+        .iter()
+        .filter(|s| s.done && !r.contains(&s.at))
+        .count();
+    let ticks = match outside {
+        0 => format!("{done} ticks"),
+        n => format!("{done} ticks, {n} outside the window"),
+    };
+    title(&head, "Capture checklist: steps ticked", &ticks)?;
     let mut c = chart(&body, axis, 0.0..1.0, true, false)?;
     mesh(&mut c, axis, &|_| String::new())?;
-    common(&mut c, axis, d, 1.0)?;
+    shade(&mut c, axis, d, 1.0)?;
     if d.checklist.is_empty() {
-        return say(&mut c, axis, 0.5, "no checklist step was ticked");
+        say(&mut c, axis, 0.5, "no checklist step was ticked")?;
+        return rules(&mut c, d, 1.0);
     }
     // Stamps close together share one tick and one label ("1·2").
-    let r = axis.range();
     let near = (r.end - r.start) / 120;
     let mut groups: Vec<(DateTime<Utc>, Vec<String>, bool)> = Vec::new();
     let mut stamps: Vec<_> = d.checklist.iter().filter(|s| r.contains(&s.at)).collect();
@@ -671,7 +753,7 @@ fn checklist(area: &Area, axis: &Axis, d: &FigureData) -> Result<(), String> {
             + Text::new(labels.join("·"), (3, -24), font(13.0))
     }))
     .map_err(err)?;
-    Ok(())
+    rules(&mut c, d, 1.0)
 }
 
 #[cfg(test)]

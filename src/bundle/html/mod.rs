@@ -92,7 +92,7 @@ fn page(p: &Page, data: &FigureData, svg: Result<String, String>) -> Markup {
                 footer {
                     p { "Written by callcap " (env!("CARGO_PKG_VERSION")) " with " code { "report.md" } " and " code { "manifest.json" } " from the same capture. The figure's numbers are in this file's " code { "callcap-figure-data" } " block (" (data::FORMAT) ")." }
                 }
-                script type="application/json" #callcap-figure-data { (PreEscaped(data.to_json())) }
+                script type="application/json" id="callcap-figure-data" { (PreEscaped(data.to_json())) }
             }
         }
     }

@@ -47,21 +47,15 @@ pub fn header(app: &App, label: &str, (start, end): (DateTime<Utc>, DateTime<Utc
     html! {
         h1 { "Call evidence " code { (label) } }
         dl .facts {
-            dt { "Window" }
-            dd { (rfc3339(start)) " → " (rfc3339(end)) " (" ((end - start).num_minutes()) " min)" }
-            dt { "User" }
-            dd { (app.subject.user_id.as_deref().unwrap_or("(not set)")) }
-            dt { "Device" }
-            dd { (app.subject.device_id.as_deref().unwrap_or("(not set)")) }
+            div { dt { "Window" } dd { (rfc3339(start)) " → " (rfc3339(end)) " (" ((end - start).num_minutes()) " min)" } }
+            div { dt { "User" } dd { (app.subject.user_id.as_deref().unwrap_or("(not set)")) } }
+            div { dt { "Device" } dd { (app.subject.device_id.as_deref().unwrap_or("(not set)")) } }
             @if !app.subject.participants.is_empty() {
-                dt { "Participants" }
-                dd { (app.subject.participants.join(", ")) }
+                div { dt { "Participants" } dd { (app.subject.participants.join(", ")) } }
             }
-            dt { "Server log" }
-            dd { (app.lines_total) " lines, " (app.bytes_total) " bytes, " (app.server_redactions) " secrets redacted" }
+            div { dt { "Server log" } dd { (app.lines_total) " lines, " (app.bytes_total) " bytes, " (app.server_redactions) " secrets redacted" } }
             @if let Some(line) = super::super::report_sections::database_line(app) {
-                dt { "Database" }
-                dd { (line.trim_start_matches("- Database: ")) }
+                div { dt { "Database" } dd { (line.trim_start_matches("- Database: ")) } }
             }
         }
     }
