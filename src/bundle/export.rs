@@ -54,6 +54,7 @@ pub fn export(
     let mut report = report::render(app, label, &verdicts, &cited, &facts, sources, now);
     report.push_str(&redactions::report_section(&facts, &journal.site_rules));
     journal.write_whole("report.md", report.as_bytes(), 0)?;
+    let html_started = std::time::Instant::now();
     let page = html::render(&html::Page {
         app,
         label,
@@ -65,6 +66,11 @@ pub fn export(
         now,
     });
     journal.write_whole("report.html", page.as_bytes(), 0)?;
+    tracing::debug!(
+        ms = html_started.elapsed().as_secs_f64() * 1000.0,
+        bytes = page.len(),
+        "report.html written"
+    );
 
     let facts = journal.facts();
     let mut m = manifest::build(app, label, &verdicts, &facts, sources, now);

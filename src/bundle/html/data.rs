@@ -17,15 +17,15 @@ use std::collections::BTreeMap;
 /// The JSON block's format name.
 pub const FORMAT: &str = "callcap-report-figure/1";
 
-/// At most this many time buckets in a series: a capture up to about
-/// 14 days is kept per minute, a longer one in wider buckets.
-const MAX_BUCKETS: i64 = 20_000;
+/// At most this many time buckets in a series: a capture up to 15 days is
+/// kept per minute, a longer one in wider buckets.
+const MAX_BUCKETS: i64 = 21_600;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FigureData {
     pub format: &'static str,
     /// 60: every series holds one number per minute (wider only for
-    /// captures longer than about 14 days).
+    /// captures longer than 15 days).
     pub bucket_seconds: i64,
     /// The start of the first bucket; bucket `i` starts
     /// `i * bucket_seconds` later.
@@ -229,11 +229,15 @@ impl FigureData {
         self.bucket_start(self.buckets)
     }
 
-    /// The JSON for the page's data block, safe inside `<script>`.
+    /// The JSON for the page's data block, safe inside `<script>`: no `<`,
+    /// `>` or `&` is left in it (they can only stand in strings, where
+    /// `\u003c` … read back the same).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self)
             .unwrap_or_else(|_| "null".into())
-            .replace("</", "<\\/")
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
     }
 }
 

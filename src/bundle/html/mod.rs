@@ -165,3 +165,123 @@ fn caption(d: &FigureData) -> String {
     }
     c
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::app::event::ServerStall;
+    use crate::app::stats::minute_start;
+    use crate::app::{EvidenceRef, Marker, Timeout};
+
+    fn page(app: &App) -> String {
+        let verdicts = crate::verdicts::decide(app);
+        render(&Page {
+            app,
+            label: "t",
+            verdicts: &verdicts,
+            cited_lines: &BTreeMap::new(),
+            entries: &[],
+            metrics: None,
+            now: app.window.1.unwrap_or_default(),
+        })
+    }
+
+    fn marker(id: u32, at: DateTime<Utc>, label: &str) -> Marker {
+        Marker {
+            id,
+            at,
+            label: label.into(),
+            checklist_step: None,
+            last_lines: BTreeMap::new(),
+            deleted: false,
+        }
+    }
+
+    /// A fortnight with every KE, latency and timeouts in every minute:
+    /// the page stays small, drawn per column, never per line or minute.
+    #[test]
+    fn a_busy_fortnight_stays_small_and_is_drawn_per_column() {
+        let mut app = crate::verdicts::test_app();
+        let m0 = 29_714_040; // 2026-06-30 18:00 UTC, in minutes
+        let minutes = 14 * 24 * 60;
+        for m in m0..m0 + minutes {
+            for i in 0..4 {
+                app.server[i].per_minute.insert(m, 500);
+                app.server[i].count += 500;
+                app.client[i].per_minute.insert(m, 3);
+                app.client[i].count += 3;
+            }
+            let l = app.latency.entry(m).or_default();
+            for ms in [20, 40, 3000] {
+                l.add(ms, 2000);
+            }
+            l.close();
+        }
+        let (start, end) = (minute_start(m0), minute_start(m0 + minutes - 1));
+        app.window = (Some(start), Some(end));
+        app.wall_clock_span = false;
+        for k in 0..10_000 {
+            let at = start + chrono::Duration::seconds(k * 120);
+            app.timeouts.push(Timeout {
+                at,
+                origin: "client",
+                evidence: EvidenceRef(format!("client/d.json#entries[{k}]")),
+                took_ms: None,
+            });
+            if k < 1000 {
+                app.stalls.push(ServerStall {
+                    from: at,
+                    to: at + chrono::Duration::seconds(3),
+                    line_no: k as u64 + 1,
+                    burst: 3,
+                    delayed_restart: false,
+                });
+            }
+        }
+        app.markers
+            .push(marker(1, start + chrono::Duration::hours(30), "audio cut"));
+        let html = page(&app);
+        assert!(html.len() < 2_000_000, "{} bytes", html.len());
+        let svg = &html[html.find("<svg").unwrap()..html.find("</svg>").unwrap()];
+        let axis = figure::Axis::of(&FigureData::build(&app, &[], None, end));
+        assert!(axis.columns <= 150, "{}", axis.columns);
+        // Bars: two per column and KE; ticks: one per column; stalls: one
+        // shade each (1000); a few hundred more for axes and labels.
+        let elements = svg.matches("<rect").count()
+            + svg.matches("<line").count()
+            + svg.matches("<polyline").count();
+        assert!(
+            elements < 8 * axis.columns + 1000 + 2 * axis.columns + 600,
+            "{elements}"
+        );
+        let data: serde_json::Value = serde_json::from_str(
+            &html[html.find(r#"id="callcap-figure-data">"#).unwrap() + 25
+                ..html.rfind("</script>").unwrap()],
+        )
+        .unwrap();
+        assert_eq!(data["bucket_seconds"], 60);
+        assert_eq!(
+            data["ke"]["KE-2"]["server"].as_array().unwrap().len(),
+            minutes as usize
+        );
+    }
+
+    #[test]
+    fn a_marker_label_cannot_end_the_data_block_or_the_page() {
+        let mut app = crate::verdicts::test_app();
+        let t = DateTime::from_timestamp(1_782_842_400, 0).unwrap();
+        app.window = (Some(t), Some(t + chrono::Duration::minutes(3)));
+        app.wall_clock_span = false;
+        let label = "</script><script>alert(1)</script><b>";
+        app.markers
+            .push(marker(1, t + chrono::Duration::minutes(1), label));
+        let html = page(&app);
+        assert_eq!(html.matches("<script").count(), 1, "only the data block");
+        assert!(!html.contains("<b>"));
+        let start = html.find(r#"id="callcap-figure-data">"#).unwrap() + 25;
+        let end = start + html[start..].find("</script>").unwrap();
+        let data: serde_json::Value = serde_json::from_str(&html[start..end]).unwrap();
+        assert_eq!(data["markers"][0]["label"], label);
+    }
+}
