@@ -20,12 +20,19 @@ use std::collections::BTreeMap;
 
 const STYLE: &str = include_str!("style.css");
 
-/// A per-minute p99 from a metrics source (Prometheus), drawn beside the
-/// access log's: `(minute start, p99 in seconds)`.
+/// The metrics' p99 per minute (Synapse's request-duration histogram, read
+/// from its metrics listener or from Prometheus, long polls such as /sync
+/// left out as in the access log's line), drawn in the latency lane beside
+/// the access log's p99. This is the figure's one metrics input: without
+/// it ([`Page::metrics`] `None`) the lane says "no metrics in this
+/// capture" and the data block's `metrics` is null.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatencyMetrics {
-    /// Where the numbers came from, e.g. the Prometheus query.
+    /// Where the numbers came from (the scrape URL or the Prometheus
+    /// query), named in the figure's caption.
     pub source: String,
+    /// `(minute start in UTC, p99 in seconds)`, one per minute that was
+    /// read; a minute left out is drawn as a break in the line.
     pub p99_seconds: Vec<(DateTime<Utc>, f64)>,
 }
 
@@ -156,6 +163,9 @@ fn caption(d: &FigureData) -> String {
         }
     }
     c.push_str(". ");
+    if let Some(m) = &d.metrics {
+        c.push_str(&format!("The metrics' p99 is from {}. ", m.source));
+    }
     if per == 1 {
         c.push_str("Each column is one minute.");
     } else {
@@ -265,6 +275,78 @@ mod tests {
             data["ke"]["KE-2"]["server"].as_array().unwrap().len(),
             minutes as usize
         );
+    }
+
+    /// The metrics' p99, when given, is in the data block per minute and
+    /// drawn as its own line; without it the lane says there are none.
+    #[test]
+    fn the_metrics_p99_is_drawn_beside_the_access_log_s_when_there_is_one() {
+        let mut app = crate::verdicts::test_app();
+        let m0 = 29_714_040; // 2026-06-30 18:00 UTC, in minutes
+        for m in m0..m0 + 4 {
+            let l = app.latency.entry(m).or_default();
+            for ms in [20, 40, 60] {
+                l.add(ms, 2000);
+            }
+            l.close();
+        }
+        (app.lines_total, app.access_lines) = (12, 12);
+        let t = minute_start(m0);
+        app.window = (Some(t), Some(minute_start(m0 + 3)));
+        app.wall_clock_span = false;
+        let verdicts = crate::verdicts::decide(&app);
+        let metrics = LatencyMetrics {
+            source: "http://127.0.0.1:9090 (histogram_quantile)".into(),
+            // Minute 2 was not read: the line breaks there.
+            p99_seconds: vec![
+                (t, 0.25),
+                (t + chrono::Duration::minutes(1), 3.5),
+                (t + chrono::Duration::minutes(3), 0.5),
+            ],
+        };
+        let with = |metrics| {
+            render(&Page {
+                app: &app,
+                label: "t",
+                verdicts: &verdicts,
+                cited_lines: &BTreeMap::new(),
+                entries: &[],
+                metrics,
+                now: t,
+            })
+        };
+        let data = |html: &str| -> serde_json::Value {
+            let start = html.find(r#"id="callcap-figure-data">"#).unwrap() + 25;
+            let end = start + html[start..].find("</script>").unwrap();
+            serde_json::from_str(&html[start..end]).unwrap()
+        };
+        let stroke = format!(
+            "stroke=\"#{:02X}{:02X}{:02X}\"",
+            figure::METRICS.0,
+            figure::METRICS.1,
+            figure::METRICS.2
+        );
+        let svg =
+            |html: &str| html[html.find("<svg").unwrap()..html.find("</svg>").unwrap()].to_string();
+
+        let page = with(Some(&metrics));
+        let d = data(&page);
+        assert_eq!(
+            d["metrics"]["p99_seconds"],
+            serde_json::json!([0.25, 3.5, null, 0.5])
+        );
+        assert!(d["missing"].get("metrics").is_none(), "{}", d["missing"]);
+        // Two runs of the line: minutes 0-1, and minute 3 alone.
+        assert_eq!(svg(&page).matches(&stroke).count(), 2, "{}", svg(&page));
+        assert!(!page.contains("no metrics in this capture"));
+        assert!(page.contains("The metrics' p99 is from http://127.0.0.1:9090"));
+
+        let page = with(None);
+        let d = data(&page);
+        assert_eq!(d["metrics"], serde_json::Value::Null);
+        assert_eq!(d["missing"]["metrics"], "no metrics in this capture");
+        assert_eq!(svg(&page).matches(&stroke).count(), 0);
+        assert!(svg(&page).contains("no metrics in this capture"));
     }
 
     #[test]
