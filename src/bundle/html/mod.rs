@@ -125,7 +125,15 @@ fn legend(d: &FigureData) -> Markup {
             format!("client entries {unit} (right scale)"),
         ),
         ("line", "p99", "access-log p99 (/sync excluded)".into()),
-        ("line", "metrics", "metrics p99".into()),
+        (
+            "line",
+            "metrics",
+            if d.metrics.is_some() {
+                "metrics p99".into()
+            } else {
+                "metrics p99 (none in this capture)".into()
+            },
+        ),
         ("dot", "slow", "minute Q4 counts as slow".into()),
         ("tick", "timeout", "client delayed-event timeout".into()),
         ("shade", "stall", "homeserver stall".into()),
@@ -340,6 +348,7 @@ mod tests {
         assert_eq!(svg(&page).matches(&stroke).count(), 2, "{}", svg(&page));
         assert!(!page.contains("no metrics in this capture"));
         assert!(page.contains("The metrics' p99 is from http://127.0.0.1:9090"));
+        assert!(!page.contains("(none in this capture)"));
 
         let page = with(None);
         let d = data(&page);
@@ -347,6 +356,7 @@ mod tests {
         assert_eq!(d["missing"]["metrics"], "no metrics in this capture");
         assert_eq!(svg(&page).matches(&stroke).count(), 0);
         assert!(svg(&page).contains("no metrics in this capture"));
+        assert!(page.contains("metrics p99 (none in this capture)"));
     }
 
     #[test]
