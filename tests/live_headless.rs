@@ -207,6 +207,9 @@ fn a_journal_left_by_kill_9_is_recovered_into_a_bundle() {
         written
     );
     assert_eq!(manifest(&bundle)["counts"]["server"]["KE-1"], 500);
+    // A recovered bundle has its report.html, the minute drawn from the journal.
+    let d = figure_data(&bundle);
+    assert_eq!(d["ke"]["KE-1"]["server"][0], 500, "{}", d["ke"]);
     // The journal is marked recovered, so a second recover finds nothing.
     let again = callcap(&["recover", "--out", out.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2));

@@ -415,6 +415,40 @@ fn q4_homeserver_latency_from_the_histogram_alone_cites_its_rows() {
         bundle::manifest(&o.bundle)["metrics"]["source"],
         "prometheus"
     );
+    // report.html's latency lane draws the same overall p99 as the `*` row.
+    let star: f64 = csv_line(&o, 1 + csv_row(&o, "2026-06-30T18:00:00Z,*,"))
+        .split(',')
+        .nth(2)
+        .and_then(|p| p.parse().ok())
+        .expect("the minute's overall p99");
+    let fig = bundle::figure_data(&o.bundle);
+    let first: chrono::DateTime<chrono::Utc> =
+        fig["first_bucket"].as_str().unwrap().parse().unwrap();
+    let minute: chrono::DateTime<chrono::Utc> = "2026-06-30T18:00:00Z".parse().unwrap();
+    let i =
+        usize::try_from((minute - first).num_seconds() / fig["bucket_seconds"].as_i64().unwrap())
+            .unwrap();
+    let drawn = fig["metrics"]["p99_seconds"][i].as_f64();
+    assert!(
+        // latency.csv gives 4 decimals.
+        drawn.is_some_and(|d| (d - star).abs() <= 5e-5),
+        "figure {drawn:?} vs latency.csv {star}: {}",
+        fig["metrics"]
+    );
+    assert!(
+        fig["metrics"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("prometheus")
+    );
+}
+
+/// The 0-based index of the first `metrics/latency.csv` line starting with `prefix`.
+fn csv_row(o: &Outcome, prefix: &str) -> usize {
+    let text = std::fs::read_to_string(o.bundle.join("metrics/latency.csv")).unwrap();
+    text.lines()
+        .position(|l| l.starts_with(prefix))
+        .expect(prefix)
 }
 
 // ---------------------------------------------------------------------------

@@ -183,6 +183,8 @@ fn a_headless_replay_of_the_demo_bundle_reproduces_its_counts() {
         std::fs::read(b.join("server/homeserver.log")).unwrap()
     );
     assert_eq!(ma["verdicts"], mb["verdicts"]);
+    // Both pages draw the same minutes.
+    assert_eq!(figure_data(&a)["ke"], figure_data(&b)["ke"]);
 }
 
 #[test]

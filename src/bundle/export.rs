@@ -1,11 +1,11 @@
 //! Finishing a journal into a bundle: the derived files (markers, checklist,
-//! timeline, database results, report, manifest) are written into the
+//! timeline, database results, report, report.html, manifest) are written into the
 //! journal folder, which is then renamed to the bundle's label. Until the
 //! rename the folder keeps its journal name, so a half-written bundle is never
 //! mistaken for a finished one.
 
 use super::journal::{self, Journal};
-use super::{manifest, redactions, report, timeline};
+use super::{html, manifest, redactions, report, timeline};
 use crate::app::App;
 pub use crate::app::default_label;
 use crate::verdicts;
@@ -110,6 +110,25 @@ pub fn export(
     if let Err(e) = journal.write_whole("report.md", report.as_bytes(), 0) {
         missing.push(format!("report.md: {e}"));
     }
+    let html_started = std::time::Instant::now();
+    let metrics = latency_metrics(app);
+    let page = html::render(&html::Page {
+        app,
+        label,
+        verdicts: &verdicts,
+        cited_lines: &cited,
+        entries: &entries,
+        metrics: metrics.as_ref(),
+        now,
+    });
+    if let Err(e) = journal.write_whole("report.html", page.as_bytes(), 0) {
+        missing.push(format!("report.html: {e}"));
+    }
+    tracing::debug!(
+        ms = html_started.elapsed().as_secs_f64() * 1000.0,
+        bytes = page.len(),
+        "report.html written"
+    );
 
     let facts = settled_facts(journal, !missing.is_empty());
     let mut m = manifest::build(app, label, &verdicts, &facts, sources, now);
@@ -283,4 +302,21 @@ pub fn sanitize_label(label: &str) -> String {
         .collect();
     let s = s.trim_matches('.').to_string();
     if s.is_empty() { "call".to_string() } else { s }
+}
+
+/// The figure's metrics input: Synapse's overall p99 per minute from the
+/// capture's metrics source (a minute without requests is left out, a p99
+/// in the top bucket is drawn at that bucket's bound), or `None` when the
+/// capture read no metrics.
+fn latency_metrics(app: &App) -> Option<html::LatencyMetrics> {
+    let (kind, url) = app.metrics.source.as_ref()?;
+    Some(html::LatencyMetrics {
+        source: format!("{} {url}", kind.name()),
+        p99_seconds: app
+            .metrics
+            .p99_series()
+            .into_iter()
+            .filter_map(|m| Some((m.minute, m.p99?.seconds)))
+            .collect(),
+    })
 }

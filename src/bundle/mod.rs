@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod debug_loggers;
 pub mod export;
+pub mod html;
 pub mod journal;
 pub mod manifest;
 pub mod metrics_csv;

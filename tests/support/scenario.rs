@@ -527,6 +527,7 @@ impl Scenario {
         let m = manifest(&bundle);
         let cited = assert_basis_resolves(&bundle);
         bundle::verify_checksums(&bundle);
+        bundle::assert_report_html_says_what_report_md_says(&bundle);
         let report = std::fs::read_to_string(bundle.join("report.md")).unwrap();
         Outcome {
             _tmp: tmp,
