@@ -4,6 +4,7 @@
 pub mod diag;
 pub mod har;
 pub mod ke;
+pub mod log_format;
 pub mod membership;
 pub mod redact;
 pub mod signatures;

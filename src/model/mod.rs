@@ -8,6 +8,7 @@ pub mod client;
 pub mod db;
 pub mod debug_loggers;
 pub mod journal_entry;
+pub mod server_logs;
 pub mod status;
 
 pub use db::{DbChange, DbPoll, Row};
