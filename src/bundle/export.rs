@@ -19,6 +19,17 @@ use std::path::{Path, PathBuf};
 /// What the runner knows about its sources (paths, hosts), for the manifest.
 pub type SourceDescriptions = Vec<Value>;
 
+/// Records where a log source stopped in its description.
+pub fn set_position(sources: &mut SourceDescriptions, name: &str, position: Value) {
+    if let Some(obj) = sources
+        .iter_mut()
+        .find(|d| d.get("name").and_then(Value::as_str) == Some(name))
+        .and_then(Value::as_object_mut)
+    {
+        obj.insert("position".into(), position);
+    }
+}
+
 /// Writes the bundle and returns its final path.
 pub fn export(
     app: &App,

@@ -25,9 +25,9 @@ fn example_config_parses_validates_and_documents_the_defaults() -> Result<(), Co
     let c = valid(EXAMPLE)?;
     let ssh = c.ssh.as_ref().map(|s| (s.host.as_str(), s.host_key_check));
     assert_eq!(ssh, Some(("10.10.10.4", HostKeyCheck::default())));
-    let log = c.server_log.as_ref();
+    let log = c.server_log.first();
     assert_eq!(
-        log.map(|l| l.path.as_path()),
+        log.and_then(|l| l.path.as_deref()),
         Some(Path::new("/var/log/matrix-synapse/homeserver.log"))
     );
     assert_eq!(
@@ -165,7 +165,7 @@ fn bad_value_types_name_the_key_and_the_value() {
 fn missing_keys_and_syntax_errors_say_where() {
     assert_eq!(
         msg("[server-log]\ntimezone = \"UTC\"\n"),
-        format!("{PREFIX}key 'server-log': missing key 'path'")
+        format!("{PREFIX}key 'server-log': missing key 'path' (or 'journal-unit', or 'container')")
     );
     assert_eq!(
         msg("[call]\nuser-id = \"@a:b\"\n[ssh\nhost = 1\n"),

@@ -41,6 +41,18 @@ impl Format {
         }
     }
 
+    /// The format a [`Format::name`] names.
+    pub fn from_name(name: &str) -> Option<Format> {
+        [
+            Format::Text,
+            Format::SynapseJson,
+            Format::Journal,
+            Format::Docker,
+        ]
+        .into_iter()
+        .find(|f| f.name() == name)
+    }
+
     /// Lines that are read record by record (every format but text).
     pub fn is_decoded(self) -> bool {
         self != Format::Text
@@ -154,7 +166,9 @@ pub fn docker_time(line: &[u8]) -> Option<(DateTime<Utc>, &[u8])> {
     }
     let space = memchr::memchr(b' ', &line[..line.len().min(40)])?;
     let stamp = std::str::from_utf8(&line[..space]).ok()?;
-    let at = DateTime::parse_from_rfc3339(stamp).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc3339(stamp)
+        .ok()?
+        .with_timezone(&Utc);
     Some((at, &line[space + 1..]))
 }
 

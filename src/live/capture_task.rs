@@ -148,9 +148,8 @@ impl CaptureTask {
                 bound_ms,
                 at,
             } => {
-                if source == "server-log" {
-                    self.capture.set_clock_offset_ms(offset_ms);
-                }
+                // The host's offset moves the times of the logs read there.
+                self.capture.set_clock_offset_ms(&source, offset_ms);
                 vec![Event::ClockOffset {
                     source,
                     offset_ms,
@@ -177,6 +176,12 @@ impl CaptureTask {
                 }
                 evs.push(Event::Db(poll));
                 evs
+            }
+            Input::Position {
+                source, position, ..
+            } => {
+                export::set_position(&mut self.sources, &source, position);
+                Vec::new()
             }
             Input::Note { source, text, at } => vec![Event::Note { source, text, at }],
         }
@@ -270,7 +275,7 @@ impl CaptureTask {
             for ev in self.ingest(rest) {
                 self.absorb(&mut app, ev);
             }
-            if let Ok(batch) = self.capture.end_of_input("server-log", false) {
+            for batch in self.capture.finish().map_err(|e| e.to_string())? {
                 self.absorb(&mut app, Event::Server(Box::new(batch)));
             }
             let now = Utc::now();

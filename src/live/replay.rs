@@ -2,18 +2,21 @@
 //! as if it were live: server lines paced by their own timestamps, client
 //! files at the time they arrived, database polls at their times.
 
-use crate::bundle::journal::{self, SERVER_LOG};
-use crate::domain::synapse_log::{LogClock, parse_timestamp_prefix};
+use super::replay_logs::{LogLines, line_time};
+use crate::bundle::journal;
+use crate::domain::log_format::{Format, sniff};
+use crate::domain::synapse_log::LogClock;
 use crate::model::journal_entry::JournalEntry;
+use crate::model::server_logs::{DEFAULT_LOG_NAME, LogInfo, ServerLogs};
 use crate::sources::clock::Clock;
 use crate::sources::{DbPoll, Input, SourceStatus};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
 
-pub const SOURCE: &str = "server-log";
+/// The source name of a recording of one unnamed log.
+pub const SOURCE: &str = DEFAULT_LOG_NAME;
 
 /// What happens besides server lines, on the recording's time axis.
 #[derive(Debug, Clone)]
@@ -32,18 +35,13 @@ pub struct Recording {
     pub device_id: Option<String>,
     pub participants: Vec<String>,
     pub timezone: String,
+    /// The recorded server logs (one, unless the journal says more).
+    pub logs: Vec<LogInfo>,
 }
 
 impl Recording {
     /// Reads a bundle (or a journal folder) for replay.
     pub fn open(dir: &Path) -> Result<Recording, String> {
-        let log = dir.join(SERVER_LOG);
-        if !log.is_file() {
-            return Err(format!(
-                "'{}' is not a callcap bundle: {SERVER_LOG} is missing",
-                dir.display()
-            ));
-        }
         let entries = journal::read_entries(dir).unwrap_or_default();
         let mut rec = Recording {
             dir: dir.to_path_buf(),
@@ -53,6 +51,7 @@ impl Recording {
             device_id: None,
             participants: Vec::new(),
             timezone: "UTC".into(),
+            logs: Vec::new(),
         };
         let mut polls: Vec<DateTime<Utc>> = Vec::new();
         for e in &entries {
@@ -76,6 +75,7 @@ impl Recording {
                     }
                 }
                 JournalEntry::DbPoll { at, .. } => polls.push(*at),
+                JournalEntry::ServerLogs { logs, .. } => rec.logs = logs.clone(),
                 _ => {}
             }
         }
@@ -94,8 +94,32 @@ impl Recording {
             }
         }
         rec.schedule.sort_by_key(|(t, _)| *t);
-        let clock = LogClock::new(&rec.timezone).unwrap_or_else(|_| LogClock::utc());
-        let first_line = first_log_time(&log).map(|t| clock.to_utc(t));
+        if rec.logs.is_empty() {
+            rec.logs.push(LogInfo {
+                name: SOURCE.into(),
+                timezone: rec.timezone.clone(),
+                format: None,
+            });
+        }
+        let names = ServerLogs::new(rec.logs.iter().map(|l| l.name.clone()).collect());
+        let mut first_line = None;
+        for (i, l) in rec.logs.iter().enumerate() {
+            let file = names.file(i);
+            let path = dir.join(&file);
+            if !path.is_file() {
+                return Err(format!(
+                    "'{}' is not a callcap bundle: {file} is missing",
+                    dir.display()
+                ));
+            }
+            let zone = LogClock::new(&l.timezone).unwrap_or_else(|_| LogClock::utc());
+            let t = first_log_time(
+                &path,
+                l.format.as_deref().and_then(Format::from_name),
+                &zone,
+            );
+            first_line = first_line.into_iter().chain(t).min();
+        }
         rec.origin = [first_line, rec.schedule.first().map(|(t, _)| *t)]
             .into_iter()
             .flatten()
@@ -111,49 +135,56 @@ impl Recording {
         tx: mpsc::Sender<Input>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let status = |s: SourceStatus| Input::Status {
-            source: SOURCE.into(),
+        let names: Vec<String> = self.logs.iter().map(|l| l.name.clone()).collect();
+        let status = |name: &str, s: SourceStatus| Input::Status {
+            source: name.to_string(),
             status: s,
             at: clock.now(),
         };
-        let _ = tx.send(status(SourceStatus::Live)).await;
-        let logclock = LogClock::new(&self.timezone).unwrap_or_else(|_| LogClock::utc());
-        let file = match tokio::fs::File::open(self.dir.join(SERVER_LOG)).await {
-            Ok(f) => f,
+        for n in &names {
+            let _ = tx.send(status(n, SourceStatus::Live)).await;
+        }
+        let mut lines = match LogLines::open(&self.dir, &self.logs).await {
+            Ok(l) => l,
             Err(e) => {
                 let _ = tx
-                    .send(status(SourceStatus::Error {
-                        reason: e.to_string(),
-                    }))
+                    .send(status(
+                        &names[0],
+                        SourceStatus::Error {
+                            reason: e.to_string(),
+                        },
+                    ))
                     .await;
                 return;
             }
         };
-        let mut reader = BufReader::with_capacity(1 << 16, file);
         let mut schedule = self.schedule.into_iter().peekable();
         let mut chunk: Vec<u8> = Vec::with_capacity(1 << 16);
-        let mut line = Vec::new();
+        // The log the chunk's lines are from.
+        let mut from = 0;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            line.clear();
-            let n = match reader.read_until(b'\n', &mut line).await {
-                Ok(n) => n,
+            let (n, log, line, at) = match lines.next().await {
+                Ok(Some((log, line, at))) => (line.len(), log, line, at),
+                Ok(None) => (0, from, Vec::new(), None),
                 Err(e) => {
                     let _ = tx
-                        .send(status(SourceStatus::Error {
-                            reason: e.to_string(),
-                        }))
+                        .send(status(
+                            &names[from],
+                            SourceStatus::Error {
+                                reason: e.to_string(),
+                            },
+                        ))
                         .await;
                     return;
                 }
             };
-            let at = if n == 0 {
-                None
-            } else {
-                parse_timestamp_prefix(&line).map(|t| logclock.to_utc(t))
-            };
+            if log != from && !chunk.is_empty() {
+                let _ = tx.send(server(&names[from], &mut chunk, clock.now())).await;
+            }
+            from = log;
             // Anything scheduled before this line goes first.
             while let Some((t, _)) = schedule.peek() {
                 if at.is_some_and(|a| *t > a) || (n > 0 && at.is_none()) {
@@ -161,7 +192,7 @@ impl Recording {
                 }
                 let t = *t;
                 if !chunk.is_empty() {
-                    let _ = tx.send(server(&mut chunk, clock.now())).await;
+                    let _ = tx.send(server(&names[from], &mut chunk, clock.now())).await;
                 }
                 if wait(&clock, t, &mut shutdown).await {
                     return;
@@ -187,7 +218,7 @@ impl Recording {
                 && clock.real_wait_until(a) > std::time::Duration::ZERO
             {
                 if !chunk.is_empty() {
-                    let _ = tx.send(server(&mut chunk, clock.now())).await;
+                    let _ = tx.send(server(&names[from], &mut chunk, clock.now())).await;
                 }
                 if wait(&clock, a, &mut shutdown).await {
                     return;
@@ -195,19 +226,21 @@ impl Recording {
             }
             chunk.extend_from_slice(&line);
             if chunk.len() >= 1 << 16 {
-                let _ = tx.send(server(&mut chunk, clock.now())).await;
+                let _ = tx.send(server(&names[from], &mut chunk, clock.now())).await;
             }
         }
         if !chunk.is_empty() {
-            let _ = tx.send(server(&mut chunk, clock.now())).await;
+            let _ = tx.send(server(&names[from], &mut chunk, clock.now())).await;
         }
-        let _ = tx.send(status(SourceStatus::Stopped)).await;
+        for n in &names {
+            let _ = tx.send(status(n, SourceStatus::Stopped)).await;
+        }
     }
 }
 
-fn server(chunk: &mut Vec<u8>, at: DateTime<Utc>) -> Input {
+fn server(source: &str, chunk: &mut Vec<u8>, at: DateTime<Utc>) -> Input {
     Input::ServerChunk {
-        source: SOURCE.into(),
+        source: source.into(),
         bytes: std::mem::take(chunk),
         at,
     }
@@ -225,12 +258,17 @@ async fn wait(clock: &Clock, t: DateTime<Utc>, shutdown: &mut watch::Receiver<bo
     }
 }
 
-fn first_log_time(path: &Path) -> Option<chrono::NaiveDateTime> {
+/// The first time among a log's first lines.
+fn first_log_time(path: &Path, format: Option<Format>, zone: &LogClock) -> Option<DateTime<Utc>> {
     use std::io::BufRead;
     let f = std::fs::File::open(path).ok()?;
+    let mut format = format;
     std::io::BufReader::new(f)
         .split(b'\n')
         .take(10_000)
         .filter_map(Result::ok)
-        .find_map(|l| parse_timestamp_prefix(&l))
+        .find_map(|l| {
+            let f = *format.get_or_insert_with(|| sniff(&l));
+            line_time(f, &l, zone)
+        })
 }

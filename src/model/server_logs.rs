@@ -7,6 +7,21 @@
 //! lines as it always did, and every number still names one line of one
 //! file (`server/<name>.log:N`).
 
+use serde::{Deserialize, Serialize};
+
+/// What the journal records of each server log when there are several (or
+/// one in a known format), so that `recover` and `replay` read them back
+/// as they were captured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogInfo {
+    pub name: String,
+    pub timezone: String,
+    /// `text`, `synapse-json`, `journald-json`, `docker`; absent: told by
+    /// the log's first lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
 /// Bits below the log's index.
 const INDEX_SHIFT: u32 = 48;
 const LINE_MASK: u64 = (1 << INDEX_SHIFT) - 1;
@@ -81,7 +96,9 @@ impl ServerLogs {
     }
 
     pub fn name(&self, index: usize) -> &str {
-        self.names.get(index).map_or(DEFAULT_LOG_NAME, String::as_str)
+        self.names
+            .get(index)
+            .map_or(DEFAULT_LOG_NAME, String::as_str)
     }
 
     /// The log's file in the bundle: `server/homeserver.log` for the only

@@ -8,9 +8,12 @@
 //! positions.
 
 pub mod clock;
+pub mod command;
 pub mod db;
+pub mod docker;
 pub mod downloads;
 pub mod file;
+pub mod journald;
 pub mod log_source;
 pub mod ssh;
 
@@ -54,6 +57,13 @@ pub enum Input {
     ClientFile { path: PathBuf, at: DateTime<Utc> },
     /// One database poll: full results and the changes since the last poll.
     DbPoll(Box<DbPoll>),
+    /// Where a log source stopped: what it would resume from (the
+    /// manifest lists it).
+    Position {
+        source: String,
+        position: serde_json::Value,
+        at: DateTime<Utc>,
+    },
     /// A free-form note from a source, shown in the status line and journaled.
     Note {
         source: String,

@@ -10,7 +10,8 @@ const GCP: &str = r#"{"severity":"INFO","message":"Adding one_time_keys {'a': 1}
 // `journalctl -o json` of records written by systemd-journal-remote.
 const JOURNAL_TEXT: &str = r#"{"_BOOT_ID":"0123456789abcdef0123456789abcdef","__MONOTONIC_TIMESTAMP":"1000","_SYSTEMD_UNIT":"matrix-synapse-worker@generic1.service","SYSLOG_IDENTIFIER":"python","__REALTIME_TIMESTAMP":"1782842400000000","MESSAGE":"2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - GET-1 - hello","__CURSOR":"s=93c8c09fe87a474d916c753617dd3601;i=1;b=0123456789abcdef0123456789abcdef;m=3e8;t=6557c57f14800;x=c5a9c2bec4906166","PRIORITY":"6"}"#;
 const JOURNAL_BYTES: &str = r#"{"PRIORITY":"3","__MONOTONIC_TIMESTAMP":"1005","MESSAGE":[108,105,110,101,32,111,110,101,10,108,105,110,101,32,116,119,111,32,255,254,32,98,97,100],"_BOOT_ID":"0123456789abcdef0123456789abcdef","__REALTIME_TIMESTAMP":"1782842400005000","__CURSOR":"s=93c8c09fe87a474d916c753617dd3601;i=3;b=0123456789abcdef0123456789abcdef;m=3ed;t=6557c57f15b88;x=cc5faaeb68a316c0","_SYSTEMD_UNIT":"matrix-synapse-worker@generic1.service"}"#;
-const DOCKER: &str = "2026-12-06T08:43:22.093800858Z 2026-12-06 08:43:22,093 - synapse.x - 1 - INFO - GET-1 - out 0";
+const DOCKER: &str =
+    "2026-12-06T08:43:22.093800858Z 2026-12-06 08:43:22,093 - synapse.x - 1 - INFO - GET-1 - out 0";
 
 fn ms(at: Option<DateTime<Utc>>) -> Option<i64> {
     at.map(|t| t.timestamp_millis())
@@ -22,7 +23,8 @@ fn each_format_is_told_by_its_first_lines() {
     assert_eq!(sniff(GCP.as_bytes()), Format::SynapseJson);
     assert_eq!(sniff(JOURNAL_TEXT.as_bytes()), Format::Journal);
     assert_eq!(sniff(DOCKER.as_bytes()), Format::Docker);
-    let text = "\n  File \"x.py\", line 1\n2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - GET-1 - x\n";
+    let text =
+        "\n  File \"x.py\", line 1\n2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - GET-1 - x\n";
     assert_eq!(sniff(text.as_bytes()), Format::Text);
     assert_eq!(sniff(b""), Format::Text);
     // JSON that is neither Synapse's nor journald's is text.
@@ -101,7 +103,10 @@ fn journal_records_keep_realtime_priority_and_bytes() {
     );
     // Written with spaces (pretty), the cursor is still found.
     let spaced = r#"{ "__CURSOR" : "s=1;i=2", "MESSAGE" : "x" }"#;
-    assert_eq!(journal_cursor(spaced.as_bytes()).as_deref(), Some("s=1;i=2"));
+    assert_eq!(
+        journal_cursor(spaced.as_bytes()).as_deref(),
+        Some("s=1;i=2")
+    );
     // A record whose MESSAGE is a Synapse JSON record.
     let inner = format!(
         r#"{{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1","MESSAGE":{}}}"#,
