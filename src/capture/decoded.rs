@@ -12,9 +12,8 @@
 //! A record's time is its wrapper's when it has one (journald's
 //! `__REALTIME_TIMESTAMP`, docker's timestamp), else its own.
 
-use super::Capture;
-use super::log_ingest::LogWrite;
 use super::scan::Heads;
+use super::{Capture, LogWrite};
 use crate::app::event::ServerBatch;
 use crate::domain::log_format::{self, Body, Format, inner_head, level_of_priority, one_line};
 use crate::domain::stall::for_each_line;

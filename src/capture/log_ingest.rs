@@ -3,9 +3,8 @@
 //! the KE logs) and handed to the App as a batch; homeserver stalls are
 //! found on the way, per log.
 
-use super::decoded::Decoded;
 use super::scan::Scanned;
-use super::{Capture, LOOKBACK_LINES, ScannedBuffer};
+use super::{Capture, LOOKBACK_LINES, LogWrite, ScannedBuffer};
 use crate::app::event::{OtkUpload, ServerBatch, ServerHit, ServerStall, ToDeviceTrace};
 use crate::domain::Ke;
 use crate::domain::stall::Stall;
@@ -23,18 +22,6 @@ pub struct Committed {
     pub spare: Option<Vec<u8>>,
     /// The scan, emptied, for its scanner to fill again.
     pub scanned: ScannedBuffer,
-}
-
-/// Who writes a committed buffer's lines to the log's file, and what the
-/// KE logs get.
-pub(super) enum LogWrite<'d> {
-    /// The capture copies the clean bytes to the journal writer.
-    Copy,
-    /// The caller hands the whole buffer over when it is clean.
-    Caller,
-    /// The buffer holds decoded records' bodies; their raw lines are
-    /// journaled already, and a KE log gets each record's display line.
-    Decoded(&'d Decoded),
 }
 
 impl Capture {
@@ -270,7 +257,7 @@ impl Capture {
         part: &mut Scanned,
         base_line: u64,
         batch: &mut ServerBatch,
-        decoded: Option<&Decoded>,
+        decoded: Option<&super::decoded::Decoded>,
     ) -> io::Result<()> {
         let number = |n: u64| line_number(src, base_line + n);
         let several = self.logs.several();

@@ -29,6 +29,18 @@ use source_log::SourceLog;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Who writes a committed buffer's lines to the log's file, and what the
+/// KE logs get.
+enum LogWrite<'d> {
+    /// The capture copies the clean bytes to the journal writer.
+    Copy,
+    /// The caller hands the whole buffer over when it is clean.
+    Caller,
+    /// The buffer holds decoded records' bodies; their raw lines are
+    /// journaled already, and a KE log gets each record's display line.
+    Decoded(&'d decoded::Decoded),
+}
+
 /// How far back a continuation line looks for its record's time.
 const LOOKBACK_LINES: usize = 2000;
 

@@ -88,7 +88,7 @@ pub struct CommandSource<F: Follow> {
 
 /// A command that runs.
 enum Running {
-    Local(LocalProc),
+    Local(Box<LocalProc>),
     Remote(Box<RemoteProc>),
 }
 
@@ -121,7 +121,7 @@ impl<F: Follow> LogSource for CommandSource<F> {
         self.follow.start(feed.position());
         let proc = match &mut self.runner {
             Runner::Local => match LocalProc::spawn(&argv, merge) {
-                Ok(p) => Running::Local(p),
+                Ok(p) => Running::Local(Box::new(p)),
                 Err(e) => return e,
             },
             Runner::Ssh(r) => match r.start(feed, shutdown, &argv, merge).await {
