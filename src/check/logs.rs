@@ -76,6 +76,7 @@ pub async fn followed(sh: Option<&RemoteShell>, log: &ServerLogConfig, what: &st
                 unit: unit.to_string(),
                 directory: directory.map(|d| d.to_path_buf()),
                 backfill: 1,
+                since: None,
             };
             let mut argv = j.base_argv();
             argv.extend(["-n".to_string(), "1".to_string()]);

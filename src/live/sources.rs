@@ -287,11 +287,13 @@ fn spawn_log(
                     }
                 }),
                 backfill: log.backfill,
+                since: Some(chrono::Utc::now()),
             };
             tokio::spawn(follow(j, ssh, exec_prefix, name, headless, io, prompt))
         }
         LogKind::Docker { container, command } => {
-            let d = crate::sources::docker::Docker::new(container, command, log.backfill);
+            let mut d = crate::sources::docker::Docker::new(container, command, log.backfill);
+            d.since = Some(chrono::Utc::now());
             tokio::spawn(follow(d, ssh, exec_prefix, name, headless, io, prompt))
         }
     };

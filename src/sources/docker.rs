@@ -4,7 +4,9 @@
 //! which docker includes, skipping the lines of that same timestamp
 //! already handed on (as stern does). A container that stops ends the
 //! command; the supervisor starts it again until the container (or a new
-//! one of the same name) runs.
+//! one of the same name) runs. Without backfill the first command starts
+//! `--since` the capture's start (not `--tail 0`, which starts wherever the
+//! log ends when the command gets there).
 
 use super::command::{Follow, Line};
 use crate::domain::log_format::docker_time;
@@ -15,6 +17,9 @@ pub struct Docker {
     /// The engine's command, word by word (`docker`, `podman`, `docker -H …`).
     pub command: Vec<String>,
     pub backfill: u64,
+    /// Without backfill, where the first command starts (the capture's
+    /// start, read on the engine's host clock).
+    pub since: Option<DateTime<Utc>>,
     /// While resuming: the position's time and how many of its lines are
     /// still to skip.
     skipping: Option<(DateTime<Utc>, u64)>,
@@ -38,6 +43,7 @@ impl Docker {
             container: container.to_string(),
             command: words,
             backfill,
+            since: None,
             skipping: None,
         }
     }
@@ -54,10 +60,16 @@ impl Follow for Docker {
                 argv.push("--since".into());
                 argv.push(p.at.to_rfc3339_opts(SecondsFormat::Nanos, true));
             }
-            None => {
-                argv.push("--tail".into());
-                argv.push(self.backfill.to_string());
-            }
+            None => match self.since.filter(|_| self.backfill == 0) {
+                Some(t) => {
+                    argv.push("--since".into());
+                    argv.push(t.to_rfc3339_opts(SecondsFormat::Nanos, true));
+                }
+                None => {
+                    argv.push("--tail".into());
+                    argv.push(self.backfill.to_string());
+                }
+            },
         }
         argv.push(self.container.clone());
         argv
@@ -152,5 +164,17 @@ mod tests {
         d.start(pos.as_ref());
         assert_eq!(log(&mut d, &mut pos, &[b, b2]), vec![Line::Seen, Line::Log]);
         assert_eq!(pos.as_ref().map(|p| p.seen), Some(2));
+    }
+
+    #[test]
+    fn without_backfill_it_starts_at_the_capture_start() {
+        let mut d = Docker::new("s", "docker", 0);
+        d.since = DateTime::from_timestamp(1_782_842_400, 5);
+        assert_eq!(
+            d.argv(None).join(" "),
+            "docker logs --timestamps --follow --since 2026-06-30T18:00:00.000000005Z s"
+        );
+        d.backfill = 3;
+        assert!(d.argv(None).join(" ").ends_with("--tail 3 s"));
     }
 }

@@ -2,9 +2,13 @@
 //! resumed after the last record's `__CURSOR` (`--after-cursor`). `--all`
 //! keeps long fields (journalctl shows a field over 4 KiB as `null`
 //! without it); `-D` reads a journal directory instead of the system's.
+//! Without backfill the first command starts at the capture's start
+//! (`--since`), not at the end of the journal when the command gets there:
+//! records written while the command starts are the capture's.
 
 use super::command::{Follow, Line};
 use crate::domain::log_format::journal_cursor;
+use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 
 pub struct Journald {
@@ -12,6 +16,9 @@ pub struct Journald {
     pub directory: Option<PathBuf>,
     /// Records before the end to start with.
     pub backfill: u64,
+    /// Without backfill, where the first command starts (the capture's
+    /// start, read on the journal's host clock).
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// The cursor of the last record handed on.
@@ -44,10 +51,21 @@ impl Follow for Journald {
         argv.push("-f".into());
         match position {
             Some(Cursor(c)) => argv.push(format!("--after-cursor={c}")),
-            None => {
-                argv.push("-n".into());
-                argv.push(self.backfill.to_string());
-            }
+            None => match self.since.filter(|_| self.backfill == 0) {
+                Some(t) => {
+                    argv.push(format!(
+                        "--since=@{}.{:06}",
+                        t.timestamp(),
+                        t.timestamp_subsec_micros()
+                    ));
+                    argv.push("-n".into());
+                    argv.push("all".into());
+                }
+                None => {
+                    argv.push("-n".into());
+                    argv.push(self.backfill.to_string());
+                }
+            },
         }
         argv
     }
@@ -85,6 +103,7 @@ mod tests {
             unit: "matrix-synapse".into(),
             directory: Some("/srv/journal".into()),
             backfill: 0,
+            since: None,
         };
         assert_eq!(
             j.argv(None).join(" "),
@@ -102,5 +121,13 @@ mod tests {
                 .is_some_and(|a| a == "--after-cursor=s=1;i=2")
         );
         assert_eq!(j.line(b"-- No entries --", &mut pos), Line::Diagnostic);
+        j.since = chrono::DateTime::from_timestamp_micros(1_782_842_400_000_123);
+        assert!(
+            j.argv(None)
+                .join(" ")
+                .ends_with("-f --since=@1782842400.000123 -n all")
+        );
+        j.backfill = 10;
+        assert!(j.argv(None).join(" ").ends_with("-f -n 10"));
     }
 }

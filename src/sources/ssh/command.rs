@@ -215,40 +215,55 @@ impl RemoteProc {
     }
 }
 
-/// The host's clock minus ours, the fastest of a few `date` round trips.
+/// The host's clock minus ours, the fastest of a few `date` round trips
+/// on one running command (a line in, `date` out), so that each round trip
+/// is symmetric like the follow channel's: starting a command for each
+/// `date` puts the start-up on the way there only and skews the offset by
+/// up to the whole start-up time.
 async fn clock_offset(conn: &Connection, timeout: Duration) -> Option<(i64, u64)> {
+    let mut ch = tokio::time::timeout(timeout, conn.handle.channel_open_session())
+        .await
+        .ok()?
+        .ok()?;
+    ch.exec(true, "while read -r _; do date +%s.%N; done")
+        .await
+        .ok()?;
     let mut probe = OffsetProbe::default();
     probe.due = Some(Instant::now());
-    for _ in 0..5 {
-        if !probe.poll() {
-            return None;
+    let mut pending = Vec::new();
+    let rounds = async {
+        for _ in 0..5 {
+            if !probe.poll() {
+                return None;
+            }
+            ch.data(&b"t\n"[..]).await.ok()?;
+            let line = loop {
+                if let Some(nl) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=nl).collect();
+                    break line;
+                }
+                match ch.wait().await? {
+                    ChannelMsg::Data { data } => pending.extend_from_slice(&data),
+                    ChannelMsg::Eof | ChannelMsg::Close => return None,
+                    _ => {}
+                }
+            };
+            let line = format!("callcap:time {}", String::from_utf8_lossy(&line).trim());
+            if let ControlLine::Time { unix, slack_ms } = parse_control(&line)
+                && let Some(done) = probe.reply(unix, slack_ms, CLOCK_INTERVAL)
+            {
+                return Some(done);
+            }
         }
-        let out = tokio::time::timeout(timeout, run(conn, "date +%s.%N"))
-            .await
-            .ok()??;
-        let line = format!("callcap:time {}", out.trim());
-        if let ControlLine::Time { unix, slack_ms } = parse_control(&line)
-            && let Some(done) = probe.reply(unix, slack_ms, CLOCK_INTERVAL)
-        {
-            return Some(done);
-        }
-    }
-    None
-}
-
-/// A short command's stdout.
-async fn run(conn: &Connection, cmd: &str) -> Option<String> {
-    let mut ch = conn.handle.channel_open_session().await.ok()?;
-    ch.exec(true, cmd).await.ok()?;
-    let mut out = Vec::new();
-    while let Some(msg) = ch.wait().await {
-        match msg {
-            ChannelMsg::Data { data } => out.extend_from_slice(&data),
-            ChannelMsg::Close => break,
-            _ => {}
-        }
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
+        None
+    };
+    let found = tokio::time::timeout(timeout * 3, rounds)
+        .await
+        .ok()
+        .flatten();
+    let _ = ch.eof().await;
+    let _ = ch.close().await;
+    found
 }
 
 #[cfg(test)]
