@@ -28,7 +28,7 @@ const LONG: Duration = Duration::from_secs(60);
 
 /// A Synapse text line; even sequence numbers are KE-1 conflicts.
 fn synapse_line(worker: &str, seq: u64, when: &str) -> String {
-    if seq % 2 == 0 {
+    if seq.is_multiple_of(2) {
         format!(
             "{when} - synapse.handlers.e2e_keys - 131 - INFO - POST-{worker}-{seq} - One time key signed_curve25519:AAAAAQ already exists. Old key: {{\"key\":\"a\"}}; new key: {{'key': 'b'}}"
         )
