@@ -297,3 +297,27 @@ fn the_redact_section_is_read_on_its_own() {
     std::fs::write(&p, "[redact]\nextras = []\n").unwrap_or_else(|e| panic!("{e}"));
     assert!(load_redact_section(&p).is_err());
 }
+
+#[test]
+fn several_server_logs_each_read_exactly_one_thing_and_say_which_entry_is_wrong() {
+    let c = valid(
+        "[[server-log]]\nname = \"main\"\npath = \"/var/log/matrix-synapse/homeserver.log\"\n\
+         [[server-log]]\nname = \"worker1\"\njournal-unit = \"matrix-synapse-worker@generic1\"\n\
+         journal-directory = \"/srv/journal\"\n\
+         [[server-log]]\nname = \"federation\"\ncontainer = \"synapse-federation\"\n\
+         docker-command = \"podman\"\n",
+    )
+    .unwrap();
+    let kinds: Vec<&str> = c.server_log.iter().map(|l| l.kind().name()).collect();
+    assert_eq!(kinds, ["file", "journald", "docker"]);
+    assert_eq!(c.server_log.names(), ["main", "worker1", "federation"]);
+    let two = msg("[[server-log]]\nname = \"main\"\npath = \"/x\"\n\
+         [[server-log]]\nname = \"worker1\"\npath = \"/y\"\njournal-unit = \"u\"\n");
+    assert!(
+        two.contains("'worker1' sets 'path' and 'journal-unit'"),
+        "{two}"
+    );
+    let misplaced =
+        msg("[[server-log]]\nname = \"main\"\npath = \"/x\"\ndocker-command = \"podman\"\n");
+    assert!(misplaced.contains("only a 'container'"), "{misplaced}");
+}
