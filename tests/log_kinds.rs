@@ -334,3 +334,84 @@ fn a_journald_unit_and_a_container_over_ssh_with_the_link_cut_twice_lose_nothing
         w1_ke + fed_ke
     );
 }
+
+#[test]
+fn check_runs_each_logs_command_over_ssh_and_names_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let s = Sshd::start();
+    let mut journal = JournalDir::new();
+    journal.append(UNIT, &[(now_us() - 3_000_000, "a record".into())]);
+    let engine = Dockerd::start();
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        CONTAINER,
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    engine.ok(&[
+        "create",
+        "--name",
+        "stopped",
+        "--network",
+        "none",
+        IMAGE,
+        "true",
+    ]);
+    let kh = dir.join("known_hosts");
+    std::fs::write(&kh, s.known_hosts_line() + "\n").unwrap();
+    std::fs::write(dir.join("ssh_config"), "").unwrap();
+    let cfg = dir.join("callcap.toml");
+    let entry = |name: &str, what: &str| format!("[[server-log]]\nname = {name:?}\n{what}\n");
+    let docker = format!("docker-command = {:?}", engine.command());
+    let journal_dir = format!("journal-directory = {:?}", journal.path());
+    std::fs::write(
+        &cfg,
+        format!(
+            "[ssh]\nhost = {:?}\nport = {}\nuser = \"root\"\nidentity-file = {:?}\nknown-hosts = {:?}\n\
+             ssh-config = {:?}\nidentity-agent = \"none\"\n\n{}{}{}{}{}",
+            s.listen,
+            s.port,
+            s.keys.client_key,
+            kh,
+            dir.join("ssh_config"),
+            entry("worker1", &format!("journal-unit = {UNIT:?}\n{journal_dir}")),
+            entry("idle", &format!("journal-unit = \"no-such-unit\"\n{journal_dir}")),
+            entry("federation", &format!("container = {CONTAINER:?}\n{docker}")),
+            entry("stopped", &format!("container = \"stopped\"\n{docker}")),
+            entry("ghost", &format!("container = \"no-such-container\"\n{docker}")),
+        ),
+    )
+    .unwrap();
+    let out = callcap(&["check", "--config", cfg.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = |needle: &str| -> String {
+        stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle}: {stdout}"))
+            .to_string()
+    };
+    let ok = line(&format!("the journal of '{UNIT}'"));
+    assert!(ok.starts_with('✓') && ok.contains("readable"), "{ok}");
+    let idle = line("no record of unit 'no-such-unit'");
+    assert!(idle.starts_with('✗') && idle.contains("fix:"), "{idle}");
+    let running = line(&format!("container '{CONTAINER}'"));
+    assert!(
+        running.starts_with('✓') && running.contains("running"),
+        "{running}"
+    );
+    let stopped = line("container 'stopped'");
+    assert!(
+        stopped.starts_with('✗') && stopped.contains("created"),
+        "{stopped}"
+    );
+    let ghost = line("no-such-container");
+    assert!(ghost.starts_with('✗'), "{ghost}");
+}
