@@ -415,3 +415,79 @@ fn check_runs_each_logs_command_over_ssh_and_names_what_is_wrong() {
     let ghost = line("no-such-container");
     assert!(ghost.starts_with('✗'), "{ghost}");
 }
+
+/// A container that writes `count` numbered lines (`POST-tag-N`), then idles.
+fn run_writer(engine: &Dockerd, tag: &str, count: u32) {
+    let line = synapse_line(tag, 0, "$(date -u '+%Y-%m-%d %H:%M:%S'),000")
+        .replace(&format!("POST-{tag}-0"), &format!("POST-{tag}-$i"))
+        .replace('"', "\\\"");
+    let script = format!(
+        "i=0; while [ $i -lt {count} ]; do echo \"{line}\" >&2; i=$((i+1)); usleep 5000; done; \
+         exec sleep 1000"
+    );
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        CONTAINER,
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        &script,
+    ]);
+}
+
+#[test]
+fn a_container_replaced_mid_capture_is_followed_on_this_machine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = Dockerd::start();
+    run_writer(&engine, "old", 0);
+    let out = tmp.path().join("out");
+    let cfg = tmp.path().join("callcap.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server-log]\ncontainer = {CONTAINER:?}\ndocker-command = {:?}\n\n[bundle]\nout = {:?}\n",
+            engine.command(),
+            out
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin())
+        .args(["live", "--headless", "--config", cfg.to_str().unwrap()])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cap = Capture { child, out };
+    wait_until("the container followed", LONG, || {
+        lives(&cap.out, "server-log") >= 1
+    });
+    // Replaced (docker compose up after a pull does this) while writing.
+    engine.ok(&["rm", "-f", CONTAINER]);
+    run_writer(&engine, "first", 200);
+    wait_until("lines of the new container", LONG, || {
+        journal_file(&cap.out, "server/homeserver.log").contains("POST-first-150 ")
+    });
+    engine.ok(&["rm", "-f", CONTAINER]);
+    run_writer(&engine, "second", 200);
+    wait_until("every line of the second container", LONG, || {
+        journal_file(&cap.out, "server/homeserver.log").contains("POST-second-199 ")
+    });
+    let b = cap.stop();
+    let kept = std::fs::read_to_string(b.join("server/homeserver.log")).unwrap();
+    assert_each_once(&kept, "second", 200);
+    // The first container's lines up to its removal, each once.
+    let first = seqs(&kept, "first");
+    assert!(first.values().all(|c| *c == 1), "{first:?}");
+    let n = first.len() as u64;
+    assert!(n > 150, "{n}");
+    assert_each_once(&kept, "first", n);
+    let m = manifest(&b);
+    assert_eq!(m["sources"][0]["kind"], "docker");
+    // Every line written is a KE-1 conflict.
+    assert_eq!(m["counts"]["server"]["KE-1"], 200 + n);
+}
