@@ -299,15 +299,15 @@ fn the_redact_section_is_read_on_its_own() {
 }
 
 #[test]
-fn several_server_logs_each_read_exactly_one_thing_and_say_which_entry_is_wrong() {
+fn several_server_logs_each_read_exactly_one_thing_and_say_which_entry_is_wrong()
+-> Result<(), ConfigError> {
     let c = valid(
         "[[server-log]]\nname = \"main\"\npath = \"/var/log/matrix-synapse/homeserver.log\"\n\
          [[server-log]]\nname = \"worker1\"\njournal-unit = \"matrix-synapse-worker@generic1\"\n\
          journal-directory = \"/srv/journal\"\n\
          [[server-log]]\nname = \"federation\"\ncontainer = \"synapse-federation\"\n\
          docker-command = \"podman\"\n",
-    )
-    .unwrap();
+    )?;
     let kinds: Vec<&str> = c.server_log.iter().map(|l| l.kind().name()).collect();
     assert_eq!(kinds, ["file", "journald", "docker"]);
     assert_eq!(c.server_log.names(), ["main", "worker1", "federation"]);
@@ -320,4 +320,5 @@ fn several_server_logs_each_read_exactly_one_thing_and_say_which_entry_is_wrong(
     let misplaced =
         msg("[[server-log]]\nname = \"main\"\npath = \"/x\"\ndocker-command = \"podman\"\n");
     assert!(misplaced.contains("only a 'container'"), "{misplaced}");
+    Ok(())
 }
