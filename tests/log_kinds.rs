@@ -77,8 +77,19 @@ fn assert_each_once(text: &str, worker: &str, n: u64) {
 }
 
 struct Capture {
-    child: Child,
+    /// `None` once stopped.
+    child: Option<Child>,
     out: PathBuf,
+}
+
+/// A test that fails leaves no capture running.
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 fn start_capture(dir: &Path, s: &Sshd, journal: &Path, engine: &Dockerd) -> Capture {
@@ -114,7 +125,10 @@ fn start_capture(dir: &Path, s: &Sshd, journal: &Path, engine: &Dockerd) -> Capt
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    Capture { child, out }
+    Capture {
+        child: Some(child),
+        out,
+    }
 }
 
 impl Capture {
@@ -124,8 +138,9 @@ impl Capture {
         });
     }
 
-    fn stop(self) -> PathBuf {
-        let pid = self.child.id().to_string();
+    fn stop(mut self) -> PathBuf {
+        let child = self.child.take().unwrap();
+        let pid = child.id().to_string();
         assert!(
             Command::new("kill")
                 .args(["-TERM", &pid])
@@ -133,7 +148,7 @@ impl Capture {
                 .unwrap()
                 .success()
         );
-        let out = self.child.wait_with_output().unwrap();
+        let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
             "exit {:?}: {}",
@@ -285,7 +300,6 @@ fn a_journald_unit_and_a_container_over_ssh_with_the_link_cut_twice_lose_nothing
                 String::from_utf8_lossy(&after.stderr),
                 String::from_utf8_lossy(&procs.stdout)
             );
-            let _ = tmp.keep();
             panic!(
                 "not every line captured: worker1 {} of {written} ({} twice) (last {:?}), federation {} of {fed_written}, wrote line {}; journal: {statuses:#?}",
                 seqs(&w, "w1").len(),
@@ -521,7 +535,10 @@ fn a_container_replaced_mid_capture_is_followed_on_this_machine() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let cap = Capture { child, out };
+    let cap = Capture {
+        child: Some(child),
+        out,
+    };
     wait_until("the container followed", LONG, || {
         lives(&cap.out, "server-log") >= 1
     });
