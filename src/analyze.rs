@@ -9,6 +9,7 @@ use crate::bundle::journal::{JOURNAL_PREFIX, Journal};
 use crate::capture::{Capture, ScanFileError, Spent, scan_file, scanner_threads};
 use crate::cli::AnalyzeArgs;
 use crate::config::HumanDuration;
+use crate::domain::log_format::Format;
 use crate::domain::redact::{Redactor, SiteRule};
 use crate::domain::signatures::Signatures;
 use crate::domain::synapse_log::LogClock;
@@ -17,6 +18,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+
+mod logs;
 
 /// A usage or input error: exit code 2 with a one-line message.
 #[derive(Debug, thiserror::Error)]
@@ -37,9 +40,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     let restart = HumanDuration::parse(&args.restart_timeout)
         .map_err(|e| UsageError(format!("--restart-timeout: {e}")))?;
     let sigs = load_signatures(args.signatures.as_deref())?;
-    for log in &args.logs {
-        check_readable_file(log, "log")?;
-    }
+    let log_files = logs::group(&args.logs)?;
     let marks = args
         .marks
         .iter()
@@ -57,7 +58,15 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     let hars = expand(&args.hars, "har", &["har"])?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
     let started = Utc::now();
-    let (mut app, mut capture) = prepare(args, &out, sigs, redactor, clock, restart, started)?;
+    let (mut app, mut capture) = prepare(
+        args,
+        &out,
+        sigs,
+        redactor,
+        (&clock, &log_files),
+        restart,
+        started,
+    )?;
     if !args.event_ids.is_empty() {
         let fx = app.update(Event::Command {
             cmd: crate::app::event::Command::AddEventIds {
@@ -79,18 +88,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         apply(&mut capture, fx)?;
     }
 
-    let mut sources: SourceDescriptions = Vec::new();
-    for (i, log) in args.logs.iter().enumerate() {
-        let before = capture.lines();
-        let last = i + 1 == args.logs.len();
-        read_log(&mut capture, &mut app, log, last)?;
-        sources.push(json!({
-            "name": "server-log",
-            "kind": "file",
-            "path": log.display().to_string(),
-            "lines": capture.lines() - before,
-        }));
-    }
+    let mut sources: SourceDescriptions = logs::read_all(&mut capture, &mut app, &log_files)?;
     for p in diags.iter().chain(hars.iter()) {
         sources.push(json!({"name": "client", "kind": "file", "path": p.display().to_string()}));
     }
@@ -152,7 +150,7 @@ fn prepare(
     out: &Path,
     sigs: Signatures,
     redactor: Redactor,
-    clock: LogClock,
+    (clock, log_files): (&LogClock, &[logs::LogFiles]),
     restart: HumanDuration,
     started: DateTime<Utc>,
 ) -> anyhow::Result<(App, Capture)> {
@@ -174,9 +172,11 @@ fn prepare(
     // The bundle's window is the evidence's own (log records, client
     // entries), not when the files happened to be read.
     app.wall_clock_span = false;
-    let mut capture = Capture::new(journal, sigs, clock, args.event_ids.clone(), restart_ms)
+    let (specs, infos) = logs::specs(log_files, clock, &args.timezone);
+    let mut capture = Capture::with_logs(journal, sigs, specs, args.event_ids.clone(), restart_ms)
         .map_err(|e| UsageError(format!("signatures: {e}")))?;
     capture.set_redactor(redactor);
+    app.server_logs = capture.logs().clone();
     capture.journal.record(&JournalEntry::Start {
         at: started,
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -186,19 +186,33 @@ fn prepare(
         participants: args.participants.clone(),
         timezone: args.timezone.clone(),
     })?;
+    let plain = infos.len() == 1 && infos[0].format.as_deref() == Some(Format::Text.name());
+    if !plain {
+        capture.journal.record(&JournalEntry::ServerLogs {
+            at: started,
+            logs: infos,
+        })?;
+    }
     Ok((app, capture))
 }
 
-/// Reads one log file into the capture and the App: read on this thread,
-/// scanned on others, committed in order. `last`: no log follows it.
-fn read_log(capture: &mut Capture, app: &mut App, log: &Path, last: bool) -> anyhow::Result<()> {
+/// Reads one text log file into the capture and the App: read on this
+/// thread, scanned on others, committed in order. `last`: no file of the
+/// log follows it.
+fn read_log(
+    capture: &mut Capture,
+    app: &mut App,
+    name: &str,
+    log: &Path,
+    last: bool,
+) -> anyhow::Result<()> {
     let f = File::open(log)
         .map_err(|e| UsageError(format!("cannot read log '{}': {e}", log.display())))?;
     let read_error =
         |e: std::io::Error| UsageError(format!("cannot read log '{}': {e}", log.display()));
-    let ctx = capture.scan_context();
+    let ctx = capture.scan_context_for(name);
     let tail = scan_file(f, ctx, CHUNK, scanner_threads(), |buf, scanned| {
-        let done = capture.server_scanned("server-log", buf, scanned)?;
+        let done = capture.server_scanned(name, buf, scanned)?;
         let fx = app.update(Event::Server(Box::new(done.batch)));
         apply(capture, fx)?;
         anyhow::Ok(Spent {
@@ -212,11 +226,11 @@ fn read_log(capture: &mut Capture, app: &mut App, log: &Path, last: bool) -> any
         ScanFileError::Commit(e) => e,
     })?;
     if !tail.is_empty() {
-        let batch = capture.server_chunk("server-log", &tail)?;
+        let batch = capture.server_chunk(name, &tail)?;
         let fx = app.update(Event::Server(Box::new(batch)));
         apply(capture, fx)?;
     }
-    let batch = capture.end_of_input("server-log", !last)?;
+    let batch = capture.end_of_input(name, !last)?;
     let fx = app.update(Event::Server(Box::new(batch)));
     apply(capture, fx)?;
     Ok(())

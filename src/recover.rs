@@ -6,11 +6,11 @@ use crate::analyze::UsageError;
 use crate::app::event::Event;
 use crate::app::{App, Effect, Subject};
 use crate::bundle::export::{self, SourceDescriptions};
-use crate::bundle::journal::{self, JOURNAL_PREFIX, Journal, SERVER_LOG};
+use crate::bundle::journal::{self, JOURNAL_PREFIX, Journal};
 use crate::capture::Capture;
 use crate::domain::signatures::Signatures;
-use crate::domain::synapse_log::LogClock;
 use crate::model::journal_entry::JournalEntry;
+use crate::model::server_logs::{LogInfo, ServerLogs};
 use crate::model::{DbPoll, Row};
 use chrono::Utc;
 use std::collections::BTreeMap;
@@ -46,13 +46,17 @@ pub fn recover(
     )>,
     site: &[crate::domain::redact::SiteRule],
 ) -> anyhow::Result<PathBuf> {
-    if !old.join(SERVER_LOG).is_file() || !old.join(journal::ENTRIES).is_file() {
+    if !old.join(journal::ENTRIES).is_file() {
         return Err(UsageError(format!("'{}' is not a callcap journal", old.display())).into());
     }
     let entries = journal::read_entries(old)?;
     let mut subject = Subject::default();
     let mut tz = "UTC".to_string();
+    let mut logs: Vec<LogInfo> = Vec::new();
     for e in &entries {
+        if let JournalEntry::ServerLogs { logs: l, .. } = e {
+            logs = l.clone();
+        }
         if let JournalEntry::Start {
             user_id,
             device_id,
@@ -74,13 +78,30 @@ pub fn recover(
         Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
         std::process::id()
     ));
+    if logs.is_empty() {
+        logs.push(LogInfo {
+            name: crate::model::server_logs::DEFAULT_LOG_NAME.into(),
+            timezone: tz.clone(),
+            format: None,
+        });
+    }
+    let names = ServerLogs::new(logs.iter().map(|l| l.name.clone()).collect());
+    let files: Vec<PathBuf> = (0..names.len()).map(|i| old.join(names.file(i))).collect();
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        return Err(UsageError(format!(
+            "'{}' is not a callcap journal: '{}' is missing",
+            old.display(),
+            missing.display()
+        ))
+        .into());
+    }
     let journal = Journal::create(&new_dir)
         .map_err(|e| UsageError(format!("cannot write to --out '{}': {e}", out.display())))?;
-    let clock = LogClock::new(&tz).unwrap_or_else(|_| LogClock::utc());
-    let mut capture = Capture::new(
+    let specs = crate::capture::LogSpec::from_infos(&logs).map_err(UsageError)?;
+    let mut capture = Capture::with_logs(
         journal,
         Signatures::embedded(),
-        clock,
+        specs,
         Vec::new(),
         restart_timeout_ms,
     )
@@ -90,6 +111,7 @@ pub fn recover(
             .map_err(|e| UsageError(format!("{}: {e}", e.origin)))?,
     );
     let mut app = App::new(subject, restart_timeout_ms);
+    app.server_logs = capture.logs().clone();
 
     for e in entries {
         match e {
@@ -153,20 +175,23 @@ pub fn recover(
             capture.journal.write_whole(rel, &raw, 0)?;
         }
     }
-    let mut f = std::fs::File::open(old.join(SERVER_LOG))?;
     let mut buf = vec![0u8; 4 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
+    for (file, log) in files.iter().zip(&logs) {
+        let mut f = std::fs::File::open(file)?;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            let b = capture.server_chunk(&log.name, &buf[..n])?;
+            let fx = app.update(Event::Server(Box::new(b)));
+            apply(&mut capture, fx)?;
         }
-        let b = capture.server_chunk("server-log", &buf[..n])?;
+    }
+    for b in capture.finish()? {
         let fx = app.update(Event::Server(Box::new(b)));
         apply(&mut capture, fx)?;
     }
-    let b = capture.end_of_input("server-log", false)?;
-    let fx = app.update(Event::Server(Box::new(b)));
-    apply(&mut capture, fx)?;
 
     let label = match label {
         Some(l) => export::sanitize_label(l),

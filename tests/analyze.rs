@@ -2,11 +2,13 @@
 //! with grep as the oracle for the server counts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/log_hosts.rs"]
+mod log_hosts;
 #[path = "support/bundle.rs"]
 mod support;
 
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use support::*;
 
 const KE1: &str = "keys/upload|One time key .* already exists|OneTimeKey";
@@ -246,4 +248,239 @@ fn several_logs_are_read_in_the_order_given() {
     assert!(lines[0].ends_with("first keys/upload") && lines[2].ends_with("third keys/upload"));
     assert_eq!(manifest(&bundle)["counts"]["server"]["KE-1"], 2);
     assert_eq!(manifest(&bundle)["label"], "call-20260629T235959Z");
+}
+
+/// One record of a Synapse text log: its head and its continuation lines.
+struct TextRecord {
+    at: chrono::NaiveDateTime,
+    logger: String,
+    level: String,
+    request: String,
+    message: String,
+    lines: Vec<String>,
+}
+
+fn text_records(text: &str) -> Vec<TextRecord> {
+    let mut out: Vec<TextRecord> = Vec::new();
+    for line in text.lines() {
+        let head = line
+            .get(..23)
+            .and_then(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S,%3f").ok());
+        let parts: Vec<&str> = line.get(26..).unwrap_or("").splitn(5, " - ").collect();
+        match head {
+            Some(at) if parts.len() == 5 => out.push(TextRecord {
+                at,
+                logger: parts[0].into(),
+                level: parts[2].into(),
+                request: parts[3].into(),
+                message: parts[4].into(),
+                lines: vec![line.into()],
+            }),
+            _ => out.last_mut().unwrap().lines.push(line.into()),
+        }
+    }
+    out
+}
+
+/// The server counts and each verdict's answer of an `analyze` run.
+fn counts_and_answers(bundle: &Path) -> (serde_json::Value, Vec<(String, String)>) {
+    let m = manifest(bundle);
+    let answers = m["verdicts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(q, v)| (q.clone(), v["answer"].as_str().unwrap_or("").to_string()))
+        .collect();
+    (m["counts"]["server"].clone(), answers)
+}
+
+fn analyze_logs(tmp: &Path, name: &str, logs: &[String], diag: &Path) -> PathBuf {
+    let out = tmp.join(format!("out-{name}"));
+    let mut args = vec!["analyze".to_string()];
+    for l in logs {
+        args.push("--log".into());
+        args.push(l.clone());
+    }
+    args.extend(
+        [
+            "--diag",
+            diag.to_str().unwrap(),
+            "--user-id",
+            "@alice:lotus.example",
+            "--device-id",
+            "RWDSUMBAID",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    callcap_bundle(&args)
+}
+
+/// grep's counts of the KE patterns on a file of messages, one a line.
+fn grep_counts(messages: &Path) -> serde_json::Value {
+    json!({
+        "KE-1": grep_count(KE1, messages, false),
+        "KE-2": grep_count(KE2, messages, false),
+        "KE-3": grep_count(EVENT_ID, messages, true),
+        "KE-4": grep_count(KE4, messages, false),
+    })
+}
+
+#[test]
+fn workers_journald_docker_and_json_logs_count_like_grep_and_answer_like_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let text_log = t.join("homeserver.log");
+    generate_log(&text_log, &["--lines", "20000", "--event-id", EVENT_ID]);
+    let diag = diag_report(t, "lotus-crypto-diag-1782842415000.json");
+    let text = std::fs::read_to_string(&text_log).unwrap();
+    let records = text_records(&text);
+    let base = analyze_logs(t, "text", &[text_log.display().to_string()], &diag);
+    let (base_counts, base_answers) = counts_and_answers(&base);
+    assert_eq!(base_counts, grep_counts(&text_log));
+    assert!(base_counts["KE-1"].as_u64().unwrap() > 100);
+    // Answers that evidence decides (Q2 linked, Q4 homeserver latency
+    // here), not only insufficient-evidence, which any reading would give.
+    assert!(
+        base_answers
+            .iter()
+            .filter(|(_, a)| a != "insufficient-evidence")
+            .count()
+            >= 2,
+        "{base_answers:?}"
+    );
+    let write = |name: &str, lines: &mut dyn Iterator<Item = String>| -> PathBuf {
+        let p = t.join(name);
+        let mut s = String::new();
+        for l in lines {
+            s.push_str(&l);
+            s.push('\n');
+        }
+        std::fs::write(&p, s).unwrap();
+        p
+    };
+
+    // Two workers: the records dealt out between them, each whole.
+    let main = write(
+        "main.log",
+        &mut records.iter().step_by(2).flat_map(|r| r.lines.clone()),
+    );
+    let worker = write(
+        "worker1.log",
+        &mut records
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .flat_map(|r| r.lines.clone()),
+    );
+    let b = analyze_logs(
+        t,
+        "workers",
+        &[
+            format!("main={}", main.display()),
+            format!("worker1={}", worker.display()),
+        ],
+        &diag,
+    );
+    assert!(b.join("server/main.log").is_file() && b.join("server/worker1.log").is_file());
+    assert_eq!(
+        counts_and_answers(&b),
+        (base_counts.clone(), base_answers.clone()),
+        "workers"
+    );
+
+    // docker logs --timestamps: every line with its record's time.
+    let docker = write(
+        "docker.log",
+        &mut records.iter().flat_map(|r| {
+            let ts =
+                r.at.and_utc()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            r.lines
+                .iter()
+                .map(move |l| format!("{ts} {l}"))
+                .collect::<Vec<_>>()
+        }),
+    );
+    let b = analyze_logs(t, "docker", &[docker.display().to_string()], &diag);
+    assert_eq!(
+        counts_and_answers(&b),
+        (base_counts.clone(), base_answers.clone()),
+        "docker"
+    );
+
+    // journald: Synapse's console handler writes a record with its
+    // traceback as one MESSAGE; real journal files, exported by journalctl.
+    let mut journal = log_hosts::JournalDir::new();
+    let entries: Vec<(u64, String)> = records
+        .iter()
+        .map(|r| (r.at.and_utc().timestamp_micros() as u64, r.lines.join("\n")))
+        .collect();
+    journal.append("matrix-synapse", &entries);
+    let exported = write(
+        "journal.json",
+        &mut journal
+            .export_json("matrix-synapse")
+            .lines()
+            .map(String::from),
+    );
+    let messages = write(
+        "journal-messages.txt",
+        &mut entries.iter().map(|(_, m)| m.replace('\n', " ")),
+    );
+    let b = analyze_logs(t, "journald", &[exported.display().to_string()], &diag);
+    let (counts, answers) = counts_and_answers(&b);
+    assert_eq!(counts, grep_counts(&messages), "journald counts");
+    assert_eq!(answers, base_answers, "journald verdicts");
+
+    // Synapse's TerseJsonFormatter (time to 2 decimals) and its
+    // JsonFormatter inside docker: a record's message without its
+    // traceback (exc_type/exc_value instead), as Synapse writes them.
+    let json_of = |r: &TextRecord, terse: bool| -> String {
+        let mut o = serde_json::Map::new();
+        o.insert("log".into(), json!(r.message));
+        o.insert("namespace".into(), json!(r.logger));
+        o.insert("level".into(), json!(r.level));
+        if terse {
+            let t = r.at.and_utc().timestamp_millis() as f64 / 1000.0;
+            o.insert("time".into(), json!((t * 100.0).round() / 100.0));
+        }
+        o.insert("request".into(), json!(r.request));
+        if r.lines.len() > 1 {
+            let last = r.lines.last().unwrap();
+            let (ty, val) = last.split_once(": ").unwrap_or((last, ""));
+            o.insert("exc_type".into(), json!(ty.rsplit('.').next().unwrap()));
+            o.insert("exc_value".into(), json!(val));
+        }
+        serde_json::to_string(&o).unwrap()
+    };
+    let messages = write(
+        "json-messages.txt",
+        &mut records.iter().map(|r| r.message.clone()),
+    );
+    let terse = write("terse.json", &mut records.iter().map(|r| json_of(r, true)));
+    let b = analyze_logs(t, "terse", &[terse.display().to_string()], &diag);
+    let (counts, answers) = counts_and_answers(&b);
+    assert_eq!(counts, grep_counts(&messages), "TerseJson counts");
+    assert_eq!(answers, base_answers, "TerseJson verdicts");
+    let json_docker = write(
+        "json-docker.log",
+        &mut records.iter().map(|r| {
+            let ts =
+                r.at.and_utc()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            format!("{ts} {}", json_of(r, false))
+        }),
+    );
+    let b = analyze_logs(
+        t,
+        "json-docker",
+        &[json_docker.display().to_string()],
+        &diag,
+    );
+    let (counts, answers) = counts_and_answers(&b);
+    assert_eq!(counts, grep_counts(&messages), "JsonFormatter counts");
+    assert_eq!(answers, base_answers, "JsonFormatter verdicts");
 }

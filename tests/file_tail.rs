@@ -51,6 +51,8 @@ impl Tailing {
                 self.statuses.push(status);
             }
             Input::Note { text, .. } => self.notes.push(text),
+            // Where it stopped, for the manifest.
+            Input::Position { source, .. } => assert_eq!(source, SOURCE),
             other => panic!("unexpected input {other:?}"),
         }
     }

@@ -519,3 +519,117 @@ proptest! {
         }
     }
 }
+
+/// A log line in any of the formats callcap reads: arbitrary input never
+/// panics; a Synapse record wrapped by docker, journald or written by
+/// Synapse's JSON formatters reads back its message, logger, level,
+/// request and time.
+mod log_formats {
+    use super::*;
+    use callcap::domain::log_format::{
+        Body, Format, JsonRecord, decode, docker_time, inner_head, journal_cursor, one_line, sniff,
+    };
+
+    const FORMATS: [Format; 4] = [
+        Format::Text,
+        Format::SynapseJson,
+        Format::Journal,
+        Format::Docker,
+    ];
+
+    fn micros() -> impl Strategy<Value = i64> {
+        1_000_000_000_000_000i64..4_000_000_000_000_000
+    }
+
+    proptest! {
+        #[test]
+        fn any_line_in_any_format_is_read_without_panicking(line in text()) {
+            let _ = sniff(&line);
+            for f in FORMATS {
+                for l in line.split(|b| *b == b'\n') {
+                    let r = decode(f, l);
+                    if let Body::Text(t) = &r.body {
+                        let _ = inner_head(t);
+                        let mut out = Vec::new();
+                        one_line(t, &mut out);
+                        prop_assert!(!out.contains(&b'\n'));
+                    }
+                }
+            }
+            let _ = docker_time(&line);
+            let _ = journal_cursor(&line);
+            let _ = JsonRecord::parse(&line);
+        }
+
+        #[test]
+        fn a_record_reads_back_inside_docker_journald_and_json(
+            (at, logger, level, request, message) in record(),
+            wrapper_us in micros(),
+            nanos in 0u32..1000,
+            bytes in any::<bool>(),
+        ) {
+            let line = format!(
+                "{} - {logger} - 123 - {level} - {request} - {message}",
+                at.format("%Y-%m-%d %H:%M:%S,%3f")
+            );
+            let wrapper = chrono::DateTime::from_timestamp_micros(wrapper_us).unwrap()
+                + chrono::Duration::nanoseconds(i64::from(nanos));
+
+            // docker logs --timestamps
+            let docker = format!(
+                "{} {line}",
+                wrapper.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            );
+            prop_assert_eq!(sniff(docker.as_bytes()), Format::Docker);
+            let r = decode(Format::Docker, docker.as_bytes());
+            prop_assert_eq!(r.wrapper_at, Some(wrapper));
+            prop_assert!(matches!(&r.body, Body::Text(t) if &t[..] == line.as_bytes()));
+
+            // journalctl -o json: MESSAGE a string, or bytes (as journalctl
+            // writes a message that is not UTF-8; here with a line break)
+            let msg = if bytes {
+                let mut b = line.clone().into_bytes();
+                b.extend_from_slice(b"\n\xff tail");
+                serde_json::json!(b)
+            } else {
+                serde_json::json!(line)
+            };
+            let rec = serde_json::json!({
+                "__CURSOR": format!("s=1;i={wrapper_us:x}"),
+                "__REALTIME_TIMESTAMP": wrapper_us.to_string(),
+                "PRIORITY": "6",
+                "MESSAGE": msg,
+            })
+            .to_string();
+            prop_assert_eq!(sniff(rec.as_bytes()), Format::Journal);
+            let r = decode(Format::Journal, rec.as_bytes());
+            prop_assert_eq!(r.wrapper_at.map(|t| t.timestamp_micros()), Some(wrapper_us));
+            let Body::Text(t) = &r.body else { panic!("{rec}") };
+            prop_assert!(t.starts_with(line.as_bytes()));
+            prop_assert_eq!(t.len(), line.len() + if bytes { 7 } else { 0 });
+            let c = format!("s=1;i={wrapper_us:x}");
+            let cursor = journal_cursor(rec.as_bytes());
+            prop_assert_eq!(cursor.as_deref(), Some(c.as_str()));
+
+            // Synapse's TerseJsonFormatter: time to 2 decimals
+            let secs = at.and_utc().timestamp_millis() as f64 / 1000.0;
+            let terse = serde_json::json!({
+                "log": message,
+                "namespace": logger,
+                "level": level,
+                "time": (secs * 100.0).round() / 100.0,
+                "request": request,
+            })
+            .to_string();
+            prop_assert_eq!(sniff(terse.as_bytes()), Format::SynapseJson);
+            let r = decode(Format::SynapseJson, terse.as_bytes());
+            let Body::Json(j) = &r.body else { panic!("{terse}") };
+            prop_assert_eq!(&j.message, &message);
+            prop_assert_eq!(j.namespace.as_deref(), Some(logger.as_str()));
+            prop_assert_eq!(j.level.as_deref(), Some(level.as_str()));
+            prop_assert_eq!(j.request.as_deref(), Some(request.as_str()));
+            let t = j.time.unwrap().timestamp_millis();
+            prop_assert!((t - at.and_utc().timestamp_millis()).abs() <= 5, "{t} {at}");
+        }
+    }
+}

@@ -43,12 +43,7 @@ impl Remote {
         std::fs::read(&self.log).unwrap()
     }
     fn config(&self) -> ServerLogConfig {
-        ServerLogConfig {
-            path: self.log.clone(),
-            exec_prefix: None,
-            timezone: "UTC".into(),
-            backfill: 0,
-        }
+        ServerLogConfig::file(self.log.clone())
     }
     /// Waits until nothing callcap started remains.
     async fn assert_no_processes(&self) {
@@ -871,12 +866,7 @@ async fn fail_fast_reports_refused_and_unresolvable_hosts() {
         keepalive_interval: None,
     };
     std::fs::write(dir.path().join("none"), "").unwrap();
-    let log = ServerLogConfig {
-        path: "/var/log/x.log".into(),
-        exec_prefix: None,
-        timezone: "UTC".into(),
-        backfill: 0,
-    };
+    let log = ServerLogConfig::file("/var/log/x.log");
     let opts = RunOptions {
         fail_fast: true,
         ..options()

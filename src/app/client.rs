@@ -173,6 +173,7 @@ impl App {
             error: e.error,
             tracked,
             origin: "client",
+            log: None,
         });
         if pane.len() > PANE_CAPACITY {
             pane.pop_front();

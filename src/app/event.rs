@@ -123,9 +123,10 @@ impl ServerStall {
         (self.to - self.from).num_milliseconds()
     }
 
-    /// `server/homeserver.log:N` of the first record after the silence.
-    pub fn evidence(&self) -> String {
-        format!("server/homeserver.log:{}", self.line_no)
+    /// `server/homeserver.log:N` (with several logs `server/<name>.log:N`)
+    /// of the first record after the silence.
+    pub fn evidence(&self, logs: &crate::model::server_logs::ServerLogs) -> String {
+        logs.reference(self.line_no)
     }
 }
 

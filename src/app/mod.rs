@@ -25,6 +25,7 @@ pub use subject::Subject;
 
 use crate::domain::Ke;
 use crate::model::journal_entry::JournalEntry;
+use crate::model::server_logs::ServerLogs;
 pub use attribution::{Attribution, Owner, TimeRange};
 use checklist::{AutoCheck, Checklist};
 use chrono::{DateTime, Utc};
@@ -62,6 +63,8 @@ pub struct PaneLine {
     pub tracked: bool,
     /// `server` or `client`.
     pub origin: &'static str,
+    /// The server log the line is from, when there are several.
+    pub log: Option<String>,
 }
 
 /// The whole capture state.
@@ -85,6 +88,11 @@ pub struct App {
     pub pane_pushed: [u64; 4],
     pub lines_total: u64,
     pub bytes_total: u64,
+    /// The server logs by name: their files, and the log each line number
+    /// belongs to.
+    pub server_logs: ServerLogs,
+    /// Lines of each server log so far (by name).
+    pub log_lines: BTreeMap<String, u64>,
     pub server_redactions: u64,
     /// Keyed by `alg:id`; only conflicts of our device: server lines whose
     /// owner line names it, the subject's client reports and HAR files.
@@ -160,6 +168,8 @@ impl App {
             pane_pushed: [0; 4],
             lines_total: 0,
             bytes_total: 0,
+            server_logs: ServerLogs::default(),
+            log_lines: BTreeMap::new(),
             server_redactions: 0,
             offending: BTreeMap::new(),
             own_ke1_errors: 0,
@@ -307,6 +317,23 @@ impl App {
             (a, b) => a.or(b),
         };
         (start, end)
+    }
+
+    /// A server line's reference: `server/homeserver.log:N`, or
+    /// `server/<name>.log:N` with several logs.
+    pub fn server_ref(&self, line_no: u64) -> String {
+        self.server_logs.reference(line_no)
+    }
+
+    /// The reference of a KE line: `server/KE-n.log:N` with one log;
+    /// with several (whose KE logs are put in time order at the end) the
+    /// line in its own log.
+    pub fn ke_ref(&self, ke: Ke, ke_line_no: u64, line_no: u64) -> String {
+        if ke_line_no > 0 && !self.server_logs.several() {
+            format!("server/{}.log:{ke_line_no}", ke.name())
+        } else {
+            self.server_ref(line_no)
+        }
     }
 
     /// Per-KE server counts.

@@ -33,6 +33,11 @@ impl App {
                 self.next_marker += 1;
                 let mut last_lines = BTreeMap::new();
                 last_lines.insert("server-log".to_string(), self.lines_total);
+                if self.server_logs.several() {
+                    for (name, n) in &self.log_lines {
+                        last_lines.insert(name.clone(), *n);
+                    }
+                }
                 last_lines.insert("client".to_string(), self.artifacts.len() as u64);
                 last_lines.insert("database".to_string(), self.db.polls);
                 let m = Marker {

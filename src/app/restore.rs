@@ -30,6 +30,12 @@ impl App {
                     self.subject.participants = participants;
                 }
             }
+            JournalEntry::ServerLogs { at, logs } => {
+                self.tick(at);
+                self.server_logs = crate::model::server_logs::ServerLogs::new(
+                    logs.into_iter().map(|l| l.name).collect(),
+                );
+            }
             JournalEntry::Status { at, source, status } => {
                 let _ = self.update(Event::Status { source, status, at });
             }

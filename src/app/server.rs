@@ -9,6 +9,7 @@ use super::{
     Timeout,
 };
 use crate::domain::Ke;
+use crate::model::server_logs::split_line_number;
 use compact_str::CompactString;
 use std::collections::HashMap;
 
@@ -56,6 +57,18 @@ impl App {
     pub(super) fn on_server(&mut self, mut batch: event::ServerBatch) {
         self.lines_total = batch.lines_total;
         self.bytes_total = batch.bytes_total;
+        if let Some(last) = batch
+            .hits
+            .iter()
+            .map(|h| h.line_no)
+            .chain(batch.access.iter().map(|a| a.line_no))
+            .max()
+        {
+            let (index, line) = crate::model::server_logs::split_line_number(last);
+            let name = self.server_logs.name(index).to_string();
+            let seen = self.log_lines.entry(name).or_default();
+            *seen = (*seen).max(line);
+        }
         self.server_redactions += batch.redactions;
         for t in [batch.first_at, batch.last_at].into_iter().flatten() {
             self.widen(t);
@@ -72,7 +85,6 @@ impl App {
         }
         for tr in batch.to_device {
             self.to_device_traces += 1;
-            let r = || EvidenceRef(format!("server/homeserver.log:{}", tr.line_no));
             let ours = self
                 .subject
                 .device_id
@@ -81,10 +93,12 @@ impl App {
             if ours {
                 self.to_device_for_us_count += 1;
                 if self.to_device_for_us.len() < EVIDENCE_CAP {
-                    self.to_device_for_us.push(r());
+                    let r = EvidenceRef(self.server_ref(tr.line_no));
+                    self.to_device_for_us.push(r);
                 }
             } else if self.to_device_other.len() < 5 {
-                self.to_device_other.push(r());
+                let r = EvidenceRef(self.server_ref(tr.line_no));
+                self.to_device_other.push(r);
             }
         }
         for s in batch.stalls {
@@ -107,9 +121,13 @@ impl App {
             } else {
                 "a stall if requests were waiting"
             },
-            s.evidence()
+            s.evidence(&self.server_logs)
         );
-        self.note(s.to, "server-log", text);
+        let log = self
+            .server_logs
+            .name(split_line_number(s.line_no).0)
+            .to_string();
+        self.note(s.to, &log, text);
         if self.stalls.len() < STALL_CAP {
             self.stalls.push(s);
         }
@@ -117,6 +135,10 @@ impl App {
 
     fn on_hit(&mut self, text: &str, hit: ServerHit) {
         let tracked = self.is_tracked(text);
+        let log = self
+            .server_logs
+            .name_of_line(hit.line_no)
+            .map(str::to_string);
         for ke in hit.kes.iter() {
             let i = ke.index();
             self.server[i].add(hit.at, hit.error);
@@ -144,6 +166,7 @@ impl App {
                 error: hit.error,
                 tracked,
                 origin: "server",
+                log: log.clone(),
             });
         }
         // Another device's keys/upload (key ids like AAAAAAAAAFA repeat
@@ -159,10 +182,8 @@ impl App {
         if ke1_error && owner != Owner::Foreign {
             self.own_ke1_errors += 1;
             if self.own_ke1_error_refs.len() < 5 && hit.ke_line_no[Ke::Ke1.index()] > 0 {
-                self.own_ke1_error_refs.push(EvidenceRef(format!(
-                    "server/KE-1.log:{}",
-                    hit.ke_line_no[Ke::Ke1.index()]
-                )));
+                let r = self.ke_ref(Ke::Ke1, hit.ke_line_no[Ke::Ke1.index()], hit.line_no);
+                self.own_ke1_error_refs.push(EvidenceRef(r));
             }
         }
         match owner {
@@ -173,12 +194,7 @@ impl App {
         let Some(off) = hit.offending.as_ref() else {
             return;
         };
-        let n = hit.ke_line_no[Ke::Ke1.index()];
-        let r = EvidenceRef(if n > 0 {
-            format!("server/KE-1.log:{n}")
-        } else {
-            format!("server/homeserver.log:{}", hit.line_no)
-        });
+        let r = EvidenceRef(self.ke_ref(Ke::Ke1, hit.ke_line_no[Ke::Ke1.index()], hit.line_no));
         match owner {
             Owner::Foreign => self.foreign_conflicts += 1,
             Owner::Undecided => self.attribution.undecided_conflict(r),
@@ -199,7 +215,7 @@ impl App {
                 self.send_to_device += 1;
                 if self.send_to_device_refs.len() < 5 {
                     self.send_to_device_refs
-                        .push(EvidenceRef(format!("server/homeserver.log:{}", a.line_no)));
+                        .push(EvidenceRef(self.server_ref(a.line_no)));
                 }
             }
         }
@@ -227,7 +243,7 @@ impl App {
             self.timeouts.push(Timeout {
                 at: a.at,
                 origin: "server",
-                evidence: EvidenceRef(format!("server/homeserver.log:{}", a.line_no)),
+                evidence: EvidenceRef(self.server_ref(a.line_no)),
                 took_ms: Some(a.processing_ms),
             });
         }

@@ -31,8 +31,13 @@ impl App {
         if !changed {
             return;
         }
-        if status == SourceStatus::Live && source == "server-log" {
-            self.auto(AutoCheck::ServerLive, "server log stream live", at, fx);
+        if status == SourceStatus::Live && self.server_logs.is_server_log(&source) {
+            let what = if self.server_logs.several() {
+                format!("server log {source} stream live")
+            } else {
+                "server log stream live".to_string()
+            };
+            self.auto(AutoCheck::ServerLive, &what, at, fx);
         }
         let entry = self.sources.entry(source.clone()).or_insert(SourceInfo {
             status: status.clone(),
@@ -60,9 +65,10 @@ impl App {
             s.gaps += 1;
         }
         let text = format!("gap: link down {down_ms} ms, {caught_up_bytes} bytes caught up");
-        // The server log fills every KE pane: each shows where its
-        // stream was interrupted.
-        if source == "server-log" {
+        // A server log fills every KE pane: each shows where its stream
+        // was interrupted.
+        if self.server_logs.is_server_log(&source) {
+            let several = self.server_logs.several();
             for (i, pane) in self.panes.iter_mut().enumerate() {
                 self.pane_pushed[i] += 1;
                 pane.push_back(PaneLine {
@@ -73,6 +79,7 @@ impl App {
                     error: false,
                     tracked: false,
                     origin: "gap",
+                    log: several.then(|| source.clone()),
                 });
                 if pane.len() > PANE_CAPACITY {
                     pane.pop_front();

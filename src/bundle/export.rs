@@ -51,6 +51,17 @@ impl Exported {
     }
 }
 
+/// Records where a log source stopped in its description.
+pub fn set_position(sources: &mut SourceDescriptions, name: &str, position: Value) {
+    if let Some(obj) = sources
+        .iter_mut()
+        .find(|d| d.get("name").and_then(Value::as_str) == Some(name))
+        .and_then(Value::as_object_mut)
+    {
+        obj.insert("position".into(), position);
+    }
+}
+
 /// Writes the bundle and returns its final path with what could not be
 /// written: a file that fails is listed (in `report.md` and the manifest's
 /// `missing`) and the rest is still written. Only a bundle without its

@@ -216,7 +216,12 @@ pub fn hash_file(path: &Path) -> io::Result<FileFacts> {
 #[derive(Debug)]
 pub struct Journal {
     pub dir: PathBuf,
+    /// The (first) server log's file.
     pub server: BackgroundFile,
+    /// The other server logs' files, when there are several.
+    more_servers: Vec<BackgroundFile>,
+    /// Every server log's bundle path, in order.
+    server_files: Vec<String>,
     pub ke: [HashedFile; 4],
     entries: HashedFile,
     /// Files written whole (client copies, db results): path → facts.
@@ -253,6 +258,8 @@ impl Journal {
         Ok(Journal {
             dir: dir.to_path_buf(),
             server: BackgroundFile::create(&dir.join(SERVER_LOG))?,
+            more_servers: Vec::new(),
+            server_files: vec![SERVER_LOG.to_string()],
             ke,
             entries: HashedFile::create(&dir.join(ENTRIES))?,
             written: BTreeMap::new(),
@@ -268,6 +275,62 @@ impl Journal {
         if self.problems.len() < PROBLEMS_MAX && !self.problems.iter().any(|p| p == what) {
             self.problems.push(what.to_string());
         }
+    }
+
+    /// The server logs' files, by bundle path (`server/homeserver.log` for
+    /// the only one; `server/<name>.log` for each of several). Called
+    /// before anything is written to them.
+    pub fn set_server_files(&mut self, files: &[String]) -> io::Result<()> {
+        if files == self.server_files.as_slice() || files.is_empty() {
+            return Ok(());
+        }
+        let mut made = files
+            .iter()
+            .map(|f| BackgroundFile::create(&self.dir.join(f)))
+            .collect::<io::Result<Vec<_>>>()?;
+        if !files.iter().any(|f| f == SERVER_LOG) {
+            let _ = fs::remove_file(self.dir.join(SERVER_LOG));
+        }
+        self.server = made.remove(0);
+        self.more_servers = made;
+        self.server_files = files.to_vec();
+        Ok(())
+    }
+
+    /// Replaces KE log `i` with `data` (the same lines in another order),
+    /// keeping its redaction counts.
+    pub fn replace_ke(&mut self, i: usize, data: &[u8]) -> io::Result<()> {
+        self.ke[i].flush()?;
+        let mut f = HashedFile::create(&self.dir.join(KE_LOGS[i]))?;
+        f.write(data)?;
+        f.flush()?;
+        f.redactions = self.ke[i].redactions;
+        f.by_rule = std::mem::take(&mut self.ke[i].by_rule);
+        self.ke[i] = f;
+        Ok(())
+    }
+
+    /// Every server log's bundle path, in order.
+    pub fn server_files(&self) -> &[String] {
+        &self.server_files
+    }
+
+    /// The file of server log `index`.
+    pub fn server_file(&mut self, index: usize) -> &mut BackgroundFile {
+        match index
+            .checked_sub(1)
+            .and_then(|i| self.more_servers.get_mut(i))
+        {
+            Some(f) => f,
+            None => &mut self.server,
+        }
+    }
+
+    /// Every server log's file, with its bundle path.
+    fn servers(&self) -> impl Iterator<Item = (&String, &BackgroundFile)> {
+        self.server_files
+            .iter()
+            .zip(std::iter::once(&self.server).chain(self.more_servers.iter()))
     }
 
     pub fn record(&mut self, entry: &JournalEntry) -> io::Result<()> {
@@ -354,6 +417,9 @@ impl Journal {
     /// Pushes buffered bytes to the OS (called after each batch).
     pub fn flush(&mut self) -> io::Result<()> {
         self.server.flush()?;
+        for f in &mut self.more_servers {
+            f.flush()?;
+        }
         for k in &mut self.ke {
             k.flush()?;
         }
@@ -363,7 +429,9 @@ impl Journal {
     /// Facts of every file the journal wrote, keyed by bundle path.
     pub fn facts(&self) -> BTreeMap<String, FileFacts> {
         let mut m = self.written.clone();
-        m.insert(SERVER_LOG.to_string(), self.server.facts());
+        for (path, f) in self.servers() {
+            m.insert(path.clone(), f.facts());
+        }
         for (i, k) in self.ke.iter().enumerate() {
             m.insert(KE_LOGS[i].to_string(), k.facts());
         }

@@ -435,7 +435,7 @@ fn stalls(app: &App, r: &mut String) {
             s.silence_ms() as f64 / 1000.0,
             s.burst,
             if s.delayed_restart { "yes" } else { "no" },
-            s.evidence()
+            s.evidence(&app.server_logs)
         );
     }
     if app.stalls_seen > 50 {

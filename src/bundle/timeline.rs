@@ -47,6 +47,9 @@ impl Lines {
             JournalEntry::Start { at, mode, .. } => {
                 self.push(*at, "callcap", "start", json!({"mode": mode}))
             }
+            JournalEntry::ServerLogs { at, logs } => {
+                self.push(*at, "callcap", "server-logs", json!({"logs": logs}))
+            }
             JournalEntry::Status { at, source, status } => {
                 self.push(*at, source, "status", json!({"status": status}))
             }
@@ -212,7 +215,7 @@ impl Lines {
                 "server",
                 "stall",
                 json!({
-                    "ref": s.evidence(),
+                    "ref": s.evidence(&app.server_logs),
                     "silence_ms": s.silence_ms(),
                     "resumed_at": rfc3339(s.to),
                     "burst": s.burst,

@@ -8,7 +8,7 @@
 //! is lost on disk; the line is one line in the log.
 
 use super::Capture;
-use super::log_ingest::LogWrite;
+use super::LogWrite;
 use crate::app::event::ServerBatch;
 use crate::domain::redact::RedactingWriter;
 use std::io::{self, Write};
@@ -30,10 +30,11 @@ impl Capture {
     /// server log; returns what follows the line.
     pub(super) fn pass_long_line<'b>(
         &mut self,
+        src: usize,
         bytes: &'b [u8],
         batch: &mut ServerBatch,
     ) -> io::Result<&'b [u8]> {
-        let Some(long) = self.long_line.as_mut() else {
+        let Some(long) = self.sources[src].long_line.as_mut() else {
             return Ok(bytes);
         };
         let (part, rest) = match memchr::memchr(b'\n', bytes) {
@@ -41,72 +42,86 @@ impl Capture {
             None => (bytes, &[][..]),
         };
         long.writer.write_all(part)?;
-        self.bytes += part.len() as u64;
-        self.journal_long_line(batch, part.ends_with(b"\n"))?;
+        self.sources[src].bytes += part.len() as u64;
+        self.journal_long_line(src, batch, part.ends_with(b"\n"))?;
         Ok(rest)
     }
 
     /// Cuts the waiting line once it has grown past [`LINE_CAP`].
-    pub(super) fn cut_long_line(&mut self, batch: &mut ServerBatch) -> io::Result<()> {
-        if self.partial.len() <= LINE_CAP || self.long_line.is_some() {
+    pub(super) fn cut_long_line(&mut self, src: usize, batch: &mut ServerBatch) -> io::Result<()> {
+        let log = &mut self.sources[src];
+        if log.partial.len() <= LINE_CAP || log.long_line.is_some() {
             return Ok(());
         }
-        let line = std::mem::take(&mut self.partial);
+        let line = std::mem::take(&mut log.partial);
         // The head is the line as far as matching and the panes go (cut
         // before a secret that spans the cap, so none shows in part); all
         // its bytes reach the server log through the writer below.
         let window = &line[..line.len().min(LINE_CAP + SECRET_SPAN)];
         let head = self.redactor.cut_before_secret(window, LINE_CAP);
-        self.process_with(&line[..head], batch, LogWrite::Skip)?;
-        self.bytes += (line.len() - head) as u64;
+        self.process_with(src, &line[..head], batch, LogWrite::Skip)?;
         let mut writer = self.redactor.writer(Vec::new());
         writer.write_all(&line)?;
-        self.long_line = Some(LongLine { writer });
+        let log = &mut self.sources[src];
+        log.bytes += (line.len() - head) as u64;
+        log.long_line = Some(LongLine { writer });
+        let lines = log.lines;
+        let file = self
+            .journal
+            .server_files()
+            .get(src)
+            .map_or(crate::bundle::journal::SERVER_LOG, String::as_str);
         self.notes.push(format!(
-            "{}:{} has no newline after {} MiB: matched and shown by its first {} MiB; all of it goes to the log",
-            crate::bundle::journal::SERVER_LOG,
-            self.lines,
+            "{file}:{lines} has no newline after {} MiB: matched and shown by its first {} MiB; all of it goes to the log",
             LINE_CAP >> 20,
             LINE_CAP >> 20
         ));
-        self.journal_long_line(batch, false)
+        self.journal_long_line(src, batch, false)
     }
 
     /// Ends a cut line at the end of the input (`terminate`: with a
     /// newline, as between files).
     pub(super) fn end_long_line(
         &mut self,
+        src: usize,
         batch: &mut ServerBatch,
         terminate: bool,
     ) -> io::Result<()> {
-        if let Some(long) = self.long_line.as_mut()
+        let log = &mut self.sources[src];
+        if let Some(long) = log.long_line.as_mut()
             && terminate
         {
             long.writer.write_all(b"\n")?;
-            self.bytes += 1;
+            log.bytes += 1;
         }
-        self.journal_long_line(batch, true)
+        self.journal_long_line(src, batch, true)
     }
 
     /// What the writer let through goes to the server log; at the line's
     /// end, the rest and its redaction counts.
-    fn journal_long_line(&mut self, batch: &mut ServerBatch, end: bool) -> io::Result<()> {
+    fn journal_long_line(
+        &mut self,
+        src: usize,
+        batch: &mut ServerBatch,
+        end: bool,
+    ) -> io::Result<()> {
         if end {
-            let Some(long) = self.long_line.take() else {
+            let Some(long) = self.sources[src].long_line.take() else {
                 return Ok(());
             };
             let (out, tally) = long.writer.finish()?;
             let n = tally.total();
-            self.journal.server.redactions += n;
-            self.journal.server.by_rule.add(&tally);
+            let file = self.journal.server_file(src);
+            file.redactions += n;
+            file.by_rule.add(&tally);
             batch.redactions += n;
             if !out.is_empty() {
-                self.journal.server.write(out)?;
+                file.write(out)?;
             }
-        } else if let Some(long) = self.long_line.as_mut() {
+        } else if let Some(long) = self.sources[src].long_line.as_mut() {
             let out = std::mem::take(long.writer.get_mut());
             if !out.is_empty() {
-                self.journal.server.write(out)?;
+                self.journal.server_file(src).write(out)?;
             }
         }
         Ok(())
@@ -147,7 +162,7 @@ mod tests {
             hits.extend(b.hits.iter().map(|h| (h.line_no, h.kes.contains(Ke::Ke1))));
             notes.extend(c.take_notes());
             // Never much more than the cap waits in memory.
-            assert!(c.partial.len() <= LINE_CAP + 64 * 1024);
+            assert!(c.sources[0].partial.len() <= LINE_CAP + 64 * 1024);
         }
         // Matched and noted before the line ends.
         assert_eq!(hits, [(1, true)]);

@@ -7,25 +7,44 @@ use crate::bundle::journal::Journal;
 use crate::domain::har::ConflictMemo;
 use crate::domain::redact::Redactor;
 use crate::domain::signatures::{Matcher, Signatures};
-use crate::domain::stall::StallDetector;
 use crate::domain::synapse_log::LogClock;
-use chrono::{DateTime, Utc};
+use crate::model::server_logs::ServerLogs;
 pub use scan::{ScanContext, ScannedBuffer};
 
 mod access;
 mod client_ingest;
+mod decoded;
 mod display;
 mod file_scan;
 mod ke3_rescan;
+mod ke_merge;
 mod log_ingest;
 mod long_line;
 mod scan;
+mod source_log;
 pub use file_scan::{ScanFileError, Spent, scan_file, scanner_threads};
 pub use log_ingest::Committed;
 pub use long_line::LINE_CAP;
+pub use source_log::LogSpec;
+use source_log::SourceLog;
 #[cfg(test)]
 use std::path::Path;
 use std::sync::Arc;
+
+/// Who writes a committed buffer's lines to the log's file, and what the
+/// KE logs get.
+enum LogWrite<'d> {
+    /// The capture copies the clean bytes to the journal writer.
+    Copy,
+    /// The caller hands the whole buffer over when it is clean.
+    Caller,
+    /// The buffer holds decoded records' bodies; their raw lines are
+    /// journaled already, and a KE log gets each record's display line.
+    Decoded(&'d decoded::Decoded),
+    /// Nothing of it: the bytes go to the log another way, redacted there
+    /// (a cut line's head, see `long_line.rs`).
+    Skip,
+}
 
 /// How far back a continuation line looks for its record's time.
 const LOOKBACK_LINES: usize = 2000;
@@ -35,20 +54,19 @@ pub struct Capture {
     sigs: Signatures,
     matcher: Arc<Matcher>,
     redactor: Arc<Redactor>,
-    clock: LogClock,
     /// Bumped whenever what a scan reads with (matcher, clock) changes.
     generation: u64,
     ke3_ids: Vec<String>,
-    partial: Vec<u8>,
-    /// A line cut at [`LINE_CAP`], still going on.
-    long_line: Option<long_line::LongLine>,
+    /// The server logs by name; their line numbers carry their index.
+    logs: ServerLogs,
+    /// Each server log's own state, in the order of `logs`.
+    sources: Vec<SourceLog>,
     /// For the status line (a cut line), until taken.
     notes: Vec<String>,
-    lines: u64,
-    bytes: u64,
     ke_lines: [u64; 4],
-    last_record_at: Option<DateTime<Utc>>,
-    stalls: StallDetector,
+    /// With several logs: each KE line's time and log, in the order
+    /// written, to merge the KE logs in time order at the end.
+    ke_order: [Vec<ke_merge::Key>; 4],
     conflicts: ConflictMemo,
 }
 
@@ -62,25 +80,58 @@ impl Capture {
         ke3_ids: Vec<String>,
         restart_timeout_ms: u32,
     ) -> Result<Capture, String> {
+        let one = LogSpec {
+            name: crate::model::server_logs::DEFAULT_LOG_NAME.to_string(),
+            clock,
+            format: None,
+        };
+        Capture::with_logs(journal, sigs, vec![one], ke3_ids, restart_timeout_ms)
+    }
+
+    /// A capture of several server logs (or one with a name or a known
+    /// format), each with its own clock; their files are made in the
+    /// journal.
+    pub fn with_logs(
+        mut journal: Journal,
+        sigs: Signatures,
+        specs: Vec<LogSpec>,
+        ke3_ids: Vec<String>,
+        restart_timeout_ms: u32,
+    ) -> Result<Capture, String> {
         let matcher = Matcher::new(&sigs, &ke3_ids)?;
+        let logs = ServerLogs::new(specs.iter().map(|s| s.name.clone()).collect());
+        let files: Vec<String> = (0..logs.len()).map(|i| logs.file(i)).collect();
+        journal
+            .set_server_files(&files)
+            .map_err(|e| format!("cannot write the journal: {e}"))?;
+        let sources = specs
+            .into_iter()
+            .map(|s| SourceLog::new(s, restart_timeout_ms))
+            .collect();
         Ok(Capture {
             journal,
             sigs,
             matcher: Arc::new(matcher),
             redactor: Arc::new(Redactor::new()),
-            clock,
             generation: 0,
             ke3_ids,
-            partial: Vec::new(),
-            long_line: None,
+            logs,
+            sources,
             notes: Vec::new(),
-            lines: 0,
-            bytes: 0,
             ke_lines: [0; 4],
-            last_record_at: None,
-            stalls: StallDetector::new(restart_timeout_ms),
+            ke_order: Default::default(),
             conflicts: ConflictMemo::default(),
         })
+    }
+
+    /// The server logs by name.
+    pub fn logs(&self) -> &ServerLogs {
+        &self.logs
+    }
+
+    /// The log a source name feeds (an unknown name: the first log).
+    fn source_index(&self, name: &str) -> usize {
+        self.logs.index_of(name).unwrap_or(0)
     }
 
     pub fn matcher(&self) -> &Matcher {
@@ -99,23 +150,48 @@ impl Capture {
         &self.redactor
     }
 
-    /// A measured remote clock offset (remote minus local) applies to the
-    /// server lines that follow.
-    pub fn set_clock_offset_ms(&mut self, offset_ms: i64) {
-        self.clock.set_offset_ms(offset_ms);
+    /// A measured remote clock offset (remote minus local) of the host a
+    /// log is read from applies to that log's lines that follow.
+    pub fn set_clock_offset_ms(&mut self, source: &str, offset_ms: i64) {
+        let Some(i) = self.logs.index_of(source) else {
+            return;
+        };
+        self.sources[i].clock.set_offset_ms(offset_ms);
         self.generation += 1; // scans made with the old clock are stale
     }
 
+    /// Lines of every server log so far.
     pub fn lines(&self) -> u64 {
-        self.lines
+        self.sources.iter().map(|s| s.lines).sum()
     }
 
-    /// What scanning needs, for a scan on another thread.
+    /// Lines of one server log so far.
+    pub fn lines_of(&self, source: &str) -> u64 {
+        self.logs
+            .index_of(source)
+            .map_or(0, |i| self.sources[i].lines)
+    }
+
+    fn bytes(&self) -> u64 {
+        self.sources.iter().map(|s| s.bytes).sum()
+    }
+
+    /// What scanning the first log's text needs, for a scan on another
+    /// thread.
     pub fn scan_context(&self) -> ScanContext {
+        self.scan_context_of(0)
+    }
+
+    /// What scanning a log's text needs (its clock).
+    pub fn scan_context_for(&self, source: &str) -> ScanContext {
+        self.scan_context_of(self.source_index(source))
+    }
+
+    fn scan_context_of(&self, index: usize) -> ScanContext {
         ScanContext {
             matcher: self.matcher.clone(),
             redactor: self.redactor.clone(),
-            clock: self.clock.clone(),
+            clock: self.sources[index].scan_clock(),
             generation: self.generation,
         }
     }

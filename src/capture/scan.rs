@@ -67,11 +67,28 @@ impl ScanContext {
         })
     }
 
-    fn scanner(&self) -> Scanner<'_> {
+    fn scanner(&self) -> Scanner<'_, TextHeads> {
+        self.scanner_with(&TextHeads)
+    }
+
+    fn scanner_with<'a, H: Heads>(&'a self, heads: &'a H) -> Scanner<'a, H> {
         Scanner {
             matcher: &self.matcher,
             redactor: &self.redactor,
             clock: &self.clock,
+            heads,
+        }
+    }
+
+    /// Scans the body lines of a decoded buffer (one part, on this thread),
+    /// reading heads and times from `heads` instead of the lines.
+    pub(super) fn scan_decoded<H: Heads>(&self, buf: &[u8], heads: &H) -> ScannedBuffer {
+        let mut part = Scanned::default();
+        self.scanner_with(heads)
+            .scan_into(buf, 0..buf.len(), &mut part);
+        ScannedBuffer {
+            parts: vec![part],
+            generation: self.generation,
         }
     }
 
@@ -92,10 +109,59 @@ impl ScanContext {
     }
 }
 
-struct Scanner<'a> {
+struct Scanner<'a, H> {
     matcher: &'a Matcher,
     redactor: &'a Redactor,
     clock: &'a LogClock,
+    heads: &'a H,
+}
+
+/// Where a scan reads a line's record head and times: from the line
+/// itself (Synapse's text format), or from what a decoder found
+/// ([`super::decoded`]).
+pub(super) trait Heads: Sync {
+    /// The head of the record on line `line_no` (1-based in the scanned
+    /// part), which is `line`; `None` for a continuation line.
+    fn head<'a>(&'a self, line_no: u64, line: &'a [u8]) -> Option<RecordHead<'a>>;
+    /// A record line's own time (on the scan's clock).
+    fn stamp(&self, line_no: u64, line: &[u8]) -> Option<chrono::NaiveDateTime>;
+    /// The time of the record a continuation line at `start` belongs to.
+    fn lookback(&self, buf: &[u8], start: usize, line_no: u64) -> Option<chrono::NaiveDateTime>;
+    /// Each record's time in ms on the scan's clock, `(line_no, ms)`.
+    fn record_millis(&self, text: &[u8], starts: &mut Vec<usize>, records: &mut Vec<(u64, i64)>);
+}
+
+/// Synapse's text format: everything is on the line.
+pub(super) struct TextHeads;
+
+impl Heads for TextHeads {
+    #[inline]
+    fn head<'a>(&'a self, _line_no: u64, line: &'a [u8]) -> Option<RecordHead<'a>> {
+        parse_record(line)
+    }
+
+    #[inline]
+    fn stamp(&self, _line_no: u64, line: &[u8]) -> Option<chrono::NaiveDateTime> {
+        parse_timestamp_prefix(line)
+    }
+
+    #[inline]
+    fn lookback(&self, buf: &[u8], start: usize, _line_no: u64) -> Option<chrono::NaiveDateTime> {
+        lookback_time(buf, start)
+    }
+
+    #[inline]
+    fn record_millis(&self, text: &[u8], starts: &mut Vec<usize>, records: &mut Vec<(u64, i64)>) {
+        let mut clock = RecordClock::default();
+        starts.reserve(text.len() / 128);
+        records.reserve(text.len() / 160);
+        for_each_line(text, |start, line| {
+            starts.push(start);
+            if let Some(ms) = clock.millis(line) {
+                records.push((starts.len() as u64, ms));
+            }
+        });
+    }
 }
 
 /// A KE line found by a scan.
@@ -178,18 +244,9 @@ impl Scanned {
 
     /// Reads the part's lines in one walk: where each starts, and the time
     /// of each record.
-    fn read_lines(&mut self, text: &[u8]) {
-        let mut clock = RecordClock::default();
-        let (starts, records) = (&mut self.starts, &mut self.records);
-        starts.reserve(text.len() / 128);
-        records.reserve(text.len() / 160);
-        for_each_line(text, |start, line| {
-            starts.push(start);
-            if let Some(ms) = clock.millis(line) {
-                records.push((starts.len() as u64, ms));
-            }
-        });
-        self.lines = starts.len() as u64;
+    fn read_lines<H: Heads>(&mut self, text: &[u8], heads: &H) {
+        heads.record_millis(text, &mut self.starts, &mut self.records);
+        self.lines = self.starts.len() as u64;
     }
 
     /// The 1-based number of the line holding byte `pos`.
@@ -209,7 +266,7 @@ fn split_point(buf: &[u8]) -> Option<usize> {
     (cut < buf.len()).then_some(cut)
 }
 
-impl Scanner<'_> {
+impl<H: Heads> Scanner<'_, H> {
     /// Scans the lines in `buf[part]` (`part` starts at a line's start;
     /// the rest of `buf` is only looked back into for a time).
     fn scan(&self, buf: &[u8], part: Range<usize>) -> Scanned {
@@ -244,7 +301,7 @@ impl Scanner<'_> {
         out.range = part;
         out.redacted = redacted;
         out.redactions = redactions;
-        out.read_lines(text);
+        out.read_lines(text, self.heads);
 
         for (s, e, m) in found {
             if m.kes.is_empty() && !m.access && !m.to_device_trace && !m.otk_upload {
@@ -269,12 +326,15 @@ impl Scanner<'_> {
             if f.m.kes.is_empty() && long_poll == Some(true) {
                 continue;
             }
-            let head = parse_record(f.line);
+            let head = self.heads.head(f.line_no, f.line);
             let at = match &head {
                 Some(h) => Some(self.clock.to_utc(h.at)),
                 // A continuation line with no record before it in the
                 // buffer: the capture gives it the previous buffer's time.
-                None => lookback_time(buf, f.range.start).map(|t| self.clock.to_utc(t)),
+                None => self
+                    .heads
+                    .lookback(buf, f.range.start, f.line_no)
+                    .map(|t| self.clock.to_utc(t)),
             };
             // Display text goes into the part's texts: nothing is allocated
             // per line here, and nothing made here is freed on another thread.
@@ -298,12 +358,18 @@ impl Scanner<'_> {
             };
             out.to_device.push(FoundTrace {
                 line_no: f.line_no,
-                at: parse_timestamp_prefix(f.line).map(|t| self.clock.to_utc(t)),
+                at: self
+                    .heads
+                    .stamp(f.line_no, f.line)
+                    .map(|t| self.clock.to_utc(t)),
                 text: stash(&mut out.texts, &display_cow(&red)),
             });
         }
         if f.m.otk_upload
-            && let Some((request, user, device)) = otk_upload_fields(f.line)
+            && let Some((request, user, device)) = self
+                .heads
+                .head(f.line_no, f.line)
+                .and_then(|h| otk_upload_fields(&h))
         {
             out.otk_uploads.push(FoundUpload {
                 request: stash(&mut out.texts, request),
@@ -408,8 +474,7 @@ struct Found<'a> {
 
 /// `… - POST-5 - Adding one_time_keys dict_keys([…]) for device 'D' for
 /// user 'U' at N` → request, user, device.
-fn otk_upload_fields(line: &[u8]) -> Option<(&str, &str, &str)> {
-    let head = parse_record(line)?;
+fn otk_upload_fields<'a>(head: &RecordHead<'a>) -> Option<(&'a str, &'a str, &'a str)> {
     let msg = std::str::from_utf8(head.message).ok()?;
     let rest = &msg[msg.rfind(" for device '")? + " for device '".len()..];
     let (device, rest) = rest.split_once('\'')?;
@@ -478,15 +543,10 @@ mod tests {
     #[test]
     fn otk_upload_names_request_user_and_device_also_when_nested() {
         let line = b"2026-01-19 12:34:51,034 - synapse.handlers.e2e_keys - 955 - INFO - POST-5688811 - Adding one_time_keys dict_keys(['signed_curve25519:AAAAAAAAAE0']) for device 'RWDSUMBAID' for user '@a:hs' at 1768822491032";
-        assert_eq!(
-            otk_upload_fields(line),
-            Some(("POST-5688811", "@a:hs", "RWDSUMBAID"))
-        );
+        let fields = |l: &'static [u8]| parse_record(l).and_then(|h| otk_upload_fields(&h));
+        assert_eq!(fields(line), Some(("POST-5688811", "@a:hs", "RWDSUMBAID")));
         let nested = b"2026-01-19 12:34:51,034 - twisted - 273 - INFO - POST-7 - 2026-01-19 12:34:50,988 - synapse.handlers.e2e_keys - 955 - INFO - POST-7 - Adding one_time_keys dict_keys([]) for device 'D2' for user '@b:hs' at 1";
-        assert_eq!(otk_upload_fields(nested), Some(("POST-7", "@b:hs", "D2")));
-        assert_eq!(
-            otk_upload_fields(b"Adding one_time_keys for device 'x'"),
-            None
-        );
+        assert_eq!(fields(nested), Some(("POST-7", "@b:hs", "D2")));
+        assert_eq!(fields(b"Adding one_time_keys for device 'x'"), None);
     }
 }

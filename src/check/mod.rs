@@ -4,9 +4,10 @@
 //! the status line. The checks only look: no host key is recorded, nothing
 //! is written on the server or in the database.
 
+mod logs;
 mod remote;
 
-use crate::config::{Config, HostKeyCheck, expand_tilde};
+use crate::config::{Config, HostKeyCheck, LogKind, expand_tilde};
 use crate::sources::ssh::{HostKeys, RemoteShell, SshError};
 use std::path::Path;
 
@@ -85,19 +86,33 @@ pub async fn run(cfg: &Config, mode: Mode) -> Vec<Line> {
         }
         shell = sh;
     }
-    if let Some(log) = &cfg.server_log {
+    let several = cfg.server_log.entries.len() > 1;
+    for (log, name) in cfg.server_log.iter().zip(cfg.server_log.names()) {
+        let what = if several {
+            format!("server log {name}")
+        } else {
+            "server log".to_string()
+        };
         match (&cfg.ssh, &shell) {
-            (Some(_), Some(sh)) => {
-                lines.extend(remote::server_log(sh, log).await);
-                lines.push(remote::clock_offset(sh).await);
-            }
+            (Some(_), Some(sh)) => match log.kind() {
+                LogKind::File(_) => lines.extend(remote::server_log(sh, log, &what).await),
+                _ => lines.push(logs::followed(Some(sh), log, &what).await),
+            },
             (Some(_), None) => lines.push(Line::fail(
-                "server log",
-                format!("'{}' not checked: no SSH connection", log.path.display()),
+                &what,
+                format!("{} not checked: no SSH connection", logs::describe(log)),
                 "fix the SSH line above first",
             )),
-            (None, _) => lines.extend(remote::local_server_log(log)),
+            (None, _) => match log.kind() {
+                LogKind::File(_) => lines.extend(remote::local_server_log(log, &what)),
+                _ => lines.push(logs::followed(None, log, &what).await),
+            },
         }
+    }
+    if let Some(sh) = &shell
+        && !cfg.server_log.is_empty()
+    {
+        lines.push(remote::clock_offset(sh).await);
     }
     if let Some(db) = &cfg.database {
         if db.via_ssh && !ssh_ok {

@@ -3,6 +3,7 @@
 
 use super::{Line, Mode};
 use crate::config::{Config, DatabaseConfig, ServerLogConfig};
+use crate::domain::log_format::Format;
 use crate::domain::synapse_log::{LogClock, parse_record};
 use crate::sources::ssh::{HostKeys, RemoteShell, shell_quote};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -23,8 +24,8 @@ stat -L -c '%Y %s' "$p" || exit 5
 date +%s
 tail -c 65536 "$p" | tail -n 50"#;
 
-pub async fn server_log(sh: &RemoteShell, log: &ServerLogConfig) -> Vec<Line> {
-    let path = log.path.display().to_string();
+pub async fn server_log(sh: &RemoteShell, log: &ServerLogConfig, what: &str) -> Vec<Line> {
+    let path = log.path.clone().unwrap_or_default().display().to_string();
     let mut cmd = String::new();
     if let Some(p) = log
         .exec_prefix
@@ -44,7 +45,7 @@ pub async fn server_log(sh: &RemoteShell, log: &ServerLogConfig) -> Vec<Line> {
         Ok(o) => o,
         Err(e) => {
             return vec![Line::fail(
-                "server log",
+                what,
                 format!("cannot look at '{path}': {e}"),
                 "check the SSH connection and [server-log] exec-prefix",
             )];
@@ -52,7 +53,7 @@ pub async fn server_log(sh: &RemoteShell, log: &ServerLogConfig) -> Vec<Line> {
     };
     if !out.ok() {
         return vec![Line::fail(
-            "server log",
+            what,
             format!("{} on {}", out.complaint(), sh.label),
             "set [server-log] path to the file Synapse writes (the `filename` of the file handler in its log config), readable by the SSH user",
         )];
@@ -68,7 +69,7 @@ pub async fn server_log(sh: &RemoteShell, log: &ServerLogConfig) -> Vec<Line> {
     let now: Option<i64> = lines.next().and_then(|l| l.trim().parse().ok());
     let (Some(&mtime), Some(&size), Some(now)) = (head.first(), head.get(1), now) else {
         return vec![Line::fail(
-            "server log",
+            what,
             format!(
                 "cannot read the state of '{path}' on {}: {}",
                 sh.label,
@@ -79,25 +80,24 @@ pub async fn server_log(sh: &RemoteShell, log: &ServerLogConfig) -> Vec<Line> {
     };
     let tail: Vec<&str> = lines.collect();
     judge_log(
+        what,
         &path,
         &sh.label,
-        mtime,
-        size.max(0) as u64,
-        now,
+        (mtime, size.max(0) as u64, now),
         &tail,
         &log.timezone,
     )
 }
 
 /// The same for a log on this machine.
-pub fn local_server_log(log: &ServerLogConfig) -> Vec<Line> {
-    let path = crate::config::expand_tilde(&log.path);
+pub fn local_server_log(log: &ServerLogConfig, what: &str) -> Vec<Line> {
+    let path = crate::config::expand_tilde(log.path.as_deref().unwrap_or(std::path::Path::new("")));
     let shown = path.display().to_string();
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
         Err(e) => {
             return vec![Line::fail(
-                "server log",
+                what,
                 format!("cannot read '{shown}': {e}"),
                 "set [server-log] path to the file Synapse writes (the `filename` of the file handler in its log config)",
             )];
@@ -107,7 +107,7 @@ pub fn local_server_log(log: &ServerLogConfig) -> Vec<Line> {
         Ok(t) => t,
         Err(e) => {
             return vec![Line::fail(
-                "server log",
+                what,
                 format!("cannot read '{shown}': {e}"),
                 "make it readable by this user",
             )];
@@ -120,11 +120,10 @@ pub fn local_server_log(log: &ServerLogConfig) -> Vec<Line> {
         .map_or(0, |d| d.as_secs() as i64);
     let lines: Vec<&str> = tail.lines().collect();
     judge_log(
+        what,
         &shown,
         "this machine",
-        mtime,
-        meta.len(),
-        Utc::now().timestamp(),
+        (mtime, meta.len(), Utc::now().timestamp()),
         &lines,
         &log.timezone,
     )
@@ -152,30 +151,39 @@ fn ago(s: i64) -> String {
 /// last record's time (read in `[server-log] timezone`) against the file's
 /// modification time, which the server's clock stamped.
 fn judge_log(
+    what: &str,
     path: &str,
     host: &str,
-    mtime: i64,
-    size: u64,
-    now: i64,
+    (mtime, size, now): (i64, u64, i64),
     tail: &[&str],
     zone: &str,
 ) -> Vec<Line> {
     let mut out = Vec::new();
     let age = now - mtime;
+    let zone_what = match what.strip_prefix("server log ") {
+        Some(name) => format!("log time zone ({name})"),
+        None => "log time zone".to_string(),
+    };
+    let zone_what = zone_what.as_str();
     if age > STALE_S {
         out.push(Line::fail(
-            "server log",
+            what,
             format!("'{path}' on {host} is readable but was last written {} ago", ago(age)),
             "is this the file Synapse writes now? Check the `filename` of the file handler in Synapse's log config (or whether it logs to journald or Docker instead)",
         ));
     } else {
         out.push(Line::pass(
-            "server log",
+            what,
             format!(
                 "'{path}' on {host} readable, {size} bytes, last written {} ago",
                 ago(age.max(0))
             ),
         ));
+    }
+    let joined = tail.join("\n");
+    if crate::domain::log_format::sniff(joined.as_bytes()) == Format::SynapseJson {
+        out.push(json_times(zone_what, tail));
+        return out;
     }
     let last: Option<NaiveDateTime> = tail
         .iter()
@@ -183,7 +191,7 @@ fn judge_log(
         .find_map(|l| parse_record(l.as_bytes()).map(|r| r.at));
     let Some(last) = last else {
         out.push(Line::fail(
-            "log time zone",
+            zone_what,
             "no record in Synapse's default format among the log's last lines",
             "callcap reads Synapse's default format (`%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s`); use it in the file handler's formatter",
         ));
@@ -192,7 +200,7 @@ fn judge_log(
     let clock = match LogClock::new(zone) {
         Ok(c) => c,
         Err(e) => {
-            out.push(Line::fail("log time zone", e, "fix [server-log] timezone"));
+            out.push(Line::fail(zone_what, e, "fix [server-log] timezone"));
             return out;
         }
     };
@@ -200,7 +208,7 @@ fn judge_log(
     let off = mtime - at.timestamp();
     if off.abs() <= ZONE_SLACK_S {
         out.push(Line::pass(
-            "log time zone",
+            zone_what,
             format!(
                 "{zone} fits: the last record ({last}) is {off} s before the file was last written by the server's clock"
             ),
@@ -210,7 +218,7 @@ fn judge_log(
         let q = ((off as f64) / 900.0).round() as i64 * 15;
         let (sign, q) = if q < 0 { ('-', -q) } else { ('+', q) };
         out.push(Line::fail(
-            "log time zone",
+            zone_what,
             format!(
                 "with timezone = \"{zone}\" the last record ({last}) is {} off the file's modification time by the server's clock: the log's zone is probably {zone}{sign}{:02}:{:02}",
                 ago(off.abs()),
@@ -221,6 +229,27 @@ fn judge_log(
         ));
     }
     out
+}
+
+/// A log in Synapse's JSON format: its records carry UTC times (Terse and
+/// Gcp formatters), or none (`JsonFormatter`).
+fn json_times(what: &str, tail: &[&str]) -> Line {
+    let timed = tail
+        .iter()
+        .rev()
+        .filter_map(|l| crate::domain::log_format::JsonRecord::parse(l.as_bytes()))
+        .find_map(|r| r.time);
+    match timed {
+        Some(t) => Line::pass(
+            what,
+            format!("Synapse JSON records with UTC times (the last at {t})"),
+        ),
+        None => Line::fail(
+            what,
+            "Synapse JSON records without a time (JsonFormatter): the capture cannot place them in time",
+            "use synapse.logging.TerseJsonFormatter, or read the log through journald or docker, which stamp each line",
+        ),
+    }
 }
 
 /// The server's clock against ours, the fastest of three round trips.
@@ -470,17 +499,31 @@ mod tests {
         let mtime = DateTime::parse_from_rfc3339("2026-06-30T16:00:03Z")
             .map(|t| t.timestamp())
             .unwrap_or(0);
-        let l = judge_log("/l", "h", mtime, 10, mtime + 5, &[REC], "UTC");
+        let l = judge_log(
+            "server log",
+            "/l",
+            "h",
+            (mtime, 10, mtime + 5),
+            &[REC],
+            "UTC",
+        );
         assert!(l[0].ok, "{l:?}");
         assert!(!l[1].ok);
         assert!(l[1].detail.contains("probably UTC-02:00"), "{:?}", l[1]);
-        let l = judge_log("/l", "h", mtime, 10, mtime + 5, &[REC], "Europe/Berlin");
+        let l = judge_log(
+            "server log",
+            "/l",
+            "h",
+            (mtime, 10, mtime + 5),
+            &[REC],
+            "Europe/Berlin",
+        );
         assert!(l[1].ok, "{l:?}");
     }
 
     #[test]
     fn a_stale_log_fails() {
-        let l = judge_log("/l", "h", 0, 10, 3600 * 5, &[REC], "UTC");
+        let l = judge_log("server log", "/l", "h", (0, 10, 3600 * 5), &[REC], "UTC");
         assert!(!l[0].ok);
         assert!(l[0].detail.contains("5 h ago"), "{:?}", l[0]);
     }

@@ -3,12 +3,14 @@
 
 pub mod duration;
 pub mod keymap;
+mod server_log;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub use duration::HumanDuration;
+pub use server_log::{LogKind, ServerLogConfig, ServerLogsConfig, UNNAMED_LOG, check_name};
 
 /// The commented example config (`callcap config --example`); a test proves
 /// it parses and validates.
@@ -36,7 +38,7 @@ pub enum ConfigError {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     pub ssh: Option<SshConfig>,
-    pub server_log: Option<ServerLogConfig>,
+    pub server_log: ServerLogsConfig,
     pub client: ClientConfig,
     pub call: CallConfig,
     pub bundle: BundleConfig,
@@ -82,22 +84,7 @@ pub enum HostKeyCheck {
     AcceptNew,
 }
 
-/// `[server-log]`: the homeserver log, remote (with `[ssh]`) or local.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ServerLogConfig {
-    pub path: PathBuf,
-    /// Prefix for remote commands, e.g. `pct exec 151 --`.
-    pub exec_prefix: Option<String>,
-    /// Time zone of the log's timestamps: `UTC`, an IANA name or `+02:00`.
-    #[serde(default = "default_timezone")]
-    pub timezone: String,
-    /// Start this many lines back instead of at the end.
-    #[serde(default)]
-    pub backfill: u64,
-}
-
-fn default_timezone() -> String {
+pub(crate) fn default_timezone() -> String {
     "UTC".to_string()
 }
 

@@ -25,9 +25,9 @@ fn example_config_parses_validates_and_documents_the_defaults() -> Result<(), Co
     let c = valid(EXAMPLE)?;
     let ssh = c.ssh.as_ref().map(|s| (s.host.as_str(), s.host_key_check));
     assert_eq!(ssh, Some(("10.10.10.4", HostKeyCheck::default())));
-    let log = c.server_log.as_ref();
+    let log = c.server_log.first();
     assert_eq!(
-        log.map(|l| l.path.as_path()),
+        log.and_then(|l| l.path.as_deref()),
         Some(Path::new("/var/log/matrix-synapse/homeserver.log"))
     );
     assert_eq!(
@@ -217,7 +217,7 @@ fn bad_value_types_name_the_key_and_the_value() {
 fn missing_keys_and_syntax_errors_say_where() {
     assert_eq!(
         msg("[server-log]\ntimezone = \"UTC\"\n"),
-        format!("{PREFIX}key 'server-log': missing key 'path'")
+        format!("{PREFIX}key 'server-log': missing key 'path' (or 'journal-unit', or 'container')")
     );
     assert_eq!(
         msg("[call]\nuser-id = \"@a:b\"\n[ssh\nhost = 1\n"),
@@ -348,4 +348,29 @@ fn the_redact_section_is_read_on_its_own() {
     );
     std::fs::write(&p, "[redact]\nextras = []\n").unwrap_or_else(|e| panic!("{e}"));
     assert!(load_redact_section(&p).is_err());
+}
+
+#[test]
+fn several_server_logs_each_read_exactly_one_thing_and_say_which_entry_is_wrong()
+-> Result<(), ConfigError> {
+    let c = valid(
+        "[[server-log]]\nname = \"main\"\npath = \"/var/log/matrix-synapse/homeserver.log\"\n\
+         [[server-log]]\nname = \"worker1\"\njournal-unit = \"matrix-synapse-worker@generic1\"\n\
+         journal-directory = \"/srv/journal\"\n\
+         [[server-log]]\nname = \"federation\"\ncontainer = \"synapse-federation\"\n\
+         docker-command = \"podman\"\n",
+    )?;
+    let kinds: Vec<&str> = c.server_log.iter().map(|l| l.kind().name()).collect();
+    assert_eq!(kinds, ["file", "journald", "docker"]);
+    assert_eq!(c.server_log.names(), ["main", "worker1", "federation"]);
+    let two = msg("[[server-log]]\nname = \"main\"\npath = \"/x\"\n\
+         [[server-log]]\nname = \"worker1\"\npath = \"/y\"\njournal-unit = \"u\"\n");
+    assert!(
+        two.contains("'worker1' sets 'path' and 'journal-unit'"),
+        "{two}"
+    );
+    let misplaced =
+        msg("[[server-log]]\nname = \"main\"\npath = \"/x\"\ndocker-command = \"podman\"\n");
+    assert!(misplaced.contains("only a 'container'"), "{misplaced}");
+    Ok(())
 }

@@ -2,7 +2,6 @@
 //! returned, naming the file, the key and the bad value.
 
 use super::{Config, ConfigError, RedactConfig};
-use crate::domain::synapse_log::LogClock;
 use std::path::Path;
 use std::time::Duration;
 
@@ -45,24 +44,9 @@ impl Config {
             }
         }
 
-        if let Some(log) = &self.server_log {
-            if log.path.as_os_str().is_empty() {
-                return Err(bad(
-                    "server-log.path",
-                    "must not be empty (e.g. \"/var/log/matrix-synapse/homeserver.log\")".into(),
-                ));
-            }
-            // The same parser the log clock uses, so what passes here works there.
-            LogClock::new(&log.timezone).map_err(|m| bad("server-log.timezone", m))?;
-            if let Some(prefix) = &log.exec_prefix
-                && prefix.trim().is_empty()
-            {
-                return Err(bad(
-                    "server-log.exec-prefix",
-                    "must not be empty (leave it out, or e.g. \"pct exec 151 --\")".into(),
-                ));
-            }
-        }
+        self.server_log
+            .check()
+            .map_err(|(key, message)| bad(&key, message))?;
 
         if let Some(user) = &self.call.user_id
             && !is_user_id(user)

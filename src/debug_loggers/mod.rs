@@ -55,7 +55,7 @@ impl Target {
         let dl = cfg.debug_loggers.as_ref()?;
         Some(Target {
             ssh: cfg.ssh.clone(),
-            exec_prefix: cfg.server_log.as_ref().and_then(|l| l.exec_prefix.clone()),
+            exec_prefix: cfg.server_log.first().and_then(|l| l.exec_prefix.clone()),
             log_config: dl.log_config.to_string_lossy().into_owned(),
             loggers: dl.loggers.clone(),
             reload: dl.reload.clone(),

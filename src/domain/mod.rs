@@ -5,6 +5,7 @@ pub mod diag;
 pub mod har;
 pub mod histogram;
 pub mod ke;
+pub mod log_format;
 pub mod membership;
 pub mod prometheus_api;
 pub mod redact;

@@ -288,6 +288,23 @@ impl LogClock {
         }
     }
 
+    /// The same zone, without a measured offset.
+    pub fn zone_only(&self) -> LogClock {
+        LogClock {
+            tz: self.tz,
+            offset_ms: 0,
+        }
+    }
+
+    /// UTC, with this clock's measured offset: for times already in UTC
+    /// (journald's, docker's, JSON records') read on the same server clock.
+    pub fn utc_with_offset(&self) -> LogClock {
+        LogClock {
+            tz: chrono_tz::UTC,
+            offset_ms: self.offset_ms,
+        }
+    }
+
     /// Uses a measured remote clock offset for the lines that follow.
     pub fn set_offset_ms(&mut self, offset_ms: i64) {
         self.offset_ms = offset_ms;

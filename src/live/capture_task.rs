@@ -193,9 +193,8 @@ impl CaptureTask {
                 bound_ms,
                 at,
             } => {
-                if source == "server-log" {
-                    self.capture.set_clock_offset_ms(offset_ms);
-                }
+                // The host's offset moves the times of the logs read there.
+                self.capture.set_clock_offset_ms(&source, offset_ms);
                 vec![Event::ClockOffset {
                     source,
                     offset_ms,
@@ -220,6 +219,12 @@ impl CaptureTask {
                 }
                 evs.push(Event::Db(poll));
                 evs
+            }
+            Input::Position {
+                source, position, ..
+            } => {
+                export::set_position(&mut self.sources, &source, position);
+                Vec::new()
             }
             Input::Note { source, text, at } => vec![Event::Note { source, text, at }],
             Input::Metrics { at, report, raw } => self.metrics(at, report, raw),
@@ -356,11 +361,14 @@ impl CaptureTask {
             for ev in self.ingest(rest) {
                 self.absorb(&mut app, ev);
             }
-            match self.capture.end_of_input("server-log", false) {
-                Ok(batch) => self.absorb(&mut app, Event::Server(Box::new(batch))),
+            match self.capture.finish() {
+                Ok(batches) => {
+                    for batch in batches {
+                        self.absorb(&mut app, Event::Server(Box::new(batch)));
+                    }
+                }
                 Err(e) => self.capture.journal.problem(&format!(
-                    "{}: cannot write the last line: {e}",
-                    crate::bundle::journal::SERVER_LOG
+                    "the server logs: cannot write their last lines: {e}"
                 )),
             }
             let now = Utc::now();

@@ -4,6 +4,7 @@
 pub mod capture_task;
 pub mod metrics;
 pub mod replay;
+mod replay_logs;
 pub mod sources;
 pub mod tasks;
 pub mod tui;
@@ -12,10 +13,10 @@ use crate::analyze::UsageError;
 use crate::app::event::Event;
 use crate::app::{App, Effect, Subject};
 use crate::bundle::journal::{JOURNAL_PREFIX, Journal};
-use crate::capture::Capture;
+use crate::capture::{Capture, LogSpec};
 use crate::config::Config;
-use crate::domain::synapse_log::LogClock;
 use crate::model::journal_entry::JournalEntry;
+use crate::model::server_logs::LogInfo;
 use crate::sources::clock::Clock;
 use capture_task::{CaptureTask, Control};
 use chrono::Utc;
@@ -101,8 +102,8 @@ pub fn start_fed(
         .map(crate::config::expand_tilde);
     let sigs = crate::analyze::load_signatures(file.as_deref())?;
     let (subject, timezone) = subject_and_timezone(cfg, &opts.mode);
-    let logclock =
-        LogClock::new(&timezone).map_err(|e| UsageError(format!("[server-log] timezone: {e}")))?;
+    let logs = server_logs(cfg, &opts.mode);
+    let specs = LogSpec::from_infos(&logs).map_err(UsageError)?;
     let (journal, journal_dir) = create_journal(&opts.out)?;
     let restart = cfg
         .analysis
@@ -110,7 +111,7 @@ pub fn start_fed(
         .as_duration()
         .as_millis()
         .min(u32::MAX as u128) as u32;
-    let mut capture = Capture::new(journal, sigs, logclock, cfg.call.event_ids.clone(), restart)
+    let mut capture = Capture::with_logs(journal, sigs, specs, cfg.call.event_ids.clone(), restart)
         .map_err(|e| UsageError(format!("signatures: {e}")))?;
     capture.set_redactor(
         crate::domain::redact::Redactor::with_site_rules(&cfg.redact.site_rules())
@@ -121,6 +122,7 @@ pub fn start_fed(
         // As its recording: an `analyze` bundle's window is its evidence's.
         app.wall_clock_span = !recording.offline;
     }
+    app.server_logs = capture.logs().clone();
 
     let (clock, replay) = match &opts.mode {
         Mode::Replay { recording, speed } => (Clock::virtual_from(recording.origin, *speed), true),
@@ -138,6 +140,12 @@ pub fn start_fed(
         participants: subject.participants.clone(),
         timezone,
     })?;
+    if logs.len() > 1 || logs.iter().any(|l| l.format.is_some()) {
+        capture.journal.record(&JournalEntry::ServerLogs {
+            at: clock.now(),
+            logs: logs.clone(),
+        })?;
+    }
     if let Some(h) = &opts.debug_loggers {
         // Before any source can report: step 1 waits for the raise.
         let ev = Event::DebugLoggers {
@@ -169,7 +177,7 @@ pub fn start_fed(
             "debug-loggers",
             h.start(
                 journal_dir.clone(),
-                journal_dir.join(crate::bundle::journal::SERVER_LOG),
+                journal_dir.join(&capture.journal.server_files()[0]),
                 event_tx.clone(),
                 prompt.clone(),
                 shutdown_rx.clone(),
@@ -286,6 +294,29 @@ fn spawn_sources(
     }
 }
 
+/// The server logs the capture reads: the config's, or the recording's.
+fn server_logs(cfg: &Config, mode: &Mode) -> Vec<LogInfo> {
+    use crate::config::LogKind;
+    use crate::domain::log_format::Format;
+    match mode {
+        Mode::Replay { recording, .. } => recording.logs.clone(),
+        Mode::Live { .. } => cfg
+            .server_log
+            .iter()
+            .zip(cfg.server_log.names())
+            .map(|(l, name)| LogInfo {
+                name,
+                timezone: l.timezone.clone(),
+                format: match l.kind() {
+                    LogKind::File(_) => None,
+                    LogKind::Journal { .. } => Some(Format::Journal.name().to_string()),
+                    LogKind::Docker { .. } => Some(Format::Docker.name().to_string()),
+                },
+            })
+            .collect(),
+    }
+}
+
 /// Who the capture is about and the log's time zone: from the config, the
 /// recording filling in what it leaves out when replaying.
 fn subject_and_timezone(cfg: &Config, mode: &Mode) -> (Subject, String) {
@@ -309,7 +340,7 @@ fn subject_and_timezone(cfg: &Config, mode: &Mode) -> (Subject, String) {
                 participants: cfg.call.participants.clone(),
             },
             cfg.server_log
-                .as_ref()
+                .first()
                 .map(|s| s.timezone.clone())
                 .unwrap_or_else(|| "UTC".into()),
         ),
@@ -404,7 +435,7 @@ impl Session {
             && self
                 .app
                 .sources
-                .get("server-log")
+                .get(replay::SOURCE)
                 .is_some_and(|s| s.status == crate::sources::SourceStatus::Stopped)
     }
 

@@ -10,20 +10,23 @@
 //! log, whatever their files' times; markers and the database after it),
 //! and its window is the evidence's own.
 
+use super::replay_logs::{LogLines, line_time};
 use crate::app::event::Command;
-use crate::bundle::journal::{self, SERVER_LOG};
-use crate::domain::synapse_log::{LogClock, parse_timestamp_prefix};
+use crate::bundle::journal;
+use crate::domain::log_format::{Format, sniff};
+use crate::domain::synapse_log::LogClock;
 use crate::model::journal_entry::JournalEntry;
 use crate::model::metrics::{MetricsReport, RawRef};
+use crate::model::server_logs::{DEFAULT_LOG_NAME, LogInfo, ServerLogs};
 use crate::sources::clock::Clock;
 use crate::sources::{DbPoll, Input, SourceStatus};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
 
-pub const SOURCE: &str = "server-log";
+/// The source name of a recording of one unnamed log.
+pub const SOURCE: &str = DEFAULT_LOG_NAME;
 
 /// The journal's mode of a replay of an `analyze` bundle, which is replayed
 /// in turn as `analyze` made it.
@@ -38,8 +41,10 @@ enum Scheduled {
     /// recording's file.
     Metrics(Box<MetricsReport>, Option<(String, Vec<u8>)>),
     Operator(Box<JournalEntry>),
-    /// The remote clock's offset, which the log's times are read with.
+    /// A log's host clock offset, which the log's times are read with.
     ClockOffset {
+        /// The log's index in the recording's logs.
+        log: usize,
         offset_ms: i64,
         bound_ms: u64,
     },
@@ -74,18 +79,13 @@ pub struct Recording {
     pub device_id: Option<String>,
     pub participants: Vec<String>,
     pub timezone: String,
+    /// The recorded server logs (one, unless the journal says more).
+    pub logs: Vec<LogInfo>,
 }
 
 impl Recording {
     /// Reads a bundle (or a journal folder) for replay.
     pub fn open(dir: &Path) -> Result<Recording, String> {
-        let log = dir.join(SERVER_LOG);
-        if !log.is_file() {
-            return Err(format!(
-                "'{}' is not a callcap bundle: {SERVER_LOG} is missing",
-                dir.display()
-            ));
-        }
         let entries = journal::read_entries(dir).unwrap_or_default();
         let mut rec = Recording {
             dir: dir.to_path_buf(),
@@ -96,17 +96,44 @@ impl Recording {
             device_id: None,
             participants: Vec::new(),
             timezone: "UTC".into(),
+            logs: Vec::new(),
         };
         let mut polls: Vec<DateTime<Utc>> = Vec::new();
         for e in &entries {
-            if let JournalEntry::Start { timezone, mode, .. } = e {
-                rec.timezone = timezone.clone();
-                rec.offline = mode == "analyze" || mode == REPLAY_OF_ANALYZE;
+            match e {
+                JournalEntry::Start { timezone, mode, .. } => {
+                    rec.timezone = timezone.clone();
+                    rec.offline = mode == "analyze" || mode == REPLAY_OF_ANALYZE;
+                }
+                JournalEntry::ServerLogs { logs, .. } => rec.logs = logs.clone(),
+                _ => {}
             }
         }
-        let clock = LogClock::new(&rec.timezone).unwrap_or_else(|_| LogClock::utc());
-        let first_line = first_log_time(&log).map(|t| clock.to_utc(t));
-        let last_line = last_log_time(&log).map(|t| clock.to_utc(t));
+        if rec.logs.is_empty() {
+            rec.logs.push(LogInfo {
+                name: SOURCE.into(),
+                timezone: rec.timezone.clone(),
+                format: None,
+            });
+        }
+        let names = ServerLogs::new(rec.logs.iter().map(|l| l.name.clone()).collect());
+        let (mut first_line, mut last_line) = (None, None);
+        for (i, l) in rec.logs.iter().enumerate() {
+            let file = names.file(i);
+            let path = dir.join(&file);
+            if !path.is_file() {
+                return Err(format!(
+                    "'{}' is not a callcap bundle: {file} is missing",
+                    dir.display()
+                ));
+            }
+            let zone = LogClock::new(&l.timezone).unwrap_or_else(|_| LogClock::utc());
+            let format = l.format.as_deref().and_then(Format::from_name);
+            let first = first_log_time(&path, format, &zone);
+            first_line = first_line.into_iter().chain(first).min();
+            let last = last_log_time(&path, format, &zone);
+            last_line = last_line.into_iter().chain(last).max();
+        }
         // Past the log's last line nothing is waited for.
         let due = |t: DateTime<Utc>| match last_line {
             Some(l) if t > l => Due::AfterLog,
@@ -160,13 +187,13 @@ impl Recording {
                     source,
                     offset_ms,
                     bound_ms,
-                } if source == SOURCE => {
+                } if rec.logs.iter().any(|l| l.name == source) => {
+                    let log = rec.logs.iter().position(|l| l.name == source).unwrap_or(0);
                     // The first is measured as the capture connects: it
                     // applies to the log's first line.
-                    let first = !rec
-                        .schedule
-                        .iter()
-                        .any(|p| matches!(p.item, Scheduled::ClockOffset { .. }));
+                    let first = !rec.schedule.iter().any(
+                        |p| matches!(&p.item, Scheduled::ClockOffset { log: l, .. } if *l == log),
+                    );
                     let when = match first_line {
                         Some(f) if first => Due::At(f.min(at)),
                         _ => due(at),
@@ -175,6 +202,7 @@ impl Recording {
                         due: when,
                         at,
                         item: Scheduled::ClockOffset {
+                            log,
                             offset_ms,
                             bound_ms,
                         },
@@ -248,49 +276,56 @@ impl Recording {
         tx: mpsc::Sender<Input>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let status = |s: SourceStatus| Input::Status {
-            source: SOURCE.into(),
+        let names: Vec<String> = self.logs.iter().map(|l| l.name.clone()).collect();
+        let status = |name: &str, s: SourceStatus| Input::Status {
+            source: name.to_string(),
             status: s,
             at: clock.now(),
         };
-        let _ = tx.send(status(SourceStatus::Live)).await;
-        let mut logclock = LogClock::new(&self.timezone).unwrap_or_else(|_| LogClock::utc());
-        let file = match tokio::fs::File::open(self.dir.join(SERVER_LOG)).await {
-            Ok(f) => f,
+        for n in &names {
+            let _ = tx.send(status(n, SourceStatus::Live)).await;
+        }
+        let mut lines = match LogLines::open(&self.dir, &self.logs).await {
+            Ok(l) => l,
             Err(e) => {
                 let _ = tx
-                    .send(status(SourceStatus::Error {
-                        reason: e.to_string(),
-                    }))
+                    .send(status(
+                        &names[0],
+                        SourceStatus::Error {
+                            reason: e.to_string(),
+                        },
+                    ))
                     .await;
                 return;
             }
         };
-        let mut reader = BufReader::with_capacity(1 << 16, file);
         let mut schedule = self.schedule.into_iter().peekable();
         let mut chunk: Vec<u8> = Vec::with_capacity(1 << 16);
-        let mut line = Vec::new();
+        // The log the chunk's lines are from.
+        let mut from = 0;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            line.clear();
-            let n = match reader.read_until(b'\n', &mut line).await {
-                Ok(n) => n,
+            let (n, log, line, at) = match lines.next().await {
+                Ok(Some((log, line, at))) => (line.len(), log, line, at),
+                Ok(None) => (0, from, Vec::new(), None),
                 Err(e) => {
                     let _ = tx
-                        .send(status(SourceStatus::Error {
-                            reason: e.to_string(),
-                        }))
+                        .send(status(
+                            &names[from],
+                            SourceStatus::Error {
+                                reason: e.to_string(),
+                            },
+                        ))
                         .await;
                     return;
                 }
             };
-            let at = if n == 0 {
-                None
-            } else {
-                parse_timestamp_prefix(&line).map(|t| logclock.to_utc(t))
-            };
+            if log != from && !chunk.is_empty() {
+                let _ = tx.send(server(&names[from], &mut chunk, clock.now())).await;
+            }
+            from = log;
             // Anything scheduled before this line goes first.
             while let Some(p) = schedule.peek() {
                 let ready = match p.due {
@@ -301,7 +336,7 @@ impl Recording {
                     break;
                 }
                 if !chunk.is_empty() {
-                    let _ = tx.send(server(&mut chunk, clock.now())).await;
+                    let _ = tx.send(server(&names[from], &mut chunk, clock.now())).await;
                 }
                 if let Due::At(t) = p.due
                     && wait(&clock, t, &mut shutdown).await
@@ -325,13 +360,14 @@ impl Recording {
                         },
                         Scheduled::Operator(e) => Input::Recorded(e),
                         Scheduled::ClockOffset {
+                            log,
                             offset_ms,
                             bound_ms,
                         } => {
                             // Lines are paced on the corrected clock too.
-                            logclock.set_offset_ms(offset_ms);
+                            lines.set_offset_ms(log, offset_ms);
                             Input::ClockOffset {
-                                source: SOURCE.into(),
+                                source: names[log].clone(),
                                 offset_ms,
                                 bound_ms,
                                 at: t,
@@ -348,7 +384,7 @@ impl Recording {
                 && clock.real_wait_until(a) > std::time::Duration::ZERO
             {
                 if !chunk.is_empty() {
-                    let _ = tx.send(server(&mut chunk, clock.now())).await;
+                    let _ = tx.send(server(&names[from], &mut chunk, clock.now())).await;
                 }
                 if wait(&clock, a, &mut shutdown).await {
                     return;
@@ -356,13 +392,15 @@ impl Recording {
             }
             chunk.extend_from_slice(&line);
             if chunk.len() >= 1 << 16 {
-                let _ = tx.send(server(&mut chunk, clock.now())).await;
+                let _ = tx.send(server(&names[from], &mut chunk, clock.now())).await;
             }
         }
         if !chunk.is_empty() {
-            let _ = tx.send(server(&mut chunk, clock.now())).await;
+            let _ = tx.send(server(&names[from], &mut chunk, clock.now())).await;
         }
-        let _ = tx.send(status(SourceStatus::Stopped)).await;
+        for n in &names {
+            let _ = tx.send(status(n, SourceStatus::Stopped)).await;
+        }
     }
 }
 
@@ -376,9 +414,9 @@ fn raw_text(dir: &Path, r: &RawRef) -> Option<(String, Vec<u8>)> {
     Some((r.file.clone(), buf))
 }
 
-fn server(chunk: &mut Vec<u8>, at: DateTime<Utc>) -> Input {
+fn server(source: &str, chunk: &mut Vec<u8>, at: DateTime<Utc>) -> Input {
     Input::ServerChunk {
-        source: SOURCE.into(),
+        source: source.into(),
         bytes: std::mem::take(chunk),
         at,
     }
@@ -428,7 +466,7 @@ pub fn command(e: JournalEntry) -> Option<(Command, DateTime<Utc>)> {
 }
 
 /// The time of the log's last record (read from its end).
-fn last_log_time(path: &Path) -> Option<chrono::NaiveDateTime> {
+fn last_log_time(path: &Path, format: Option<Format>, zone: &LogClock) -> Option<DateTime<Utc>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).ok()?;
     let len = f.metadata().ok()?.len();
@@ -440,7 +478,8 @@ fn last_log_time(path: &Path) -> Option<chrono::NaiveDateTime> {
         f.by_ref().take(back).read_to_end(&mut tail).ok()?;
         if let Some(t) = tail
             .rsplit(|b| *b == b'\n')
-            .find_map(parse_timestamp_prefix)
+            .filter(|l| !l.is_empty())
+            .find_map(|l| line_time(format.unwrap_or_else(|| sniff(l)), l, zone))
         {
             return Some(t);
         }
@@ -451,12 +490,17 @@ fn last_log_time(path: &Path) -> Option<chrono::NaiveDateTime> {
     }
 }
 
-fn first_log_time(path: &Path) -> Option<chrono::NaiveDateTime> {
+/// The first time among a log's first lines.
+fn first_log_time(path: &Path, format: Option<Format>, zone: &LogClock) -> Option<DateTime<Utc>> {
     use std::io::BufRead;
     let f = std::fs::File::open(path).ok()?;
+    let mut format = format;
     std::io::BufReader::new(f)
         .split(b'\n')
         .take(10_000)
         .filter_map(Result::ok)
-        .find_map(|l| parse_timestamp_prefix(&l))
+        .find_map(|l| {
+            let f = *format.get_or_insert_with(|| sniff(&l));
+            line_time(f, &l, zone)
+        })
 }

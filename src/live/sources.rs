@@ -28,7 +28,7 @@ pub fn spawn_all(
     tasks: &mut Tasks,
 ) -> anyhow::Result<Vec<Value>> {
     let mut desc = Vec::new();
-    if cfg.server_log.is_none()
+    if cfg.server_log.is_empty()
         && cfg.client.downloads.is_none()
         && cfg.database.is_none()
         && cfg.metrics.is_none()
@@ -38,47 +38,13 @@ pub fn spawn_all(
         )
         .into());
     }
-    if let Some(log) = &cfg.server_log {
+    for (log, name) in cfg.server_log.iter().zip(cfg.server_log.names()) {
         let mut log = log.clone();
         if let Some(n) = ctx.backfill {
             log.backfill = n;
         }
-        match &cfg.ssh {
-            Some(ssh) => {
-                desc.push(json!({
-                    "name": "server-log",
-                    "kind": "ssh",
-                    "host": ssh.host,
-                    "port": ssh.port,
-                    "jump": ssh.jump,
-                    "path": log.path.display().to_string(),
-                    "exec_prefix": log.exec_prefix,
-                }));
-                let opts = crate::sources::ssh::RunOptions {
-                    fail_fast: ctx.headless,
-                    ..Default::default()
-                };
-                let (ssh, tx, shutdown, prompt) = (
-                    ssh.clone(),
-                    ctx.tx.clone(),
-                    ctx.shutdown.clone(),
-                    ctx.prompt.clone(),
-                );
-                tasks.spawn("server-log", async move {
-                    crate::sources::ssh::run_server_log_with(ssh, log, tx, shutdown, prompt, opts)
-                        .await
-                        .map_err(|e| e.to_string())
-                });
-            }
-            None => {
-                desc.push(json!({
-                    "name": "server-log",
-                    "kind": "file",
-                    "path": log.path.display().to_string(),
-                }));
-                spawn_file_tail(&log, &ctx, tasks);
-            }
-        }
+        desc.push(describe_log(&log, &name, cfg.ssh.as_ref()));
+        spawn_log(log, name, cfg.ssh.clone(), &ctx, tasks);
     }
     if let Some(dir) = &cfg.client.downloads {
         let dir = crate::config::expand_tilde(dir);
@@ -202,21 +168,142 @@ async fn tunnel(
     }
 }
 
-fn spawn_file_tail(
+/// What the manifest says of a log source: its name, kind, what it reads
+/// and over which host.
+fn describe_log(
     log: &crate::config::ServerLogConfig,
+    name: &str,
+    ssh: Option<&crate::config::SshConfig>,
+) -> Value {
+    use crate::config::LogKind;
+    let kind = log.kind();
+    let mut d = json!({"name": name, "kind": kind.name()});
+    let obj = d.as_object_mut();
+    if let Some(obj) = obj {
+        match kind {
+            LogKind::File(p) => {
+                obj.insert("path".into(), json!(p.display().to_string()));
+            }
+            LogKind::Journal { unit, directory } => {
+                obj.insert("unit".into(), json!(unit));
+                if let Some(dir) = directory {
+                    obj.insert("directory".into(), json!(dir.display().to_string()));
+                }
+            }
+            LogKind::Docker { container, command } => {
+                obj.insert("container".into(), json!(container));
+                obj.insert("command".into(), json!(command));
+            }
+        }
+        if let Some(ssh) = ssh {
+            obj.insert("over".into(), json!("ssh"));
+            obj.insert("host".into(), json!(ssh.host));
+            obj.insert("port".into(), json!(ssh.port));
+            obj.insert("jump".into(), json!(ssh.jump));
+            obj.insert("exec_prefix".into(), json!(log.exec_prefix));
+        }
+    }
+    d
+}
+
+/// Starts one log source under its name: a file (local, or over SSH with
+/// the follow script), a unit's journal or a container's output (local,
+/// or over SSH).
+fn spawn_log(
+    log: crate::config::ServerLogConfig,
+    name: String,
+    ssh: Option<crate::config::SshConfig>,
     ctx: &SourceContext<'_>,
     tasks: &mut Tasks,
 ) {
-    let run = crate::sources::file::run_file_tail(
-        crate::config::expand_tilde(&log.path),
-        log.backfill,
-        ctx.tx.clone(),
-        ctx.shutdown.clone(),
-    );
-    tasks.spawn(crate::sources::file::SOURCE, async move {
-        run.await;
-        Ok(())
-    });
+    use crate::config::LogKind;
+    use crate::sources::command::{CommandSource, Follow, Runner};
+    let (tx, shutdown, prompt) = (ctx.tx.clone(), ctx.shutdown.clone(), ctx.prompt.clone());
+    let headless = ctx.headless;
+    /// A journal or container, followed under the log-source seam; an
+    /// `Err` ends the task as a failure (see [`Tasks`]).
+    async fn follow<F: Follow>(
+        follow: F,
+        ssh: Option<crate::config::SshConfig>,
+        exec_prefix: Option<String>,
+        name: String,
+        headless: bool,
+        io: (mpsc::Sender<Input>, watch::Receiver<bool>),
+        prompt: Option<crate::sources::ssh::PassphrasePrompt>,
+    ) -> Result<(), String> {
+        let (tx, shutdown) = io;
+        let runner = match ssh {
+            None => Runner::Local,
+            Some(ssh) => {
+                crate::sources::ssh::RemoteCommands::new(&ssh, prompt, headless, exec_prefix)
+                    .map(|r| Runner::Ssh(Box::new(r)))
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let source = CommandSource { follow, runner };
+        crate::sources::log_source::supervise(source, &name, tx, shutdown)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    let task = name.clone();
+    let exec_prefix = log.exec_prefix.clone();
+    match log.kind() {
+        LogKind::File(path) => match ssh {
+            Some(ssh) => {
+                let opts = crate::sources::ssh::RunOptions {
+                    fail_fast: headless,
+                    ..Default::default()
+                };
+                tasks.spawn(&task, async move {
+                    crate::sources::ssh::run_named_log(ssh, log, &name, tx, shutdown, prompt, opts)
+                        .await
+                        .map_err(|e| e.to_string())
+                });
+            }
+            None => {
+                let path = crate::config::expand_tilde(path);
+                tasks.spawn(&task, async move {
+                    crate::sources::file::run_named_file_tail(
+                        path,
+                        log.backfill,
+                        &name,
+                        tx,
+                        shutdown,
+                    )
+                    .await;
+                    Ok(())
+                });
+            }
+        },
+        LogKind::Journal { unit, directory } => {
+            let j = crate::sources::journald::Journald {
+                unit: unit.to_string(),
+                directory: directory.map(|d| {
+                    if ssh.is_some() {
+                        d.to_path_buf()
+                    } else {
+                        crate::config::expand_tilde(d)
+                    }
+                }),
+                backfill: log.backfill,
+                since: Some(chrono::Utc::now()),
+            };
+            let io = (tx, shutdown);
+            tasks.spawn(
+                &task,
+                follow(j, ssh, exec_prefix, name, headless, io, prompt),
+            );
+        }
+        LogKind::Docker { container, command } => {
+            let mut d = crate::sources::docker::Docker::new(container, command, log.backfill);
+            d.since = Some(chrono::Utc::now());
+            let io = (tx, shutdown);
+            tasks.spawn(
+                &task,
+                follow(d, ssh, exec_prefix, name, headless, io, prompt),
+            );
+        }
+    }
 }
 
 fn spawn_downloads(

@@ -21,6 +21,12 @@ pub enum JournalEntry {
         participants: Vec<String>,
         timezone: String,
     },
+    /// The server logs of a capture of several (or of one in a known
+    /// format): their names, time zones and formats.
+    ServerLogs {
+        at: DateTime<Utc>,
+        logs: Vec<super::server_logs::LogInfo>,
+    },
     Status {
         at: DateTime<Utc>,
         source: String,
@@ -99,6 +105,7 @@ impl JournalEntry {
     pub fn at(&self) -> Option<DateTime<Utc>> {
         match self {
             JournalEntry::Start { at, .. }
+            | JournalEntry::ServerLogs { at, .. }
             | JournalEntry::Status { at, .. }
             | JournalEntry::Gap { at, .. }
             | JournalEntry::ClockOffset { at, .. }

@@ -9,6 +9,7 @@ pub mod db;
 pub mod debug_loggers;
 pub mod journal_entry;
 pub mod metrics;
+pub mod server_logs;
 pub mod status;
 
 pub use db::{DbChange, DbPoll, Row};

@@ -59,10 +59,21 @@ pub async fn run_file_tail(
     tx: mpsc::Sender<Input>,
     shutdown: watch::Receiver<bool>,
 ) {
+    run_named_file_tail(path, backfill, SOURCE, tx, shutdown).await;
+}
+
+/// [`run_file_tail`] under another source name (one of several logs).
+pub async fn run_named_file_tail(
+    path: PathBuf,
+    backfill: u64,
+    name: &str,
+    tx: mpsc::Sender<Input>,
+    shutdown: watch::Receiver<bool>,
+) {
     let source = FileTail {
         tail: Some(Tail::new(path, backfill)),
     };
-    let _ = supervise(source, SOURCE, tx, shutdown).await;
+    let _ = supervise(source, name, tx, shutdown).await;
 }
 
 /// Where the tail is: the file it reads and the offset after what it sent.
@@ -93,6 +104,10 @@ struct FileTail {
 impl LogSource for FileTail {
     type Position = FilePosition;
     type Error = TailStopped;
+
+    fn describe(p: &FilePosition) -> serde_json::Value {
+        serde_json::json!({"file": format!("{}:{}", p.file.dev, p.file.ino), "offset": p.offset})
+    }
 
     async fn session(
         &mut self,

@@ -55,6 +55,11 @@ pub trait LogSource: Send {
     fn close(&mut self) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// A position as the manifest lists it (where the source would resume).
+    fn describe(_position: &Self::Position) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }
 
 /// Why a session ended.
@@ -271,6 +276,16 @@ pub async fn supervise<S: LogSource>(
         }
     };
     source.close().await;
+    if let Some(p) = feed.position() {
+        let _ = feed
+            .tx
+            .send(Input::Position {
+                source: name.to_string(),
+                position: S::describe(p),
+                at: Utc::now(),
+            })
+            .await;
+    }
     match result {
         Ok(stopped) => {
             if stopped {
@@ -331,6 +346,10 @@ mod tests {
         async fn close(&mut self) {
             self.seen.lock().unwrap().1 = true;
         }
+
+        fn describe(p: &u64) -> serde_json::Value {
+            serde_json::json!(p)
+        }
     }
 
     /// Runs a script to its end; returns what was sent, in short, and
@@ -363,6 +382,9 @@ mod tests {
                     caught_up_bytes,
                     ..
                 } => format!("{source} gap {caught_up_bytes} {}", down_ms >= 1500),
+                Input::Position {
+                    source, position, ..
+                } => format!("{source} position {position}"),
                 other => format!("{other:?}"),
             });
         }
@@ -394,6 +416,8 @@ mod tests {
                 "log-a gap 7 true",
                 "log-a live",
                 "log-a bytes de",
+                // Where it would resume, for the manifest.
+                "log-a position 5",
                 "log-a error host key",
             ]
         );
@@ -406,7 +430,15 @@ mod tests {
         let (result, sent, positions, closed) =
             play(vec![(Some(0), "x", SessionEnd::Shutdown)]).await;
         assert_eq!(result, Ok(()));
-        assert_eq!(sent, ["log-a live", "log-a bytes x", "log-a stopped"]);
+        assert_eq!(
+            sent,
+            [
+                "log-a live",
+                "log-a bytes x",
+                "log-a position 1",
+                "log-a stopped"
+            ]
+        );
         assert_eq!(positions, [None]);
         assert!(closed);
     }

@@ -8,9 +8,12 @@
 //! positions.
 
 pub mod clock;
+pub mod command;
 pub mod db;
+pub mod docker;
 pub mod downloads;
 pub mod file;
+pub mod journald;
 pub mod log_source;
 pub mod metrics;
 pub mod ssh;
@@ -62,6 +65,13 @@ pub enum Input {
         at: DateTime<Utc>,
         report: Option<Box<crate::model::metrics::MetricsReport>>,
         raw: Option<(String, Vec<u8>)>,
+    },
+    /// Where a log source stopped: what it would resume from (the
+    /// manifest lists it).
+    Position {
+        source: String,
+        position: serde_json::Value,
+        at: DateTime<Utc>,
     },
     /// A free-form note from a source, shown in the status line and journaled.
     Note {

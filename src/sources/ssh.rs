@@ -44,16 +44,19 @@
 
 mod auth;
 mod clock_offset;
+mod command;
 mod exec;
 mod follow;
 mod host_key;
 mod known_hosts;
+mod link;
 mod remote;
 mod session;
 mod target;
 mod tunnel;
 
 pub use auth::{Passphrase, PassphrasePrompt, PassphraseRequest};
+pub use command::{RemoteCommands, RemoteProc};
 pub use exec::{Credentials, HostKeys, Output, RemoteShell};
 pub use remote::shell_quote;
 pub use tunnel::{ForwardFrom, LocalForward, open_local_forward};
@@ -63,7 +66,7 @@ use crate::sources::Input;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// The source name used in every `Input`.
+/// The source name used in every `Input` of the only log.
 pub const SOURCE: &str = "server-log";
 
 /// Why an SSH operation failed, in one line fit for the status bar.
@@ -174,5 +177,18 @@ pub async fn run_server_log_with(
     prompt: Option<PassphrasePrompt>,
     opts: RunOptions,
 ) -> Result<(), SshError> {
-    follow::run(ssh, log, tx, shutdown, prompt, opts).await
+    follow::run(ssh, log, SOURCE, tx, shutdown, prompt, opts).await
+}
+
+/// [`run_server_log_with`] under another source name (one of several logs).
+pub async fn run_named_log(
+    ssh: SshConfig,
+    log: ServerLogConfig,
+    name: &str,
+    tx: mpsc::Sender<Input>,
+    shutdown: watch::Receiver<bool>,
+    prompt: Option<PassphrasePrompt>,
+    opts: RunOptions,
+) -> Result<(), SshError> {
+    follow::run(ssh, log, name, tx, shutdown, prompt, opts).await
 }

@@ -243,8 +243,9 @@ fn empty_message(app: &App, view: &ViewState, i: usize) -> String {
     }
 }
 
-/// `▶12:00:01 text`: the gutter shows the current match or a tracked user,
-/// error lines are bold red, search matches black on yellow.
+/// `▶12:00:01 text` (`▶12:00:01 worker1 text` with several server logs:
+/// the log that wrote it): the gutter shows the current match or a tracked
+/// user, error lines are bold red, search matches black on yellow.
 pub fn pane_line(l: &PaneLine, query: &str, is_current: bool, width: usize) -> Line<'static> {
     let gutter = if is_current {
         Span::styled("▶", style::highlight())
@@ -268,7 +269,12 @@ pub fn pane_line(l: &PaneLine, query: &str, is_current: bool, width: usize) -> L
             if l.error { text_style } else { style::dim() },
         ),
     ];
-    let text = style::truncate(&l.text, width.saturating_sub(10));
+    let mut used = 10;
+    if let Some(log) = &l.log {
+        spans.push(Span::styled(format!("{log} "), style::bold()));
+        used += log.chars().count() + 1;
+    }
+    let text = style::truncate(&l.text, width.saturating_sub(used));
     let mut at = 0;
     while let Some(s) = (!query.is_empty())
         .then(|| pane::find_ci(&text, query, at))
@@ -293,4 +299,40 @@ pub fn marker_rule(m: &crate::app::Marker, width: usize) -> Line<'static> {
     let head = style::truncate(&head, width);
     let fill = width.saturating_sub(head.chars().count());
     Line::styled(format!("{head}{}", "─".repeat(fill)), style::marker())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(l: &PaneLine) -> String {
+        pane_line(l, "", false, 80)
+            .spans
+            .iter()
+            .map(|s| s.content.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_line_names_its_log_when_there_are_several() {
+        let mut l = PaneLine {
+            line_no: 1,
+            ke_line_no: 1,
+            at: chrono::DateTime::from_timestamp(1_782_842_400, 0),
+            text: "One time key signed_curve25519:AAAAAQ already exists.".into(),
+            error: false,
+            tracked: false,
+            origin: "server",
+            log: None,
+        };
+        assert_eq!(
+            text(&l),
+            " 18:00:00 One time key signed_curve25519:AAAAAQ already exists."
+        );
+        l.log = Some("worker1".into());
+        assert_eq!(
+            text(&l),
+            " 18:00:00 worker1 One time key signed_curve25519:AAAAAQ already exists."
+        );
+    }
 }

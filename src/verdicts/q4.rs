@@ -153,17 +153,14 @@ fn by_minute(app: &App, c: &Timeout, start_ms: i64) -> Classified {
     let me = c.evidence.0.clone();
     let d = delayed_requests(app, start_ms, c.at.timestamp_millis());
     if d.n > 0 && d.at_or_above_timeout == 0 {
-        return Classified::new(
-            Why::FastDelayed,
-            vec![me, format!("server/homeserver.log:{}", d.max_line)],
-        );
+        return Classified::new(Why::FastDelayed, vec![me, app.server_ref(d.max_line)]);
     }
     match app.latency.get(&minute_of(c.at)) {
         None => Classified::new(Why::NoAccess, vec![me]),
         Some(l) => match minute_verdict(l) {
             Some(true) => {
                 let mut ev = vec![me];
-                ev.extend(l.slow_lines().map(|n| format!("server/homeserver.log:{n}")));
+                ev.extend(l.slow_lines().map(|n| app.server_ref(n)));
                 Classified::new(Why::SlowMinute, ev)
             }
             Some(false) => Classified::new(Why::FastMinute, vec![me]),
@@ -216,7 +213,7 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
         }
         if let Some(st) = stall.map(|i| &app.stalls[i]) {
             out.push(Classified::stalled(
-                vec![c.evidence.0.clone(), st.evidence()],
+                vec![c.evidence.0.clone(), st.evidence(&app.server_logs)],
                 st,
             ));
             continue;
@@ -249,7 +246,7 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
         .filter(|(_, used)| !**used)
     {
         if st.delayed_restart && !in_burst(st) {
-            out.push(Classified::stalled(vec![st.evidence()], st));
+            out.push(Classified::stalled(vec![st.evidence(&app.server_logs)], st));
         }
     }
     out
@@ -904,7 +901,7 @@ mod tests {
             }
             if let Some(st) = stall.map(|i| &app.stalls[i]) {
                 out.push(Classified::stalled(
-                    vec![c.evidence.0.clone(), st.evidence()],
+                    vec![c.evidence.0.clone(), st.evidence(&app.server_logs)],
                     st,
                 ));
                 continue;
@@ -928,7 +925,7 @@ mod tests {
             .filter(|(_, used)| !**used)
         {
             if st.delayed_restart && !server.iter().any(|t| in_burst(st, t)) {
-                out.push(Classified::stalled(vec![st.evidence()], st));
+                out.push(Classified::stalled(vec![st.evidence(&app.server_logs)], st));
             }
         }
         out

@@ -3,16 +3,13 @@
 //! clock. The log-source supervisor reconnects with backoff and hands back
 //! the exact byte offset to resume at.
 
-use super::auth::{Authenticator, PassphrasePrompt};
+use super::auth::PassphrasePrompt;
 use super::clock_offset::OffsetProbe;
+use super::link::Link;
 use super::remote::{FilePos, Header, Piece};
-use super::session::{self, ConnectOptions, Connection};
-use super::target::{self, Target};
-use super::{RunOptions, SOURCE, SshError};
+use super::{RunOptions, SshError};
 use crate::config::{ServerLogConfig, SshConfig};
-use crate::sources::log_source::{
-    Feed, LogSource, SessionEnd, is_shutdown, supervise, wait_shutdown,
-};
+use crate::sources::log_source::{Feed, LogSource, SessionEnd, is_shutdown, supervise};
 use crate::sources::{Input, SourceStatus};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
@@ -39,13 +36,10 @@ fn nonce() -> String {
 /// sessions while it lasts. Its position is the file's `dev:ino` and the
 /// byte offset after what was sent.
 struct Follower {
-    target: Target,
+    link: Link,
     log: ServerLogConfig,
     path: String,
     opts: RunOptions,
-    auth: Authenticator,
-    conn: Option<Connection>,
-    ever_connected: bool,
     /// Bytes of a rotated file read since the link went down (for the gap).
     rest_bytes: u64,
 }
@@ -53,24 +47,28 @@ struct Follower {
 pub(crate) async fn run(
     ssh: SshConfig,
     log: ServerLogConfig,
+    name: &str,
     tx: mpsc::Sender<Input>,
     shutdown: watch::Receiver<bool>,
     prompt: Option<PassphrasePrompt>,
     opts: RunOptions,
 ) -> Result<(), SshError> {
-    let prepared = target::resolve(&ssh).and_then(|t| match log.path.to_str() {
-        Some(p) if !p.trim().is_empty() => Ok((t, p.to_string())),
+    let path = log.path.clone().unwrap_or_default();
+    let prepared = match path.to_str() {
+        Some(p) if !p.trim().is_empty() => {
+            Link::new(&ssh, prompt, opts.fail_fast).map(|l| (l, p.to_string()))
+        }
         _ => Err(SshError::Config(format!(
             "key 'server-log.path': '{}' is not a usable remote path",
-            log.path.display()
+            path.display()
         ))),
-    });
-    let (target, path) = match prepared {
+    };
+    let (link, path) = match prepared {
         Ok(v) => v,
         Err(e) => {
             let _ = tx
                 .send(Input::status_now(
-                    SOURCE,
+                    name,
                     SourceStatus::Error {
                         reason: e.to_string(),
                     },
@@ -79,18 +77,14 @@ pub(crate) async fn run(
             return Err(e);
         }
     };
-    let auth = Authenticator::new(target.agent.clone(), target.passphrase_env.clone(), prompt);
     let follower = Follower {
-        target,
+        link,
         log,
         path,
         opts,
-        auth,
-        conn: None,
-        ever_connected: false,
         rest_bytes: 0,
     };
-    supervise(follower, SOURCE, tx, shutdown).await
+    supervise(follower, name, tx, shutdown).await
 }
 
 impl LogSource for Follower {
@@ -105,17 +99,9 @@ impl LogSource for Follower {
         if is_shutdown(shutdown) {
             return SessionEnd::Shutdown;
         }
-        let conn = match self.conn.take() {
-            Some(conn) if !conn.is_closed() => conn,
-            old => {
-                if let Some(old) = old {
-                    old.disconnect().await;
-                }
-                match self.connect(feed, shutdown).await {
-                    Ok(conn) => conn,
-                    Err(end) => return end,
-                }
-            }
+        let conn = match self.link.take(feed, shutdown).await {
+            Ok(conn) => conn,
+            Err(end) => return end,
         };
         let end = self.channel(&conn, feed, shutdown).await;
         let end = match end {
@@ -125,20 +111,17 @@ impl LogSource for Follower {
             ChanEnd::Stalled(r) => SessionEnd::Lost(r),
             ChanEnd::Failed(reason) if conn.is_closed() => {
                 tracing::debug!(%reason, "channel ended with the connection");
-                SessionEnd::Lost(format!(
-                    "the SSH connection to {} was lost",
-                    self.target.dest.label()
-                ))
+                SessionEnd::Lost(self.link.lost_reason())
             }
             // The connection is still good: only the follow command is
             // started again.
             ChanEnd::Failed(reason) => {
-                self.conn = Some(conn);
+                self.link.keep(conn);
                 return SessionEnd::Lost(reason);
             }
         };
         if matches!(end, SessionEnd::Reopen) {
-            self.conn = Some(conn);
+            self.link.keep(conn);
         } else {
             conn.disconnect().await;
         }
@@ -146,43 +129,15 @@ impl LogSource for Follower {
     }
 
     async fn close(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            conn.disconnect().await;
-        }
+        self.link.close().await;
+    }
+
+    fn describe(position: &FilePos) -> serde_json::Value {
+        serde_json::json!({"file": position.id, "offset": position.offset})
     }
 }
 
 impl Follower {
-    /// Connects and authenticates; a failure ends the session (`Fatal`
-    /// when retrying cannot help).
-    async fn connect(
-        &mut self,
-        feed: &mut Feed<FilePos>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Connection, SessionEnd<SshError>> {
-        let connected = tokio::select! {
-            r = session::connect(&self.target, &mut self.auth, ConnectOptions {
-                status: Some((feed.sender(), feed.name())),
-                russh_keepalive: None,
-            }) => r,
-            _ = wait_shutdown(shutdown) => return Err(SessionEnd::Shutdown),
-        };
-        match connected {
-            Ok(mut conn) => {
-                self.ever_connected = true;
-                for n in std::mem::take(&mut conn.notes) {
-                    feed.note(n).await;
-                }
-                tracing::debug!(target = %self.target.dest.label(), "connected");
-                Ok(conn)
-            }
-            Err(e) if e.is_fatal() || (self.opts.fail_fast && !self.ever_connected) => {
-                Err(SessionEnd::Fatal(e))
-            }
-            Err(e) => Err(SessionEnd::Lost(e.to_string())),
-        }
-    }
-
     /// Handles one parsed stdout piece; `false` when the receiver is gone.
     async fn piece(
         &mut self,

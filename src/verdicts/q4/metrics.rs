@@ -45,7 +45,7 @@ fn time_of(app: &App, c: &Classified) -> Option<DateTime<Utc>> {
         .or_else(|| {
             app.stalls
                 .iter()
-                .find(|s| &s.evidence() == first)
+                .find(|s| &s.evidence(&app.server_logs) == first)
                 .map(|s| s.to)
         })
 }

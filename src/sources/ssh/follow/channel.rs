@@ -52,7 +52,7 @@ impl Follower {
             tail_poll: self.opts.tail_poll,
             nonce: &nonce,
         });
-        let timeout = self.target.connect_timeout;
+        let timeout = self.link.target.connect_timeout;
         let ch = match tokio::time::timeout(timeout, conn.handle.channel_open_session()).await {
             Ok(Ok(ch)) => ch,
             Ok(Err(e)) => return ChanEnd::Failed(format!("cannot open an SSH channel: {e}")),
@@ -65,7 +65,7 @@ impl Follower {
         }
         let (mut rd, wr) = ch.split();
         let mut c = Chan::new(&nonce);
-        let keepalive = self.target.keepalive;
+        let keepalive = self.link.target.keepalive;
         let quiet_limit = keepalive.max(self.opts.watch_interval) * 4;
         let mut ping: Option<PingFuture<'_>> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(200));
