@@ -2,6 +2,10 @@
 //! resumed after the last record's `__CURSOR` (`--after-cursor`). `--all`
 //! keeps long fields (journalctl shows a field over 4 KiB as `null`
 //! without it); `-D` reads a journal directory instead of the system's.
+//! `-n all` goes with `--after-cursor`: `-f` without `-n` means `-n 10`,
+//! and after a cursor journalctl then prints ten records of the backlog
+//! and the rest only once the journal changes again (on a server gone
+//! quiet after the link dropped: never).
 //! Without backfill the first command starts at the capture's start
 //! (`--since`), not at the end of the journal when the command gets there:
 //! records written while the command starts are the capture's.
@@ -50,7 +54,11 @@ impl Follow for Journald {
         let mut argv = self.base_argv();
         argv.push("-f".into());
         match position {
-            Some(Cursor(c)) => argv.push(format!("--after-cursor={c}")),
+            Some(Cursor(c)) => {
+                argv.push(format!("--after-cursor={c}"));
+                argv.push("-n".into());
+                argv.push("all".into());
+            }
             None => match self.since.filter(|_| self.backfill == 0) {
                 Some(t) => {
                     argv.push(format!(
@@ -117,8 +125,8 @@ mod tests {
         assert_eq!(pos, Some(Cursor("s=1;i=2".into())));
         assert!(
             j.argv(pos.as_ref())
-                .last()
-                .is_some_and(|a| a == "--after-cursor=s=1;i=2")
+                .join(" ")
+                .ends_with(" -f --after-cursor=s=1;i=2 -n all")
         );
         assert_eq!(j.line(b"-- No entries --", &mut pos), Line::Diagnostic);
         j.since = chrono::DateTime::from_timestamp_micros(1_782_842_400_000_123);
