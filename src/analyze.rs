@@ -344,9 +344,10 @@ fn read_database(
         poll_interval: HumanDuration::from_secs(5),
         statement_timeout: HumanDuration::from_secs(10),
     };
+    // The device as the flags or, failing them, a client file named it.
     let call = crate::config::CallConfig {
-        user_id: args.user_id.clone(),
-        device_id: args.device_id.clone(),
+        user_id: app.subject.user_id.clone(),
+        device_id: app.subject.device_id.clone(),
         participants: args.participants.clone(),
         event_ids: args.event_ids.clone(),
     };

@@ -17,6 +17,7 @@ impl App {
     pub(super) fn on_client(&mut self, artifact: ClientArtifact, fx: &mut Vec<Effect>) {
         let at = artifact.arrived_at;
         self.tick(at);
+        self.learn_subject(&artifact, at);
         // Someone else's report or HAR is listed and counted, but it is
         // evidence about them, not the subject: it feeds no verdict.
         let theirs = self.subject.not_the_subject(&artifact);

@@ -14,6 +14,7 @@ mod server;
 mod source_state;
 pub mod stats;
 mod subject;
+mod subject_learn;
 pub mod view;
 
 pub use db::DbState;
@@ -107,6 +108,13 @@ pub struct App {
     /// Client artefacts that name someone else (file → why): listed, fed
     /// to no verdict.
     pub not_subject: BTreeMap<String, String>,
+    /// The client file that named our device, when the flags and the
+    /// config did not.
+    pub subject_from: Option<String>,
+    /// Client files that name another device of our user.
+    pub subject_warnings: Vec<String>,
+    /// Server evidence kept while no device is known.
+    pending_subject: subject_learn::PendingSubject,
     /// Request id → (user, device) of recent keys/upload requests.
     upload_owner: server::UploadOwners,
     /// KE-3 event ids with where they were seen.
@@ -171,6 +179,9 @@ impl App {
             foreign_conflicts: 0,
             attribution: Attribution::default(),
             not_subject: BTreeMap::new(),
+            subject_from: None,
+            subject_warnings: Vec::new(),
+            pending_subject: Default::default(),
             upload_owner: server::UploadOwners::default(),
             ke3_ids: BTreeMap::new(),
             timeouts: Vec::new(),

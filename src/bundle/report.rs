@@ -94,9 +94,16 @@ fn header(
     );
     let _ = writeln!(
         r,
-        "- Device: {}",
-        app.subject.device_id.as_deref().unwrap_or("(not set)")
+        "- Device: {}{}",
+        app.subject.device_id.as_deref().unwrap_or("(not set)"),
+        match &app.subject_from {
+            Some(f) => format!(" (as `client/{f}` names it; no --device-id or [call] device-id)"),
+            None => String::new(),
+        }
     );
+    for w in &app.subject_warnings {
+        let _ = writeln!(r, "- **Warning**: {w}");
+    }
     if !app.subject.participants.is_empty() {
         let _ = writeln!(r, "- Participants: {}", app.subject.participants.join(", "));
     }
