@@ -48,6 +48,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         .collect::<Result<Vec<_>, _>>()?;
     let diags = expand(&args.diags, "diag", &["json"])?;
     let hars = expand(&args.hars, "har", &["har"])?;
+    for p in &args.clients {
+        std::fs::metadata(p)
+            .map_err(|e| UsageError(format!("cannot read client logs '{}': {e}", p.display())))?;
+    }
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
     let started = Utc::now();
     let (mut app, mut capture) = prepare(
@@ -71,7 +75,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
 
     // Client artefacts first: their KE-3 event ids become part of the
     // server pattern before the log is read, so one pass suffices.
-    for path in diags.iter().chain(hars.iter()) {
+    for path in diags.iter().chain(hars.iter()).chain(args.clients.iter()) {
         let at = mtime(path).unwrap_or(started);
         let artifact = capture
             .client_file(path, at)
@@ -81,7 +85,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     }
 
     let mut sources: SourceDescriptions = logs::read_all(&mut capture, &mut app, &log_files)?;
-    for p in diags.iter().chain(hars.iter()) {
+    for p in diags.iter().chain(hars.iter()).chain(args.clients.iter()) {
         sources.push(json!({"name": "client", "kind": "file", "path": p.display().to_string()}));
     }
 

@@ -391,6 +391,39 @@ fn our_device_from_the_diag_report_gives_the_answers_of_the_flags() {
 }
 
 #[test]
+fn element_webs_rageshake_tar_alone_gives_the_answers_of_the_diag_report() {
+    // The issue's "done when": the only client evidence is Element Web's
+    // rageshake.tar, no --user-id/--device-id; the same answers as the
+    // same call with the Lotus diag report.
+    recent_call();
+    let mut with_diag = linked_call("rageshake-diag");
+    with_diag.user_id = None;
+    with_diag.device_id = None;
+    let with_diag = with_diag.run();
+    let mut s = linked_call("rageshake-tar");
+    s.user_id = None;
+    s.device_id = None;
+    s.rageshake = true;
+    let o = s.run();
+    o.expect(["divergence", "linked", INSUFFICIENT, INSUFFICIENT]);
+    for q in ["Q1", "Q2", "Q3", "Q4"] {
+        assert_eq!(o.answer(q), with_diag.answer(q), "{q}");
+    }
+    o.cites("Q2", "client/rageshake/log-0.log:", "MissingKey");
+    o.cites(
+        "Q2",
+        "client/rageshake/log-0.log:",
+        "io.element.call.encryption_keys",
+    );
+    o.cites("Q1", "client/rageshake/log-0.log:", "already exists");
+    let m = manifest(&o.bundle);
+    assert_eq!(m["device_id"], DEV);
+    assert_eq!(m["device_from"], "client/rageshake");
+    assert_eq!(m["counts"]["client"]["KE-2"], 3, "{}", m["counts"]);
+    assert!(o.bundle.join("client/rageshake/issue.txt").is_file());
+}
+
+#[test]
 fn a_flag_wins_over_the_diag_report_and_the_conflict_is_a_warning() {
     recent_call();
     let mut s = linked_call("device-conflict");

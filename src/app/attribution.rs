@@ -256,6 +256,7 @@ mod tests {
             ke: Some(ke),
             error: true,
             message: message.into(),
+            line: None,
         };
         let mut diag = ClientArtifact::new("d.json".into(), ArtifactKind::Diag, t);
         diag.user_id = Some("@b:hs".into());

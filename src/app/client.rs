@@ -18,6 +18,9 @@ impl App {
         let at = artifact.arrived_at;
         self.tick(at);
         self.learn_subject(&artifact, at);
+        for w in &artifact.warnings {
+            self.note(at, "client", w.clone());
+        }
         // Someone else's report or HAR is listed and counted, but it is
         // evidence about them, not the subject: it feeds no verdict.
         let theirs = self.subject.not_the_subject(&artifact);
@@ -55,10 +58,7 @@ impl App {
                 .find(|e| e.message.contains(id.as_str()))
                 && refs.len() < 5
             {
-                refs.push(EvidenceRef(format!(
-                    "client/{}#entries[{}]",
-                    e.file, e.index
-                )));
+                refs.push(EvidenceRef(e.reference()));
             }
         }
         for c in har_conflicts {
@@ -82,6 +82,7 @@ impl App {
         let kind = match artifact.kind {
             event::ArtifactKind::Diag => "diag report",
             event::ArtifactKind::Har => "HAR",
+            event::ArtifactKind::ElementLog => "Element log",
             event::ArtifactKind::Other => "file",
         };
         let evidence = format!("{kind} {}", artifact.file);
@@ -121,7 +122,7 @@ impl App {
         }
         let i = ke.index();
         self.client[i].add(e.at, e.error);
-        let r = EvidenceRef(format!("client/{}#entries[{}]", e.file, e.index));
+        let r = EvidenceRef(e.reference());
         if ours {
             self.client_evidence(ke, e, r);
         }

@@ -38,6 +38,7 @@ pub fn client_artefacts(app: &App, r: &mut String) {
             },
             match &a.unparsed {
                 Some(why) => format!(" — **unparsed**: {why}"),
+                None if !a.warnings.is_empty() => format!(" — **{}**", a.warnings.join("; ")),
                 None => String::new(),
             },
             if a.entries.is_empty() {

@@ -15,6 +15,7 @@ mod access;
 mod client_ingest;
 mod decoded;
 mod display;
+mod element_ingest;
 mod file_scan;
 mod ke3_rescan;
 mod ke_merge;

@@ -2,6 +2,7 @@
 //! HAR files, secrets to redact.
 
 pub mod diag;
+pub mod element_log;
 pub mod har;
 pub mod ke;
 pub mod log_format;

@@ -373,6 +373,7 @@ fn artifact(file: &str, kind: ArtifactKind, at: i64, kes: &[Ke], unparsed: Optio
                 ke: Some(*ke),
                 error: true,
                 message: format!("{file} entry {i}"),
+                line: None,
             })
             .collect(),
         har_keys_upload: 4,

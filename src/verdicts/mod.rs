@@ -124,7 +124,7 @@ fn no_device(app: &App) -> String {
     let named: Vec<String> = app
         .artifacts
         .iter()
-        .filter(|a| a.kind == ArtifactKind::Diag)
+        .filter(|a| matches!(a.kind, ArtifactKind::Diag | ArtifactKind::ElementLog))
         .filter_map(|a| {
             a.device_id.as_ref().map(|d| {
                 format!(

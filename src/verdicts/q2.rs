@@ -58,16 +58,23 @@ fn access_covers_window(app: &App) -> bool {
 /// from then may have been dropped.
 fn diag_covering(app: &App, marker: DateTime<Utc>) -> bool {
     app.artifacts.iter().any(|a| {
-        a.kind == ArtifactKind::Diag
+        // Element Web's logs reach back as far as their first entry.
+        let logs_cover = a.kind == ArtifactKind::ElementLog
             && a.unparsed.is_none()
             && !app.not_subject.contains_key(&a.file)
             && a.arrived_at >= marker
-            && (a.entries.len() < DIAG_RING
-                || a.entries
-                    .iter()
-                    .filter_map(|e| e.at)
-                    .min()
-                    .is_some_and(|t| t <= marker))
+            && a.first_at.is_some_and(|t| t <= marker);
+        logs_cover
+            || a.kind == ArtifactKind::Diag
+                && a.unparsed.is_none()
+                && !app.not_subject.contains_key(&a.file)
+                && a.arrived_at >= marker
+                && (a.entries.len() < DIAG_RING
+                    || a.entries
+                        .iter()
+                        .filter_map(|e| e.at)
+                        .min()
+                        .is_some_and(|t| t <= marker))
     })
 }
 
