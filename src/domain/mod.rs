@@ -8,6 +8,7 @@ pub mod ke;
 pub mod log_format;
 pub mod membership;
 pub mod redact;
+pub mod sfu_log;
 pub mod signatures;
 pub mod stall;
 pub mod synapse_log;
