@@ -559,3 +559,28 @@ proptest! {
         prop_assert_eq!(e.message.clone(), format!("{message}\nError: x\n    at f (a.js:1:2)"));
     }
 }
+
+proptest! {
+    /// livekit-server's and lk-jwt-service's parsers read any line without
+    /// panicking, and a zap JSON line with any field values reads back.
+    #[test]
+    fn sfu_lines_of_any_shape_never_panic(
+        line in "\\PC{0,200}",
+        ident in "[@a-zA-Z0-9:._=+/-]{0,50}",
+        reason in "[A-Z_]{0,30}",
+    ) {
+        use callcap::domain::sfu_log::{identity_of, parse_livekit, parse_lkjwt, sfu_event};
+        if let Some(l) = parse_livekit(&line) {
+            let _ = sfu_event(&l);
+        }
+        let _ = parse_lkjwt(&line);
+        let _ = identity_of(&line);
+        let json = serde_json::json!({
+            "level": "info", "ts": 1782842592.5, "logger": "livekit", "caller": "rtc/participant.go:1",
+            "msg": "participant closing", "participant": ident, "participantID": "PA_1", "reason": reason,
+        }).to_string();
+        let e = sfu_event(&parse_livekit(&json).unwrap()).unwrap();
+        prop_assert_eq!(e.identity.unwrap_or_default(), ident);
+        prop_assert_eq!(e.reason.unwrap_or_default(), reason);
+    }
+}

@@ -107,11 +107,13 @@ pub(super) fn specs(
                     name: l.name.clone(),
                     clock: clock.clone(),
                     format: Some(l.format),
+                    service: None,
                 },
                 LogInfo {
                     name: l.name.clone(),
                     timezone: timezone.to_string(),
                     format: Some(l.format.name().to_string()),
+                    service: None,
                 },
             )
         })

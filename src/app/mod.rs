@@ -11,6 +11,7 @@ mod evidence;
 mod operator;
 mod restore;
 mod server;
+mod sfu;
 mod source_state;
 pub mod stats;
 mod subject;
@@ -20,6 +21,7 @@ pub mod view;
 pub use db::DbState;
 pub use evidence::{EvidenceRef, OffendingKeyInfo, SightingKind, Sightings, Timeout};
 pub use operator::{Marker, default_label};
+pub use sfu::{SfuParticipant, SfuReport, SfuView};
 pub use source_state::SourceInfo;
 pub use subject::Subject;
 
@@ -115,6 +117,8 @@ pub struct App {
     pub subject_warnings: Vec<String>,
     /// Server evidence kept while no device is known.
     pending_subject: subject_learn::PendingSubject,
+    /// What livekit-server and lk-jwt-service logged.
+    pub sfu: SfuView,
     /// Request id → (user, device) of recent keys/upload requests.
     upload_owner: server::UploadOwners,
     /// KE-3 event ids with where they were seen.
@@ -182,6 +186,7 @@ impl App {
             subject_from: None,
             subject_warnings: Vec::new(),
             pending_subject: Default::default(),
+            sfu: SfuView::default(),
             upload_owner: server::UploadOwners::default(),
             ke3_ids: BTreeMap::new(),
             timeouts: Vec::new(),

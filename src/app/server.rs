@@ -99,6 +99,13 @@ impl App {
         for s in batch.stalls {
             self.on_stall(s);
         }
+        if !batch.sfu.is_empty() || !batch.lk_grants.is_empty() || batch.sfu_unread > 0 {
+            let (sfu, grants) = (
+                std::mem::take(&mut batch.sfu),
+                std::mem::take(&mut batch.lk_grants),
+            );
+            self.on_sfu(sfu, grants, batch.sfu_unread);
+        }
     }
 
     /// A stall goes to the status line and is kept for Q4, the timeline

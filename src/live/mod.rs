@@ -279,6 +279,7 @@ fn server_logs(cfg: &Config, mode: &Mode) -> Vec<LogInfo> {
                     LogKind::Journal { .. } => Some(Format::Journal.name().to_string()),
                     LogKind::Docker { .. } => Some(Format::Docker.name().to_string()),
                 },
+                service: l.format.clone(),
             })
             .collect(),
     }

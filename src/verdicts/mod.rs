@@ -5,6 +5,7 @@
 mod db_time;
 mod q1;
 mod q2;
+mod q2_sfu;
 mod q3;
 mod q4;
 pub mod quote;

@@ -215,10 +215,12 @@ pub(super) fn q2(app: &App) -> Verdict {
         }
         let first_marker = markers.iter().min().copied();
         if first_marker.is_some_and(|m| diag_covering(app, m)) {
+            let (sfu, sfu_basis) = super::q2_sfu::sfu_evidence(app, &markers).unwrap_or_default();
+            basis.extend(sfu_basis);
             return Verdict {
                 answer: "sfu-downstream",
                 summary: format!(
-                    "To-device messages for our device were {how}; our client's diag report, downloaded after the fault, shows no KE-2 signature, yet {} fault marker(s) were set: look at LiveKit/SFU, not crypto.",
+                    "To-device messages for our device were {how}; our client's evidence, downloaded after the fault, shows no KE-2 signature, yet {} fault marker(s) were set: look at LiveKit/SFU, not crypto.{sfu}",
                     markers.len()
                 ),
                 basis,

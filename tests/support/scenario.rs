@@ -389,6 +389,8 @@ pub struct Scenario {
     /// in its console format, `issue.txt` naming ME/DEV) instead of the
     /// diag report, made with `tar`.
     pub rageshake: bool,
+    /// More logs, `--log NAME=FILE` (livekit-server's, lk-jwt-service's).
+    pub extra_logs: Vec<(&'static str, Vec<String>)>,
     /// `--user-id` and `--device-id` (ME and DEV unless changed).
     pub user_id: Option<&'static str>,
     pub device_id: Option<&'static str>,
@@ -408,6 +410,7 @@ impl Scenario {
             marks: Vec::new(),
             no_diag: false,
             rageshake: false,
+            extra_logs: Vec::new(),
             user_id: Some(ME),
             device_id: Some(DEV),
             event_ids: Vec::new(),
@@ -438,6 +441,11 @@ impl Scenario {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        for (name, lines) in &self.extra_logs {
+            let p = tmp.path().join(format!("{name}.log"));
+            std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+            args.extend(["--log".into(), format!("{name}={}", p.display())]);
+        }
         if let Some(u) = self.user_id {
             args.extend(["--user-id".into(), u.into()]);
         }
