@@ -11,6 +11,8 @@
 
 #[path = "support/bundle.rs"]
 mod bundle;
+#[path = "support/log_hosts.rs"]
+mod log_hosts;
 #[path = "support/postgres.rs"]
 mod postgres;
 #[path = "support/scenario.rs"]
@@ -375,4 +377,73 @@ fn keys_missing_the_sfu_is_irrelevant() {
             .iter()
             .any(|b| b.starts_with("server/livekit.log"))
     );
+}
+
+#[test]
+fn through_a_real_journal_and_a_real_container() {
+    // livekit-server as a systemd unit (its console lines in a real
+    // journal file, exported by journalctl -o json) and lk-jwt-service in
+    // a container (its slog lines as `docker logs --timestamps` prints
+    // them), the identity hashed: the same answer as from plain files.
+    let mut s = keys_fine("sfu-journal-docker");
+    let ours = hashed(ME, DEV, "m1a2b3");
+    let lines = sfu_log(
+        Zap::Console,
+        Sid::New,
+        &ours,
+        Some((8_000, "SUBSCRIPTION_ERROR")),
+    );
+    let mut journal = log_hosts::JournalDir::new();
+    // journald's own time: a little after the line's (its stderr pipe).
+    let records: Vec<(u64, String)> = lines
+        .iter()
+        .map(|l| {
+            let at =
+                chrono::DateTime::parse_from_str(&l[..24], "%Y-%m-%dT%H:%M:%S%.3f%#z").unwrap();
+            (at.timestamp_micros() as u64 + 900, l.clone())
+        })
+        .collect();
+    journal.append("livekit-server", &records);
+    let exported: Vec<String> = journal
+        .export_json("livekit-server")
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        exported.len(),
+        lines.len(),
+        "journalctl exported every record"
+    );
+
+    let engine = log_hosts::Dockerd::start();
+    let ctl = engine.dir.path().join("ctl");
+    std::fs::create_dir_all(&ctl).unwrap();
+    let grants = [
+        lkjwt_slog(100, BOB, BOB_DEV, &hashed(BOB, BOB_DEV, "m9")),
+        lkjwt_slog(250, ME, DEV, &ours),
+    ];
+    std::fs::write(ctl.join("lines"), grants.join("\n") + "\n").unwrap();
+    engine.ok(&[
+        "run",
+        "--name",
+        "lk-jwt-service",
+        "--network",
+        "none",
+        "-v",
+        &format!("{}:/ctl", ctl.display()),
+        log_hosts::IMAGE,
+        "sh",
+        "-c",
+        "cat /ctl/lines >&2",
+    ]);
+    let out = engine.docker(&["logs", "--timestamps", "lk-jwt-service"]);
+    let docker_lines: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(docker_lines.len(), 2, "{docker_lines:?}");
+    assert!(docker_lines[1].ends_with(&grants[1]), "{}", docker_lines[1]);
+    s.extra_logs = vec![("livekit", exported), ("lk-jwt", docker_lines)];
+    let o = s.run();
+    expect_closed(&o, "livekit");
 }

@@ -103,9 +103,6 @@ impl App {
                     self.sfu.grant_refs.push(r);
                 }
             }
-            if let Some(t) = g.line.at {
-                self.widen(t);
-            }
         }
         for s in sightings {
             self.sfu.sfu_lines += 1;

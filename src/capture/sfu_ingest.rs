@@ -79,20 +79,20 @@ impl Capture {
                         parse_livekit(&text).and_then(|l| l.at).or(wrapper_at)
                     }
                 },
-                _ => match parse_lkjwt(&text) {
-                    Some(mut l) => {
-                        l.at = wrapper_at.or(l.at);
-                        let at = l.at;
-                        if l.matrix_id.is_some() || l.lk_id.is_some() || l.failure.is_some() {
-                            batch.lk_grants.push(LkGrant { line_no, line: l });
+                // A grant names who is who; its time (Go's local time, or
+                // the wrapper's) places nothing on the capture's timeline.
+                _ => {
+                    match parse_lkjwt(&text) {
+                        Some(mut l) => {
+                            l.at = wrapper_at.or(l.at);
+                            if l.matrix_id.is_some() || l.lk_id.is_some() || l.failure.is_some() {
+                                batch.lk_grants.push(LkGrant { line_no, line: l });
+                            }
                         }
-                        at
+                        None => batch.sfu_unread += 1,
                     }
-                    None => {
-                        batch.sfu_unread += 1;
-                        wrapper_at
-                    }
-                },
+                    None
+                }
             };
             if let Some(t) = at {
                 batch.first_at = Some(batch.first_at.map_or(t, |f| f.min(t)));
