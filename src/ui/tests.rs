@@ -781,3 +781,72 @@ fn verdict_detail_quotes_the_cited_evidence() {
         "{s}"
     );
 }
+
+#[test]
+fn the_sfu_pane_lists_our_participant_first_with_its_last_state() {
+    use crate::app::event::{LkGrant, ServerBatch, SfuSighting};
+    use crate::domain::sfu_log::{LkJwtLine, SfuEvent, SfuState};
+    let mut app = app();
+    let view = ViewState::default();
+    // No SFU log: no SFU pane.
+    let buf = screen(160, 40, &app, &view, 100);
+    assert!(find(&buf, " SFU ").is_none());
+    let ev = |s: i64, who: &str, state, reason: Option<&str>| SfuSighting {
+        line_no: 1,
+        event: SfuEvent {
+            at: Some(t(s)),
+            identity: Some(who.into()),
+            sid: None,
+            room: None,
+            state,
+            reason: reason.map(str::to_string),
+        },
+        text: String::new(),
+    };
+    let subject_user = app.subject.user_id.clone().unwrap_or_default();
+    let subject_dev = app.subject.device_id.clone().unwrap_or_default();
+    let batch = ServerBatch {
+        sfu: vec![
+            ev(10, "@bob:hs:BOBDEV", SfuState::Active, Some("udp")),
+            ev(
+                20,
+                "HASHEDIDENTITYOFOURDEVICEXXXXXXXXXXXXXXXXXX",
+                SfuState::Active,
+                None,
+            ),
+            ev(
+                30,
+                "HASHEDIDENTITYOFOURDEVICEXXXXXXXXXXXXXXXXXX",
+                SfuState::Closing,
+                Some("SUBSCRIPTION_ERROR"),
+            ),
+        ],
+        lk_grants: vec![LkGrant {
+            line_no: 2,
+            line: LkJwtLine {
+                matrix_id: Some(subject_user.clone()),
+                device_id: Some(subject_dev.clone()),
+                lk_id: Some("HASHEDIDENTITYOFOURDEVICEXXXXXXXXXXXXXXXXXX".into()),
+                ..Default::default()
+            },
+        }],
+        ..Default::default()
+    };
+    app.update(Event::Server(Box::new(batch)));
+    let buf = screen(160, 40, &app, &view, 100);
+    let title = find(&buf, " SFU ").expect("an SFU pane");
+    let ours = find(&buf, &format!("▶ {subject_user}/{subject_dev}"))
+        .unwrap_or_else(|| panic!("our row:\n{}", text(&buf)));
+    let bob = find(&buf, "@bob:hs/BOBDEV").expect("bob's row");
+    assert!(title.1 < ours.1 && ours.1 < bob.1, "{}", text(&buf));
+    assert!(
+        find(&buf, "· closing SUBSCRIPTION_").is_some(),
+        "{}",
+        text(&buf)
+    );
+    assert_eq!(
+        buf[(ours.0, ours.1)].fg,
+        Color::Red,
+        "a failure is shown as one"
+    );
+}
