@@ -447,3 +447,37 @@ fn through_a_real_journal_and_a_real_container() {
     let o = s.run();
     expect_closed(&o, "livekit");
 }
+
+#[test]
+fn lk_jwt_service_names_our_device_when_nothing_else_does() {
+    // --user-id only; the diag report names the user but no device;
+    // lk-jwt-service issued our user a token for one device: that is ours,
+    // and the to-device lines read before it are judged again.
+    let mut s = keys_fine("sfu-device-from-lk-jwt");
+    s.device_id = None;
+    s.no_diag = true;
+    s.reports = vec![Report::of(
+        "lotus-crypto-diag-1782842700000.json",
+        Some(ME),
+        None,
+        vec![restart_timed_out(4_000)],
+    )];
+    let ours = hashed(ME, DEV, "m1a2b3");
+    s.extra_logs = vec![
+        (
+            "livekit",
+            sfu_log(
+                Zap::Json,
+                Sid::New,
+                &ours,
+                Some((8_000, "SUBSCRIPTION_ERROR")),
+            ),
+        ),
+        ("lk-jwt", vec![lkjwt_slog(250, ME, DEV, &ours)]),
+    ];
+    let o = s.run();
+    expect_closed(&o, "livekit");
+    let m = bundle::manifest(&o.bundle);
+    assert_eq!(m["device_id"], DEV);
+    assert_eq!(m["device_from"], "server/lk-jwt.log:1");
+}

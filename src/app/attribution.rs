@@ -321,7 +321,7 @@ mod tests {
         app.update(Event::Client(Box::new(diag.clone())));
         assert_eq!(app.subject.device_id.as_deref(), Some("DEV"));
         assert_eq!(app.subject.user_id.as_deref(), Some("@a:hs"));
-        assert_eq!(app.subject_from.as_deref(), Some("d.json"));
+        assert_eq!(app.subject_from.as_deref(), Some("client/d.json"));
         assert_eq!(app.offending.len(), 1);
         assert_eq!(
             (
@@ -342,7 +342,8 @@ mod tests {
         assert_eq!(app.subject.device_id.as_deref(), Some("DEV"));
         assert_eq!(app.subject_warnings.len(), 1, "{:?}", app.subject_warnings);
         assert!(
-            app.subject_warnings[0].contains("e.json names device LAPTOP, but d.json names DEV")
+            app.subject_warnings[0]
+                .contains("e.json names device LAPTOP, but client/d.json names DEV")
         );
         assert!(app.not_subject.contains_key("e.json"));
         // Someone else's report is theirs, not a conflict.

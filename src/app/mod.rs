@@ -110,8 +110,8 @@ pub struct App {
     /// Client artefacts that name someone else (file → why): listed, fed
     /// to no verdict.
     pub not_subject: BTreeMap<String, String>,
-    /// The client file that named our device, when the flags and the
-    /// config did not.
+    /// What named our device (`client/<file>`, `server/<lk-jwt>.log:N`),
+    /// when the flags and the config did not.
     pub subject_from: Option<String>,
     /// Client files that name another device of our user.
     pub subject_warnings: Vec<String>,

@@ -85,6 +85,7 @@ impl App {
         unread: u64,
     ) {
         self.sfu.unread += unread;
+        let mut last_grant = None;
         for g in grants {
             self.sfu.grant_lines += 1;
             let r = EvidenceRef(self.server_ref(g.line_no));
@@ -100,9 +101,15 @@ impl App {
                     entry.1 = g.line.device_id.clone();
                 }
                 if self.sfu.grant_refs.len() < 20 {
-                    self.sfu.grant_refs.push(r);
+                    self.sfu.grant_refs.push(r.clone());
+                }
+                if g.line.device_id.is_some() {
+                    last_grant = Some(r);
                 }
             }
+        }
+        if let (Some(r), Some(now)) = (last_grant, self.now.or(self.window.1)) {
+            self.learn_subject_from_grants(&r.0, now);
         }
         for s in sightings {
             self.sfu.sfu_lines += 1;

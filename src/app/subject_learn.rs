@@ -65,7 +65,7 @@ impl App {
                 if self.subject.user_id.is_none() {
                     self.subject.user_id = user.map(str::to_string);
                 }
-                self.subject_from = Some(a.file.clone());
+                self.subject_from = Some(format!("client/{}", a.file));
                 let who = format!(
                     "{}/{device}",
                     self.subject.user_id.as_deref().unwrap_or("(no user)")
@@ -92,6 +92,37 @@ impl App {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Takes our device from lk-jwt-service's grants when nothing named it
+    /// and our user is known: the one device lk-jwt-service issued our
+    /// user tokens for (several: not taken, it could be any of them).
+    pub(super) fn learn_subject_from_grants(&mut self, evidence: &str, at: DateTime<Utc>) {
+        if self.subject.device_id.is_some() {
+            return;
+        }
+        let Some(user) = self.subject.user_id.clone() else {
+            return;
+        };
+        let mut devices: Vec<&str> = self
+            .sfu
+            .grants
+            .values()
+            .filter(|(u, _)| u.as_deref() == Some(user.as_str()))
+            .filter_map(|(_, d)| d.as_deref())
+            .collect();
+        devices.sort_unstable();
+        devices.dedup();
+        if let [device] = devices[..] {
+            self.subject.device_id = Some(device.to_string());
+            self.subject_from = Some(evidence.to_string());
+            self.note(
+                at,
+                "sfu",
+                format!("our device is {user}/{device}, as lk-jwt-service's {evidence} names it"),
+            );
+            self.judge_pending();
         }
     }
 

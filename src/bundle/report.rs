@@ -97,7 +97,7 @@ fn header(
         "- Device: {}{}",
         app.subject.device_id.as_deref().unwrap_or("(not set)"),
         match &app.subject_from {
-            Some(f) => format!(" (as `client/{f}` names it; no --device-id or [call] device-id)"),
+            Some(f) => format!(" (as `{f}` names it; no --device-id or [call] device-id)"),
             None => String::new(),
         }
     );
