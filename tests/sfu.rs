@@ -481,3 +481,51 @@ fn lk_jwt_service_names_our_device_when_nothing_else_does() {
     assert_eq!(m["device_id"], DEV);
     assert_eq!(m["device_from"], "server/lk-jwt.log:1");
 }
+
+#[test]
+fn a_livekit_log_alone_is_read_as_one_and_the_report_lists_the_participants() {
+    // `analyze --log livekit.log` without a name or a Synapse log: told
+    // from its first lines, every line kept, none matched as Synapse's.
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = format!("{ME}:{DEV}");
+    let lines = sfu_log(
+        Zap::Console,
+        Sid::New,
+        &ours,
+        Some((8_000, "SUBSCRIPTION_ERROR")),
+    );
+    let log = tmp.path().join("livekit.log");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = bundle::callcap(&[
+        "analyze",
+        "--log",
+        log.to_str().unwrap(),
+        "--user-id",
+        ME,
+        "--device-id",
+        DEV,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = bundle::bundle_path(&out);
+    assert_eq!(
+        std::fs::read_to_string(b.join("server/homeserver.log")).unwrap(),
+        lines.join("\n") + "\n"
+    );
+    let report = std::fs::read_to_string(b.join("report.md")).unwrap();
+    assert!(report.contains("## SFU"), "{report}");
+    assert!(
+        report.contains(&format!("`{ours}` {ME}/{DEV} — **our device**"))
+            && report.contains("closing SUBSCRIPTION_ERROR"),
+        "{report}"
+    );
+    assert!(report.contains("1 line(s) not recognised"), "{report}");
+    let m = bundle::manifest(&b);
+    assert_eq!(m["counts"]["server"]["KE-2"], 0);
+}

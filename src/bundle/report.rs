@@ -66,6 +66,7 @@ pub fn render(
     markers(&mut r, app);
     checklist(&mut r, app);
     super::report_sections::client_artefacts(app, &mut r);
+    super::report_sections::sfu(app, &mut r);
     super::report_sections::database(app, &mut r);
     files(&mut r, facts);
     r
