@@ -10,7 +10,8 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-/// `18:03:12 ▶ @alice:hs/DEV · closing SUBSCRIPTION_ERROR`, the participant
+/// `18:03:12 ▶ closing SUBSCRIPTION_ERROR · @alice:hs/DEV` (the state
+/// first: it is what a narrow pane must not cut), the participant
 /// named by its Matrix user and device when known, else its identity.
 fn row(app: &App, p: &SfuParticipant, ours: bool, width: usize) -> Line<'static> {
     let who = match app.sfu.matrix_of(&p.identity) {
@@ -30,7 +31,7 @@ fn row(app: &App, p: &SfuParticipant, ours: bool, width: usize) -> Line<'static>
         None => ("--:--:--".into(), "seen".into(), false),
     };
     let text = style::truncate(
-        &format!("{when} {}{who} · {state}", if ours { "▶ " } else { "" }),
+        &format!("{when} {}{state} · {who}", if ours { "▶ " } else { "" }),
         width,
     );
     let s = match (ours, failure) {
