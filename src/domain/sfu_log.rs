@@ -67,15 +67,36 @@ pub fn sniff_service<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<Ser
         if line.trim().is_empty() {
             continue;
         }
+        if crate::domain::synapse_log::parse_timestamp_prefix(line.as_bytes()).is_some() {
+            return Some(Service::Synapse);
+        }
         if parse_livekit(line).is_some() {
             return Some(Service::Livekit);
         }
         if parse_lkjwt(line).is_some() {
             return Some(Service::LkJwt);
         }
-        if crate::domain::synapse_log::parse_timestamp_prefix(line.as_bytes()).is_some() {
-            return Some(Service::Synapse);
-        }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_is_told_by_its_first_lines() {
+        let synapse = "2026-06-30 18:00:00,000 - synapse.access.http.8008 - 1 - INFO - GET-1 - x";
+        assert_eq!(sniff_service(["", synapse]), Some(Service::Synapse));
+        let lk = "{\"level\":\"info\",\"ts\":1.5,\"logger\":\"livekit\",\"msg\":\"x\"}";
+        assert_eq!(sniff_service(["  ", lk]), Some(Service::Livekit));
+        assert_eq!(
+            sniff_service(["2025/05/10 17:09:54 Got Matrix user info for @u:hs (full access)"]),
+            Some(Service::LkJwt)
+        );
+        assert_eq!(sniff_service(["Traceback (most recent call last):"]), None);
+        for s in [Service::Synapse, Service::Livekit, Service::LkJwt] {
+            assert_eq!(Service::from_name(s.name()), Some(s));
+        }
+    }
 }

@@ -21,6 +21,9 @@ pub struct LkJwtLine {
 
 /// `2025/05/10 17:09:54 ` (Go's `log` default flags).
 fn go_log_time(line: &str) -> Option<(NaiveDateTime, &str)> {
+    if line.as_bytes().get(19) != Some(&b' ') {
+        return None;
+    }
     let t = line.get(..19)?;
     let at = NaiveDateTime::parse_from_str(t, "%Y/%m/%d %H:%M:%S").ok()?;
     Some((at, line.get(20..)?))
@@ -29,6 +32,9 @@ fn go_log_time(line: &str) -> Option<(NaiveDateTime, &str)> {
 /// `2025-05-10 17:09:54 ` (slogcolor's default time format), then the
 /// level tag, the source file, `| ` and the message.
 fn slog_time(line: &str) -> Option<(NaiveDateTime, &str)> {
+    if line.as_bytes().get(19) != Some(&b' ') {
+        return None;
+    }
     let t = line.get(..19)?;
     let at = NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").ok()?;
     Some((at, line.get(20..)?))
