@@ -25,6 +25,14 @@ to make real device keys).
 
 usage: lab_call.py --lab LAB/lab.json [--ke4 lock|stall|both] [--seconds N]
        lab_call.py --lab LAB/lab.json --keys
+       lab_call.py --lab LAB/lab.json --stall-under-load SECONDS
+
+--stall-under-load stops Synapse (SIGSTOP) for SECONDS while alice restarts
+her delayed membership and uploads one-time keys from four connections, each
+back to back from half a second before the stop until it ends (once a second
+otherwise): the requests Synapse had read when it stopped wait the whole
+stop, so its own latency histogram shows the stall, as a real stall under
+load shows in Grafana. The client's restart timeouts go into a diag report.
 
 --keys only makes the requests the runbook's DEBUG loggers log on: alice
 uploads a fresh one-time key (/keys/upload) and asks for her and bob's
@@ -358,6 +366,48 @@ class Call:
             os.kill(pid, signal.SIGCONT)
         self.result["stall"] = {"from": iso(t0), "to": iso(now_ms())}
 
+    def uploads(self, burst):
+        """One-time keys from one connection: once a second, back to back
+        while `burst` is set."""
+        while not self.stop.is_set():
+            try:
+                self.alice.request("POST", "/_matrix/client/v3/keys/upload", {
+                    "one_time_keys": {"signed_curve25519:U" + b64(os.urandom(6)).replace("+", "A").replace("/", "B"):
+                                      self.alice_dev.one_time_key()}}, timeout=30.0)
+                self.result["uploads"] = self.result.get("uploads", 0) + 1
+            except Timeout:
+                pass
+            if not burst.is_set():
+                burst.wait(1.0)  # wakes at once when the burst starts
+
+    def stall_under_load(self, hold_s):
+        self.setup()
+        self.result["call_started"] = iso(now_ms())
+        burst = threading.Event()
+        threads = [threading.Thread(target=self.restarts, daemon=True)]
+        threads += [threading.Thread(target=self.uploads, args=(burst,), daemon=True) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+        burst.set()
+        time.sleep(1.0)
+        pid = self.lab["synapse"]["pid"]
+        t0 = now_ms()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(hold_s)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        burst.clear()
+        self.result["stall"] = {"from": iso(t0), "to": iso(now_ms())}
+        time.sleep(3)
+        self.stop.set()
+        for t in threads:
+            t.join(timeout=35)
+        self.result["call_ended"] = iso(now_ms())
+        self.write_artefacts()
+        return self.result
+
     def run(self):
         self.setup()
         self.result["call_started"] = iso(now_ms())
@@ -428,11 +478,22 @@ def main():
     ap.add_argument("--ke4", choices=["lock", "stall", "both"], default="both")
     ap.add_argument("--seconds", type=float, default=0, help="keep the call going this long after the slow phases")
     ap.add_argument("--keys", action="store_true", help="only a /keys/upload and a /keys/query")
+    ap.add_argument("--stall-under-load", type=float, metavar="SECONDS",
+                    help="only stop Synapse for SECONDS while alice uploads keys and restarts her delayed event")
     args = ap.parse_args()
     with open(args.lab) as f:
         lab = json.load(f)
     if args.keys:
         keys_only(lab)
+        return
+    if args.stall_under_load:
+        call = Call(lab, "stall", 0)
+        result = call.stall_under_load(args.stall_under_load)
+        with open(os.path.join(lab["root"], "call-result.json"), "w") as f:
+            json.dump(result, f, indent=2)
+        print("stall: Synapse stopped %s to %s; %d uploads, %d restarts, %d restart timeouts"
+              % (result["stall"]["from"], result["stall"]["to"], result.get("uploads", 0), result["restarts"],
+                 result["restart_timeouts"]), flush=True)
         return
     call = Call(lab, args.ke4, args.seconds)
     print("call: two clients join, the fault chain runs (about %d s)" % (30 if args.ke4 == "both" else 18), flush=True)

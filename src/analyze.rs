@@ -46,6 +46,14 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         .iter()
         .map(|m| parse_mark(m, &clock))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(url) = &args.prometheus {
+        crate::domain::prometheus_api::check_http_url(url)
+            .map_err(|e| UsageError(format!("--prometheus: {e}")))?;
+    }
+    if let Some(sel) = &args.selector {
+        crate::domain::prometheus_api::check_selector(sel)
+            .map_err(|e| UsageError(format!("--selector: {e}")))?;
+    }
     let diags = expand(&args.diags, "diag", &["json"])?;
     let hars = expand(&args.hars, "har", &["har"])?;
     for p in &args.clients {
@@ -98,6 +106,16 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         apply(&mut capture, fx)?;
     }
 
+    if let Some(url) = &args.prometheus {
+        read_prometheus(url, args.selector.clone(), &mut app, &mut capture)?;
+        sources.push(json!({
+            "name": "metrics",
+            "kind": "prometheus",
+            "url": crate::domain::prometheus_api::without_password(url),
+            "selector": args.selector,
+        }));
+    }
+
     if let Some(url) = &args.db_url {
         let poll = read_database(args, url, &app)?;
         sources.push(json!({"name": "database", "kind": "postgres", "url": crate::sources::db::redact_url(url)}));
@@ -110,8 +128,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         None => export::default_label(&app),
     };
     let now = Utc::now();
-    let path = export::export(&app, &mut capture.journal, &out, &label, &sources, now)?;
-    Ok(path)
+    export::export(&app, &mut capture.journal, &out, &label, &sources, now)?.complete()
 }
 
 /// The KE signatures: the file's, or the embedded ones.
@@ -331,6 +348,75 @@ fn mtime(p: &Path) -> Option<DateTime<Utc>> {
         .modified()
         .ok()
         .map(DateTime::<Utc>::from)
+}
+
+/// Asks Prometheus for Synapse's latency histogram over the evidence's
+/// window (Prometheus keeps weeks): each answer is kept in the bundle and
+/// read into the App. A failure is said on stderr and in the report; the
+/// analysis goes on without the numbers.
+fn read_prometheus(
+    url: &str,
+    selector: Option<String>,
+    app: &mut App,
+    capture: &mut Capture,
+) -> anyhow::Result<()> {
+    use crate::model::metrics::{ANSWERS_FILE, MetricsKind, MetricsReading, MetricsReport, RawRef};
+    let (Some(from), Some(to)) = app.span() else {
+        eprintln!(
+            "callcap: --prometheus: the evidence has no times, so there is no window to ask for"
+        );
+        return Ok(());
+    };
+    let mut client = crate::sources::metrics::prometheus::Prometheus::new(url, selector)
+        .map_err(|e| UsageError(format!("--prometheus: {e}")))?;
+    client.timeout = std::time::Duration::from_secs(30);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let now = Utc::now();
+    let (answers, failed, grafana) = rt.block_on(async {
+        let (a, f) = client.minutes(from, to, now, false).await;
+        let g = client.grafana_p99(from, to, now).await;
+        (a, f, g)
+    });
+    let mut keep = |raw: &[u8]| -> anyhow::Result<RawRef> {
+        let offset = capture.journal.append(ANSWERS_FILE, raw)?;
+        Ok(RawRef {
+            file: ANSWERS_FILE.into(),
+            offset,
+            bytes: raw.len() as u64,
+        })
+    };
+    let mut reports = Vec::new();
+    for a in answers {
+        let mut report = a.report;
+        report.raw = Some(keep(&a.raw)?);
+        reports.push(report);
+    }
+    if let Some((e, raw)) = failed {
+        eprintln!("callcap: --prometheus {}: {e}", client.url());
+        reports.push(MetricsReport {
+            kind: MetricsKind::Prometheus,
+            url: client.url().to_string(),
+            reading: MetricsReading::Minutes {
+                minutes: Vec::new(),
+                partial: None,
+                problems: vec![format!("asking failed: {e}")],
+            },
+            raw: Some(keep(&raw)?),
+        });
+    }
+    if let Some(raw) = grafana {
+        keep(&raw)?;
+    }
+    for report in reports {
+        let fx = app.update(Event::Metrics {
+            at: now,
+            report: Box::new(report),
+        });
+        apply(capture, fx)?;
+    }
+    Ok(())
 }
 
 /// One read-only pass over the database at the end of the analysis. A

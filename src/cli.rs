@@ -190,6 +190,13 @@ pub struct AnalyzeArgs {
     /// Environment variable holding the database password (else PGPASSWORD or ~/.pgpass).
     #[arg(long, value_name = "VAR")]
     pub db_password_env: Option<String>,
+    /// Ask this Prometheus for Synapse's latency histogram over the
+    /// capture's window (per minute and servlet), e.g. http://127.0.0.1:9090.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Label matchers added to every Prometheus query, e.g. '{job="synapse"}'.
+    #[arg(long, value_name = "SELECTOR", requires = "prometheus")]
+    pub selector: Option<String>,
     /// The client's delayed-event restart timeout, for Q4 (e.g. 2s).
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub restart_timeout: String,

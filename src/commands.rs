@@ -370,10 +370,18 @@ fn console(opts: LiveOptions) -> anyhow::Result<Option<PathBuf>> {
     };
     if let Some(f) = h.failure() {
         // The bundle holds the raise's record now, else the journal does.
-        let folder = match &result {
-            Ok(Some(p)) => {
+        let incomplete = result
+            .as_ref()
+            .err()
+            .and_then(|e| e.downcast_ref::<crate::bundle::export::Incomplete>());
+        let folder = match (&result, incomplete) {
+            (Ok(Some(p)), _) => {
                 println!("{}", p.display());
                 p.clone()
+            }
+            (_, Some(inc)) => {
+                println!("{}", inc.path.display());
+                inc.path.clone()
             }
             _ => h.journal().map(Path::to_path_buf).unwrap_or_default(),
         };

@@ -27,6 +27,11 @@ fn main() -> ExitCode {
         }
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
+            // A bundle that lacks something was still written: its path
+            // stays the last line of stdout.
+            if let Some(inc) = e.downcast_ref::<callcap::bundle::export::Incomplete>() {
+                println!("{}", inc.path.display());
+            }
             eprintln!("callcap: {e}");
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)

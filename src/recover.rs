@@ -166,6 +166,16 @@ pub fn recover(
             .journal
             .write_whole("db/changes.jsonl", &changes, 0)?;
     }
+    // The metrics' raw scrapes and answers, as they were (the journal's
+    // readings name offsets in them).
+    for rel in [
+        crate::model::metrics::SCRAPES_FILE,
+        crate::model::metrics::ANSWERS_FILE,
+    ] {
+        if let Ok(raw) = std::fs::read(old.join(rel)) {
+            capture.journal.write_whole(rel, &raw, 0)?;
+        }
+    }
     let mut buf = vec![0u8; 4 << 20];
     for (file, log) in files.iter().zip(&logs) {
         let mut f = std::fs::File::open(file)?;
@@ -191,7 +201,7 @@ pub fn recover(
     let sources: SourceDescriptions = vec![
         serde_json::json!({"name": "server-log", "kind": "recovered-journal", "path": old.display().to_string()}),
     ];
-    let path = export::export(
+    let exported = export::export(
         &app,
         &mut capture.journal,
         out,
@@ -202,7 +212,7 @@ pub fn recover(
     let mut done = old.as_os_str().to_owned();
     done.push(RECOVERED_SUFFIX);
     let _ = std::fs::rename(old, PathBuf::from(done));
-    Ok(path)
+    exported.complete()
 }
 
 /// A client copy, already redacted when it was captured, redacted again

@@ -15,7 +15,7 @@
 //! | `ui`       | rendering                                       | domain, model, config, app, verdicts |
 //! | `sources`  | IO tasks (log sources, database, downloads, SSH) | domain, model, config |
 //! | `debug_loggers` | raising and reverting Synapse's DEBUG loggers (over SSH; reports to the App) | domain, model, config, app, sources |
-//! | `bundle`   | journal, export, manifest, report, timeline, archive | domain, model, config, app, verdicts, debug_loggers |
+//! | `bundle`   | journal, export, manifest, report, report.html (`bundle::html`), timeline, archive | domain, model, config, app, verdicts, debug_loggers |
 //! | `capture`  | lines → matches → journal                       | domain, model, app, bundle |
 //! | `check`    | `callcap check`                                 | domain, model, config, sources, debug_loggers |
 //! | `cli`      | the command line                                | config |

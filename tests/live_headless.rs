@@ -207,7 +207,98 @@ fn a_journal_left_by_kill_9_is_recovered_into_a_bundle() {
         written
     );
     assert_eq!(manifest(&bundle)["counts"]["server"]["KE-1"], 500);
+    // A recovered bundle has its report.html, the minute drawn from the journal.
+    let d = figure_data(&bundle);
+    assert_eq!(d["ke"]["KE-1"]["server"][0], 500, "{}", d["ke"]);
     // The journal is marked recovered, so a second recover finds nothing.
     let again = callcap(&["recover", "--out", out.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(2));
+}
+
+/// A real failure to write: the capture runs with a file-size limit
+/// (`ulimit -f`, SIGXFSZ ignored, as a full disk or a quota would make
+/// writes fail), so the server log's copy cannot grow past 64 KiB. The
+/// console goes on, says so, and the bundle is written with what is there,
+/// says what is missing, and exits 1.
+#[test]
+fn a_journal_that_cannot_be_written_gives_an_incomplete_bundle_and_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let log = dir.join("homeserver.log");
+    std::fs::write(&log, "").unwrap();
+    let out = dir.join("out");
+    let cfg = dir.join("callcap.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server-log]\npath = {log:?}\n\n[bundle]\nout = {out:?}\n"),
+    )
+    .unwrap();
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 64; exec {:?} live --headless --config {:?}",
+        bin(),
+        cfg
+    );
+    let child = Command::new("bash")
+        .args(["-c", &script])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the log to be followed", Duration::from_secs(30), || {
+        journal_text(&out).contains("\"source\":\"server-log\",\"status\":{\"state\":\"live\"")
+    });
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    for i in 0..3000 {
+        writeln!(
+            f,
+            "2026-06-30 18:00:{:02},{:03} - synapse.x - 1 - INFO - GET-{i} - a line of the homeserver's log keys/upload",
+            i / 100 % 60,
+            i % 1000
+        )
+        .unwrap();
+    }
+    drop(f);
+    wait_until("the write to fail", Duration::from_secs(30), || {
+        journal_text(&out).contains("File too large")
+    });
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is incomplete") && stderr.contains("server/homeserver.log"),
+        "{stderr}"
+    );
+    let bundle = bundle_path(&o);
+    // What is there is checksummed as it is.
+    verify_checksums(&bundle);
+    let report = std::fs::read_to_string(bundle.join("report.md")).unwrap();
+    let section = report
+        .split("## Missing from this bundle")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no missing section: {report}"));
+    assert!(
+        section.contains("server/homeserver.log: cannot write the server log")
+            && section.contains("File too large"),
+        "{section}"
+    );
+    let m = manifest(&bundle);
+    assert!(
+        m["missing"].as_array().is_some_and(|a| a.iter().any(|x| x
+            .as_str()
+            .is_some_and(|x| x.starts_with("server/homeserver.log")))),
+        "{m}"
+    );
+    let kept = std::fs::metadata(bundle.join("server/homeserver.log"))
+        .unwrap()
+        .len();
+    assert!(kept <= 64 * 1024, "{kept}");
 }

@@ -1,8 +1,8 @@
 //! Property tests for everything that takes outside input: Synapse log
-//! lines, diag reports, HAR files, the config and keymap files, and
-//! redaction. Arbitrary input never panics; redaction keeps every line and
-//! redacting twice gives what redacting once gives; well-formed input reads
-//! back what was written.
+//! lines, diag reports, HAR files, the config and keymap files, Synapse's
+//! metrics page and Prometheus's answers, and redaction. Arbitrary input
+//! never panics; redaction keeps every line and redacting twice gives what
+//! redacting once gives; well-formed input reads back what was written.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use callcap::bundle::journal::{Journal, SERVER_LOG};
@@ -412,6 +412,110 @@ proptest! {
     fn a_key_reads_back_as_it_is_written(s in "(ctrl-|alt-|shift-){0,3}(\\PC|f[0-9]{1,2}|[a-z]{2,9})") {
         if let Ok(k) = Key::parse(&s) {
             prop_assert_eq!(Key::parse(&k.to_string()), Ok(k));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Synapse's latency metrics: its metrics page and Prometheus's answers.
+
+/// Synapse's default buckets.
+const SYNAPSE_LE: [&str; 15] = [
+    "0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75", "1", "2.5", "5",
+    "7.5", "10", "+Inf",
+];
+
+/// A page as Synapse's metrics listener serves it: one servlet's
+/// histogram from the requests per bucket, beside other metrics.
+fn metrics_page(servlet: &str, per_bucket: &[u32]) -> String {
+    let name = "synapse_http_server_response_time_seconds";
+    let mut page = format!(
+        "# HELP python_gc_objects_collected_total x\n# TYPE python_gc_objects_collected_total counter\npython_gc_objects_collected_total{{generation=\"0\"}} 12.0\n# HELP {name} Time taken\n# TYPE {name} histogram\n"
+    );
+    let labels = format!("code=\"200\",method=\"POST\",servlet=\"{servlet}\",tag=\"\"");
+    let mut c = 0u64;
+    for (le, n) in SYNAPSE_LE.iter().zip(per_bucket) {
+        c += u64::from(*n);
+        page.push_str(&format!("{name}_bucket{{{labels},le=\"{le}\"}} {c}.0\n"));
+    }
+    page.push_str(&format!(
+        "{name}_count{{{labels}}} {c}.0\n{name}_sum{{{labels}}} 1.5\n"
+    ));
+    page
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn any_metrics_page_is_read_or_refused_without_panicking(input in text()) {
+        let text = String::from_utf8_lossy(&input);
+        let _ = callcap::domain::synapse_metrics::parse(&text);
+        let with_type = format!("# TYPE synapse_http_server_response_time_seconds histogram\n{text}");
+        let _ = callcap::domain::synapse_metrics::parse(&with_type);
+    }
+
+    #[test]
+    fn a_synapse_page_reads_back_its_requests_and_a_p99_within_the_buckets(
+        per_bucket in proptest::collection::vec(0u32..50, 15),
+        restarted in proptest::collection::vec(0u32..5, 15),
+    ) {
+        use callcap::domain::synapse_metrics::{increase, parse};
+        let page = metrics_page("KeyUploadServlet", &per_bucket);
+        let s = parse(&page).unwrap();
+        let (servlet, h) = s.series.values().next().unwrap();
+        prop_assert_eq!(servlet.as_str(), "KeyUploadServlet");
+        let total: u32 = per_bucket.iter().sum();
+        prop_assert_eq!(h.total, f64::from(total));
+        match h.quantile(0.99) {
+            None => prop_assert_eq!(total, 0),
+            Some(q) => {
+                prop_assert!((0.0..=10.0).contains(&q.seconds), "{:?}", q);
+                prop_assert_eq!(q.capped, f64::from(per_bucket[14]) > f64::from(total) * 0.01 && q.seconds == 10.0);
+            }
+        }
+        // A later page with fewer requests (Synapse restarted): never a
+        // negative count.
+        let later = parse(&metrics_page("KeyUploadServlet", &restarted)).unwrap();
+        let inc = increase(&s, &later);
+        for h in inc.servlets.values() {
+            prop_assert!(h.total >= 0.0);
+            prop_assert!(h.cumulative.iter().all(|c| *c >= 0.0 && *c <= h.total));
+        }
+    }
+
+    #[test]
+    fn any_query_range_answer_is_read_or_refused_and_gives_no_negative_or_nan(
+        input in text(),
+        json in json_value(),
+        points in proptest::collection::vec(
+            (prop_oneof![any::<i64>(), Just(i64::MIN), Just(i64::MAX), 1_782_842_400i64..1_782_846_000], prop_oneof![
+                Just("NaN".to_string()), Just("+Inf".to_string()), Just("-Inf".to_string()),
+                Just("-3".to_string()), "[0-9]{1,4}(\\.[0-9]{1,3})?", "\\PC{0,6}",
+            ]),
+            0..6,
+        ),
+        le in prop_oneof![Just("+Inf".to_string()), Just("2.5".to_string()), "\\PC{0,4}"],
+    ) {
+        use callcap::domain::prometheus_api::{minutes_from_buckets, parse_matrix};
+        let _ = parse_matrix(&input);
+        let _ = parse_matrix(json.to_string().as_bytes());
+        let values: Vec<serde_json::Value> = points
+            .iter()
+            .map(|(t, v)| serde_json::json!([*t as f64, v]))
+            .collect();
+        let answer = serde_json::json!({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"le": le, "servlet": "KeyUploadServlet"}, "values": values},
+            {"metric": {"le": "+Inf", "servlet": "KeyUploadServlet"}, "values": values},
+        ]}});
+        let series = parse_matrix(answer.to_string().as_bytes()).unwrap();
+        let m = minutes_from_buckets(&series, 60);
+        for servlets in m.minutes.values() {
+            for h in servlets.values() {
+                prop_assert!(h.total.is_finite() && h.total >= 0.0);
+                if let Some(q) = h.quantile(0.99) {
+                    prop_assert!(q.seconds.is_finite() && q.seconds >= 0.0, "{:?}", q);
+                }
+            }
         }
     }
 }

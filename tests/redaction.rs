@@ -446,6 +446,16 @@ fn leaks(files: &[(String, String)], secret: &str) -> Vec<String> {
         secret.to_string(),
         url_encode(secret),
         url_encode(secret).replace("%20", "+"),
+        // As report.html writes text (HTML-escaped) and its JSON block.
+        secret
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;"),
+        secret
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026"),
     ];
     files
         .iter()

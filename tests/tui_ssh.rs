@@ -107,7 +107,9 @@ fn the_console_asks_for_the_key_passphrase_and_streams_the_remote_log() {
         .unwrap();
     assert!(src["clock_offset_ms"].is_i64(), "{src}");
     assert!(src["clock_offset_bound_ms"].is_u64(), "{src}");
-    assert_eq!(src["kind"], "ssh");
+    // A file, followed over SSH (the manifest's kinds: file, journald, docker).
+    assert_eq!(src["kind"], "file");
+    assert_eq!(src["over"], "ssh");
     for f in walk(&bundle) {
         let data = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
         assert!(

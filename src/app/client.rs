@@ -13,8 +13,44 @@ use crate::domain::membership::is_sdk_timeout;
 use crate::model::journal_entry::JournalEntry;
 use chrono::{DateTime, Utc};
 
+/// Characters of a client entry a pane line shows (as of a server line).
+const PANE_TEXT_MAX: usize = 1000;
+
+/// A client entry as a pane line: one screen line, cut as a server line is
+/// (the report in `client/` has all of it).
+fn pane_text(message: &str) -> String {
+    match message.char_indices().nth(PANE_TEXT_MAX) {
+        Some((i, _)) => format!("[client] {}…", &message[..i]),
+        None => format!("[client] {message}"),
+    }
+}
+
+/// An artefact as the App keeps it once its entries are counted and shown:
+/// the entries without their text (the journal has the whole of it).
+fn slim(a: &mut ClientArtifact) -> ClientArtifact {
+    // Cloned without its entries (cheap), which are then made again
+    // without their text.
+    let entries = std::mem::take(&mut a.entries);
+    let mut kept = a.clone();
+    kept.entries = entries
+        .iter()
+        .map(|e| ClientEntry {
+            file: String::new(),
+            index: e.index,
+            at: e.at,
+            level: e.level.clone(),
+            ke: e.ke,
+            error: e.error,
+            message: String::new(),
+            line: e.line,
+        })
+        .collect();
+    a.entries = entries;
+    kept
+}
+
 impl App {
-    pub(super) fn on_client(&mut self, artifact: ClientArtifact, fx: &mut Vec<Effect>) {
+    pub(super) fn on_client(&mut self, mut artifact: ClientArtifact, fx: &mut Vec<Effect>) {
         let at = artifact.arrived_at;
         self.tick(at);
         self.learn_subject(&artifact, at);
@@ -94,11 +130,14 @@ impl App {
             self.auto(AutoCheck::Ke3Ids, &ev, at, fx);
             fx.push(Effect::Ke3Ids(new_ids));
         }
+        // The artefact goes to the journal whole (moved, not copied: a
+        // report may be tens of MiB); the App keeps what it lists and
+        // decides on, each entry's time, level and KE, not its text.
+        self.artifacts.push(slim(&mut artifact));
         fx.push(Effect::Journal(JournalEntry::Client {
             at,
-            artifact: Box::new(artifact.clone()),
+            artifact: Box::new(artifact),
         }));
-        self.artifacts.push(artifact);
     }
 
     /// Counts and shows an entry; only the subject's (`ours`) are evidence
@@ -133,7 +172,7 @@ impl App {
             line_no: 0,
             ke_line_no: 0,
             at: e.at,
-            text: format!("[client] {}", e.message),
+            text: pane_text(&e.message),
             error: e.error,
             tracked,
             origin: "client",
@@ -211,5 +250,72 @@ impl App {
                 first_at: at,
                 ..Default::default()
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::event::{ArtifactKind, Event};
+
+    #[test]
+    fn a_report_goes_to_the_journal_whole_and_the_app_keeps_it_without_its_text() {
+        let mut app = App::new(Default::default(), 2_000);
+        let t = DateTime::from_timestamp(1_782_842_400, 0).unwrap_or_default();
+        let mut diag = ClientArtifact::new("d.json".into(), ArtifactKind::Diag, t);
+        // A big report: long messages.
+        diag.entries = (0..50)
+            .map(|i| ClientEntry {
+                file: "d.json".into(),
+                index: i,
+                at: Some(t + chrono::Duration::seconds(i as i64)),
+                level: Some("warn".into()),
+                ke: Some(Ke::Ke2),
+                error: false,
+                message: format!(
+                    "MissingKey: missing key at index {i} {}",
+                    "x".repeat(100_000)
+                ),
+                line: None,
+            })
+            .collect();
+        let fx = app.update(Event::Client(Box::new(diag.clone())));
+        let journaled: Vec<&ClientArtifact> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Journal(JournalEntry::Client { artifact, .. }) => Some(&**artifact),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(journaled, [&diag], "the journal has all of it");
+        let kept = &app.artifacts[0];
+        let text: usize = kept
+            .entries
+            .iter()
+            .map(|e| e.message.len() + e.file.len())
+            .sum();
+        assert_eq!(text, 0, "the App keeps no entry's text");
+        // What the pane, the report and the verdicts read is all there.
+        assert_eq!(kept.entries.len(), 50);
+        assert_eq!(
+            kept.entries
+                .iter()
+                .map(|e| (e.index, e.at, e.ke))
+                .collect::<Vec<_>>(),
+            diag.entries
+                .iter()
+                .map(|e| (e.index, e.at, e.ke))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(app.client_counts(), [0, 50, 0, 0]);
+        // Its pane lines are cut as a server line is.
+        let pane = &app.panes[Ke::Ke2.index()];
+        assert_eq!(pane.len(), 50);
+        assert!(pane.iter().all(|l| l.text.chars().count() == 9 + 1000 + 1));
+        assert!(
+            pane[3]
+                .text
+                .starts_with("[client] MissingKey: missing key at index 3 xxx")
+        );
     }
 }

@@ -218,6 +218,11 @@ pub enum Event {
         at: DateTime<Utc>,
         update: super::debug_loggers::DebugLoggersUpdate,
     },
+    /// A reading of Synapse's latency metrics.
+    Metrics {
+        at: DateTime<Utc>,
+        report: Box<crate::model::metrics::MetricsReport>,
+    },
 }
 
 /// Operator commands that change the capture (not the view).

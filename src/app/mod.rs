@@ -8,6 +8,7 @@ mod db;
 pub mod debug_loggers;
 pub mod event;
 mod evidence;
+pub mod metrics;
 mod operator;
 mod restore;
 mod server;
@@ -157,6 +158,11 @@ pub struct App {
     pub export_error: Option<String>,
     /// DEBUG loggers raised for the capture (`--debug-loggers`).
     pub debug_loggers: Option<debug_loggers::DebugLoggersState>,
+    /// Synapse's latency metrics, per minute and servlet.
+    pub metrics: metrics::MetricsState,
+    /// Bumped by every update: what is derived from the App (the verdicts)
+    /// is derived again only when it changes.
+    revision: u64,
 }
 
 impl App {
@@ -213,10 +219,18 @@ impl App {
             exported: None,
             export_error: None,
             debug_loggers: None,
+            metrics: metrics::MetricsState::default(),
+            revision: 0,
         }
     }
 
+    /// Changes with every event the App takes (and every restored entry).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
     pub fn update(&mut self, event: Event) -> Vec<Effect> {
+        self.revision += 1;
         let mut fx = Vec::new();
         match event {
             Event::Tick { now } => {
@@ -261,6 +275,7 @@ impl App {
                 self.auto(AutoCheck::BundleWritten, &path, at, &mut fx);
             }
             Event::DebugLoggers { at, update } => self.on_debug_loggers(at, update, &mut fx),
+            Event::Metrics { at, report } => self.on_metrics(at, report, &mut fx),
             Event::ExportFailed { reason, at } => {
                 self.tick(at);
                 self.note(at, "bundle", format!("export failed: {reason}"));

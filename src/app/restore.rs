@@ -10,6 +10,7 @@ impl App {
     /// Restores a marker, checklist stamp or other structured entry from a
     /// journal (recovery and replay). Server lines are re-ingested separately.
     pub fn restore(&mut self, entry: JournalEntry) {
+        self.revision += 1;
         match entry {
             JournalEntry::Start {
                 at,
@@ -108,6 +109,7 @@ impl App {
             JournalEntry::DebugLoggers { at, update } => {
                 let _ = self.update(Event::DebugLoggers { at, update });
             }
+            JournalEntry::Metrics { at, report } => self.apply_metrics(at, &report),
         }
     }
 }

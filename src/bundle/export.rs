@@ -1,11 +1,11 @@
 //! Finishing a journal into a bundle: the derived files (markers, checklist,
-//! timeline, database results, report, manifest) are written into the
+//! timeline, database results, report, report.html, manifest) are written into the
 //! journal folder, which is then renamed to the bundle's label. Until the
 //! rename the folder keeps its journal name, so a half-written bundle is never
 //! mistaken for a finished one.
 
 use super::journal::{self, Journal};
-use super::{manifest, redactions, report, timeline};
+use super::{html, manifest, redactions, report, timeline};
 use crate::app::App;
 pub use crate::app::default_label;
 use crate::verdicts;
@@ -19,6 +19,38 @@ use std::path::{Path, PathBuf};
 /// What the runner knows about its sources (paths, hosts), for the manifest.
 pub type SourceDescriptions = Vec<Value>;
 
+/// A bundle written, and what it lacks because it could not be written
+/// (during the capture or now).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exported {
+    pub path: PathBuf,
+    pub missing: Vec<String>,
+}
+
+/// A bundle was written, but not all of it (exit 1: the report and the
+/// manifest say what is missing).
+#[derive(Debug, thiserror::Error)]
+#[error("the bundle '{}' is incomplete: {}", path.display(), missing.join("; "))]
+pub struct Incomplete {
+    pub path: PathBuf,
+    pub missing: Vec<String>,
+}
+
+impl Exported {
+    /// The path, or [`Incomplete`] when something is missing.
+    pub fn complete(self) -> anyhow::Result<PathBuf> {
+        if self.missing.is_empty() {
+            Ok(self.path)
+        } else {
+            Err(Incomplete {
+                path: self.path,
+                missing: self.missing,
+            }
+            .into())
+        }
+    }
+}
+
 /// Records where a log source stopped in its description.
 pub fn set_position(sources: &mut SourceDescriptions, name: &str, position: Value) {
     if let Some(obj) = sources
@@ -30,7 +62,10 @@ pub fn set_position(sources: &mut SourceDescriptions, name: &str, position: Valu
     }
 }
 
-/// Writes the bundle and returns its final path.
+/// Writes the bundle and returns its final path with what could not be
+/// written: a file that fails is listed (in `report.md` and the manifest's
+/// `missing`) and the rest is still written. Only a bundle without its
+/// manifest, or one that cannot be moved into place, is an error.
 pub fn export(
     app: &App,
     journal: &mut Journal,
@@ -38,17 +73,32 @@ pub fn export(
     label: &str,
     sources: &SourceDescriptions,
     now: DateTime<Utc>,
-) -> io::Result<PathBuf> {
-    journal.flush()?;
-    super::debug_loggers::settle(journal)?;
-    write_db_files(app, journal)?;
+) -> io::Result<Exported> {
+    let mut missing = journal.problems.clone();
+    let mut note = |what: &str, r: io::Result<()>| {
+        if let Err(e) = r {
+            missing.push(format!("{what}: {e}"));
+        }
+    };
+    note("the journal", journal.flush());
+    note("debug-loggers/", super::debug_loggers::settle(journal));
+    note("db/", write_db_files(app, journal));
+    if let Some(csv) = super::metrics_csv::render(app) {
+        note(
+            super::metrics_csv::LATENCY_CSV,
+            journal.write_whole(super::metrics_csv::LATENCY_CSV, csv.as_bytes(), 0),
+        );
+    }
     let live_markers: Vec<_> = app.live_markers().cloned().collect();
-    journal.write_whole(
+    let markers = serde_json::to_value(&live_markers).map_err(io::Error::other)?;
+    note(
         "markers.json",
-        &pretty(&serde_json::to_value(&live_markers).map_err(io::Error::other)?),
-        0,
-    )?;
-    journal.write_whole("checklist.json", &pretty(&checklist_json(app)), 0)?;
+        journal.write_whole("markers.json", &pretty(&markers), 0),
+    );
+    note(
+        "checklist.json",
+        journal.write_whole("checklist.json", &pretty(&checklist_json(app)), 0),
+    );
 
     let entries = journal::read_entries(&journal.dir).unwrap_or_default();
     let tl = timeline::build(app, &entries);
@@ -57,31 +107,95 @@ pub fn export(
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
     }
-    journal.write_whole("timeline.jsonl", &buf, 0)?;
+    note(
+        "timeline.jsonl",
+        journal.write_whole("timeline.jsonl", &buf, 0),
+    );
 
     let verdicts = verdicts::decide(app);
-    let facts = journal.facts();
     let cited = cited_server_lines(&journal.dir, &verdicts).unwrap_or_default();
+    let facts = settled_facts(journal, !missing.is_empty());
     let mut report = report::render(app, label, &verdicts, &cited, &facts, sources, now);
     report.push_str(&redactions::report_section(&facts, &journal.site_rules));
-    journal.write_whole("report.md", report.as_bytes(), 0)?;
+    let report = with_missing(report, &missing);
+    if let Err(e) = journal.write_whole("report.md", report.as_bytes(), 0) {
+        missing.push(format!("report.md: {e}"));
+    }
+    let html_started = std::time::Instant::now();
+    let metrics = latency_metrics(app);
+    let page = html::render(&html::Page {
+        app,
+        label,
+        verdicts: &verdicts,
+        cited_lines: &cited,
+        entries: &entries,
+        metrics: metrics.as_ref(),
+        now,
+    });
+    if let Err(e) = journal.write_whole("report.html", page.as_bytes(), 0) {
+        missing.push(format!("report.html: {e}"));
+    }
+    tracing::debug!(
+        ms = html_started.elapsed().as_secs_f64() * 1000.0,
+        bytes = page.len(),
+        "report.html written"
+    );
 
-    let facts = journal.facts();
+    let facts = settled_facts(journal, !missing.is_empty());
     let mut m = manifest::build(app, label, &verdicts, &facts, sources, now);
-    // Beside `redactions` (per file, as before): per rule.
     if let Some(obj) = m.as_object_mut() {
+        // Beside `redactions` (per file, as before): per rule.
         obj.insert(
             "redactions_by_rule".into(),
             redactions::by_rule(&facts, &journal.site_rules),
         );
+        if !missing.is_empty() {
+            obj.insert("missing".into(), json!(missing));
+        }
     }
-    journal.flush()?;
+    let _ = journal.flush();
     fs::write(journal.dir.join("manifest.json"), pretty(&m))?;
 
     let target = free_name(out_dir, label);
     fs::rename(&journal.dir, &target)?;
     journal.dir = target.clone();
-    Ok(target)
+    Ok(Exported {
+        path: target,
+        missing,
+    })
+}
+
+/// The files' facts; when something failed to be written, every file is
+/// hashed again from disk, so the manifest's checksums hold for what is
+/// there (a failed write may have left part of its bytes).
+fn settled_facts(journal: &Journal, failed: bool) -> BTreeMap<String, journal::FileFacts> {
+    let mut facts = journal.facts();
+    if failed {
+        for (path, f) in facts.iter_mut() {
+            if let Ok(disk) = journal::hash_file(&journal.dir.join(path)) {
+                f.bytes = disk.bytes;
+                f.sha256 = disk.sha256;
+            }
+        }
+    }
+    facts
+}
+
+/// The report with what is missing at its top, under the title.
+fn with_missing(report: String, missing: &[String]) -> String {
+    if missing.is_empty() {
+        return report;
+    }
+    let mut section = String::from(
+        "\n## Missing from this bundle\n\n**This bundle is incomplete**: these could not be written, so the evidence below lacks them.\n\n",
+    );
+    for m in missing {
+        section.push_str(&format!("- {m}\n"));
+    }
+    match report.find("\n\n") {
+        Some(i) => format!("{}{section}{}", &report[..i + 1], &report[i + 1..]),
+        None => format!("{section}{report}"),
+    }
 }
 
 /// The text of the `server/homeserver.log` lines the verdicts cite, for the
@@ -199,4 +313,21 @@ pub fn sanitize_label(label: &str) -> String {
         .collect();
     let s = s.trim_matches('.').to_string();
     if s.is_empty() { "call".to_string() } else { s }
+}
+
+/// The figure's metrics input: Synapse's overall p99 per minute from the
+/// capture's metrics source (a minute without requests is left out, a p99
+/// in the top bucket is drawn at that bucket's bound), or `None` when the
+/// capture read no metrics.
+fn latency_metrics(app: &App) -> Option<html::LatencyMetrics> {
+    let (kind, url) = app.metrics.source.as_ref()?;
+    Some(html::LatencyMetrics {
+        source: format!("{} {url}", kind.name()),
+        p99_seconds: app
+            .metrics
+            .p99_series()
+            .into_iter()
+            .filter_map(|m| Some((m.minute, m.p99?.seconds)))
+            .collect(),
+    })
 }

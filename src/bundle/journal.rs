@@ -227,10 +227,19 @@ pub struct Journal {
     /// Files written whole (client copies, db results): path → facts.
     pub written: BTreeMap<String, FileFacts>,
     db_changes: Option<HashedFile>,
+    /// Files appended to as their data arrives (the metrics' raw scrapes
+    /// and answers): path → file.
+    appended: BTreeMap<String, HashedFile>,
     /// Where each site rule in force came from (`site-1` first), for the
     /// manifest and the report.
     pub site_rules: Vec<String>,
+    /// What could not be written (the first of each kind): the bundle
+    /// says it is missing.
+    pub problems: Vec<String>,
 }
+
+/// Problems kept: the first ones say what broke.
+const PROBLEMS_MAX: usize = 20;
 
 impl Journal {
     /// Creates a fresh journal folder `dir` (must not exist).
@@ -255,8 +264,17 @@ impl Journal {
             entries: HashedFile::create(&dir.join(ENTRIES))?,
             written: BTreeMap::new(),
             db_changes: None,
+            appended: BTreeMap::new(),
             site_rules: Vec::new(),
+            problems: Vec::new(),
         })
+    }
+
+    /// Remembers that something could not be written (once per text).
+    pub fn problem(&mut self, what: &str) {
+        if self.problems.len() < PROBLEMS_MAX && !self.problems.iter().any(|p| p == what) {
+            self.problems.push(what.to_string());
+        }
     }
 
     /// The server logs' files, by bundle path (`server/homeserver.log` for
@@ -337,6 +355,27 @@ impl Journal {
         Ok(())
     }
 
+    /// Appends `data` to the file `rel` (made on first use), durably;
+    /// returns the offset it starts at.
+    pub fn append(&mut self, rel: &str, data: &[u8]) -> io::Result<u64> {
+        if !self.appended.contains_key(rel) {
+            let path = self.dir.join(rel);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            self.appended
+                .insert(rel.to_string(), HashedFile::create(&path)?);
+        }
+        let f = self
+            .appended
+            .get_mut(rel)
+            .ok_or_else(|| io::Error::other("no such file"))?;
+        let offset = f.facts().bytes;
+        f.write(data)?;
+        f.flush()?;
+        Ok(offset)
+    }
+
     /// Writes a whole file (replacing it) and remembers its facts.
     pub fn write_whole(&mut self, rel: &str, data: &[u8], redactions: u64) -> io::Result<()> {
         let path = self.dir.join(rel);
@@ -400,8 +439,21 @@ impl Journal {
         if let Some(f) = &self.db_changes {
             m.insert("db/changes.jsonl".to_string(), f.facts());
         }
+        for (rel, f) in &self.appended {
+            m.insert(rel.clone(), f.facts());
+        }
         m
     }
+}
+
+/// Appends one entry to the `journal.jsonl` in `dir` directly, for when the
+/// [`Journal`] that writes it is gone (its task panicked).
+pub fn append_entry(dir: &Path, entry: &JournalEntry) -> io::Result<()> {
+    let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+    line.push(b'\n');
+    let mut f = OpenOptions::new().append(true).open(dir.join(ENTRIES))?;
+    f.write_all(&line)?;
+    f.sync_data()
 }
 
 /// Reads `journal.jsonl`, skipping a torn last line (a crash mid-write).

@@ -67,7 +67,7 @@ pub fn build(
         redactions.insert(path.clone(), json!(f.redactions));
         files.push(json!({"path": path, "bytes": f.bytes, "sha256": f.sha256}));
     }
-    json!({
+    let mut m = json!({
         "format": FORMAT,
         "label": label,
         "tool_version": env!("CARGO_PKG_VERSION"),
@@ -86,5 +86,19 @@ pub fn build(
         "verdicts": verdicts.to_json(),
         "redactions": redactions,
         "files": files,
-    })
+    });
+    // Which metrics source filled metrics/latency.csv, and its URL.
+    if let (Some((kind, url)), Some(obj)) = (&app.metrics.source, m.as_object_mut()) {
+        obj.insert(
+            "metrics".into(),
+            json!({
+                "source": kind.name(),
+                "url": url,
+                "file": crate::model::metrics::LATENCY_CSV,
+                "minutes": app.metrics.minutes.len(),
+                "resets": app.metrics.resets.len(),
+            }),
+        );
+    }
+    m
 }

@@ -62,6 +62,7 @@ pub fn render(
     offending_keys(&mut r, app);
     ke3_event_ids(&mut r, app);
     timeouts(&mut r, app);
+    super::report_metrics::section(app, &mut r);
     stalls(app, &mut r);
     markers(&mut r, app);
     checklist(&mut r, app);
@@ -116,11 +117,41 @@ fn header(
     for s in sources {
         let _ = writeln!(r, "- Source: `{}`", s);
     }
+    // A source in error at the end has given nothing since.
+    for (name, info) in &app.sources {
+        if let crate::model::SourceStatus::Error { reason } = &info.status {
+            let _ = writeln!(
+                r,
+                "- **Source failed**: `{name}` since {}: {reason} (nothing from it after that)",
+                rfc3339(info.since)
+            );
+        }
+    }
     if let Some(line) = super::report_sections::database_line(app) {
         let _ = writeln!(r, "{line}");
     }
     super::debug_loggers::report_section(app, r);
 }
+
+/// The runbook's four questions (§2), as the report asks them.
+pub(crate) const QUESTIONS: [(&str, &str); 4] = [
+    (
+        "Q1",
+        "Does the KE-1 offending key_id exist in e2e_one_time_keys_json with a different value?",
+    ),
+    (
+        "Q2",
+        "Are to-device events present for our device, and does the client fail to decrypt them?",
+    ),
+    (
+        "Q3",
+        "KE-3: is content.algorithm absent in event_json on the homeserver?",
+    ),
+    (
+        "Q4",
+        "Do delayed-event timeouts coincide with homeserver latency spikes?",
+    ),
+];
 
 /// Each question of the runbook's tree, its answer and its evidence.
 fn decision_tree(
@@ -130,25 +161,7 @@ fn decision_tree(
     cited_lines: &BTreeMap<String, String>,
 ) {
     let _ = writeln!(r, "\n## Decision tree (runbook §2)\n");
-    let names = [
-        (
-            "Q1",
-            "Does the KE-1 offending key_id exist in e2e_one_time_keys_json with a different value?",
-        ),
-        (
-            "Q2",
-            "Are to-device events present for our device, and does the client fail to decrypt them?",
-        ),
-        (
-            "Q3",
-            "KE-3: is content.algorithm absent in event_json on the homeserver?",
-        ),
-        (
-            "Q4",
-            "Do delayed-event timeouts coincide with homeserver latency spikes?",
-        ),
-    ];
-    for ((q, question), (_, v)) in names.iter().zip(verdicts.iter()) {
+    for ((q, question), (_, v)) in QUESTIONS.iter().zip(verdicts.iter()) {
         let _ = writeln!(r, "### {q}. {question}\n");
         let _ = writeln!(r, "**→ `{}`**: {}\n", v.answer, v.summary);
         if let Some(path) = path_taken(q, v.answer) {
@@ -174,10 +187,8 @@ fn ke_counts(r: &mut String, app: &App, (start, end): (DateTime<Utc>, DateTime<U
     );
     let _ = writeln!(r, "|---|---|---:|---:|---:|---|---|---|");
     for ke in Ke::ALL {
-        let s = &app.server[ke.index()];
-        let c = &app.client[ke.index()];
-        let first = [s.first, c.first].into_iter().flatten().min();
-        let last = [s.last, c.last].into_iter().flatten().max();
+        let (s, c) = (&app.server[ke.index()], &app.client[ke.index()]);
+        let (first, last) = first_last(app, ke);
         let mut merged = s.per_minute.clone();
         for (m, n) in &c.per_minute {
             *merged.entry(*m).or_default() += n;
@@ -199,6 +210,15 @@ fn ke_counts(r: &mut String, app: &App, (start, end): (DateTime<Utc>, DateTime<U
         r,
         "\nServer lines per KE are in `server/KE-1.log` … `server/KE-4.log`; line N there is cited as `server/KE-n.log:N`."
     );
+}
+
+/// When a KE was first and last seen, server or client.
+pub(crate) fn first_last(app: &App, ke: Ke) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let (s, c) = (&app.server[ke.index()], &app.client[ke.index()]);
+    (
+        [s.first, c.first].into_iter().flatten().min(),
+        [s.last, c.last].into_iter().flatten().max(),
+    )
 }
 
 fn offending_keys(r: &mut String, app: &App) {
@@ -347,18 +367,7 @@ fn checklist(r: &mut String, app: &App) {
         let stamps = s
             .stamps
             .iter()
-            .map(|st| {
-                format!(
-                    "{} {} by {}{}",
-                    if st.done { "ticked" } else { "unticked" },
-                    rfc3339(st.at),
-                    st.by,
-                    st.evidence
-                        .as_ref()
-                        .map(|e| format!(" ({e})"))
-                        .unwrap_or_default()
-                )
-            })
+            .map(stamp_text)
             .collect::<Vec<_>>()
             .join("; ");
         let _ = writeln!(
@@ -374,6 +383,20 @@ fn checklist(r: &mut String, app: &App) {
             }
         );
     }
+}
+
+/// `ticked <time> by <who> (<evidence>)`.
+pub(crate) fn stamp_text(st: &crate::model::checklist::Stamp) -> String {
+    format!(
+        "{} {} by {}{}",
+        if st.done { "ticked" } else { "unticked" },
+        rfc3339(st.at),
+        st.by,
+        st.evidence
+            .as_ref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    )
 }
 
 /// Every file of the bundle with its size, checksum and redactions.
@@ -435,7 +458,7 @@ fn stalls(app: &App, r: &mut String) {
 
 /// The runbook's branch (§2) an answer stands for; none when the question
 /// stays open.
-fn path_taken(q: &str, answer: &str) -> Option<&'static str> {
+pub(crate) fn path_taken(q: &str, answer: &str) -> Option<&'static str> {
     Some(match (q, answer) {
         ("Q1", "divergence") => "YES → OTK divergence confirmed (KE-1 root). Go to Q2.",
         ("Q1", "exhaustion") => {

@@ -18,6 +18,7 @@ pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<String> {
         lines.entry(e);
     }
     lines.server(app);
+    lines.metrics(app);
     let mut items = lines.items;
     items.sort_by_key(|(t, _)| *t);
     items.into_iter().map(|(_, line)| line).collect()
@@ -152,6 +153,36 @@ impl Lines {
                 "debug-loggers",
                 serde_json::to_value(update).unwrap_or_default(),
             ),
+            JournalEntry::Metrics { at, report } => {
+                if let crate::model::metrics::MetricsReading::Increase {
+                    reset: Some(why), ..
+                } = &report.reading
+                {
+                    self.push(*at, "metrics", "metrics-reset", json!({"why": why}));
+                }
+            }
+        }
+    }
+
+    /// Synapse's own p99 of each minute read, with its row in
+    /// `metrics/latency.csv`.
+    fn metrics(&mut self, app: &App) {
+        let m = &app.metrics;
+        for (n, r) in m.rows().iter().enumerate() {
+            if r.servlet != crate::app::metrics::OVERALL {
+                continue;
+            }
+            self.push(
+                r.minute,
+                "metrics",
+                "metrics-minute",
+                json!({
+                    "ref": format!("{}:{}", super::metrics_csv::LATENCY_CSV, n + 2),
+                    "requests": r.requests,
+                    "p99_seconds": r.p99.map(|q| q.seconds),
+                    "p99_capped": r.p99.is_some_and(|q| q.capped),
+                }),
+            );
         }
     }
 

@@ -31,6 +31,7 @@ impl Capture {
     pub fn server_chunk(&mut self, source: &str, bytes: &[u8]) -> io::Result<ServerBatch> {
         let src = self.source_index(source);
         let mut batch = self.batch(src);
+        let bytes = self.pass_long_line(src, bytes, &mut batch)?;
         if self.sources[src].partial.is_empty() {
             match memchr::memrchr(b'\n', bytes) {
                 Some(i) => {
@@ -61,6 +62,7 @@ impl Capture {
                 }
             }
         }
+        self.cut_long_line(src, &mut batch)?;
         self.journal.flush()?;
         self.totals(&mut batch);
         Ok(batch)
@@ -74,6 +76,7 @@ impl Capture {
     pub fn end_of_input(&mut self, source: &str, terminate: bool) -> io::Result<ServerBatch> {
         let src = self.source_index(source);
         let mut batch = self.batch(src);
+        self.end_long_line(src, &mut batch, terminate)?;
         if !self.sources[src].partial.is_empty() {
             let mut last = std::mem::take(&mut self.sources[src].partial);
             if terminate {
@@ -152,8 +155,20 @@ impl Capture {
         if format.is_decoded() {
             return self.process_decoded(src, format, buf, batch);
         }
+        self.process_with(src, buf, batch, LogWrite::Copy)
+    }
+
+    /// Complete lines of a text log (or a cut line's head, taken as text
+    /// whatever the log's format), written to its file as `log_write` says.
+    pub(super) fn process_with(
+        &mut self,
+        src: usize,
+        buf: &[u8],
+        batch: &mut ServerBatch,
+        log_write: LogWrite<'_>,
+    ) -> io::Result<()> {
         let mut scanned = self.scan_context_of(src).scan(buf)?;
-        self.commit_buffer(src, buf, &mut scanned, batch, LogWrite::Copy)
+        self.commit_buffer(src, buf, &mut scanned, batch, log_write)
             .map(|_| ())
     }
 
@@ -176,6 +191,7 @@ impl Capture {
         if decoded.is_none() {
             self.sources[src].bytes += buf.len() as u64;
         }
+        let skip = matches!(log_write, LogWrite::Skip);
         let by_caller = matches!(log_write, LogWrite::Caller)
             && scanned.parts.iter().all(|p| p.redacted.is_none());
         if batch.first_at.is_none() {
@@ -199,7 +215,7 @@ impl Capture {
         let mut part_base = base_line;
         let mut bases = Vec::with_capacity(scanned.parts.len());
         for part in scanned.parts.iter_mut() {
-            if decoded.is_none() {
+            if decoded.is_none() && !skip {
                 // The log, redacted (secrets never span lines, so each part
                 // is redacted on its own).
                 let file = self.journal.server_file(src);

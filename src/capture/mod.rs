@@ -20,11 +20,13 @@ mod file_scan;
 mod ke3_rescan;
 mod ke_merge;
 mod log_ingest;
+mod long_line;
 mod scan;
 mod sfu_ingest;
 mod source_log;
 pub use file_scan::{ScanFileError, Spent, scan_file, scanner_threads};
 pub use log_ingest::Committed;
+pub use long_line::LINE_CAP;
 pub use source_log::LogSpec;
 use source_log::SourceLog;
 #[cfg(test)]
@@ -41,6 +43,9 @@ enum LogWrite<'d> {
     /// The buffer holds decoded records' bodies; their raw lines are
     /// journaled already, and a KE log gets each record's display line.
     Decoded(&'d decoded::Decoded),
+    /// Nothing of it: the bytes go to the log another way, redacted there
+    /// (a cut line's head, see `long_line.rs`).
+    Skip,
 }
 
 /// How far back a continuation line looks for its record's time.
@@ -58,6 +63,8 @@ pub struct Capture {
     logs: ServerLogs,
     /// Each server log's own state, in the order of `logs`.
     sources: Vec<SourceLog>,
+    /// For the status line (a cut line), until taken.
+    notes: Vec<String>,
     ke_lines: [u64; 4],
     /// With several logs: each KE line's time and log, in the order
     /// written, to merge the KE logs in time order at the end.
@@ -113,6 +120,7 @@ impl Capture {
             ke3_ids,
             logs,
             sources,
+            notes: Vec::new(),
             ke_lines: [0; 4],
             ke_order: Default::default(),
             conflicts: ConflictMemo::default(),

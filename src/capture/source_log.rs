@@ -59,6 +59,8 @@ pub(super) struct SourceLog {
     pub service: Option<Service>,
     /// An incomplete last line, waiting for the rest.
     pub partial: Vec<u8>,
+    /// A line cut at [`super::LINE_CAP`], still going on.
+    pub long_line: Option<super::long_line::LongLine>,
     pub lines: u64,
     pub bytes: u64,
     pub last_record_at: Option<DateTime<Utc>>,
@@ -74,6 +76,7 @@ impl SourceLog {
             format: spec.format,
             service: spec.service,
             partial: Vec::new(),
+            long_line: None,
             lines: 0,
             bytes: 0,
             last_record_at: None,

@@ -47,6 +47,7 @@ pub struct Config {
     pub signatures: SignaturesConfig,
     pub debug_loggers: Option<DebugLoggersConfig>,
     pub redact: RedactConfig,
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// `[ssh]`: how to reach the Synapse host.
@@ -171,6 +172,31 @@ fn default_poll_interval() -> HumanDuration {
 }
 fn default_statement_timeout() -> HumanDuration {
     HumanDuration::from_secs(2)
+}
+
+/// `[metrics]`: Synapse's latency histogram, read from its own metrics
+/// listener (`scrape`) or from a Prometheus that scrapes it (`prometheus`):
+/// exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MetricsConfig {
+    /// Synapse's metrics endpoint, e.g. `http://127.0.0.1:9000/_synapse/metrics`.
+    pub scrape: Option<String>,
+    /// Reach `scrape` (or `prometheus`) through the SSH connection
+    /// (direct-tcpip), as the database can be.
+    #[serde(default)]
+    pub via_ssh: bool,
+    /// How often to scrape (or ask Prometheus).
+    #[serde(default = "default_metrics_interval")]
+    pub interval: HumanDuration,
+    /// A Prometheus's base URL, e.g. `http://127.0.0.1:9090`.
+    pub prometheus: Option<String>,
+    /// Label matchers added to every Prometheus query, e.g. `{job="synapse"}`.
+    pub selector: Option<String>,
+}
+
+fn default_metrics_interval() -> HumanDuration {
+    HumanDuration::from_secs(15)
 }
 
 /// `[analysis]`: thresholds of the decision tree.

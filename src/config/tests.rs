@@ -61,6 +61,57 @@ fn example_config_parses_validates_and_documents_the_defaults() -> Result<(), Co
     assert_eq!(dl.map(|d| d.loggers.clone()), Some(default_debug_loggers()));
     assert_eq!(dl.map(|d| d.reload.clone()), Some(default_reload()));
     assert_eq!(dl.map(|d| d.raise), Some(false));
+    let m = c.metrics.as_ref();
+    assert_eq!(m.map(|m| m.interval), Some(default_metrics_interval()));
+    assert_eq!(m.and_then(|m| m.prometheus.clone()), None);
+    Ok(())
+}
+
+#[test]
+fn metrics_takes_scrape_or_prometheus_never_both() -> Result<(), ConfigError> {
+    let both = "[metrics]\nscrape = \"http://127.0.0.1:9000/_synapse/metrics\"\nprometheus = \"http://127.0.0.1:9090\"\n";
+    let e = msg(both);
+    assert!(
+        e.starts_with(&format!(
+            "{PREFIX}key 'metrics': [metrics] takes 'scrape' or 'prometheus', not both"
+        )),
+        "{e}"
+    );
+    assert!(
+        msg("[metrics]\ninterval = \"5s\"\n").contains("key 'metrics': [metrics] needs 'scrape'")
+    );
+    let c = valid(
+        "[metrics]\nprometheus = \"http://127.0.0.1:9090\"\nselector = '{job=\"synapse\"}'\n",
+    )?;
+    let m = c
+        .metrics
+        .unwrap_or_else(|| panic!("[metrics] parsed to nothing"));
+    assert_eq!(m.selector.as_deref(), Some("{job=\"synapse\"}"));
+    assert_eq!(m.interval, default_metrics_interval());
+    assert!(
+        msg("[metrics]\nscrape = \"127.0.0.1:9000\"\n")
+            .contains("key 'metrics.scrape': '127.0.0.1:9000' is not an http://")
+    );
+    assert!(
+        msg("[metrics]\nscrape = \"http://h:1/m\"\nvia-ssh = true\n")
+            .contains("key 'metrics.via-ssh'")
+    );
+    assert!(
+        msg("[metrics]\nscrape = \"http://h:1/m\"\ninterval = \"2m\"\n")
+            .contains("longer than a minute")
+    );
+    assert!(
+        msg("[metrics]\nscrape = \"http://h:1/m\"\nselector = '{a=\"b\"}'\n")
+            .contains("key 'metrics.selector': only goes with 'prometheus'")
+    );
+    assert!(
+        msg("[metrics]\nprometheus = \"http://h:1\"\nselector = 'job=\"x\"'\n")
+            .contains("is not a label selector")
+    );
+    assert!(
+        msg("[metrics]\nprometheus = \"http://h:1\"\nscrapes = 1\n")
+            .contains("unknown key 'scrapes'")
+    );
     Ok(())
 }
 
@@ -77,6 +128,7 @@ fn example_config_has_every_section() {
         "[signatures]",
         "[debug-loggers]",
         "[redact]",
+        "[metrics]",
     ] {
         assert!(
             EXAMPLE.lines().any(|l| l.trim() == section),
@@ -124,7 +176,7 @@ fn unknown_key_names_the_key_and_what_is_allowed() {
         format!(
             "{PREFIX}key 'colour': unknown key 'colour', expected one of 'ssh', \
              'server-log', 'client', 'call', 'bundle', 'database', 'analysis', 'signatures', \
-             'debug-loggers', 'redact'"
+             'debug-loggers', 'redact', 'metrics'"
         )
     );
 }

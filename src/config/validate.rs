@@ -159,6 +159,10 @@ impl Config {
             }
         }
 
+        if let Some(m) = &self.metrics {
+            self.validate_metrics(m, path)?;
+        }
+
         let rt = self.analysis.restart_timeout;
         positive(rt.as_duration(), &rt.to_string())
             .map_err(|m| bad("analysis.restart-timeout", m))?;
@@ -172,6 +176,64 @@ impl Config {
             ));
         }
         redact_section(&self.redact, path)
+    }
+}
+
+impl Config {
+    fn validate_metrics(&self, m: &super::MetricsConfig, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        let url = match (&m.scrape, &m.prometheus) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "metrics",
+                    "[metrics] takes 'scrape' or 'prometheus', not both: scrape Synapse's own endpoint, or ask the Prometheus that scrapes it".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(bad(
+                    "metrics",
+                    "[metrics] needs 'scrape' (Synapse's metrics endpoint) or 'prometheus' (a Prometheus's URL)".into(),
+                ));
+            }
+            (Some(u), None) => ("metrics.scrape", u),
+            (None, Some(u)) => ("metrics.prometheus", u),
+        };
+        let (key, u) = url;
+        if let Err(e) = crate::domain::prometheus_api::check_http_url(u) {
+            return Err(bad(key, e));
+        }
+        if m.via_ssh && self.ssh.is_none() {
+            return Err(bad(
+                "metrics.via-ssh",
+                "'true' needs an [ssh] section to tunnel through".into(),
+            ));
+        }
+        let iv = m.interval.as_duration();
+        positive(iv, &m.interval.to_string()).map_err(|e| bad("metrics.interval", e))?;
+        if m.scrape.is_some() && iv > Duration::from_secs(60) {
+            return Err(bad(
+                "metrics.interval",
+                format!(
+                    "'{}' is longer than a minute: scrapes must be at most 60 s apart to give a p99 per minute",
+                    m.interval
+                ),
+            ));
+        }
+        if let Some(sel) = &m.selector {
+            if m.prometheus.is_none() {
+                return Err(bad(
+                    "metrics.selector",
+                    "only goes with 'prometheus' (a scrape reads one Synapse)".into(),
+                ));
+            }
+            crate::domain::prometheus_api::check_selector(sel)
+                .map_err(|e| bad("metrics.selector", e))?;
+        }
+        Ok(())
     }
 }
 

@@ -276,6 +276,17 @@ impl Redactor {
         RedactingWriter::new(self.clone(), inner)
     }
 
+    /// Where to cut `buf` at `cut` or before, so that no secret is cut in
+    /// two: the start of a secret that spans `cut`, else `cut`. Give `buf`
+    /// some bytes past `cut` (longer than any secret), so that the secret
+    /// is seen whole.
+    pub fn cut_before_secret(&self, buf: &[u8], cut: usize) -> usize {
+        self.find(buf)
+            .iter()
+            .find(|s| s.start < cut && s.end > cut)
+            .map_or(cut, |s| s.start)
+    }
+
     /// Secrets in `buf`, in order, not overlapping.
     fn find(&self, buf: &[u8]) -> Vec<Secret> {
         let lines = self.candidates(buf);

@@ -2,9 +2,11 @@
 //! UI (or headless) loop, and writes the bundle on the way out.
 
 pub mod capture_task;
+pub mod metrics;
 pub mod replay;
 mod replay_logs;
 pub mod sources;
+pub mod tasks;
 pub mod tui;
 
 use crate::analyze::UsageError;
@@ -20,6 +22,7 @@ use capture_task::{CaptureTask, Control};
 use chrono::Utc;
 use replay::Recording;
 use std::path::{Path, PathBuf};
+use tasks::{Failure, TaskEnd, Tasks};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub enum Mode {
@@ -43,27 +46,54 @@ pub struct LiveOptions {
 }
 
 /// Everything the loops share.
+///
+/// The loop and the capture task talk over two channels: events from the
+/// capture task (bounded) and the App's effects to it (unbounded). Neither
+/// side ever waits on the other while holding up its own receiver: the loop
+/// hands effects over without waiting, and the capture task keeps taking
+/// effects while its events wait for room. A flood of any kind of input can
+/// slow the console down, never stop it.
 pub struct Session {
     pub app: App,
     pub clock: Clock,
-    pub control: mpsc::Sender<Control>,
+    pub control: mpsc::UnboundedSender<Control>,
     pub events: mpsc::Receiver<Event>,
     pub shutdown: watch::Sender<bool>,
     /// KE-3 event ids so far, for the database poller's lookups.
     pub ke3_ids: watch::Sender<Vec<String>>,
-    /// A source that cannot work at all (headless exits non-zero).
-    pub fatal: mpsc::Receiver<String>,
     /// Questions for a key's passphrase (console only).
     pub passphrase: Option<mpsc::Receiver<crate::sources::ssh::PassphraseRequest>>,
-    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The sources, checks and DEBUG loggers, supervised: a task that
+    /// panics or gives up is an error status at once.
+    pub tasks: Tasks,
+    /// The capture task, watched on its own: it lives until the export.
+    capture: Option<tokio::task::JoinHandle<()>>,
     pub journal_dir: PathBuf,
     pub replay: bool,
+    pub headless: bool,
     pub label: Option<String>,
     pub debug_loggers: Option<crate::debug_loggers::Handle>,
 }
 
+/// What the loops wait for next.
+pub enum Next {
+    Event(Event),
+    /// A source that cannot work at all: a headless capture stops.
+    Fatal(String),
+    /// Nothing more will come.
+    Closed,
+}
+
 /// Prepares the capture. Errors here come before the terminal is taken over.
 pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
+    start_fed(opts).map(|(s, _)| s)
+}
+
+/// [`start`], also returning a sender into the sources' channel: what the
+/// caller sends there is captured as if a source had sent it.
+pub fn start_fed(
+    opts: LiveOptions,
+) -> anyhow::Result<(Session, mpsc::Sender<crate::sources::Input>)> {
     let cfg = &opts.config;
     let file = cfg
         .signatures
@@ -88,6 +118,10 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
             .map_err(|e| UsageError(format!("{}: {e}", e.origin)))?,
     );
     let mut app = App::new(subject.clone(), restart);
+    if let Mode::Replay { recording, .. } = &opts.mode {
+        // As its recording: an `analyze` bundle's window is its evidence's.
+        app.wall_clock_span = !recording.offline;
+    }
     app.server_logs = capture.logs().clone();
 
     let (clock, replay) = match &opts.mode {
@@ -97,10 +131,9 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
     capture.journal.record(&JournalEntry::Start {
         at: clock.now(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
-        mode: if replay {
-            "replay".into()
-        } else {
-            "live".into()
+        mode: match &opts.mode {
+            Mode::Replay { recording, .. } => recording.replay_mode().into(),
+            Mode::Live { .. } => "live".into(),
         },
         user_id: subject.user_id.clone(),
         device_id: subject.device_id.clone(),
@@ -127,11 +160,10 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
     }
 
     let (input_tx, input_rx) = mpsc::channel(1024);
-    let (control_tx, control_rx) = mpsc::channel(256);
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::channel(1024);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ke3_tx, ke3_rx) = watch::channel(cfg.call.event_ids.clone());
-    let (fatal_tx, fatal_rx) = mpsc::channel(4);
     let (prompt, passphrase_rx) = if opts.headless {
         (None, None)
     } else {
@@ -139,22 +171,24 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
         (Some(p), Some(rx))
     };
 
-    let mut tasks = Vec::new();
+    let mut tasks = Tasks::new();
     if let Some(h) = &opts.debug_loggers {
-        tasks.push(h.start(
-            journal_dir.clone(),
-            journal_dir.join(&capture.journal.server_files()[0]),
-            event_tx.clone(),
-            prompt.clone(),
-            shutdown_rx.clone(),
-        ));
+        tasks.adopt(
+            "debug-loggers",
+            h.start(
+                journal_dir.clone(),
+                journal_dir.join(&capture.journal.server_files()[0]),
+                event_tx.clone(),
+                prompt.clone(),
+                shutdown_rx.clone(),
+            ),
+        );
     }
     if matches!(opts.mode, Mode::Live { .. }) {
-        tasks.push(background_checks(
-            cfg.clone(),
-            input_tx.clone(),
-            shutdown_rx.clone(),
-        ));
+        tasks.spawn(
+            "check",
+            background_checks(cfg.clone(), input_tx.clone(), shutdown_rx.clone()),
+        );
     }
     let context = sources::SourceContext {
         backfill: None,
@@ -162,55 +196,54 @@ pub fn start(opts: LiveOptions) -> anyhow::Result<Session> {
         tx: &input_tx,
         shutdown: &shutdown_rx,
         ke3_ids: &ke3_rx,
-        fatal: &fatal_tx,
         prompt,
     };
     let descriptions = spawn_sources(opts.mode, cfg, &clock, context, &mut tasks)?;
-    drop(input_tx);
     let task = CaptureTask {
         capture,
         out_dir: opts.out.clone(),
         sources: descriptions,
     };
-    tokio::spawn(task.run(input_rx, control_rx, event_tx));
+    let capture = tokio::spawn(task.run(input_rx, control_rx, event_tx));
 
-    Ok(Session {
+    let session = Session {
         app,
         clock,
         control: control_tx,
         events: event_rx,
         shutdown: shutdown_tx,
         ke3_ids: ke3_tx,
-        fatal: fatal_rx,
         passphrase: passphrase_rx,
         tasks,
+        capture: Some(capture),
         journal_dir,
         replay,
+        headless: opts.headless,
         label: opts.label,
         debug_loggers: opts.debug_loggers,
-    })
+    };
+    Ok((session, input_tx))
 }
 
 /// `callcap check` at the start, its failures in the status line.
-fn background_checks(
+async fn background_checks(
     cfg: Config,
     tx: mpsc::Sender<crate::sources::Input>,
     mut shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let lines = tokio::select! {
-            l = crate::check::run(&cfg, crate::check::Mode::Background) => l,
-            _ = shutdown.changed() => return,
-        };
-        // One note, so the status line shows every failure at once.
-        let failed: Vec<String> = lines.iter().filter(|l| !l.ok).map(|l| l.render()).collect();
-        if !failed.is_empty() {
-            let text = failed.join(" · ");
-            let _ = tx
-                .send(crate::sources::Input::note_now("check", text))
-                .await;
-        }
-    })
+) -> Result<(), String> {
+    let lines = tokio::select! {
+        l = crate::check::run(&cfg, crate::check::Mode::Background) => l,
+        _ = shutdown.changed() => return Ok(()),
+    };
+    // One note, so the status line shows every failure at once.
+    let failed: Vec<String> = lines.iter().filter(|l| !l.ok).map(|l| l.render()).collect();
+    if !failed.is_empty() {
+        let text = failed.join(" · ");
+        let _ = tx
+            .send(crate::sources::Input::note_now("check", text))
+            .await;
+    }
+    Ok(())
 }
 
 /// The journal folder in `out`, named by the time and the process.
@@ -236,18 +269,18 @@ fn spawn_sources(
     cfg: &Config,
     clock: &Clock,
     context: sources::SourceContext<'_>,
-    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    tasks: &mut Tasks,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     match mode {
         Mode::Replay { recording, .. } => {
             let desc = vec![serde_json::json!({
                 "name": "server-log", "kind": "replay", "path": recording.dir.display().to_string(),
             })];
-            tasks.push(tokio::spawn(recording.run(
-                clock.clone(),
-                context.tx.clone(),
-                context.shutdown.clone(),
-            )));
+            let run = recording.run(clock.clone(), context.tx.clone(), context.shutdown.clone());
+            tasks.spawn(replay::SOURCE, async move {
+                run.await;
+                Ok(())
+            });
             Ok(desc)
         }
         Mode::Live { backfill } => sources::spawn_all(
@@ -316,8 +349,9 @@ fn subject_and_timezone(cfg: &Config, mode: &Mode) -> (Subject, String) {
 }
 
 impl Session {
-    /// Applies an event and forwards the App's effects to the capture task.
-    pub async fn apply(&mut self, ev: Event) {
+    /// Applies an event and hands the App's effects to the capture task,
+    /// without waiting: the loop never blocks on the capture.
+    pub fn apply(&mut self, ev: Event) {
         for fx in self.app.update(ev) {
             match &fx {
                 Effect::Export { .. } => continue,
@@ -330,8 +364,70 @@ impl Session {
                 }),
                 Effect::Journal(_) => {}
             }
-            let _ = self.control.send(Control::Effect(fx)).await;
+            if let Err(mpsc::error::SendError(Control::Effect(Effect::Journal(entry)))) =
+                self.control.send(Control::Effect(fx))
+            {
+                // The capture task is gone (it panicked): what the App
+                // journals goes straight to the journal's file.
+                let _ = crate::bundle::journal::append_entry(&self.journal_dir, &entry);
+            }
         }
+    }
+
+    /// The next event for the App; a task that failed arrives as its
+    /// source's error status (and a note), at once.
+    pub async fn next(&mut self) -> Next {
+        tokio::select! {
+            ev = self.events.recv() => match ev {
+                Some(ev) => Next::Event(ev),
+                None => Next::Closed,
+            },
+            end = self.tasks.next_failure() => self.task_ended(end),
+            r = wait_for(&mut self.capture) => {
+                self.capture = None;
+                match r {
+                    Err(e) if e.is_panic() => {
+                        let msg = tasks::panic_text(e.into_panic());
+                        self.task_ended(TaskEnd {
+                            name: "capture".into(),
+                            failure: Failure::Panicked(format!(
+                                "{msg} (nothing more is captured; the journal is in '{}')",
+                                self.journal_dir.display()
+                            )),
+                        })
+                    }
+                    _ => Next::Closed,
+                }
+            }
+        }
+    }
+
+    /// A task that ended badly: its error in the status line and the
+    /// journal. One that gave up stops a headless capture.
+    fn task_ended(&mut self, end: TaskEnd) -> Next {
+        let at = self.clock.now();
+        let reason = end.reason();
+        tracing::error!(task = %end.name, %reason, "task ended");
+        self.apply(Event::Status {
+            source: end.name.clone(),
+            status: crate::sources::SourceStatus::Error {
+                reason: reason.clone(),
+            },
+            at,
+        });
+        let fatal = matches!(end.failure, Failure::Failed(_)) && self.headless;
+        let text = match end.failure {
+            Failure::Failed(_) => format!("{}: {reason}", end.name),
+            Failure::Panicked(_) => reason,
+        };
+        if fatal {
+            return Next::Fatal(text);
+        }
+        Next::Event(Event::Note {
+            source: end.name,
+            text,
+            at,
+        })
     }
 
     /// True once a replay has delivered everything.
@@ -351,23 +447,53 @@ impl Session {
     }
 
     /// Stops the sources, lets the capture take what they sent, writes the
-    /// bundle and returns its path.
+    /// bundle and returns its path ([`crate::bundle::export::Incomplete`]
+    /// when parts of it could not be written).
     pub async fn finish(mut self, label: String) -> anyhow::Result<PathBuf> {
         // The DEBUG loggers go back first, so the bundle says how it went.
         if let Some(h) = self.debug_loggers.clone()
             && let Some((at, update)) = h.revert().await
         {
-            self.apply(Event::DebugLoggers { at, update }).await;
+            self.apply(Event::DebugLoggers { at, update });
         }
         let _ = self.shutdown.send(true);
+        // The sources send what they still have: take it while they end.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        for t in self.tasks.drain(..) {
-            let _ = tokio::time::timeout_at(deadline, t).await;
+        loop {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.apply(ev),
+                    None => break,
+                },
+                end = tokio::time::timeout_at(deadline, self.tasks.join_next()) => match end {
+                    Ok(Some(Some(end))) => {
+                        if let Next::Event(ev) = self.task_ended(end) {
+                            self.apply(ev);
+                        }
+                    }
+                    Ok(Some(None)) => {}
+                    Ok(None) => break,
+                    Err(_) => {
+                        self.tasks.abort_all();
+                        break;
+                    }
+                },
+            }
         }
-        // Events already produced but not yet seen by the App.
-        while let Ok(ev) = self.events.try_recv() {
-            self.apply(ev).await;
+        // Events already produced but not yet seen by the App; what the
+        // capture task could not hand over now, it adds at the export.
+        self.events.close();
+        while let Ok(Some(ev)) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.events.recv()).await
+        {
+            self.apply(ev);
         }
+        let gone = || {
+            anyhow::anyhow!(
+                "the capture task stopped; the journal is in '{}' (try `callcap recover`)",
+                self.journal_dir.display()
+            )
+        };
         let (tx, rx) = oneshot::channel();
         self.control
             .send(Control::Export {
@@ -375,24 +501,25 @@ impl Session {
                 label,
                 reply: tx,
             })
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "the capture task stopped; the journal is in '{}'",
-                    self.journal_dir.display()
-                )
-            })?;
+            .map_err(|_| gone())?;
         match rx.await {
-            Ok(Ok(p)) => Ok(p),
+            Ok(Ok(done)) => done.complete(),
             Ok(Err(e)) => Err(anyhow::anyhow!(
                 "writing the bundle failed: {e}; the journal is kept in '{}' (try `callcap recover`)",
                 self.journal_dir.display()
             )),
-            Err(_) => Err(anyhow::anyhow!(
-                "the capture task stopped; the journal is in '{}'",
-                self.journal_dir.display()
-            )),
+            Err(_) => Err(gone()),
         }
+    }
+}
+
+/// Waits for a task that may already be gone.
+async fn wait_for(
+    h: &mut Option<tokio::task::JoinHandle<()>>,
+) -> Result<(), tokio::task::JoinError> {
+    match h.as_mut() {
+        Some(h) => h.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -408,25 +535,25 @@ pub async fn run_headless(mut s: Session) -> anyhow::Result<PathBuf> {
             _ = term.recv() => break,
             _ = hup.recv() => break,
             _ = int.recv() => break,
-            Some(reason) = s.fatal.recv() => {
-                let _ = s.shutdown.send(true);
-                return Err(anyhow::anyhow!(
-                    "{reason} (the journal is kept in '{}')",
-                    s.journal_dir.display()
-                ));
-            }
-            ev = s.events.recv() => match ev {
-                Some(ev) => {
-                    s.apply(ev).await;
+            next = s.next() => match next {
+                Next::Event(ev) => {
+                    s.apply(ev);
                     if s.replay_finished() {
                         break;
                     }
                 }
-                None => break,
+                Next::Fatal(reason) => {
+                    let _ = s.shutdown.send(true);
+                    return Err(anyhow::anyhow!(
+                        "{reason} (the journal is kept in '{}')",
+                        s.journal_dir.display()
+                    ));
+                }
+                Next::Closed => break,
             },
             _ = tick.tick() => {
                 let now = s.clock.now();
-                s.apply(Event::Tick { now }).await;
+                s.apply(Event::Tick { now });
             }
         }
     }

@@ -56,6 +56,14 @@ impl LogLines {
         Ok(LogLines { readers })
     }
 
+    /// Log `log`'s host clock offset, read with its lines' times from now
+    /// on (a line already read keeps the time it was read with).
+    pub fn set_offset_ms(&mut self, log: usize, offset_ms: i64) {
+        if let Some(r) = self.readers.get_mut(log) {
+            r.zone.set_offset_ms(offset_ms);
+        }
+    }
+
     /// The earliest next line: its log's index, the line (with its
     /// newline) and its own time. `None` at the end of every log.
     pub async fn next(

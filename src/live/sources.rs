@@ -1,11 +1,11 @@
 //! Starts the sources the config names.
 
+use super::tasks::Tasks;
 use crate::analyze::UsageError;
 use crate::config::{Config, DatabaseConfig};
 use crate::sources::{Input, SourceStatus};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 /// What the sources need besides the config.
 pub struct SourceContext<'a> {
@@ -14,22 +14,25 @@ pub struct SourceContext<'a> {
     pub tx: &'a mpsc::Sender<Input>,
     pub shutdown: &'a watch::Receiver<bool>,
     pub ke3_ids: &'a watch::Receiver<Vec<String>>,
-    /// Fatal source errors (headless: exit non-zero).
-    pub fatal: &'a mpsc::Sender<String>,
     /// Asks the operator for a key's passphrase (the console); `None`
     /// headless, where only `[ssh] passphrase-env` can supply one.
     pub prompt: Option<crate::sources::ssh::PassphrasePrompt>,
 }
 
-/// Spawns every configured source; returns their descriptions for the
-/// manifest.
+/// Spawns every configured source under its name; returns their
+/// descriptions for the manifest. A source that cannot work at all ends
+/// its task with the reason.
 pub fn spawn_all(
     cfg: &Config,
     ctx: SourceContext<'_>,
-    tasks: &mut Vec<JoinHandle<()>>,
+    tasks: &mut Tasks,
 ) -> anyhow::Result<Vec<Value>> {
     let mut desc = Vec::new();
-    if cfg.server_log.is_empty() && cfg.client.downloads.is_none() && cfg.database.is_none() {
+    if cfg.server_log.is_empty()
+        && cfg.client.downloads.is_none()
+        && cfg.database.is_none()
+        && cfg.metrics.is_none()
+    {
         return Err(UsageError(
             "the config names no source: set [server-log] path, [client] downloads or [database] url".into(),
         )
@@ -71,7 +74,7 @@ pub fn spawn_all(
         );
         let ssh = cfg.ssh.clone().filter(|_| db.via_ssh);
         let prompt = ctx.prompt.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn("database", async move {
             let _forward;
             let over = match ssh {
                 Some(ssh) => match tunnel(&ssh, &db, &tx, shutdown.clone(), prompt).await {
@@ -80,12 +83,26 @@ pub fn spawn_all(
                         _forward = f;
                         Some(("127.0.0.1".to_string(), port))
                     }
-                    None => return,
+                    None => return Ok(()),
                 },
                 None => None,
             };
             crate::sources::db::run_poller(db, call, tx, shutdown, over, ids).await;
-        }));
+            Ok(())
+        });
+    }
+    if let Some(m) = &cfg.metrics {
+        desc.push(super::metrics::description(m));
+        tasks.adopt(
+            "metrics",
+            super::metrics::spawn(
+                m,
+                cfg.ssh.clone(),
+                ctx.prompt.clone(),
+                ctx.tx.clone(),
+                ctx.shutdown.clone(),
+            ),
+        );
     }
     Ok(desc)
 }
@@ -197,74 +214,55 @@ fn spawn_log(
     name: String,
     ssh: Option<crate::config::SshConfig>,
     ctx: &SourceContext<'_>,
-    tasks: &mut Vec<JoinHandle<()>>,
+    tasks: &mut Tasks,
 ) {
     use crate::config::LogKind;
     use crate::sources::command::{CommandSource, Follow, Runner};
-    let (tx, shutdown, fatal, prompt) = (
-        ctx.tx.clone(),
-        ctx.shutdown.clone(),
-        ctx.fatal.clone(),
-        ctx.prompt.clone(),
-    );
+    let (tx, shutdown, prompt) = (ctx.tx.clone(), ctx.shutdown.clone(), ctx.prompt.clone());
     let headless = ctx.headless;
+    /// A journal or container, followed under the log-source seam; an
+    /// `Err` ends the task as a failure (see [`Tasks`]).
     async fn follow<F: Follow>(
         follow: F,
         ssh: Option<crate::config::SshConfig>,
         exec_prefix: Option<String>,
         name: String,
         headless: bool,
-        io: (
-            mpsc::Sender<Input>,
-            watch::Receiver<bool>,
-            mpsc::Sender<String>,
-        ),
+        io: (mpsc::Sender<Input>, watch::Receiver<bool>),
         prompt: Option<crate::sources::ssh::PassphrasePrompt>,
-    ) {
-        let (tx, shutdown, fatal) = io;
+    ) -> Result<(), String> {
+        let (tx, shutdown) = io;
         let runner = match ssh {
             None => Runner::Local,
             Some(ssh) => {
-                match crate::sources::ssh::RemoteCommands::new(&ssh, prompt, headless, exec_prefix)
-                {
-                    Ok(r) => Runner::Ssh(Box::new(r)),
-                    Err(e) => {
-                        crate::sources::command::cannot_start(&tx, &name, e.to_string()).await;
-                        let _ = fatal.send(format!("{name}: {e}")).await;
-                        return;
-                    }
-                }
+                crate::sources::ssh::RemoteCommands::new(&ssh, prompt, headless, exec_prefix)
+                    .map(|r| Runner::Ssh(Box::new(r)))
+                    .map_err(|e| e.to_string())?
             }
         };
         let source = CommandSource { follow, runner };
-        if let Err(e) = crate::sources::log_source::supervise(source, &name, tx, shutdown).await {
-            let _ = fatal.send(format!("{name}: {e}")).await;
-        }
+        crate::sources::log_source::supervise(source, &name, tx, shutdown)
+            .await
+            .map_err(|e| e.to_string())
     }
-    let io = (tx, shutdown, fatal);
+    let task = name.clone();
     let exec_prefix = log.exec_prefix.clone();
-    let task = match log.kind() {
+    match log.kind() {
         LogKind::File(path) => match ssh {
             Some(ssh) => {
                 let opts = crate::sources::ssh::RunOptions {
                     fail_fast: headless,
                     ..Default::default()
                 };
-                let (tx, shutdown, fatal) = io;
-                tokio::spawn(async move {
-                    if let Err(e) = crate::sources::ssh::run_named_log(
-                        ssh, log, &name, tx, shutdown, prompt, opts,
-                    )
-                    .await
-                    {
-                        let _ = fatal.send(format!("{name}: {e}")).await;
-                    }
-                })
+                tasks.spawn(&task, async move {
+                    crate::sources::ssh::run_named_log(ssh, log, &name, tx, shutdown, prompt, opts)
+                        .await
+                        .map_err(|e| e.to_string())
+                });
             }
             None => {
                 let path = crate::config::expand_tilde(path);
-                let (tx, shutdown, _) = io;
-                tokio::spawn(async move {
+                tasks.spawn(&task, async move {
                     crate::sources::file::run_named_file_tail(
                         path,
                         log.backfill,
@@ -272,8 +270,9 @@ fn spawn_log(
                         tx,
                         shutdown,
                     )
-                    .await
-                })
+                    .await;
+                    Ok(())
+                });
             }
         },
         LogKind::Journal { unit, directory } => {
@@ -289,27 +288,38 @@ fn spawn_log(
                 backfill: log.backfill,
                 since: Some(chrono::Utc::now()),
             };
-            tokio::spawn(follow(j, ssh, exec_prefix, name, headless, io, prompt))
+            let io = (tx, shutdown);
+            tasks.spawn(
+                &task,
+                follow(j, ssh, exec_prefix, name, headless, io, prompt),
+            );
         }
         LogKind::Docker { container, command } => {
             let mut d = crate::sources::docker::Docker::new(container, command, log.backfill);
             d.since = Some(chrono::Utc::now());
-            tokio::spawn(follow(d, ssh, exec_prefix, name, headless, io, prompt))
+            let io = (tx, shutdown);
+            tasks.spawn(
+                &task,
+                follow(d, ssh, exec_prefix, name, headless, io, prompt),
+            );
         }
-    };
-    tasks.push(task);
+    }
 }
 
 fn spawn_downloads(
     dir: std::path::PathBuf,
     include_existing: bool,
     ctx: &SourceContext<'_>,
-    tasks: &mut Vec<JoinHandle<()>>,
+    tasks: &mut Tasks,
 ) {
-    tasks.push(tokio::spawn(crate::sources::downloads::run_downloads(
+    let run = crate::sources::downloads::run_downloads(
         dir,
         include_existing,
         ctx.tx.clone(),
         ctx.shutdown.clone(),
-    )));
+    );
+    tasks.spawn(crate::sources::downloads::SOURCE, async move {
+        run.await;
+        Ok(())
+    });
 }

@@ -2,7 +2,7 @@
 //! capture events into the App, redraws coalesced to at most one per 50 ms,
 //! nothing drawn while nothing changes.
 
-use super::Session;
+use super::{Next, Session};
 use crate::app::event::Event;
 use crate::app::view::{ViewInput, ViewOutcome, ViewState, input_for_key};
 use crate::config::keymap::{Action, Keymap};
@@ -19,11 +19,16 @@ use zeroize::Zeroizing;
 
 const FRAME: Duration = Duration::from_millis(50);
 
+/// Events taken at once before the next frame is due again: a flood
+/// cannot keep the screen from being drawn.
+const MAX_EVENTS_PER_FRAME: usize = 1024;
+
 /// Runs the console until the operator quits (or a signal arrives), then
 /// writes the bundle. The terminal is restored on every path out, and by
 /// ratatui's panic hook on a panic (the journal is on disk regardless).
 pub async fn run(mut s: Session, keymap: Keymap) -> anyhow::Result<PathBuf> {
     let mut terminal = ratatui::init();
+    keep_screen_on_task_panics();
     let label = run_loop(&mut terminal, &mut s, &keymap).await;
     let label = match label {
         Ok(l) => l,
@@ -35,6 +40,22 @@ pub async fn run(mut s: Session, keymap: Keymap) -> anyhow::Result<PathBuf> {
     let result = s.finish(label).await;
     ratatui::restore();
     result
+}
+
+/// A task that panics is caught by its supervisor and shown in the status
+/// line; the console goes on. Only a panic of the console's own thread (the
+/// one that runs this loop) restores the terminal, through ratatui's hook.
+/// Others go to the debug log rather than over the screen.
+fn keep_screen_on_task_panics() {
+    let console = std::thread::current().id();
+    let restore = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == console {
+            restore(info);
+        } else {
+            tracing::error!("a task panicked: {info}");
+        }
+    }));
 }
 
 async fn run_loop(
@@ -60,12 +81,15 @@ async fn run_loop(
     let mut key_pending: Option<Instant> = None;
     // An SSH key asking for its passphrase, and what has been typed so far.
     let mut asking: Option<(PassphraseRequest, Zeroizing<String>)> = None;
+    let mut passphrase = s.passphrase.take();
+    // Decided again only when the App has changed, not on every frame.
+    let mut verdicts = crate::ui::VerdictCache::default();
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             let now = s.clock.now();
             let started = Instant::now();
             terminal.draw(|f| {
-                crate::ui::draw(f, &s.app, &view, keymap, now);
+                crate::ui::draw_cached(f, &s.app, &mut verdicts, &view, keymap, now);
                 if let Some((req, typed)) = &asking {
                     draw_passphrase(f, req, typed.chars().count());
                 }
@@ -88,29 +112,31 @@ async fn run_loop(
             _ = term.recv() => return Ok(s.default_label()),
             _ = hup.recv() => return Ok(s.default_label()),
             _ = int.recv() => return Ok(s.default_label()),
-            Some(req) = next_request(&mut s.passphrase), if asking.is_none() => {
+            Some(req) = next_request(&mut passphrase), if asking.is_none() => {
                 asking = Some((req, Zeroizing::new(String::new())));
                 dirty = true;
             }
-            Some(reason) = s.fatal.recv() => {
-                s.app.update(Event::Note { source: "server-log".into(), text: reason, at: s.clock.now() });
-                dirty = true;
-            }
-            ev = s.events.recv() => match ev {
-                Some(ev) => {
-                    s.apply(ev).await;
+            next = s.next() => match next {
+                Next::Event(ev) => {
+                    s.apply(ev);
                     // Take what else is queued before drawing: a flood is
                     // drawn once per frame, not once per batch.
-                    while let Ok(ev) = s.events.try_recv() {
-                        s.apply(ev).await;
+                    for _ in 0..MAX_EVENTS_PER_FRAME {
+                        let Ok(ev) = s.events.try_recv() else { break };
+                        s.apply(ev);
                     }
                     dirty = true;
                 }
-                None => return Ok(s.default_label()),
+                Next::Fatal(reason) => {
+                    let at = s.clock.now();
+                    s.apply(Event::Note { source: "server-log".into(), text: reason, at });
+                    dirty = true;
+                }
+                Next::Closed => return Ok(s.default_label()),
             },
             _ = tick.tick() => {
                 let now = s.clock.now();
-                s.apply(Event::Tick { now }).await;
+                s.apply(Event::Tick { now });
                 dirty = true;
             }
             _ = tokio::time::sleep_until(next_draw), if dirty => {}
@@ -149,11 +175,13 @@ async fn run_loop(
                 }
                 for outcome in view.handle(&s.app, input, now) {
                     match outcome {
-                        ViewOutcome::Command { cmd, at } => s.apply(Event::Command { cmd, at }).await,
+                        ViewOutcome::Command { cmd, at } => s.apply(Event::Command { cmd, at }),
                         ViewOutcome::Quit { label } => {
                             // Show "exporting…" before the export starts.
                             let now = s.clock.now();
-                            terminal.draw(|f| crate::ui::draw(f, &s.app, &view, keymap, now))?;
+                            terminal.draw(|f| {
+                                crate::ui::draw_cached(f, &s.app, &mut verdicts, &view, keymap, now)
+                            })?;
                             return Ok(label);
                         }
                         ViewOutcome::Redraw => {}

@@ -92,6 +92,13 @@ pub enum JournalEntry {
         #[serde(flatten)]
         update: super::debug_loggers::DebugLoggersUpdate,
     },
+    /// A reading of Synapse's latency metrics (its raw text is in the file
+    /// the report names).
+    Metrics {
+        at: DateTime<Utc>,
+        #[serde(flatten)]
+        report: Box<super::metrics::MetricsReport>,
+    },
 }
 
 impl JournalEntry {
@@ -110,7 +117,8 @@ impl JournalEntry {
             | JournalEntry::EventIds { at, .. }
             | JournalEntry::Note { at, .. }
             | JournalEntry::Exported { at, .. }
-            | JournalEntry::DebugLoggers { at, .. } => Some(*at),
+            | JournalEntry::DebugLoggers { at, .. }
+            | JournalEntry::Metrics { at, .. } => Some(*at),
             JournalEntry::Checklist { stamp, .. } => Some(stamp.at),
         }
     }

@@ -9,9 +9,9 @@
 //! the backlog it printed (what was written while the link was down) has
 //! arrived: [`QUIET`] without output, or [`LIVE_AT_THE_LATEST`].
 
+use super::SourceStatus;
 use super::log_source::{Feed, LogSource, SessionEnd, is_shutdown, wait_shutdown};
 use super::ssh::{RemoteCommands, RemoteProc, SshError};
-use super::{Input, SourceStatus};
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::process::Stdio;
@@ -466,15 +466,4 @@ impl<E> SessionEnd<E> {
             SessionEnd::Fatal(e) => SessionEnd::Fatal(f(e)),
         }
     }
-}
-
-/// Sends a status for a source that cannot start (a bad config).
-pub(crate) async fn cannot_start(
-    tx: &tokio::sync::mpsc::Sender<Input>,
-    name: &str,
-    reason: String,
-) {
-    let _ = tx
-        .send(Input::status_now(name, SourceStatus::Error { reason }))
-        .await;
 }

@@ -15,6 +15,7 @@ pub mod downloads;
 pub mod file;
 pub mod journald;
 pub mod log_source;
+pub mod metrics;
 pub mod ssh;
 
 use chrono::{DateTime, Utc};
@@ -57,6 +58,14 @@ pub enum Input {
     ClientFile { path: PathBuf, at: DateTime<Utc> },
     /// One database poll: full results and the changes since the last poll.
     DbPoll(Box<DbPoll>),
+    /// A reading of Synapse's latency metrics, and the raw text behind it
+    /// (the file it is appended to, and the bytes); raw text alone when the
+    /// answer is kept for re-checking but read for nothing.
+    Metrics {
+        at: DateTime<Utc>,
+        report: Option<Box<crate::model::metrics::MetricsReport>>,
+        raw: Option<(String, Vec<u8>)>,
+    },
     /// Where a log source stopped: what it would resume from (the
     /// manifest lists it).
     Position {
@@ -70,6 +79,9 @@ pub enum Input {
         text: String,
         at: DateTime<Utc>,
     },
+    /// An operator's entry from a recording, given again by a replay: a
+    /// marker, its relabel or deletion, a checklist tick, KE-3 event ids.
+    Recorded(Box<crate::model::journal_entry::JournalEntry>),
 }
 
 impl Input {

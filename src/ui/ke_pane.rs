@@ -67,10 +67,28 @@ pub fn render(
     let spark_style = style::count(occ.0.count + occ.1.count, occ.0.errors + occ.1.errors);
     let spark = Line::styled(style::spark(&buckets, inner.width as usize), spark_style);
     frame.render_widget(Paragraph::new(spark), Rect { height: 1, ..inner });
+    // KE-4 with [metrics]: the p99 per minute, access log beside Synapse's own.
+    let strip = (ke == Ke::Ke4)
+        .then(|| super::latency_strip::line(app, now))
+        .flatten()
+        .filter(|_| inner.height > 2);
+    let top = if let Some(l) = strip {
+        frame.render_widget(
+            Paragraph::new(l),
+            Rect {
+                y: inner.y + 1,
+                height: 1,
+                ..inner
+            },
+        );
+        2
+    } else {
+        1
+    };
 
     let text_area = Rect {
-        y: inner.y + 1,
-        height: inner.height - 1,
+        y: inner.y + top,
+        height: inner.height - top,
         ..inner
     };
     let current = view.search[i].current;

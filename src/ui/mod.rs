@@ -6,6 +6,7 @@ pub mod client_pane;
 pub mod db_pane;
 pub mod help;
 pub mod ke_pane;
+pub mod latency_strip;
 pub mod layout;
 pub mod prompts;
 pub mod sfu_pane;
@@ -20,21 +21,62 @@ use crate::app::App;
 use crate::app::view::{Modal, ViewState};
 use crate::config::keymap::Keymap;
 use crate::domain::Ke;
+use crate::verdicts::Verdicts;
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
+
+/// The verdicts of the App as it is: decided again only when the App has
+/// taken an event since, not on every frame (keys, scrolling and redraws
+/// change nothing they rest on).
+#[derive(Debug, Default)]
+pub struct VerdictCache {
+    decided: Option<(u64, Verdicts)>,
+    /// How many times the verdicts were decided.
+    pub decisions: u64,
+}
+
+impl VerdictCache {
+    pub fn get(&mut self, app: &App) -> &Verdicts {
+        if self
+            .decided
+            .as_ref()
+            .is_some_and(|(rev, _)| *rev != app.revision())
+        {
+            self.decided = None;
+        }
+        let decisions = &mut self.decisions;
+        let (_, v) = self.decided.get_or_insert_with(|| {
+            *decisions += 1;
+            (app.revision(), crate::verdicts::decide(app))
+        });
+        v
+    }
+}
 
 /// Draws one frame. `now` is the console's clock (in a replay, the replayed
 /// time): ages, rates, sparklines and the timeline are relative to it.
 pub fn draw(frame: &mut Frame, app: &App, view: &ViewState, keymap: &Keymap, now: DateTime<Utc>) {
+    draw_cached(frame, app, &mut VerdictCache::default(), view, keymap, now)
+}
+
+/// [`draw`], with the verdicts from `cache` (the console's frames).
+pub fn draw_cached(
+    frame: &mut Frame,
+    app: &App,
+    cache: &mut VerdictCache,
+    view: &ViewState,
+    keymap: &Keymap,
+    now: DateTime<Utc>,
+) {
     let area = frame.area();
     if !layout::fits(area) {
         layout::render_too_small(frame, area);
         return;
     }
     let a = layout::areas(area, view.zoomed.then_some(view.focus));
-    let verdicts = crate::verdicts::decide(app);
+    let verdicts = cache.get(app);
     status_bar::render(frame, a.status, app, view, now);
-    verdict_strip::render(frame, a.verdicts, &verdicts);
+    verdict_strip::render(frame, a.verdicts, verdicts);
     for ke in Ke::ALL {
         ke_pane::render(frame, a.ke[ke.index()], app, view, ke, now);
     }
@@ -65,7 +107,7 @@ pub fn draw(frame: &mut Frame, app: &App, view: &ViewState, keymap: &Keymap, now
         Modal::None | Modal::Search { .. } => {}
         Modal::Help => help::render(frame, area, keymap),
         Modal::Verdicts { selected } => {
-            verdict_strip::render_detail(frame, area, app, &verdicts, *selected)
+            verdict_strip::render_detail(frame, area, app, verdicts, *selected)
         }
         Modal::MarkerPrompt { at, pick, text } => {
             prompts::marker_prompt(frame, area, *at, *pick, text)

@@ -58,6 +58,16 @@ pub fn sources_line(app: &App, now: DateTime<Utc>) -> Line<'static> {
             format!("{}{detail} ", info.status.label()),
             st,
         ));
+        // Synapse restarted under the metrics: said until the next minute.
+        if name == "metrics"
+            && let Some((at, _)) = app.metrics.resets.last()
+            && (now - *at).num_seconds() < 120
+        {
+            spans.push(Span::styled(
+                format!("↺ reset {} ", style::hhmmss(*at)),
+                style::warn(),
+            ));
+        }
     }
     Line::from(spans)
 }
@@ -113,4 +123,48 @@ pub fn capture_line(app: &App, view: &ViewState, now: DateTime<Utc>) -> Line<'st
         spans.push(Span::raw(text.clone()));
     }
     Line::from(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::app::Subject;
+    use crate::app::event::Event;
+    use crate::model::metrics::{MetricsKind, MetricsReading, MetricsReport};
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_782_842_400 + s, 0).unwrap()
+    }
+
+    fn text(l: &Line) -> String {
+        l.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn a_synapse_restart_under_the_metrics_shows_until_the_minute_after() {
+        let mut app = App::new(Subject::default(), 2_000);
+        app.update(Event::Status {
+            source: "metrics".into(),
+            status: SourceStatus::Live,
+            at: t(0),
+        });
+        assert_eq!(text(&sources_line(&app, t(1))), " ● metrics live ");
+        app.update(Event::Metrics {
+            at: t(30),
+            report: Box::new(MetricsReport {
+                kind: MetricsKind::Scrape,
+                url: "http://127.0.0.1:9000/_synapse/metrics".into(),
+                reading: MetricsReading::Increase {
+                    since: t(15),
+                    servlets: Default::default(),
+                    reset: Some("Synapse restarted".into()),
+                },
+                raw: None,
+            }),
+        });
+        let s = text(&sources_line(&app, t(40)));
+        assert!(s.contains("● metrics live ↺ reset 18:00:30"), "{s}");
+        assert!(!text(&sources_line(&app, t(150))).contains("reset"));
+    }
 }

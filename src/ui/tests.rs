@@ -783,6 +783,31 @@ fn verdict_detail_quotes_the_cited_evidence() {
 }
 
 #[test]
+fn frames_of_an_unchanged_app_decide_the_verdicts_once() {
+    let mut app = busy_app();
+    let view = ViewState::new();
+    let km = Keymap::embedded().unwrap();
+    let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    let mut cache = VerdictCache::default();
+    let mut frame = |app: &App, cache: &mut VerdictCache| {
+        term.draw(|f| draw_cached(f, app, cache, &view, &km, t(600)))
+            .unwrap();
+    };
+    // Redraws for keys, scrolling and the frame clock.
+    for _ in 0..100 {
+        frame(&app, &mut cache);
+    }
+    assert_eq!(cache.decisions, 1);
+    // New evidence: decided again, once, and the strip shows it.
+    hit(&mut app, Ke::Ke2, 50, "MissingKey for @bob:hs", true);
+    for _ in 0..100 {
+        frame(&app, &mut cache);
+    }
+    assert_eq!(cache.decisions, 2);
+    assert_eq!(cache.get(&app), &crate::verdicts::decide(&app));
+}
+
+#[test]
 fn the_sfu_pane_lists_our_participant_first_with_its_last_state() {
     use crate::app::event::{LkGrant, ServerBatch, SfuSighting};
     use crate::domain::sfu_log::{LkJwtLine, SfuEvent, SfuState};

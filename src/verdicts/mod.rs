@@ -15,6 +15,7 @@ use crate::app::{App, EvidenceRef};
 use crate::model::Row;
 use crate::model::db::truthy;
 pub use db_time::{CURRENT_STATE_LIMIT_MIN, DbRead, Timing};
+pub use q4::metrics::judge as metrics_judge;
 pub use q4::{MIN_MINUTE_REQUESTS, MIN_SLOW_REQUESTS, minute_verdict};
 use serde::Serialize;
 use serde_json::{Value, json};

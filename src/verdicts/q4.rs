@@ -2,6 +2,8 @@
 //! delayed-event requests themselves, homeserver stalls, and a minute's
 //! p99 only where enough requests stand behind it.
 
+pub mod metrics;
+
 use super::{INSUFFICIENT, Verdict, set_aside_artefacts};
 use crate::app::event::ServerStall;
 use crate::app::stats::{DelayedLatency, MinuteLatency, minute_of};
@@ -50,6 +52,16 @@ enum Why {
     /// The minute has access lines, but too few to judge and no
     /// delayed-event request.
     TooFew,
+    /// Synapse's histogram: the delayed-event requests of its minutes all
+    /// took under the timeout.
+    MetricsFastDelayed,
+    /// Synapse's histogram: its minute was slow.
+    MetricsSlowMinute,
+    /// Synapse's histogram: its minute was fast.
+    MetricsFastMinute,
+    /// The access log's p99 and Synapse's histogram judge its minute
+    /// differently.
+    Disagree,
 }
 
 /// A classified timeout with the references it rests on.
@@ -65,9 +77,14 @@ struct Classified {
 impl Classified {
     fn new(why: Why, evidence: Vec<String>) -> Classified {
         let latency = match why {
-            Why::SlowRequest | Why::Stall | Why::SlowMinute => Latency::Slow,
-            Why::FastDelayed | Why::FastMinute => Latency::Fast,
-            Why::NoAccess | Why::TooFew => Latency::Unknown,
+            Why::SlowRequest | Why::Stall | Why::SlowMinute | Why::MetricsSlowMinute => {
+                Latency::Slow
+            }
+            Why::FastDelayed
+            | Why::FastMinute
+            | Why::MetricsFastDelayed
+            | Why::MetricsFastMinute => Latency::Fast,
+            Why::NoAccess | Why::TooFew | Why::Disagree => Latency::Unknown,
         };
         Classified {
             latency,
@@ -75,6 +92,16 @@ impl Classified {
             evidence,
             stall_ms: None,
         }
+    }
+
+    /// Classified again, for another reason, citing one more row.
+    fn retag(&mut self, why: Why, more: Option<String>) {
+        let mut evidence = std::mem::take(&mut self.evidence);
+        evidence.extend(more);
+        *self = Classified {
+            stall_ms: self.stall_ms,
+            ..Classified::new(why, evidence)
+        };
     }
 
     fn stalled(evidence: Vec<String>, stall: &ServerStall) -> Classified {
@@ -165,35 +192,15 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
         .filter(|t| t.took_ms.is_some())
         .collect();
     let started = |t: &Timeout| t.at.timestamp_millis() - t.took_ms.map_or(timeout, i64::from);
-    let mut pairs: Vec<(i64, usize, usize)> = Vec::new();
-    for (ci, c) in client.iter().enumerate() {
-        for (si, s) in server.iter().enumerate() {
-            let d = (started(s) - started(c)).abs();
-            if d <= MATCH_SLACK_MS {
-                pairs.push((d, ci, si));
-            }
-        }
-    }
-    pairs.sort_unstable();
-    let mut client_match: Vec<Option<usize>> = vec![None; client.len()];
-    let mut server_used = vec![false; server.len()];
-    for (_, ci, si) in pairs {
-        if client_match[ci].is_none() && !server_used[si] {
-            client_match[ci] = Some(si);
-            server_used[si] = true;
-        }
-    }
-    // In flight from `at - timeout` to `at`, during the silence.
-    let in_stall = |c: &Timeout| {
-        let (start, end) = (started(c), c.at.timestamp_millis());
-        app.stalls
-            .iter()
-            .position(|s| start < s.to.timestamp_millis() && end > s.from.timestamp_millis())
-    };
+    let client_starts: Vec<i64> = client.iter().map(|c| started(c)).collect();
+    let server_starts: Vec<i64> = server.iter().map(|s| started(s)).collect();
+    let (client_match, server_used) = match_nearest(&client_starts, &server_starts);
+    let stalls = StallIndex::new(&app.stalls);
     let mut stall_used = vec![false; app.stalls.len()];
     let mut out = Vec::new();
     for (c, m) in client.iter().zip(&client_match) {
-        let stall = in_stall(c);
+        // In flight from `at - timeout` to `at`, during the silence.
+        let stall = stalls.first_overlapping(started(c), c.at.timestamp_millis());
         if let Some(i) = stall {
             stall_used[i] = true;
         }
@@ -221,9 +228,16 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
             vec![s.evidence.0.clone()],
         ));
     }
-    let in_burst = |st: &ServerStall, t: &Timeout| {
-        let d = (t.at - st.to).num_milliseconds();
-        (0..=BURST_WINDOW_MS).contains(&d)
+    // A slow restart that ends in a stall's burst: sorted by end, searched.
+    let mut ends: Vec<DateTime<chrono::Utc>> = server.iter().map(|t| t.at).collect();
+    ends.sort_unstable();
+    let in_burst = |st: &ServerStall| {
+        let one = chrono::Duration::milliseconds(1);
+        let from = ends.partition_point(|t| *t < st.to - one);
+        ends[from..]
+            .iter()
+            .take_while(|t| **t <= st.to + chrono::Duration::milliseconds(BURST_WINDOW_MS) + one)
+            .any(|t| (0..=BURST_WINDOW_MS).contains(&(*t - st.to).num_milliseconds()))
     };
     for (st, _) in app
         .stalls
@@ -231,11 +245,83 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
         .zip(&stall_used)
         .filter(|(_, used)| !**used)
     {
-        if st.delayed_restart && !server.iter().any(|t| in_burst(st, t)) {
+        if st.delayed_restart && !in_burst(st) {
             out.push(Classified::stalled(vec![st.evidence(&app.server_logs)], st));
         }
     }
     out
+}
+
+/// Pairs client timeouts with server restarts whose request starts (ms)
+/// lie within [`MATCH_SLACK_MS`], nearest first (ties: the earlier client,
+/// then the earlier server, in the App's order), each at most once; returns
+/// each client's server and whether each server was taken.
+///
+/// Sort and sweep: the servers sorted by start, each client looks only at
+/// the window of servers within the slack, so the work grows with the
+/// pairs that can match, not with clients × servers.
+fn match_nearest(client: &[i64], server: &[i64]) -> (Vec<Option<usize>>, Vec<bool>) {
+    let mut by_start: Vec<usize> = (0..server.len()).collect();
+    by_start.sort_unstable_by_key(|&i| (server[i], i));
+    let mut clients: Vec<usize> = (0..client.len()).collect();
+    clients.sort_unstable_by_key(|&i| (client[i], i));
+    let mut pairs: Vec<(i64, usize, usize)> = Vec::new();
+    let mut lo = 0;
+    for ci in clients {
+        let c = client[ci];
+        while lo < by_start.len() && server[by_start[lo]] < c - MATCH_SLACK_MS {
+            lo += 1;
+        }
+        for &si in by_start[lo..]
+            .iter()
+            .take_while(|&&si| server[si] <= c + MATCH_SLACK_MS)
+        {
+            pairs.push(((server[si] - c).abs(), ci, si));
+        }
+    }
+    pairs.sort_unstable();
+    let mut client_match: Vec<Option<usize>> = vec![None; client.len()];
+    let mut server_used = vec![false; server.len()];
+    for (_, ci, si) in pairs {
+        if client_match[ci].is_none() && !server_used[si] {
+            client_match[ci] = Some(si);
+            server_used[si] = true;
+        }
+    }
+    (client_match, server_used)
+}
+
+/// The stalls, for "the first one a request was in flight during".
+struct StallIndex<'a> {
+    stalls: &'a [ServerStall],
+    /// In log order, silences one after another (as a log's are): the
+    /// first overlapping one is found by a search, not a scan.
+    ordered: bool,
+}
+
+impl<'a> StallIndex<'a> {
+    fn new(stalls: &'a [ServerStall]) -> StallIndex<'a> {
+        let ordered = stalls
+            .windows(2)
+            .all(|w| w[0].from <= w[1].from && w[0].to <= w[1].to);
+        StallIndex { stalls, ordered }
+    }
+
+    /// The first stall (in the App's order) whose silence overlaps the
+    /// request from `start` to `end` (ms).
+    fn first_overlapping(&self, start: i64, end: i64) -> Option<usize> {
+        let overlaps =
+            |s: &ServerStall| start < s.to.timestamp_millis() && end > s.from.timestamp_millis();
+        if !self.ordered {
+            return self.stalls.iter().position(overlaps);
+        }
+        // Those ending after `start` are a tail; its first one begins
+        // earliest, so if it does not begin before `end`, none does.
+        let i = self
+            .stalls
+            .partition_point(|s| s.to.timestamp_millis() <= start);
+        self.stalls.get(i).filter(|s| overlaps(s)).map(|_| i)
+    }
 }
 
 /// `, including N during homeserver stalls (…)` when stalls made any
@@ -264,8 +350,27 @@ fn parts(items: &[(usize, String)]) -> String {
 }
 
 pub(super) fn q4(app: &App) -> Verdict {
+    answer(app, classify_timeouts(app))
+}
+
+/// The answer from the classified timeouts.
+fn answer(app: &App, mut classified: Vec<Classified>) -> Verdict {
     let timeout = app.restart_timeout_ms;
-    let classified = classify_timeouts(app);
+    metrics::refine(app, &mut classified);
+    let (from_metrics, metrics_basis) = metrics::annotate(app, &classified);
+    let mut v = decide(app, &classified, timeout);
+    if !classified.is_empty() {
+        v.summary.push_str(&from_metrics);
+        for b in metrics_basis {
+            if !v.basis.contains(&b) {
+                v.basis.push(b);
+            }
+        }
+    }
+    v
+}
+
+fn decide(app: &App, classified: &[Classified], timeout: u32) -> Verdict {
     if classified.is_empty() {
         return Verdict {
             answer: INSUFFICIENT,
@@ -284,7 +389,7 @@ pub(super) fn q4(app: &App) -> Verdict {
         count(Latency::Fast),
         count(Latency::Unknown),
     );
-    let stalls = stall_clause(&classified);
+    let stalls = stall_clause(classified);
     let cite = |c: Latency| -> Vec<String> {
         classified
             .iter()
@@ -293,12 +398,24 @@ pub(super) fn q4(app: &App) -> Verdict {
             .take(6)
             .collect()
     };
-    // Without access lines only a stall can say anything.
-    if app.latency.is_empty() && stalls.is_empty() {
+    // Without access lines only a stall (or Synapse's histogram) can say
+    // anything.
+    let by_metrics = classified.iter().any(|c| {
+        matches!(
+            c.why,
+            Why::MetricsFastDelayed | Why::MetricsSlowMinute | Why::MetricsFastMinute
+        )
+    });
+    if app.latency.is_empty() && stalls.is_empty() && !by_metrics {
         return Verdict {
             answer: INSUFFICIENT,
             summary: format!(
-                "{total} delayed-event timeout(s) were seen, but the server log has no access lines to measure the homeserver's latency."
+                "{total} delayed-event timeout(s) were seen, but the server log has no access lines to measure the homeserver's latency{}.",
+                if app.metrics.source.is_some() {
+                    ", and Synapse's histogram could not judge their minutes either"
+                } else {
+                    ""
+                }
             ),
             basis: cite(Latency::Unknown).into_iter().take(5).collect(),
         };
@@ -314,6 +431,12 @@ pub(super) fn q4(app: &App) -> Verdict {
                 "fall in minutes whose p99 (excluding /sync) was at or above {timeout} ms, with at least {MIN_SLOW_REQUESTS} requests that slow"
             ),
         ),
+        (
+            why(Why::MetricsSlowMinute),
+            format!(
+                "fall in minutes whose p99 in Synapse's histogram was at or above {timeout} ms, with at least {MIN_SLOW_REQUESTS} requests known that slow"
+            ),
+        ),
     ]);
     let fast_parts = parts(&[
         (
@@ -324,6 +447,18 @@ pub(super) fn q4(app: &App) -> Verdict {
             why(Why::FastMinute),
             format!(
                 "fall in minutes whose p99 over at least {MIN_MINUTE_REQUESTS} requests stayed under it"
+            ),
+        ),
+        (
+            why(Why::MetricsFastDelayed),
+            format!(
+                "fall in minutes whose delayed-event requests all took under {timeout} ms by Synapse's histogram"
+            ),
+        ),
+        (
+            why(Why::MetricsFastMinute),
+            format!(
+                "fall in minutes whose p99 in Synapse's histogram stayed under it over at least {MIN_MINUTE_REQUESTS} requests"
             ),
         ),
     ]);
@@ -337,6 +472,10 @@ pub(super) fn q4(app: &App) -> Verdict {
             format!(
                 "fall in minutes with no delayed-event request and too few requests to judge (fewer than {MIN_MINUTE_REQUESTS}, or a p99 resting on fewer than {MIN_SLOW_REQUESTS} slow ones)"
             ),
+        ),
+        (
+            why(Why::Disagree),
+            "fall in minutes the access log and Synapse's histogram judge differently".to_string(),
         ),
     ]);
     let join = |a: &str, b: &str| match (a.is_empty(), b.is_empty()) {
@@ -705,5 +844,176 @@ mod tests {
             .unwrap()
             .add_delayed(2_100, 2_000, 20);
         assert_eq!(classify_timeouts(&a)[0].why, Why::TooFew);
+    }
+
+    /// The pairing and the stall lookups as they were first written:
+    /// every client against every server, every stall scanned.
+    fn nested(app: &App) -> Vec<Classified> {
+        let timeout = i64::from(app.restart_timeout_ms);
+        let client: Vec<&Timeout> = app
+            .timeouts
+            .iter()
+            .filter(|t| t.took_ms.is_none())
+            .collect();
+        let server: Vec<&Timeout> = app
+            .timeouts
+            .iter()
+            .filter(|t| t.took_ms.is_some())
+            .collect();
+        let started = |t: &Timeout| t.at.timestamp_millis() - t.took_ms.map_or(timeout, i64::from);
+        let mut pairs: Vec<(i64, usize, usize)> = Vec::new();
+        for (ci, c) in client.iter().enumerate() {
+            for (si, s) in server.iter().enumerate() {
+                let d = (started(s) - started(c)).abs();
+                if d <= MATCH_SLACK_MS {
+                    pairs.push((d, ci, si));
+                }
+            }
+        }
+        pairs.sort_unstable();
+        let mut client_match: Vec<Option<usize>> = vec![None; client.len()];
+        let mut server_used = vec![false; server.len()];
+        for (_, ci, si) in pairs {
+            if client_match[ci].is_none() && !server_used[si] {
+                client_match[ci] = Some(si);
+                server_used[si] = true;
+            }
+        }
+        let in_stall = |c: &Timeout| {
+            let (start, end) = (started(c), c.at.timestamp_millis());
+            app.stalls
+                .iter()
+                .position(|s| start < s.to.timestamp_millis() && end > s.from.timestamp_millis())
+        };
+        let mut stall_used = vec![false; app.stalls.len()];
+        let mut out = Vec::new();
+        for (c, m) in client.iter().zip(&client_match) {
+            let stall = in_stall(c);
+            if let Some(i) = stall {
+                stall_used[i] = true;
+            }
+            if let Some(si) = m {
+                out.push(Classified::new(
+                    Why::SlowRequest,
+                    vec![c.evidence.0.clone(), server[*si].evidence.0.clone()],
+                ));
+                continue;
+            }
+            if let Some(st) = stall.map(|i| &app.stalls[i]) {
+                out.push(Classified::stalled(
+                    vec![c.evidence.0.clone(), st.evidence(&app.server_logs)],
+                    st,
+                ));
+                continue;
+            }
+            out.push(by_minute(app, c, started(c)));
+        }
+        for (s, _) in server.iter().zip(&server_used).filter(|(_, used)| !**used) {
+            out.push(Classified::new(
+                Why::SlowRequest,
+                vec![s.evidence.0.clone()],
+            ));
+        }
+        let in_burst = |st: &ServerStall, t: &Timeout| {
+            let d = (t.at - st.to).num_milliseconds();
+            (0..=BURST_WINDOW_MS).contains(&d)
+        };
+        for (st, _) in app
+            .stalls
+            .iter()
+            .zip(&stall_used)
+            .filter(|(_, used)| !**used)
+        {
+            if st.delayed_restart && !server.iter().any(|t| in_burst(st, t)) {
+                out.push(Classified::stalled(vec![st.evidence(&app.server_logs)], st));
+            }
+        }
+        out
+    }
+
+    /// A small seeded generator (xorshift): the same cases on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> i64 {
+            (self.next() % n.max(1)) as i64
+        }
+    }
+
+    /// Timeouts, slow restarts and stalls crowded into a few minutes, on
+    /// whole milliseconds and on ties (equal starts, equal distances), some
+    /// times with sub-millisecond parts, stalls in log order or not.
+    fn generated(r: &mut Rng) -> App {
+        let mut a = app();
+        let span = [6_000, 20_000, 120_000][r.below(3) as usize];
+        let grid = [1, 250, 500][r.below(3) as usize];
+        let on_grid = |r: &mut Rng| r.below((span / grid) as u64) * grid;
+        for m in 0..3 {
+            if r.below(4) > 0 {
+                minute(&mut a, m * 60_000, r.below(60) as u32, r.below(6) as u32);
+                let l = a.latency.entry(minute_of(at(m * 60_000))).or_default();
+                for k in 0..r.below(4) {
+                    l.add_delayed(
+                        [20, 1_900, 2_400][r.below(3) as usize],
+                        2_000,
+                        500 + k as u64,
+                    );
+                }
+            }
+        }
+        for n in 0..r.below(40) {
+            let mut t = at(on_grid(r));
+            if r.below(5) == 0 {
+                t += chrono::Duration::microseconds(r.below(1_000));
+            }
+            if r.below(2) == 0 {
+                a.timeouts.push(Timeout {
+                    at: t,
+                    origin: "client",
+                    evidence: EvidenceRef(format!("client/d.json#entries[{n}]")),
+                    took_ms: None,
+                });
+            } else {
+                a.timeouts.push(Timeout {
+                    at: t,
+                    origin: "server",
+                    evidence: EvidenceRef(format!("server/homeserver.log:{n}")),
+                    took_ms: Some(2_000 + r.below(3) as u32 * [1, 250, 500][r.below(3) as usize]),
+                });
+            }
+        }
+        let mut from = 0;
+        for n in 0..r.below(6) {
+            from += r.below((span / 4) as u64);
+            let to = from + 2_000 + r.below(4_000);
+            stall(&mut a, from, to, 900 + n as u64, r.below(2) == 0);
+            from = to;
+        }
+        if r.below(4) == 0 {
+            a.stalls.reverse();
+        }
+        a
+    }
+
+    #[test]
+    fn the_sweep_classifies_and_answers_as_the_nested_loops_did() {
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut matched = 0;
+        for case in 0..5_000 {
+            let a = generated(&mut r);
+            let (ours, theirs) = (classify_timeouts(&a), nested(&a));
+            assert_eq!(ours, theirs, "case {case}: {:?} {:?}", a.timeouts, a.stalls);
+            assert_eq!(q4(&a), answer(&a, theirs), "case {case}");
+            matched += ours.iter().filter(|c| c.evidence.len() == 2).count();
+        }
+        // The cases do pair timeouts with restarts and stalls.
+        assert!(matched > 10_000, "{matched}");
     }
 }

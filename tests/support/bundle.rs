@@ -274,3 +274,114 @@ pub fn sha256sum_check(dir: &Path, sidecar: &str) -> Output {
         .output()
         .expect("sha256sum")
 }
+
+/// The figure's numbers in `report.html`: its JSON data block.
+pub fn figure_data(bundle: &Path) -> serde_json::Value {
+    let html = std::fs::read_to_string(bundle.join("report.html")).expect("report.html");
+    let open = r#"<script type="application/json" id="callcap-figure-data">"#;
+    let start = html.find(open).expect("the figure's data block") + open.len();
+    let end = start + html[start..].find("</script>").expect("its end");
+    serde_json::from_str(&html[start..end]).expect("the data block is JSON")
+}
+
+/// One question of the decision tree as a report states it: the question,
+/// its answer, summary, the runbook's path, and each cited reference with
+/// its quote (code spans written with backticks, as in `report.md`).
+#[derive(Debug, PartialEq)]
+pub struct TreeAnswer {
+    pub q: String,
+    pub answer: String,
+    pub summary: String,
+    pub path: Option<String>,
+    pub evidence: Vec<(String, String)>,
+}
+
+/// The decision tree of `report.md`.
+pub fn tree_of_report_md(md: &str) -> Vec<TreeAnswer> {
+    let start = md.find("## Decision tree").expect("decision tree");
+    let rest = &md[start..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    let mut out: Vec<TreeAnswer> = Vec::new();
+    for line in rest[..end].lines() {
+        if let Some(h) = line.strip_prefix("### ") {
+            out.push(TreeAnswer {
+                q: h[..2].to_string(),
+                answer: String::new(),
+                summary: String::new(),
+                path: None,
+                evidence: Vec::new(),
+            });
+        } else if let Some(a) = line.strip_prefix("**→ `") {
+            let (answer, summary) = a.split_once("`**: ").expect("answer line");
+            let last = out.last_mut().expect("a question first");
+            last.answer = answer.to_string();
+            last.summary = summary.to_string();
+        } else if let Some(p) = line.strip_prefix("Path: ") {
+            out.last_mut().expect("a question first").path = Some(p.to_string());
+        } else if let Some(e) = line.strip_prefix("- `") {
+            let (r, quote) = e.split_once('`').expect("a reference");
+            out.last_mut()
+                .expect("a question first")
+                .evidence
+                .push((r.to_string(), quote.to_string()));
+        }
+    }
+    out
+}
+
+/// HTML text back to what it says: `<code>` as backticks, entities decoded.
+fn html_text(s: &str) -> String {
+    s.replace("<code>", "`")
+        .replace("</code>", "`")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The text between `open` (searched from `from`) and the next `close`.
+fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let i = s.find(open)? + open.len();
+    let j = s[i..].find(close)?;
+    Some(&s[i..i + j])
+}
+
+/// The decision tree of `report.html`.
+pub fn tree_of_report_html(html: &str) -> Vec<TreeAnswer> {
+    let mut out = Vec::new();
+    for part in html.split(r#"<section class="question""#).skip(1) {
+        let part = &part[..part.find("</section>").expect("section end")];
+        let q = between(part, r#"data-question=""#, "\"").expect("data-question");
+        let answer = between(part, r#"data-answer=""#, "\"").expect("data-answer");
+        let summary = between(part, r#"<span class="summary">"#, "</span>").expect("summary");
+        let path = between(part, r#"<p class="path">Path: "#, "</p>").map(html_text);
+        let evidence = part
+            .split("<li data-ref=\"")
+            .skip(1)
+            .map(|li| {
+                let r = &li[..li.find('"').unwrap()];
+                let quote = between(li, r#"<span class="quote">"#, "</span></li>").unwrap();
+                (html_text(r), html_text(quote))
+            })
+            .collect();
+        out.push(TreeAnswer {
+            q: q.to_string(),
+            answer: html_text(answer),
+            summary: html_text(summary),
+            path,
+            evidence,
+        });
+    }
+    out
+}
+
+/// `report.html` states the decision tree as `report.md` does: the same
+/// answers, summaries, paths, references and quoted lines (redacted alike).
+pub fn assert_report_html_says_what_report_md_says(bundle: &Path) {
+    let md = std::fs::read_to_string(bundle.join("report.md")).expect("report.md");
+    let html = std::fs::read_to_string(bundle.join("report.html")).expect("report.html");
+    let (a, b) = (tree_of_report_md(&md), tree_of_report_html(&html));
+    assert_eq!(a.len(), 4, "report.md's tree: {a:?}");
+    assert_eq!(a, b, "report.html's decision tree differs from report.md's");
+}

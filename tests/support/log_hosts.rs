@@ -40,31 +40,35 @@ impl JournalDir {
     }
 
     /// Appends records of `unit` (each a MESSAGE and its time in µs since
-    /// the epoch) to the journal file.
+    /// the epoch) to the journal file, with a `systemd-journal-remote` of
+    /// their own.
     pub fn append(&mut self, unit: &str, records: &[(u64, String)]) {
-        let mut export = Vec::new();
-        for (at_us, message) in records {
-            self.monotonic += 1;
-            write!(
-                export,
-                "__REALTIME_TIMESTAMP={at_us}\n__MONOTONIC_TIMESTAMP={}\n\
-                 _BOOT_ID=0123456789abcdef0123456789abcdef\n_SYSTEMD_UNIT={unit}.service\n\
-                 SYSLOG_IDENTIFIER=python3\nPRIORITY=6\n",
-                self.monotonic
-            )
-            .unwrap();
-            if message.contains('\n') {
-                // A multi-line MESSAGE is binary-safe: name, size, bytes.
-                export.extend_from_slice(b"MESSAGE\n");
-                export.extend_from_slice(&(message.len() as u64).to_le_bytes());
-                export.extend_from_slice(message.as_bytes());
-                export.push(b'\n');
-            } else {
-                writeln!(export, "MESSAGE={message}").unwrap();
-            }
-            export.push(b'\n');
+        let export = export_format(unit, records, &mut self.monotonic);
+        let mut child = self.writer();
+        child.stdin.take().unwrap().write_all(&export).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "systemd-journal-remote: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// One `systemd-journal-remote` that appends what it is given as it
+    /// comes, as journald does (one writer for the whole test).
+    pub fn stream(&mut self) -> JournalStream {
+        let mut child = self.writer();
+        let stdin = child.stdin.take().unwrap();
+        self.monotonic += 1_000_000;
+        JournalStream {
+            child,
+            stdin,
+            monotonic: self.monotonic,
         }
-        let mut child = Command::new(JOURNAL_REMOTE)
+    }
+
+    fn writer(&self) -> Child {
+        Command::new(JOURNAL_REMOTE)
             .arg(format!(
                 "--output={}",
                 self.dir.path().join("remote.journal").display()
@@ -74,14 +78,7 @@ impl JournalDir {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&export).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "systemd-journal-remote: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .unwrap()
     }
 
     /// What `journalctl -o json` prints for `unit`.
@@ -93,6 +90,58 @@ impl JournalDir {
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Records in journal export format.
+fn export_format(unit: &str, records: &[(u64, String)], monotonic: &mut u64) -> Vec<u8> {
+    let mut export = Vec::new();
+    for (at_us, message) in records {
+        *monotonic += 1;
+        write!(
+            export,
+            "__REALTIME_TIMESTAMP={at_us}\n__MONOTONIC_TIMESTAMP={monotonic}\n\
+             _BOOT_ID=0123456789abcdef0123456789abcdef\n_SYSTEMD_UNIT={unit}.service\n\
+             SYSLOG_IDENTIFIER=python3\nPRIORITY=6\n"
+        )
+        .unwrap();
+        if message.contains('\n') {
+            // A multi-line MESSAGE is binary-safe: name, size, bytes.
+            export.extend_from_slice(b"MESSAGE\n");
+            export.extend_from_slice(&(message.len() as u64).to_le_bytes());
+            export.extend_from_slice(message.as_bytes());
+            export.push(b'\n');
+        } else {
+            writeln!(export, "MESSAGE={message}").unwrap();
+        }
+        export.push(b'\n');
+    }
+    export
+}
+
+/// A running `systemd-journal-remote` fed record by record.
+pub struct JournalStream {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    monotonic: u64,
+}
+
+impl JournalStream {
+    pub fn append(&mut self, unit: &str, records: &[(u64, String)]) {
+        let export = export_format(unit, records, &mut self.monotonic);
+        self.stdin.write_all(&export).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// Ends the input and waits until everything is written.
+    pub fn finish(self) {
+        drop(self.stdin);
+        let out = self.child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "systemd-journal-remote: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

@@ -395,6 +395,8 @@ pub struct Scenario {
     pub user_id: Option<&'static str>,
     pub device_id: Option<&'static str>,
     pub event_ids: Vec<String>,
+    /// `--prometheus URL` and its optional `--selector`.
+    pub prometheus: Option<(String, Option<String>)>,
 }
 
 impl Scenario {
@@ -414,6 +416,7 @@ impl Scenario {
             user_id: Some(ME),
             device_id: Some(DEV),
             event_ids: Vec::new(),
+            prometheus: None,
         }
     }
 
@@ -496,6 +499,12 @@ impl Scenario {
         for m in &self.marks {
             args.extend(["--mark".into(), m.clone()]);
         }
+        if let Some((url, selector)) = &self.prometheus {
+            args.extend(["--prometheus".into(), url.clone()]);
+            if let Some(s) = selector {
+                args.extend(["--selector".into(), s.clone()]);
+            }
+        }
         match &self.db {
             Db::None => {}
             Db::Unreachable => {
@@ -534,6 +543,7 @@ impl Scenario {
         let m = manifest(&bundle);
         let cited = assert_basis_resolves(&bundle);
         bundle::verify_checksums(&bundle);
+        bundle::assert_report_html_says_what_report_md_says(&bundle);
         let report = std::fs::read_to_string(bundle.join("report.md")).unwrap();
         Outcome {
             _tmp: tmp,

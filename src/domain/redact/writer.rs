@@ -33,6 +33,11 @@ impl<W: Write> RedactingWriter<W> {
         }
     }
 
+    /// The writer redacted text goes to (what it holds so far is final).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// Secrets replaced so far.
     pub fn count(&self) -> usize {
         self.tally.total() as usize
