@@ -104,7 +104,9 @@ impl App {
                 std::mem::take(&mut batch.sfu),
                 std::mem::take(&mut batch.lk_grants),
             );
+            let recognised = (sfu.len() + grants.len()) as u64;
             self.on_sfu(sfu, grants, batch.sfu_unread);
+            self.note_unrecognised_sfu(&batch.source, recognised, batch.sfu_unread);
         }
     }
 

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 const HISTORY: usize = 64;
 /// Participants kept.
 const PARTICIPANTS: usize = 512;
+/// Unrecognised lines of an SFU log (and none recognised) before the status
+/// line says so.
+const UNRECOGNISED_NOTE: u64 = 20;
 
 /// One state the SFU reported, where.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +58,10 @@ pub struct SfuView {
     pub unread: u64,
     /// lk-jwt-service failures (`Failed to look up user info`, …).
     pub failures: Vec<EvidenceRef>,
+    /// Per SFU log: lines recognised and not.
+    pub per_log: BTreeMap<String, (u64, u64)>,
+    /// Logs whose unrecognised lines the status line was told of.
+    pub noted: std::collections::BTreeSet<String>,
 }
 
 impl SfuView {
@@ -152,6 +159,30 @@ impl App {
         }
     }
 
+    /// Says in the status line, once per log, when an SFU log's lines are
+    /// not recognised at all (another version's wording, the wrong
+    /// `format`): they are kept in the log's file all the same.
+    pub(super) fn note_unrecognised_sfu(&mut self, log: &str, recognised: u64, unread: u64) {
+        let seen = self.sfu.per_log.entry(log.to_string()).or_default();
+        seen.0 += recognised;
+        seen.1 += unread;
+        let (ok, bad) = *seen;
+        if ok == 0 && bad >= UNRECOGNISED_NOTE && !self.sfu.noted.contains(log) {
+            self.sfu.noted.insert(log.to_string());
+            let at = self.now.or(self.window.1).unwrap_or_default();
+            let file = self
+                .server_logs
+                .file(self.server_logs.index_of(log).unwrap_or(0));
+            self.note(
+                at,
+                log,
+                format!(
+                    "{bad} lines of '{log}' read, none recognised as livekit-server's or lk-jwt-service's: kept in {file}; is its format right?"
+                ),
+            );
+        }
+    }
+
     /// Whether an identity is our device's (user and device known and
     /// equal to the subject's).
     pub fn sfu_is_ours(&self, identity: &str) -> bool {
@@ -173,5 +204,34 @@ impl App {
             .values()
             .filter(|p| self.sfu_is_ours(&p.identity))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::app::event::{Event, ServerBatch};
+
+    #[test]
+    fn an_sfu_log_of_nothing_recognised_says_so_once() {
+        let mut app = crate::verdicts::test_app();
+        app.server_logs =
+            crate::model::server_logs::ServerLogs::new(vec!["homeserver".into(), "lk-jwt".into()]);
+        let batch = |n| ServerBatch {
+            source: "lk-jwt".into(),
+            sfu_unread: n,
+            ..Default::default()
+        };
+        app.update(Event::Server(Box::new(batch(5))));
+        assert!(app.notes.is_empty());
+        app.update(Event::Server(Box::new(batch(30))));
+        app.update(Event::Server(Box::new(batch(30))));
+        let notes: Vec<&String> = app.notes.iter().map(|(_, _, t)| t).collect();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("35 lines of 'lk-jwt' read, none recognised")
+                && notes[0].contains("server/lk-jwt.log"),
+            "{notes:?}"
+        );
+        assert_eq!(app.sfu.unread, 65);
     }
 }
