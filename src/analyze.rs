@@ -56,6 +56,10 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     }
     let diags = expand(&args.diags, "diag", &["json"])?;
     let hars = expand(&args.hars, "har", &["har"])?;
+    for p in &args.clients {
+        std::fs::metadata(p)
+            .map_err(|e| UsageError(format!("cannot read client logs '{}': {e}", p.display())))?;
+    }
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
     let started = Utc::now();
     let (mut app, mut capture) = prepare(
@@ -79,7 +83,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
 
     // Client artefacts first: their KE-3 event ids become part of the
     // server pattern before the log is read, so one pass suffices.
-    for path in diags.iter().chain(hars.iter()) {
+    for path in diags.iter().chain(hars.iter()).chain(args.clients.iter()) {
         let at = mtime(path).unwrap_or(started);
         let artifact = capture
             .client_file(path, at)
@@ -89,7 +93,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
     }
 
     let mut sources: SourceDescriptions = logs::read_all(&mut capture, &mut app, &log_files)?;
-    for p in diags.iter().chain(hars.iter()) {
+    for p in diags.iter().chain(hars.iter()).chain(args.clients.iter()) {
         sources.push(json!({"name": "client", "kind": "file", "path": p.display().to_string()}));
     }
 
@@ -430,9 +434,10 @@ fn read_database(
         poll_interval: HumanDuration::from_secs(5),
         statement_timeout: HumanDuration::from_secs(10),
     };
+    // The device as the flags or, failing them, a client file named it.
     let call = crate::config::CallConfig {
-        user_id: args.user_id.clone(),
-        device_id: args.device_id.clone(),
+        user_id: app.subject.user_id.clone(),
+        device_id: app.subject.device_id.clone(),
         participants: args.participants.clone(),
         event_ids: args.event_ids.clone(),
     };

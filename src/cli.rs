@@ -151,6 +151,11 @@ pub struct AnalyzeArgs {
     /// A client diag report, or a folder of them.
     #[arg(long = "diag", value_name = "PATH")]
     pub diags: Vec<PathBuf>,
+    /// Element Web's or Element Call's logs: `rageshake.tar`, a rageshake
+    /// report folder (`details.log.gz`, `logs-0000.log.gz`, …), a
+    /// `*.log.gz` or a plain `*.log` console export.
+    #[arg(long = "client", value_name = "PATH")]
+    pub clients: Vec<PathBuf>,
     /// A HAR file, or a folder of them.
     #[arg(long = "har", value_name = "PATH")]
     pub hars: Vec<PathBuf>,

@@ -83,6 +83,7 @@ pub fn recover(
             name: crate::model::server_logs::DEFAULT_LOG_NAME.into(),
             timezone: tz.clone(),
             format: None,
+            service: None,
         });
     }
     let names = ServerLogs::new(logs.iter().map(|l| l.name.clone()).collect());

@@ -220,3 +220,84 @@ fn a_large_har_is_streamed_and_its_conflicts_found() {
     let v: serde_json::Value = serde_json::from_str(&copy).expect("the redacted HAR is still JSON");
     assert_eq!(v["log"]["entries"].as_array().unwrap().len(), 8000);
 }
+
+/// Element Web's console log lines (its `ConsoleLogger` format).
+const CONSOLE: &str = "2026-06-30T18:00:01.000Z I Starting load of AsyncWrapper for modal\n\
+2026-06-30T18:00:02.000Z E Failed to decrypt: MissingKey: missing key at index 3\n\
+    at decrypt (crypto.ts:1:2)\n\
+2026-06-30T18:00:03.000Z W Received an unexpected encrypted to-device event event_type=\"io.element.call.encryption_keys\"\n";
+
+#[test]
+fn a_cut_rageshake_tar_a_cut_gzip_and_a_log_without_times_are_kept_and_said() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("homeserver.log");
+    std::fs::write(
+        &log,
+        "2026-06-30 18:00:00,000 - synapse.x - 1 - INFO - - up\n",
+    )
+    .unwrap();
+    // A rageshake.tar written by tar, then cut inside its second member.
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("issue.txt"), "user_id = @a:hs\ndevice_id = DEV\n").unwrap();
+    let big: String = (0..2000).map(|_| CONSOLE).collect();
+    std::fs::write(src.join("log-0.log"), &big).unwrap();
+    let tar = tmp.path().join("rageshake.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&src)
+        .args(["issue.txt", "log-0.log"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let whole = std::fs::read(&tar).unwrap();
+    std::fs::write(&tar, &whole[..whole.len() / 2]).unwrap();
+    // A gzip cut short, and a log without any timestamp.
+    let gz = tmp.path().join("logs-0000.log.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut enc, CONSOLE.as_bytes()).unwrap();
+    let packed = enc.finish().unwrap();
+    std::fs::write(&gz, &packed[..packed.len() - 12]).unwrap();
+    let plain = tmp.path().join("console.log");
+    std::fs::write(&plain, "no times here\nMissingKey somewhere\n").unwrap();
+    let out_dir = tmp.path().join("out");
+    let b = analyze_ok(&[
+        "analyze",
+        "--log",
+        s(&log),
+        "--client",
+        s(&tar),
+        "--client",
+        s(&gz),
+        "--client",
+        s(&plain),
+        "--out",
+        s(&out_dir),
+    ]);
+    let report = std::fs::read_to_string(b.join("report.md")).unwrap();
+    assert!(report.contains("tar cut short"), "{report}");
+    assert!(report.contains("gzip:"), "{report}");
+    assert!(
+        report.contains("console.log: no line starts with a console timestamp"),
+        "{report}"
+    );
+    // What was read is kept: the metadata, the first half of the log, the
+    // gzip's readable part, the raw lines.
+    assert!(b.join("client/rageshake/issue.txt").is_file());
+    let kept = std::fs::read_to_string(b.join("client/rageshake/log-0.log")).unwrap();
+    assert!(
+        kept.len() > 1000 && big.starts_with(&kept),
+        "{}",
+        kept.len()
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.join("client/console.log")).unwrap(),
+        "no times here\nMissingKey somewhere\n"
+    );
+    let m = manifest(&b);
+    assert_eq!(m["device_id"], "DEV", "{m}");
+    // Identical entries count once; the raw line without a time counts too.
+    assert_eq!(m["counts"]["client"]["KE-2"], 3, "{}", m["counts"]);
+}

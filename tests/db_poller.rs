@@ -1101,3 +1101,57 @@ async fn schema_change_mid_capture_refits_the_queries_on_the_same_connection() {
     );
     run.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_learnt_after_the_start_is_polled_from_then_on() {
+    // [call] names no device; a client file names it later (the App tells
+    // the poller): its own rows are read from the next poll, at once.
+    let pg = cluster(SYNAPSE_CURRENT, false).await;
+    let mut c = call();
+    c.user_id = None;
+    c.device_id = None;
+    let (tx, rx) = mpsc::channel(64);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (ids, ids_rx) = watch::channel(Vec::new());
+    let (subject, subject_rx) = watch::channel((None, None));
+    let task = tokio::spawn(db::run_poller_learning(
+        db_config(pg.url("postgres", "synapse"), 60_000, 2000),
+        c,
+        tx,
+        shutdown_rx,
+        None,
+        ids_rx,
+        subject_rx,
+    ));
+    let mut run = Running {
+        rx,
+        seen: Vec::new(),
+        shutdown,
+        ids,
+        task,
+    };
+    let first = run.poll().await;
+    assert!(
+        first
+            .problems
+            .get(db::OTK_INVENTORY)
+            .is_some_and(|p| p.contains("not set")),
+        "{:?}",
+        first.problems
+    );
+    subject
+        .send((Some(ME.to_string()), Some(DEV.to_string())))
+        .unwrap();
+    // A long interval: the next poll comes from the learnt device.
+    let p = run.poll().await;
+    assert!(
+        !p.problems.contains_key(db::OTK_INVENTORY),
+        "{:?}",
+        p.problems
+    );
+    assert_eq!(
+        col(rows(&p, db::OTK_INVENTORY), "key_id"),
+        [json!("AAAAAAAAAFA"), json!("AAAAAAAAAFB")]
+    );
+    run.stop().await;
+}

@@ -284,3 +284,44 @@ async fn folder_missing_or_deleted_is_an_error_and_watching_resumes_when_it_retu
     assert!(w.files[1].1 == report(10));
     w.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn element_webs_rageshake_tar_is_picked_up_after_the_rename() -> Result {
+    let dir = tempfile::tempdir()?;
+    let mut w = Watching::start(dir.path(), false);
+    w.wait_for("live", |w| w.count(is_live) == 1).await?;
+    // "Download logs" in Element Web: rageshake.tar, written by the
+    // browser under a temporary name first; a console export as *.log.
+    let src = tempfile::tempdir()?;
+    fs::write(
+        src.path().join("log-0.log"),
+        "2026-06-30T18:00:02.000Z E MissingKey\n",
+    )?;
+    fs::write(src.path().join("issue.txt"), "user_id = @a:hs\n")?;
+    let tar = src.path().join("rageshake.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(src.path())
+        .args(["issue.txt", "log-0.log"])
+        .status()?;
+    assert!(st.success());
+    let data = fs::read(&tar)?;
+    let partial = dir.path().join("rageshake.tar.crdownload");
+    grow(&partial, &data, 3, Duration::from_millis(300)).await?;
+    w.drain();
+    assert!(w.files.is_empty(), "picked up too early: {:?}", w.names());
+    fs::rename(&partial, dir.path().join("rageshake.tar"))?;
+    fs::write(
+        dir.path().join("element-call-console.log"),
+        "2026-06-30T18:00:03.000Z 3 MatrixRTCSession x\n",
+    )?;
+    w.wait_for("both", |w| w.files.len() == 2).await?;
+    let mut names = w.names();
+    names.sort();
+    assert_eq!(names, ["element-call-console.log", "rageshake.tar"]);
+    assert!(w.files.iter().any(|(_, d)| *d == data));
+    w.expect_no_more_files().await?;
+    w.stop().await
+}

@@ -633,3 +633,58 @@ mod log_formats {
         }
     }
 }
+
+proptest! {
+    /// Element Web's console log: any text splits into entries without
+    /// loss (every line is in exactly one entry, in order), and an entry
+    /// written in its `ConsoleLogger` format reads back with its time,
+    /// level and message.
+    #[test]
+    fn an_element_console_log_keeps_every_line_and_reads_back_its_entries(
+        input in "\\PC{0,60}(\n\\PC{0,60}){0,6}",
+        ms in 0i64..4_000_000_000_000,
+        level in "[IWED]",
+        message in "[^\n\r]{0,60}",
+    ) {
+        use callcap::domain::element_log::{parse_console, parse_metadata};
+        let log = parse_console(&input);
+        // Each entry is its first line and its continuation lines.
+        let kept: usize = log.entries.iter().map(|e| 1 + e.message.matches('\n').count()).sum();
+        prop_assert_eq!(kept, input.lines().count());
+        prop_assert_eq!(log.lines as usize, input.lines().count());
+        let _ = parse_metadata(&input);
+
+        let at = chrono::DateTime::from_timestamp_millis(ms).unwrap();
+        let line = format!("{} {level} {message}\nError: x\n    at f (a.js:1:2)", at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+        let log = parse_console(&line);
+        prop_assert_eq!(log.entries.len(), 1);
+        let e = &log.entries[0];
+        prop_assert_eq!(e.at, Some(at));
+        prop_assert_eq!(e.message.clone(), format!("{message}\nError: x\n    at f (a.js:1:2)"));
+    }
+}
+
+proptest! {
+    /// livekit-server's and lk-jwt-service's parsers read any line without
+    /// panicking, and a zap JSON line with any field values reads back.
+    #[test]
+    fn sfu_lines_of_any_shape_never_panic(
+        line in "\\PC{0,200}",
+        ident in "[@a-zA-Z0-9:._=+/-]{0,50}",
+        reason in "[A-Z_]{0,30}",
+    ) {
+        use callcap::domain::sfu_log::{identity_of, parse_livekit, parse_lkjwt, sfu_event};
+        if let Some(l) = parse_livekit(&line) {
+            let _ = sfu_event(&l);
+        }
+        let _ = parse_lkjwt(&line);
+        let _ = identity_of(&line);
+        let json = serde_json::json!({
+            "level": "info", "ts": 1782842592.5, "logger": "livekit", "caller": "rtc/participant.go:1",
+            "msg": "participant closing", "participant": ident, "participantID": "PA_1", "reason": reason,
+        }).to_string();
+        let e = sfu_event(&parse_livekit(&json).unwrap()).unwrap();
+        prop_assert_eq!(e.identity.unwrap_or_default(), ident);
+        prop_assert_eq!(e.reason.unwrap_or_default(), reason);
+    }
+}

@@ -331,6 +331,116 @@ fn q2_linked_when_to_device_reaches_us_and_the_client_cannot_open_it() {
     o.cites("Q2", "client/", "MissingKey");
 }
 
+/// The q2-linked call: KE-1 for our device, to-device messages stored for
+/// it, KE-2 in its diag report (which names `userId`/`deviceId`), inbox rows.
+fn linked_call(name: &'static str) -> Scenario {
+    let mut s = Scenario::new(name);
+    let mut log = otk_conflict(500, 9, KEY_ID, STORED, UPLOADED);
+    for i in 0..4u32 {
+        let ms = 2_000 + i as i64 * 5_000;
+        log.push(send_to_device(ms, 20 + i, BOB));
+        log.push(to_device_stored(ms + 5, 20 + i, ME, DEV));
+    }
+    s.log = log;
+    s.diag = vec![
+        ke1_entry(600),
+        unexpected_encrypted(2_100),
+        missing_key(2_500),
+        unexpected_encrypted(7_100),
+    ];
+    s.db = Db::Rows(format!(
+        "{}{}{}",
+        otk_row(KEY_ID, STORED),
+        fallback_row(false),
+        inbox_rows(ME, DEV, 4)
+    ));
+    s
+}
+
+#[test]
+fn our_device_from_the_diag_report_gives_the_answers_of_the_flags() {
+    // The issue's reproduction: `analyze --log --diag --db-url` without
+    // --user-id/--device-id on a call whose diag report names userId and
+    // deviceId gave Q1 insufficient ("[call] user-id is not set") and Q2
+    // not-targeted; with the flags, divergence and linked.
+    recent_call();
+    let with_flags = linked_call("device-flags").run();
+    with_flags.expect(["divergence", "linked", INSUFFICIENT, INSUFFICIENT]);
+    let mut s = linked_call("device-from-diag");
+    s.user_id = None;
+    s.device_id = None;
+    let o = s.run();
+    o.expect(["divergence", "linked", INSUFFICIENT, INSUFFICIENT]);
+    for q in ["Q1", "Q2"] {
+        assert_eq!(o.basis(q), with_flags.basis(q), "{q}");
+    }
+    o.cites("Q1", "db/last.json#", STORED);
+    let m = manifest(&o.bundle);
+    assert_eq!(m["device_id"], DEV);
+    assert_eq!(
+        m["device_from"],
+        "client/lotus-crypto-diag-1782842700000.json"
+    );
+    assert!(
+        o.report.contains(&format!(
+            "- Device: {DEV} (as `client/lotus-crypto-diag-1782842700000.json` names it"
+        )),
+        "{}",
+        o.report
+    );
+}
+
+#[test]
+fn element_webs_rageshake_tar_alone_gives_the_answers_of_the_diag_report() {
+    // The issue's "done when": the only client evidence is Element Web's
+    // rageshake.tar, no --user-id/--device-id; the same answers as the
+    // same call with the Lotus diag report.
+    recent_call();
+    let mut with_diag = linked_call("rageshake-diag");
+    with_diag.user_id = None;
+    with_diag.device_id = None;
+    let with_diag = with_diag.run();
+    let mut s = linked_call("rageshake-tar");
+    s.user_id = None;
+    s.device_id = None;
+    s.rageshake = true;
+    let o = s.run();
+    o.expect(["divergence", "linked", INSUFFICIENT, INSUFFICIENT]);
+    for q in ["Q1", "Q2", "Q3", "Q4"] {
+        assert_eq!(o.answer(q), with_diag.answer(q), "{q}");
+    }
+    o.cites("Q2", "client/rageshake/log-0.log:", "MissingKey");
+    o.cites(
+        "Q2",
+        "client/rageshake/log-0.log:",
+        "io.element.call.encryption_keys",
+    );
+    o.cites("Q1", "client/rageshake/log-0.log:", "already exists");
+    let m = manifest(&o.bundle);
+    assert_eq!(m["device_id"], DEV);
+    assert_eq!(m["device_from"], "client/rageshake");
+    assert_eq!(m["counts"]["client"]["KE-2"], 3, "{}", m["counts"]);
+    assert!(o.bundle.join("client/rageshake/issue.txt").is_file());
+}
+
+#[test]
+fn a_flag_wins_over_the_diag_report_and_the_conflict_is_a_warning() {
+    recent_call();
+    let mut s = linked_call("device-conflict");
+    s.device_id = Some("OTHERDEV01");
+    let o = s.run();
+    // The report names another device of our user: it is set aside, and
+    // the report says the two disagree.
+    assert!(
+        o.report.contains(&format!(
+            "- **Warning**: lotus-crypto-diag-1782842700000.json names device {DEV}, but --device-id / [call] device-id names OTHERDEV01"
+        )),
+        "{}",
+        o.report
+    );
+    assert_ne!(o.answer("Q2"), "linked", "{}", o.summary("Q2"));
+}
+
 #[test]
 fn q2_sfu_downstream_when_keys_arrive_fine_but_media_cut_out() {
     let mut s = Scenario::new("q2-sfu");

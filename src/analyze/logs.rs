@@ -58,6 +58,20 @@ fn file_format(path: &Path) -> Result<Format, UsageError> {
     Ok(sniff(&head))
 }
 
+/// Whether a text file's first lines are livekit-server's or
+/// lk-jwt-service's.
+fn is_sfu_log(path: &Path) -> bool {
+    let mut head = Vec::with_capacity(64 * 1024);
+    if std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+        .is_err()
+    {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&head);
+    crate::domain::sfu_log::sniff_service(text.lines()).is_some_and(|s| s.is_sfu())
+}
+
 /// Groups `--log` arguments into logs, checks each file and tells its
 /// format.
 pub(super) fn group(args: &[PathBuf]) -> Result<Vec<LogFiles>, UsageError> {
@@ -107,11 +121,13 @@ pub(super) fn specs(
                     name: l.name.clone(),
                     clock: clock.clone(),
                     format: Some(l.format),
+                    service: None,
                 },
                 LogInfo {
                     name: l.name.clone(),
                     timezone: timezone.to_string(),
                     format: Some(l.format.name().to_string()),
+                    service: None,
                 },
             )
         })
@@ -136,9 +152,11 @@ pub(super) fn read_all(
     logs: &[LogFiles],
 ) -> anyhow::Result<Vec<Value>> {
     let mut sources = Vec::new();
-    // One text log: the parallel scanner, file by file.
+    // One text log of Synapse's: the parallel scanner, file by file (an
+    // SFU log is read line by line, below).
     if let [only] = logs
         && only.format == Format::Text
+        && !is_sfu_log(&only.files[0])
     {
         for (i, file) in only.files.iter().enumerate() {
             let before = capture.lines();

@@ -256,6 +256,7 @@ mod tests {
             ke: Some(ke),
             error: true,
             message: message.into(),
+            line: None,
         };
         let mut diag = ClientArtifact::new("d.json".into(), ArtifactKind::Diag, t);
         diag.user_id = Some("@b:hs".into());
@@ -292,5 +293,90 @@ mod tests {
             app.not_subject.get("d.json").map(String::as_str),
             Some("the report is @b:hs's")
         );
+    }
+
+    #[test]
+    fn a_device_named_by_a_later_diag_report_judges_the_earlier_lines_again() {
+        use crate::app::event::{Event, ServerBatch, ToDeviceTrace};
+        let mut app = crate::app::App::new(Subject::default(), 2_000);
+        // Read before any file names our device: undecided, not ours.
+        app.update(conflict(Some(("@a:hs", "DEV"))));
+        app.update(conflict(Some(("@a:hs", "PHONE"))));
+        let mut batch = ServerBatch::default();
+        for (n, who) in [(3, "@a:hs/DEV"), (4, "@b:hs/BDEV")] {
+            batch.to_device.push(ToDeviceTrace {
+                line_no: n,
+                at: None,
+                text: format!("Storing to-device messages with stream_id 9: ['{who} (msgid m1)']"),
+            });
+        }
+        app.update(Event::Server(Box::new(batch)));
+        assert!(app.offending.is_empty());
+        assert_eq!(app.attribution.ke1_undecided_conflicts, 2);
+        assert_eq!(app.to_device_for_us_count, 0);
+        let t = DateTime::from_timestamp(1_782_842_500, 0).unwrap_or_default();
+        let mut diag = ClientArtifact::new("d.json".into(), ArtifactKind::Diag, t);
+        diag.user_id = Some("@a:hs".into());
+        diag.device_id = Some("DEV".into());
+        app.update(Event::Client(Box::new(diag.clone())));
+        assert_eq!(app.subject.device_id.as_deref(), Some("DEV"));
+        assert_eq!(app.subject.user_id.as_deref(), Some("@a:hs"));
+        assert_eq!(app.subject_from.as_deref(), Some("client/d.json"));
+        assert_eq!(app.offending.len(), 1);
+        assert_eq!(
+            (
+                app.foreign_conflicts,
+                app.attribution.ke1_undecided_conflicts
+            ),
+            (1, 0)
+        );
+        assert!(app.attribution.ke1_ours.bounds().is_some());
+        assert!(app.attribution.ke1_undecided.bounds().is_none());
+        assert_eq!(app.own_ke1_errors, 1);
+        assert_eq!(app.to_device_for_us_count, 1);
+        assert!(app.subject_warnings.is_empty());
+        // Another device of the same user: a warning, the first one stays.
+        diag.file = "e.json".into();
+        diag.device_id = Some("LAPTOP".into());
+        app.update(Event::Client(Box::new(diag.clone())));
+        assert_eq!(app.subject.device_id.as_deref(), Some("DEV"));
+        assert_eq!(app.subject_warnings.len(), 1, "{:?}", app.subject_warnings);
+        assert!(
+            app.subject_warnings[0]
+                .contains("e.json names device LAPTOP, but client/d.json names DEV")
+        );
+        assert!(app.not_subject.contains_key("e.json"));
+        // Someone else's report is theirs, not a conflict.
+        diag.file = "f.json".into();
+        diag.user_id = Some("@b:hs".into());
+        app.update(Event::Client(Box::new(diag)));
+        assert_eq!(app.subject_warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_report_naming_no_device_or_a_har_leaves_the_device_unknown() {
+        use crate::app::event::Event;
+        let mut app = crate::app::App::new(Subject::default(), 2_000);
+        let t = DateTime::from_timestamp(1_782_842_500, 0).unwrap_or_default();
+        let mut diag = ClientArtifact::new("d.json".into(), ArtifactKind::Diag, t);
+        diag.user_id = Some("@a:hs".into());
+        app.update(Event::Client(Box::new(diag)));
+        let mut har = ClientArtifact::new("h.har".into(), ArtifactKind::Har, t);
+        har.device_id = Some("DEV".into());
+        app.update(Event::Client(Box::new(har)));
+        assert_eq!(app.subject, Subject::default());
+        // A flag's user and another user's report: not taken.
+        let mut app = crate::app::App::new(
+            Subject {
+                user_id: Some("@a:hs".into()),
+                ..Subject::default()
+            },
+            2_000,
+        );
+        let mut diag = ClientArtifact::new("d.json".into(), ArtifactKind::Diag, t);
+        diag.user_id = Some("@b:hs".into());
+        diag.device_id = Some("BDEV".into());
+        app.update(Event::Client(Box::new(diag)));
+        assert_eq!(app.subject.device_id, None);
     }
 }

@@ -42,6 +42,7 @@ fn slim(a: &mut ClientArtifact) -> ClientArtifact {
             ke: e.ke,
             error: e.error,
             message: String::new(),
+            line: e.line,
         })
         .collect();
     a.entries = entries;
@@ -52,6 +53,10 @@ impl App {
     pub(super) fn on_client(&mut self, mut artifact: ClientArtifact, fx: &mut Vec<Effect>) {
         let at = artifact.arrived_at;
         self.tick(at);
+        self.learn_subject(&artifact, at);
+        for w in &artifact.warnings {
+            self.note(at, "client", w.clone());
+        }
         // Someone else's report or HAR is listed and counted, but it is
         // evidence about them, not the subject: it feeds no verdict.
         let theirs = self.subject.not_the_subject(&artifact);
@@ -89,10 +94,7 @@ impl App {
                 .find(|e| e.message.contains(id.as_str()))
                 && refs.len() < 5
             {
-                refs.push(EvidenceRef(format!(
-                    "client/{}#entries[{}]",
-                    e.file, e.index
-                )));
+                refs.push(EvidenceRef(e.reference()));
             }
         }
         for c in har_conflicts {
@@ -116,6 +118,7 @@ impl App {
         let kind = match artifact.kind {
             event::ArtifactKind::Diag => "diag report",
             event::ArtifactKind::Har => "HAR",
+            event::ArtifactKind::ElementLog => "Element log",
             event::ArtifactKind::Other => "file",
         };
         let evidence = format!("{kind} {}", artifact.file);
@@ -158,7 +161,7 @@ impl App {
         }
         let i = ke.index();
         self.client[i].add(e.at, e.error);
-        let r = EvidenceRef(format!("client/{}#entries[{}]", e.file, e.index));
+        let r = EvidenceRef(e.reference());
         if ours {
             self.client_evidence(ke, e, r);
         }
@@ -273,6 +276,7 @@ mod tests {
                     "MissingKey: missing key at index {i} {}",
                     "x".repeat(100_000)
                 ),
+                line: None,
             })
             .collect();
         let fx = app.update(Event::Client(Box::new(diag.clone())));

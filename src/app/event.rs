@@ -80,6 +80,28 @@ pub struct ServerBatch {
     pub redactions: u64,
     /// The hits' display texts, one after another.
     pub texts: String,
+    /// livekit-server lines reporting a participant's state.
+    pub sfu: Vec<SfuSighting>,
+    /// lk-jwt-service lines naming a Matrix user, device or identity.
+    pub lk_grants: Vec<LkGrant>,
+    /// SFU log lines read but not recognised (kept in the log's file).
+    pub sfu_unread: u64,
+}
+
+/// A livekit-server line about a participant (redacted text, one line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SfuSighting {
+    pub line_no: u64,
+    pub event: crate::domain::sfu_log::SfuEvent,
+    pub text: String,
+}
+
+/// An lk-jwt-service line: who asked, for which device, what identity
+/// LiveKit was told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LkGrant {
+    pub line_no: u64,
+    pub line: crate::domain::sfu_log::LkJwtLine,
 }
 
 /// Appends `s` to a buffer of texts; returns where it went.

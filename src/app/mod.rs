@@ -12,14 +12,17 @@ pub mod metrics;
 mod operator;
 mod restore;
 mod server;
+mod sfu;
 mod source_state;
 pub mod stats;
 mod subject;
+mod subject_learn;
 pub mod view;
 
 pub use db::DbState;
 pub use evidence::{EvidenceRef, OffendingKeyInfo, SightingKind, Sightings, Timeout};
 pub use operator::{Marker, default_label};
+pub use sfu::{SfuParticipant, SfuReport, SfuView};
 pub use source_state::SourceInfo;
 pub use subject::Subject;
 
@@ -108,6 +111,15 @@ pub struct App {
     /// Client artefacts that name someone else (file → why): listed, fed
     /// to no verdict.
     pub not_subject: BTreeMap<String, String>,
+    /// What named our device (`client/<file>`, `server/<lk-jwt>.log:N`),
+    /// when the flags and the config did not.
+    pub subject_from: Option<String>,
+    /// Client files that name another device of our user.
+    pub subject_warnings: Vec<String>,
+    /// Server evidence kept while no device is known.
+    pending_subject: subject_learn::PendingSubject,
+    /// What livekit-server and lk-jwt-service logged.
+    pub sfu: SfuView,
     /// Request id → (user, device) of recent keys/upload requests.
     upload_owner: server::UploadOwners,
     /// KE-3 event ids with where they were seen.
@@ -177,6 +189,10 @@ impl App {
             foreign_conflicts: 0,
             attribution: Attribution::default(),
             not_subject: BTreeMap::new(),
+            subject_from: None,
+            subject_warnings: Vec::new(),
+            pending_subject: Default::default(),
+            sfu: SfuView::default(),
             upload_owner: server::UploadOwners::default(),
             ke3_ids: BTreeMap::new(),
             timeouts: Vec::new(),

@@ -85,24 +85,28 @@ impl App {
         }
         for tr in batch.to_device {
             self.to_device_traces += 1;
-            let ours = self
-                .subject
-                .device_id
-                .as_deref()
-                .is_some_and(|d| names_recipient(&tr.text, self.subject.user_id.as_deref(), d));
-            if ours {
-                self.to_device_for_us_count += 1;
-                if self.to_device_for_us.len() < EVIDENCE_CAP {
-                    let r = EvidenceRef(self.server_ref(tr.line_no));
-                    self.to_device_for_us.push(r);
-                }
-            } else if self.to_device_other.len() < 5 {
+            if self.subject.device_id.is_none() {
+                self.pending_subject.keep_to_device(tr.line_no, &tr.text);
+            }
+            if self.count_to_device_for_us(tr.line_no, &tr.text) {
+                continue;
+            }
+            if self.to_device_other.len() < 5 {
                 let r = EvidenceRef(self.server_ref(tr.line_no));
                 self.to_device_other.push(r);
             }
         }
         for s in batch.stalls {
             self.on_stall(s);
+        }
+        if !batch.sfu.is_empty() || !batch.lk_grants.is_empty() || batch.sfu_unread > 0 {
+            let (sfu, grants) = (
+                std::mem::take(&mut batch.sfu),
+                std::mem::take(&mut batch.lk_grants),
+            );
+            let recognised = (sfu.len() + grants.len()) as u64;
+            self.on_sfu(sfu, grants, batch.sfu_unread);
+            self.note_unrecognised_sfu(&batch.source, recognised, batch.sfu_unread);
         }
     }
 
@@ -172,33 +176,55 @@ impl App {
         // Another device's keys/upload (key ids like AAAAAAAAAFA repeat
         // across devices): neither its conflict nor its 400 is ours. One
         // whose owner line was not seen is undecided, never ours.
-        let owner = self.subject.owner_of(
-            hit.request
+        let ke1_error = hit.kes.contains(Ke::Ke1) && hit.error;
+        if !ke1_error && hit.offending.is_none() {
+            return;
+        }
+        let sighting = Ke1Sighting {
+            at: hit.at,
+            owner: hit
+                .request
                 .as_ref()
                 .and_then(|r| self.upload_owner.get(r))
-                .map(|(u, d)| (u.as_str(), d.as_str())),
-        );
-        let ke1_error = hit.kes.contains(Ke::Ke1) && hit.error;
-        if ke1_error && owner != Owner::Foreign {
+                .cloned(),
+            error: ke1_error,
+            offending: hit.offending,
+            ke_line_no: hit.ke_line_no[Ke::Ke1.index()],
+            line_no: hit.line_no,
+        };
+        if self.subject.device_id.is_none() {
+            // Judged again if a client file names our device later.
+            self.pending_subject.keep_ke1(&sighting);
+        }
+        self.attribute_ke1(&sighting);
+    }
+
+    /// Counts a KE-1 error or conflict as ours, someone else's or
+    /// undecided, by its request's owner line.
+    pub(super) fn attribute_ke1(&mut self, k: &Ke1Sighting) {
+        let owner = self
+            .subject
+            .owner_of(k.owner.as_ref().map(|(u, d)| (u.as_str(), d.as_str())));
+        if k.error && owner != Owner::Foreign {
             self.own_ke1_errors += 1;
-            if self.own_ke1_error_refs.len() < 5 && hit.ke_line_no[Ke::Ke1.index()] > 0 {
-                let r = self.ke_ref(Ke::Ke1, hit.ke_line_no[Ke::Ke1.index()], hit.line_no);
+            if self.own_ke1_error_refs.len() < 5 && k.ke_line_no > 0 {
+                let r = self.ke_ref(Ke::Ke1, k.ke_line_no, k.line_no);
                 self.own_ke1_error_refs.push(EvidenceRef(r));
             }
         }
         match owner {
-            Owner::Ours if ke1_error => self.attribution.ke1_ours.add(hit.at),
-            Owner::Undecided if ke1_error => self.attribution.ke1_undecided.add(hit.at),
+            Owner::Ours if k.error => self.attribution.ke1_ours.add(k.at),
+            Owner::Undecided if k.error => self.attribution.ke1_undecided.add(k.at),
             _ => {}
         }
-        let Some(off) = hit.offending.as_ref() else {
+        let Some(off) = k.offending.as_ref() else {
             return;
         };
-        let r = EvidenceRef(self.ke_ref(Ke::Ke1, hit.ke_line_no[Ke::Ke1.index()], hit.line_no));
+        let r = EvidenceRef(self.ke_ref(Ke::Ke1, k.ke_line_no, k.line_no));
         match owner {
             Owner::Foreign => self.foreign_conflicts += 1,
             Owner::Undecided => self.attribution.undecided_conflict(r),
-            Owner::Ours => self.record_conflict(off, hit.at, SightingKind::Server, r),
+            Owner::Ours => self.record_conflict(off, k.at, SightingKind::Server, r),
         }
     }
 
@@ -254,6 +280,38 @@ impl App {
 /// trace names this device as a recipient: `user/device` (or `/device`
 /// when the user is unknown) followed by something that cannot continue a
 /// device id, so `DEV` does not match `DEV2`.
+impl App {
+    /// Counts a to-device tracing line naming our device; false when it
+    /// names none (or no device is known).
+    pub(super) fn count_to_device_for_us(&mut self, line_no: u64, text: &str) -> bool {
+        let ours = self
+            .subject
+            .device_id
+            .as_deref()
+            .is_some_and(|d| names_recipient(text, self.subject.user_id.as_deref(), d));
+        if ours {
+            self.to_device_for_us_count += 1;
+            if self.to_device_for_us.len() < EVIDENCE_CAP {
+                let r = EvidenceRef(self.server_ref(line_no));
+                self.to_device_for_us.push(r);
+            }
+        }
+        ours
+    }
+}
+
+/// A KE-1 error or conflict of the server log, with what attributes it.
+#[derive(Debug, Clone)]
+pub(super) struct Ke1Sighting {
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The user and device its request's owner line names.
+    pub owner: Option<(CompactString, CompactString)>,
+    pub error: bool,
+    pub offending: Option<std::sync::Arc<crate::domain::har::OffendingKey>>,
+    pub ke_line_no: u64,
+    pub line_no: u64,
+}
+
 fn names_recipient(text: &str, user: Option<&str>, device: &str) -> bool {
     let needle = match user {
         Some(u) => format!("{u}/{device}"),

@@ -75,6 +75,7 @@ pub fn build(
         "ended_at": rfc3339(end),
         "user_id": app.subject.user_id,
         "device_id": app.subject.device_id,
+        "device_from": app.subject_from,
         "participants": app.subject.participants,
         "counts": {
             "server": per_ke(app.server_counts()),

@@ -67,6 +67,7 @@ pub fn render(
     markers(&mut r, app);
     checklist(&mut r, app);
     super::report_sections::client_artefacts(app, &mut r);
+    super::report_sections::sfu(app, &mut r);
     super::report_sections::database(app, &mut r);
     files(&mut r, facts);
     r
@@ -95,9 +96,16 @@ fn header(
     );
     let _ = writeln!(
         r,
-        "- Device: {}",
-        app.subject.device_id.as_deref().unwrap_or("(not set)")
+        "- Device: {}{}",
+        app.subject.device_id.as_deref().unwrap_or("(not set)"),
+        match &app.subject_from {
+            Some(f) => format!(" (as `{f}` names it; no --device-id or [call] device-id)"),
+            None => String::new(),
+        }
     );
+    for w in &app.subject_warnings {
+        let _ = writeln!(r, "- **Warning**: {w}");
+    }
     if !app.subject.participants.is_empty() {
         let _ = writeln!(r, "- Participants: {}", app.subject.participants.join(", "));
     }

@@ -38,6 +38,7 @@ pub fn client_artefacts(app: &App, r: &mut String) {
             },
             match &a.unparsed {
                 Some(why) => format!(" — **unparsed**: {why}"),
+                None if !a.warnings.is_empty() => format!(" — **{}**", a.warnings.join("; ")),
                 None => String::new(),
             },
             if a.entries.is_empty() {
@@ -126,4 +127,57 @@ fn series(s: &[(DateTime<Utc>, i64)]) -> String {
         }
     }
     out.join(", ")
+}
+
+/// What livekit-server said of each participant (our device first), when
+/// an SFU log was read.
+pub fn sfu(app: &App, r: &mut String) {
+    if !app.sfu.captured() {
+        return;
+    }
+    let _ = writeln!(
+        r,
+        "\n## SFU\n\n{} participant(s); {} state line(s), {} lk-jwt-service line(s), {} line(s) not recognised (kept in the log).\n",
+        app.sfu.participants.len(),
+        app.sfu.sfu_lines,
+        app.sfu.grant_lines,
+        app.sfu.unread
+    );
+    let mut parts: Vec<_> = app.sfu.participants.values().collect();
+    parts.sort_by_key(|p| !app.sfu_is_ours(&p.identity));
+    for p in parts.iter().take(50) {
+        let who = match app.sfu.matrix_of(&p.identity) {
+            (Some(u), Some(d)) => format!("{u}/{d}"),
+            (Some(u), None) => format!("{u} (device unknown)"),
+            _ => "(Matrix device unknown)".to_string(),
+        };
+        let ours = if app.sfu_is_ours(&p.identity) {
+            " — **our device**"
+        } else {
+            ""
+        };
+        let states: Vec<String> = p
+            .history
+            .iter()
+            .rev()
+            .take(6)
+            .rev()
+            .map(|s| {
+                format!(
+                    "{} {}{} (`{}`)",
+                    t(s.at),
+                    s.state.name(),
+                    s.reason
+                        .as_deref()
+                        .map(|x| format!(" {x}"))
+                        .unwrap_or_default(),
+                    s.evidence.0
+                )
+            })
+            .collect();
+        let _ = writeln!(r, "- `{}` {who}{ours}: {}", p.identity, states.join("; "));
+    }
+    for f in &app.sfu.failures {
+        let _ = writeln!(r, "- lk-jwt-service failure: `{}`", f.0);
+    }
 }

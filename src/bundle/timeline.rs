@@ -90,7 +90,7 @@ impl Lines {
                             "entry",
                             json!({
                                 "ke": ke,
-                                "ref": format!("client/{}#entries[{}]", en.file, en.index),
+                                "ref": en.reference(),
                                 "message": en.message,
                             }),
                         );

@@ -30,6 +30,9 @@ impl Capture {
         let name = self.unique_client_name(&name);
         let rel = format!("client/{name}");
         let lower = name.to_ascii_lowercase();
+        if crate::domain::element_log::is_element_log_name(&lower) || path.is_dir() {
+            return self.element_logs(path, &name, arrived_at);
+        }
         let kind = if lower.ends_with(".har") {
             ArtifactKind::Har
         } else if lower.ends_with(".json") {
@@ -42,7 +45,7 @@ impl Capture {
         art.bytes = meta.len();
         match kind {
             ArtifactKind::Har => self.har_file(path, &rel, &mut art)?,
-            ArtifactKind::Diag | ArtifactKind::Other => {
+            ArtifactKind::Diag | ArtifactKind::Other | ArtifactKind::ElementLog => {
                 self.diag_file(path, &rel, &mut art, meta.len())?
             }
         }
@@ -128,6 +131,41 @@ impl Capture {
         Ok(())
     }
 
+    /// A client entry from a message: redacted, its KE and whether it is an
+    /// error from the client signatures; KE-3 event ids collected.
+    pub(super) fn client_entry(
+        &self,
+        art: &mut ClientArtifact,
+        file: &str,
+        index: usize,
+        (at, level, ke): (Option<DateTime<Utc>>, Option<String>, Option<Ke>),
+        message: &str,
+    ) -> ClientEntry {
+        let (msg, _) = self.redactor.redact_str(message);
+        let msg = msg.into_owned();
+        if ke == Some(Ke::Ke3)
+            && let Some(id) = ke3_event_id(&msg)
+            && !art.ke3_event_ids.contains(&id)
+        {
+            art.ke3_event_ids.push(id);
+        }
+        let error = self
+            .matcher
+            .classify_client(&msg)
+            .map(|c| c.error)
+            .unwrap_or(ke.is_some());
+        ClientEntry {
+            file: file.to_string(),
+            index,
+            at,
+            level,
+            ke,
+            error,
+            message: msg,
+            line: None,
+        }
+    }
+
     /// A diag report's entries (redacted, with their KE and whether they are
     /// errors) and the KE-3 event ids they name.
     fn read_diag(&self, raw: &[u8], art: &mut ClientArtifact) {
@@ -157,6 +195,7 @@ impl Capture {
                         ke: e.ke,
                         error,
                         message: msg,
+                        line: None,
                     });
                 }
             }
@@ -179,7 +218,7 @@ impl Capture {
         Ok(n)
     }
 
-    fn unique_client_name(&self, name: &str) -> String {
+    pub(super) fn unique_client_name(&self, name: &str) -> String {
         let taken = |n: &str| self.journal.dir.join("client").join(n).exists();
         if !taken(name) {
             return name.to_string();

@@ -146,6 +146,12 @@ impl Capture {
         let format = *self.sources[src]
             .format
             .get_or_insert_with(|| crate::domain::log_format::sniff(buf));
+        let service = *self.sources[src]
+            .service
+            .get_or_insert_with(|| super::sfu_ingest::detect(format, buf));
+        if service.is_sfu() {
+            return self.process_sfu(src, format, service, buf, batch);
+        }
         if format.is_decoded() {
             return self.process_decoded(src, format, buf, batch);
         }

@@ -15,12 +15,14 @@ mod access;
 mod client_ingest;
 mod decoded;
 mod display;
+mod element_ingest;
 mod file_scan;
 mod ke3_rescan;
 mod ke_merge;
 mod log_ingest;
 mod long_line;
 mod scan;
+mod sfu_ingest;
 mod source_log;
 pub use file_scan::{ScanFileError, Spent, scan_file, scanner_threads};
 pub use log_ingest::Committed;
@@ -84,6 +86,7 @@ impl Capture {
             name: crate::model::server_logs::DEFAULT_LOG_NAME.to_string(),
             clock,
             format: None,
+            service: None,
         };
         Capture::with_logs(journal, sigs, vec![one], ke3_ids, restart_timeout_ms)
     }

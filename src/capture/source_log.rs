@@ -5,6 +5,7 @@
 //! logs send meanwhile.
 
 use crate::domain::log_format::Format;
+use crate::domain::sfu_log::Service;
 use crate::domain::stall::StallDetector;
 use crate::domain::synapse_log::LogClock;
 use crate::model::server_logs::{DEFAULT_LOG_NAME, LogInfo};
@@ -18,6 +19,9 @@ pub struct LogSpec {
     pub clock: LogClock,
     /// `None`: told by the log's first lines (a file may be text or JSON).
     pub format: Option<Format>,
+    /// `None`: told by the log's first lines (Synapse when they do not
+    /// say).
+    pub service: Option<Service>,
 }
 
 impl LogSpec {
@@ -33,6 +37,7 @@ impl LogSpec {
                     name: l.name.clone(),
                     clock,
                     format: l.format.as_deref().and_then(Format::from_name),
+                    service: l.service.as_deref().and_then(Service::from_name),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -41,6 +46,7 @@ impl LogSpec {
                 name: DEFAULT_LOG_NAME.into(),
                 clock: LogClock::utc(),
                 format: None,
+                service: None,
             });
         }
         Ok(specs)
@@ -50,6 +56,7 @@ impl LogSpec {
 pub(super) struct SourceLog {
     pub clock: LogClock,
     pub format: Option<Format>,
+    pub service: Option<Service>,
     /// An incomplete last line, waiting for the rest.
     pub partial: Vec<u8>,
     /// A line cut at [`super::LINE_CAP`], still going on.
@@ -67,6 +74,7 @@ impl SourceLog {
         SourceLog {
             clock: spec.clock,
             format: spec.format,
+            service: spec.service,
             partial: Vec::new(),
             long_line: None,
             lines: 0,

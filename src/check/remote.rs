@@ -180,6 +180,20 @@ fn judge_log(
             ),
         ));
     }
+    // livekit-server's and lk-jwt-service's logs: not Synapse's format,
+    // and no [server-log] timezone to check (zap writes UTC or an offset).
+    if let Some(service) =
+        crate::domain::sfu_log::sniff_service(tail.iter().rev().copied()).filter(|s| s.is_sfu())
+    {
+        out.push(Line::pass(
+            zone_what,
+            format!(
+                "a {} log: its times are read as it writes them",
+                service.name()
+            ),
+        ));
+        return out;
+    }
     let joined = tail.join("\n");
     if crate::domain::log_format::sniff(joined.as_bytes()) == Format::SynapseJson {
         out.push(json_times(zone_what, tail));
@@ -526,5 +540,20 @@ mod tests {
         let l = judge_log("server log", "/l", "h", (0, 10, 3600 * 5), &[REC], "UTC");
         assert!(!l[0].ok);
         assert!(l[0].detail.contains("5 h ago"), "{:?}", l[0]);
+    }
+
+    #[test]
+    fn an_sfu_log_is_not_held_to_synapse_s_format() {
+        let lk = "2026-06-30T18:00:00.000Z\tINFO\tlivekit\trtc/room.go:1\tparticipant active\t{\"participant\": \"x\"}";
+        let l = judge_log(
+            "server log livekit",
+            "/l",
+            "h",
+            (100, 10, 105),
+            &[lk],
+            "UTC",
+        );
+        assert!(l.iter().all(|l| l.ok), "{l:?}");
+        assert!(l[1].detail.contains("a livekit log"), "{:?}", l[1]);
     }
 }

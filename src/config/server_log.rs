@@ -45,6 +45,9 @@ pub struct ServerLogConfig {
     /// Time zone of the log's timestamps: `UTC`, an IANA name or `+02:00`.
     #[serde(default = "super::default_timezone")]
     pub timezone: String,
+    /// What writes the log: `synapse`, `livekit` (livekit-server) or
+    /// `lk-jwt` (lk-jwt-service); told by its first lines when absent.
+    pub format: Option<String>,
     /// Start this many lines back instead of at the end.
     #[serde(default)]
     pub backfill: u64,
@@ -240,6 +243,16 @@ impl ServerLogsConfig {
                 "\"pct exec 151 --\"",
             )?;
             LogClock::new(&e.timezone).map_err(|m| (field("timezone"), m))?;
+            if let Some(f) = &e.format
+                && crate::domain::sfu_log::Service::from_name(f).is_none()
+            {
+                return Err((
+                    field("format"),
+                    format!(
+                        "'{f}' is not a log format: use \"synapse\", \"livekit\" or \"lk-jwt\" (or leave it out to tell it from the log)"
+                    ),
+                ));
+            }
             match &e.name {
                 None if several => {
                     return Err((

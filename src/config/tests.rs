@@ -374,3 +374,21 @@ fn several_server_logs_each_read_exactly_one_thing_and_say_which_entry_is_wrong(
     assert!(misplaced.contains("only a 'container'"), "{misplaced}");
     Ok(())
 }
+
+#[test]
+fn sfu_logs_take_a_format_and_an_unknown_one_is_refused() -> Result<(), ConfigError> {
+    let c = valid(
+        "[[server-log]]\nname = \"main\"\npath = \"/var/log/matrix-synapse/homeserver.log\"\n\
+         [[server-log]]\nname = \"livekit\"\njournal-unit = \"livekit-server\"\nformat = \"livekit\"\n\
+         [[server-log]]\nname = \"lk-jwt\"\ncontainer = \"lk-jwt-service\"\nformat = \"lk-jwt\"\n\
+         [[server-log]]\nname = \"sfu\"\npath = \"/var/log/livekit.log\"\n",
+    )?;
+    let formats: Vec<Option<&str>> = c.server_log.iter().map(|l| l.format.as_deref()).collect();
+    assert_eq!(formats, [None, Some("livekit"), Some("lk-jwt"), None]);
+    let bad = msg("[[server-log]]\nname = \"x\"\npath = \"/x\"\nformat = \"jitsi\"\n");
+    assert!(
+        bad.contains("'jitsi' is not a log format") && bad.contains("\"livekit\""),
+        "{bad}"
+    );
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! HAR files, secrets to redact.
 
 pub mod diag;
+pub mod element_log;
 pub mod har;
 pub mod histogram;
 pub mod ke;
@@ -9,6 +10,7 @@ pub mod log_format;
 pub mod membership;
 pub mod prometheus_api;
 pub mod redact;
+pub mod sfu_log;
 pub mod signatures;
 pub mod stall;
 pub mod synapse_log;

@@ -61,6 +61,9 @@ pub struct Session {
     pub shutdown: watch::Sender<bool>,
     /// KE-3 event ids so far, for the database poller's lookups.
     pub ke3_ids: watch::Sender<Vec<String>>,
+    /// Our user and device as the App knows them, for the database poller
+    /// (a client file may name them after the start).
+    pub subject: watch::Sender<crate::sources::db::LearntSubject>,
     /// Questions for a key's passphrase (console only).
     pub passphrase: Option<mpsc::Receiver<crate::sources::ssh::PassphraseRequest>>,
     /// The sources, checks and DEBUG loggers, supervised: a task that
@@ -164,6 +167,8 @@ pub fn start_fed(
     let (event_tx, event_rx) = mpsc::channel(1024);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ke3_tx, ke3_rx) = watch::channel(cfg.call.event_ids.clone());
+    let (subject_tx, subject_rx) =
+        watch::channel((app.subject.user_id.clone(), app.subject.device_id.clone()));
     let (prompt, passphrase_rx) = if opts.headless {
         (None, None)
     } else {
@@ -196,6 +201,7 @@ pub fn start_fed(
         tx: &input_tx,
         shutdown: &shutdown_rx,
         ke3_ids: &ke3_rx,
+        subject: &subject_rx,
         prompt,
     };
     let descriptions = spawn_sources(opts.mode, cfg, &clock, context, &mut tasks)?;
@@ -213,6 +219,7 @@ pub fn start_fed(
         events: event_rx,
         shutdown: shutdown_tx,
         ke3_ids: ke3_tx,
+        subject: subject_tx,
         passphrase: passphrase_rx,
         tasks,
         capture: Some(capture),
@@ -312,6 +319,7 @@ fn server_logs(cfg: &Config, mode: &Mode) -> Vec<LogInfo> {
                     LogKind::Journal { .. } => Some(Format::Journal.name().to_string()),
                     LogKind::Docker { .. } => Some(Format::Docker.name().to_string()),
                 },
+                service: l.format.clone(),
             })
             .collect(),
     }
@@ -351,7 +359,16 @@ impl Session {
     /// Applies an event and hands the App's effects to the capture task,
     /// without waiting: the loop never blocks on the capture.
     pub fn apply(&mut self, ev: Event) {
-        for fx in self.app.update(ev) {
+        let fxs = self.app.update(ev);
+        let s = &self.app.subject;
+        self.subject.send_if_modified(|v| {
+            let changed = v.0 != s.user_id || v.1 != s.device_id;
+            if changed {
+                *v = (s.user_id.clone(), s.device_id.clone());
+            }
+            changed
+        });
+        for fx in fxs {
             match &fx {
                 Effect::Export { .. } => continue,
                 Effect::Ke3Ids(ids) => self.ke3_ids.send_modify(|v| {

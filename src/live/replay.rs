@@ -114,6 +114,7 @@ impl Recording {
                 name: SOURCE.into(),
                 timezone: rec.timezone.clone(),
                 format: None,
+                service: None,
             });
         }
         let names = ServerLogs::new(rec.logs.iter().map(|l| l.name.clone()).collect());

@@ -14,6 +14,8 @@ pub struct SourceContext<'a> {
     pub tx: &'a mpsc::Sender<Input>,
     pub shutdown: &'a watch::Receiver<bool>,
     pub ke3_ids: &'a watch::Receiver<Vec<String>>,
+    /// Our user and device as the App learnt them (for the database).
+    pub subject: &'a watch::Receiver<crate::sources::db::LearntSubject>,
     /// Asks the operator for a key's passphrase (the console); `None`
     /// headless, where only `[ssh] passphrase-env` can supply one.
     pub prompt: Option<crate::sources::ssh::PassphrasePrompt>,
@@ -65,12 +67,13 @@ pub fn spawn_all(
             "url": crate::sources::db::redact_url(&db.url),
             "via_ssh": db.via_ssh,
         }));
-        let (db, call, tx, shutdown, ids) = (
+        let (db, call, tx, shutdown, ids, subject) = (
             db.clone(),
             cfg.call.clone(),
             ctx.tx.clone(),
             ctx.shutdown.clone(),
             ctx.ke3_ids.clone(),
+            ctx.subject.clone(),
         );
         let ssh = cfg.ssh.clone().filter(|_| db.via_ssh);
         let prompt = ctx.prompt.clone();
@@ -87,7 +90,8 @@ pub fn spawn_all(
                 },
                 None => None,
             };
-            crate::sources::db::run_poller(db, call, tx, shutdown, over, ids).await;
+            crate::sources::db::run_poller_learning(db, call, tx, shutdown, over, ids, subject)
+                .await;
             Ok(())
         });
     }

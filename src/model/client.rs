@@ -5,7 +5,8 @@ use crate::domain::Ke;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A client entry from a diag report.
+/// A client entry from a diag report, or from a console log (Element Web,
+/// Element Call: then `line` is where the entry starts in `file`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientEntry {
     /// File name inside `client/`.
@@ -17,6 +18,20 @@ pub struct ClientEntry {
     pub error: bool,
     /// Redacted.
     pub message: String,
+    /// The entry's first line in a console log (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+}
+
+impl ClientEntry {
+    /// Where the entry is in the bundle: `client/<file>:<line>` in a
+    /// console log, `client/<file>#entries[<index>]` in a diag report.
+    pub fn reference(&self) -> String {
+        match self.line {
+            Some(n) => format!("client/{}:{n}", self.file),
+            None => format!("client/{}#entries[{}]", self.file, self.index),
+        }
+    }
 }
 
 /// A client artefact picked up (diag report or HAR), already copied
@@ -41,6 +56,13 @@ pub struct ClientArtifact {
     /// A HAR's users: the localparts its requests' access tokens name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_users: Vec<String>,
+    /// Console logs: the earliest entry time (what the log reaches back to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_at: Option<DateTime<Utc>>,
+    /// What could not be read while the rest was (a truncated tar or gzip,
+    /// a log without timestamps): kept as raw bytes, shown in the status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub redactions: u64,
     /// `redactions` by rule name.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -63,6 +85,8 @@ impl ClientArtifact {
             har_conflicts: Vec::new(),
             har_keys_upload: 0,
             token_users: Vec::new(),
+            first_at: None,
+            warnings: Vec::new(),
             redactions: 0,
             redactions_by_rule: Default::default(),
         }
@@ -87,5 +111,8 @@ pub struct HarConflict {
 pub enum ArtifactKind {
     Diag,
     Har,
+    /// Element Web's or Element Call's console logs (`rageshake.tar`, a
+    /// rageshake report folder, `*.log`, `*.log.gz`).
+    ElementLog,
     Other,
 }

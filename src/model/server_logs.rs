@@ -20,6 +20,10 @@ pub struct LogInfo {
     /// the log's first lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// `synapse`, `livekit`, `lk-jwt`; absent: told by the log's first
+    /// lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 /// Bits below the log's index.

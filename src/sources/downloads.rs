@@ -45,11 +45,14 @@ const MISSING_RETRY: Duration = Duration::from_millis(500);
 /// browser writing a large download fires events continuously.
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
-/// Whether a file name is client evidence: `lotus-crypto-diag-*.json` or
-/// `*.har`, ignoring case. Temporary download names never match.
+/// Whether a file name is client evidence: `lotus-crypto-diag-*.json`,
+/// `*.har`, or Element Web's logs (`rageshake*.tar`, `*.log`, `*.log.gz`),
+/// ignoring case. Temporary download names never match.
 pub fn is_client_file(name: &str) -> bool {
     let lower = name.to_lowercase();
-    (lower.starts_with("lotus-crypto-diag-") && lower.ends_with(".json")) || lower.ends_with(".har")
+    (lower.starts_with("lotus-crypto-diag-") && lower.ends_with(".json"))
+        || lower.ends_with(".har")
+        || crate::domain::element_log::is_element_log_name(&lower)
 }
 
 /// Watches `dir` and sends one [`Input::ClientFile`] per completed download
@@ -341,6 +344,10 @@ mod tests {
             "call.har",
             "Call.HAR",
             "10.10.10.4 (2).har",
+            "rageshake.tar",
+            "rageshake (1).tar",
+            "logs-0000.log.gz",
+            "element-console.log",
         ] {
             assert!(is_client_file(yes), "{yes}");
         }
@@ -355,6 +362,8 @@ mod tests {
             "lotus-crypto-diag.json",
             "har",
             "call.har.txt",
+            "rageshake.tar.crdownload",
+            "backup.tar",
         ] {
             assert!(!is_client_file(no), "{no}");
         }

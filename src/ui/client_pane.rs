@@ -84,6 +84,7 @@ pub fn artifact_lines(a: &ClientArtifact, width: usize) -> Vec<Line<'static>> {
     let kind = match a.kind {
         ArtifactKind::Diag => "diag",
         ArtifactKind::Har => "HAR ",
+        ArtifactKind::ElementLog => "logs",
         ArtifactKind::Other => "file",
     };
     let mut per_ke = [0u64; 4];

@@ -9,6 +9,7 @@ pub mod ke_pane;
 pub mod latency_strip;
 pub mod layout;
 pub mod prompts;
+pub mod sfu_pane;
 pub mod status_bar;
 pub mod style;
 #[cfg(test)]
@@ -80,7 +81,25 @@ pub fn draw_cached(
         ke_pane::render(frame, a.ke[ke.index()], app, view, ke, now);
     }
     db_pane::render(frame, a.database, app, view, now);
-    client_pane::render(frame, a.client, app, view, now);
+    // With an SFU log, the client region holds the SFU pane below.
+    let (client, sfu) = if app.sfu.captured() && a.client.height >= 8 {
+        let top = a.client.height / 2;
+        (
+            ratatui::layout::Rect {
+                height: top,
+                ..a.client
+            },
+            ratatui::layout::Rect {
+                y: a.client.y + top,
+                height: a.client.height - top,
+                ..a.client
+            },
+        )
+    } else {
+        (a.client, ratatui::layout::Rect::default())
+    };
+    client_pane::render(frame, client, app, view, now);
+    sfu_pane::render(frame, sfu, app);
     checklist::render(frame, a.checklist, app, view, now);
     timeline::render(frame, a.timeline, app, now);
 

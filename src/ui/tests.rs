@@ -373,6 +373,7 @@ fn artifact(file: &str, kind: ArtifactKind, at: i64, kes: &[Ke], unparsed: Optio
                 ke: Some(*ke),
                 error: true,
                 message: format!("{file} entry {i}"),
+                line: None,
             })
             .collect(),
         har_keys_upload: 4,
@@ -804,4 +805,70 @@ fn frames_of_an_unchanged_app_decide_the_verdicts_once() {
     }
     assert_eq!(cache.decisions, 2);
     assert_eq!(cache.get(&app), &crate::verdicts::decide(&app));
+}
+
+#[test]
+fn the_sfu_pane_lists_our_participant_first_with_its_last_state() {
+    use crate::app::event::{LkGrant, ServerBatch, SfuSighting};
+    use crate::domain::sfu_log::{LkJwtLine, SfuEvent, SfuState};
+    let mut app = app();
+    let view = ViewState::default();
+    // No SFU log: no SFU pane.
+    let buf = screen(160, 40, &app, &view, 100);
+    assert!(find(&buf, " SFU ").is_none());
+    let ev = |s: i64, who: &str, state, reason: Option<&str>| SfuSighting {
+        line_no: 1,
+        event: SfuEvent {
+            at: Some(t(s)),
+            identity: Some(who.into()),
+            sid: None,
+            room: None,
+            state,
+            reason: reason.map(str::to_string),
+        },
+        text: String::new(),
+    };
+    let subject_user = app.subject.user_id.clone().unwrap_or_default();
+    let subject_dev = app.subject.device_id.clone().unwrap_or_default();
+    let batch = ServerBatch {
+        sfu: vec![
+            ev(10, "@bob:hs:BOBDEV", SfuState::Active, Some("udp")),
+            ev(
+                20,
+                "HASHEDIDENTITYOFOURDEVICEXXXXXXXXXXXXXXXXXX",
+                SfuState::Active,
+                None,
+            ),
+            ev(
+                30,
+                "HASHEDIDENTITYOFOURDEVICEXXXXXXXXXXXXXXXXXX",
+                SfuState::Closing,
+                Some("SUBSCRIPTION_ERROR"),
+            ),
+        ],
+        lk_grants: vec![LkGrant {
+            line_no: 2,
+            line: LkJwtLine {
+                matrix_id: Some(subject_user.clone()),
+                device_id: Some(subject_dev.clone()),
+                lk_id: Some("HASHEDIDENTITYOFOURDEVICEXXXXXXXXXXXXXXXXXX".into()),
+                ..Default::default()
+            },
+        }],
+        ..Default::default()
+    };
+    app.update(Event::Server(Box::new(batch)));
+    let buf = screen(160, 40, &app, &view, 100);
+    let title = find(&buf, " SFU ").expect("an SFU pane");
+    let ours = find(&buf, "▶ closing SUBSCRIPTION_ERROR · ")
+        .unwrap_or_else(|| panic!("our row:\n{}", text(&buf)));
+    // The Matrix user (its device may be cut in a narrow pane).
+    assert!(find(&buf, &format!(" · {subject_user}")).is_some_and(|p| p.1 == ours.1));
+    let bob = find(&buf, "@bob:hs/BOBDEV").expect("bob's row");
+    assert!(title.1 < ours.1 && ours.1 < bob.1, "{}", text(&buf));
+    assert_eq!(
+        buf[(ours.0, ours.1)].fg,
+        Color::Red,
+        "a failure is shown as one"
+    );
 }

@@ -5,6 +5,7 @@
 mod db_time;
 mod q1;
 mod q2;
+mod q2_sfu;
 mod q3;
 mod q4;
 pub mod quote;
@@ -118,13 +119,14 @@ fn db_missing(app: &App, query: &str) -> String {
     }
 }
 
-/// What would name our device, for a summary: the flag, and the devices
-/// the client reports name (the subject is never filled in from them).
+/// What would name our device, for a summary: the flag, a client file
+/// naming it, and the devices of client reports that were not taken (they
+/// name another user than `--user-id`).
 fn no_device(app: &App) -> String {
     let named: Vec<String> = app
         .artifacts
         .iter()
-        .filter(|a| a.kind == ArtifactKind::Diag)
+        .filter(|a| matches!(a.kind, ArtifactKind::Diag | ArtifactKind::ElementLog))
         .filter_map(|a| {
             a.device_id.as_ref().map(|d| {
                 format!(
@@ -137,7 +139,7 @@ fn no_device(app: &App) -> String {
         .take(2)
         .collect();
     format!(
-        "no device id is known, so nothing can be called our device: pass --device-id and --user-id (or set [call] device-id){}",
+        "no device id is known, so nothing can be called our device: pass --device-id and --user-id (or set [call] device-id), or add our client's diag report (lotus-crypto-diag-*.json) or Element Web's rageshake.tar, which name it{}",
         if named.is_empty() {
             String::new()
         } else {

@@ -78,7 +78,7 @@ fn judge<'a>(inventory: &'a [Row], capped: bool, o: &'a OffendingKeyInfo) -> Jud
 fn key_basis(o: &OffendingKeyInfo, n: usize) -> Vec<String> {
     let kinds: [fn(&str) -> bool; 3] = [
         |r| r.starts_with("server/"),
-        |r| r.contains("#entries["),
+        |r| r.starts_with("client/") && !r.contains("#log.entries["),
         |r| r.contains("#log.entries["),
     ];
     let mut out: Vec<String> = kinds

@@ -58,16 +58,23 @@ fn access_covers_window(app: &App) -> bool {
 /// from then may have been dropped.
 fn diag_covering(app: &App, marker: DateTime<Utc>) -> bool {
     app.artifacts.iter().any(|a| {
-        a.kind == ArtifactKind::Diag
+        // Element Web's logs reach back as far as their first entry.
+        let logs_cover = a.kind == ArtifactKind::ElementLog
             && a.unparsed.is_none()
             && !app.not_subject.contains_key(&a.file)
             && a.arrived_at >= marker
-            && (a.entries.len() < DIAG_RING
-                || a.entries
-                    .iter()
-                    .filter_map(|e| e.at)
-                    .min()
-                    .is_some_and(|t| t <= marker))
+            && a.first_at.is_some_and(|t| t <= marker);
+        logs_cover
+            || a.kind == ArtifactKind::Diag
+                && a.unparsed.is_none()
+                && !app.not_subject.contains_key(&a.file)
+                && a.arrived_at >= marker
+                && (a.entries.len() < DIAG_RING
+                    || a.entries
+                        .iter()
+                        .filter_map(|e| e.at)
+                        .min()
+                        .is_some_and(|t| t <= marker))
     })
 }
 
@@ -208,10 +215,12 @@ pub(super) fn q2(app: &App) -> Verdict {
         }
         let first_marker = markers.iter().min().copied();
         if first_marker.is_some_and(|m| diag_covering(app, m)) {
+            let (sfu, sfu_basis) = super::q2_sfu::sfu_evidence(app, &markers).unwrap_or_default();
+            basis.extend(sfu_basis);
             return Verdict {
                 answer: "sfu-downstream",
                 summary: format!(
-                    "To-device messages for our device were {how}; our client's diag report, downloaded after the fault, shows no KE-2 signature, yet {} fault marker(s) were set: look at LiveKit/SFU, not crypto.",
+                    "To-device messages for our device were {how}; our client's evidence, downloaded after the fault, shows no KE-2 signature, yet {} fault marker(s) were set: look at LiveKit/SFU, not crypto.{sfu}",
                     markers.len()
                 ),
                 basis,

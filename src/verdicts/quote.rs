@@ -35,7 +35,11 @@ pub fn quote(app: &App, cited_lines: &BTreeMap<String, String>, reference: &str)
     }
     if let Some((_, r, msg)) = app.client_errors.iter().find(|(_, r, _)| r.0 == reference) {
         let _ = r;
-        return format!(": {}", clip(msg));
+        // A console entry's first line (its stack follows on the next).
+        return match msg.split_once('\n') {
+            Some((first, _)) => format!(": {} …", clip(first)),
+            None => format!(": {}", clip(msg)),
+        };
     }
     String::new()
 }

@@ -385,6 +385,12 @@ pub struct Scenario {
     pub marks: Vec<String>,
     /// Pass no diag report of ours at all.
     pub no_diag: bool,
+    /// Our client's evidence as Element Web's `rageshake.tar` (`log-0.log`
+    /// in its console format, `issue.txt` naming ME/DEV) instead of the
+    /// diag report, made with `tar`.
+    pub rageshake: bool,
+    /// More logs, `--log NAME=FILE` (livekit-server's, lk-jwt-service's).
+    pub extra_logs: Vec<(&'static str, Vec<String>)>,
     /// `--user-id` and `--device-id` (ME and DEV unless changed).
     pub user_id: Option<&'static str>,
     pub device_id: Option<&'static str>,
@@ -405,6 +411,8 @@ impl Scenario {
             db: Db::None,
             marks: Vec::new(),
             no_diag: false,
+            rageshake: false,
+            extra_logs: Vec::new(),
             user_id: Some(ME),
             device_id: Some(DEV),
             event_ids: Vec::new(),
@@ -436,6 +444,11 @@ impl Scenario {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        for (name, lines) in &self.extra_logs {
+            let p = tmp.path().join(format!("{name}.log"));
+            std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+            args.extend(["--log".into(), format!("{name}={}", p.display())]);
+        }
         if let Some(u) = self.user_id {
             args.extend(["--user-id".into(), u.into()]);
         }
@@ -446,7 +459,10 @@ impl Scenario {
             args.extend(["--event-id".into(), id.clone()]);
         }
         let mut reports = self.reports;
-        if !self.no_diag {
+        if self.rageshake {
+            let tar = write_rageshake(tmp.path(), &self.diag);
+            args.extend(["--client".into(), tar.to_str().unwrap().into()]);
+        } else if !self.no_diag {
             reports.insert(
                 0,
                 Report::of(
@@ -537,6 +553,60 @@ impl Scenario {
             report,
         }
     }
+}
+
+/// Element Web's console line for a diag entry, as its `ConsoleLogger`
+/// writes it (element-hq/element-web `src/rageshake/rageshake.ts`):
+/// `${toISOString()} ${level} ${args.join(" ")}`, level I/W/E.
+pub fn console_line(e: &Value) -> String {
+    let at = chrono::DateTime::from_timestamp_millis(e["ts"].as_i64().unwrap()).unwrap();
+    let level = match e["level"].as_str() {
+        Some("error") => "E",
+        Some("warn") => "W",
+        _ => "I",
+    };
+    format!(
+        "{} {level} {}",
+        at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        e["message"].as_str().unwrap()
+    )
+}
+
+/// `rageshake.tar` as Element Web's "Download logs" saves it: `log-0.log`
+/// (with some ordinary lines around the entries, and an error with its
+/// stack) and `issue.txt` naming ME/DEV, written by the real `tar`.
+pub fn write_rageshake(dir: &std::path::Path, entries: &[Value]) -> PathBuf {
+    let src = dir.join("rageshake-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut log = vec![format!(
+        "{} I Starting load of AsyncWrapper for modal",
+        chrono::DateTime::from_timestamp_millis(t0() - 60_000)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+    )];
+    for e in entries {
+        log.push(console_line(e));
+        log.push("    at Object.decryptEvent (crypto-api.ts:120:9)".into());
+    }
+    std::fs::write(src.join("log-0.log"), log.join("\n") + "\n").unwrap();
+    std::fs::write(
+        src.join("issue.txt"),
+        format!(
+            "user_id = {ME}\ndevice_id = {DEV}\ndevice_keys = curve25519:Y3VydmU, ed25519:ZWQyNTUxOQ\napp = element-web\n"
+        ),
+    )
+    .unwrap();
+    let tar = dir.join("rageshake.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&src)
+        .args(["issue.txt", "log-0.log"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar failed");
+    tar
 }
 
 pub struct Outcome {

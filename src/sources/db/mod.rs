@@ -51,7 +51,7 @@ use chrono::Utc;
 
 pub use connect::{ConnectSpec, DbError, PasswordSource, redact_url};
 pub use diff::{Differ, diff};
-pub use poller::{backoff, run_poller};
+pub use poller::{LearntSubject, backoff, run_poller, run_poller_learning};
 pub use queries::{MAX_ROWS, QUERIES_SQL, QueryFileError, QuerySpec};
 pub use schema::{Schema, Session};
 pub use session::{DbSession, RawPoll, Tracked, split_user_id};

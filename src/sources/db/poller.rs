@@ -101,6 +101,26 @@ impl PollState {
     }
 }
 
+impl Poller {
+    /// Takes a learnt user and device where `[call]` named none; true when
+    /// the queries' parameters changed.
+    fn learn(&mut self, (user, device): LearntSubject) -> bool {
+        let mut changed = false;
+        if self.call.device_id.is_none() && device.is_some() {
+            self.call.device_id = device;
+            changed = true;
+        }
+        if self.call.user_id.is_none() && user.is_some() {
+            self.call.user_id = user;
+            changed = true;
+        }
+        if changed {
+            self.tracked = Tracked::from_call(&self.call);
+        }
+        changed
+    }
+}
+
 struct Poller {
     db: DatabaseConfig,
     call: CallConfig,
@@ -110,6 +130,10 @@ struct Poller {
     shutdown: watch::Receiver<bool>,
     event_ids: watch::Receiver<Vec<String>>,
     ids_open: bool,
+    /// Our user and device as the capture learnt them (a client file
+    /// naming them when `[call]` does not).
+    subject: watch::Receiver<LearntSubject>,
+    subject_open: bool,
     state: PollState,
     last_status: Option<SourceStatus>,
     last_problems: BTreeMap<String, String>,
@@ -264,6 +288,17 @@ impl Poller {
                     return SessionEnd::Shutdown;
                 }
                 _ = interval.tick() => {}
+                r = self.subject.changed(), if self.subject_open => {
+                    if r.is_err() {
+                        self.subject_open = false;
+                        continue;
+                    }
+                    let learnt = self.subject.borrow_and_update().clone();
+                    if !self.learn(learnt) {
+                        continue;
+                    }
+                    interval.reset();
+                }
                 r = self.event_ids.changed(), if self.ids_open => {
                     if r.is_err() {
                         self.ids_open = false;
@@ -382,6 +417,26 @@ pub async fn run_poller(
     connect_override: Option<(String, u16)>,
     event_ids: watch::Receiver<Vec<String>>,
 ) {
+    // Nothing will be learnt: the sender is gone at once.
+    let (_, subject) = watch::channel(LearntSubject::default());
+    run_poller_learning(db, call, tx, shutdown, connect_override, event_ids, subject).await
+}
+
+/// Our user and device as the capture learnt them.
+pub type LearntSubject = (Option<String>, Option<String>);
+
+/// [`run_poller`], also told our user and device when the capture learns
+/// them from a client file (`[call]` naming none): the device's own rows
+/// (one-time keys, fallback key, inbox) are read from then on.
+pub async fn run_poller_learning(
+    db: DatabaseConfig,
+    call: CallConfig,
+    tx: mpsc::Sender<Input>,
+    shutdown: watch::Receiver<bool>,
+    connect_override: Option<(String, u16)>,
+    event_ids: watch::Receiver<Vec<String>>,
+    subject: watch::Receiver<LearntSubject>,
+) {
     let specs = match queries::embedded() {
         Ok(s) => s,
         Err(e) => {
@@ -407,6 +462,8 @@ pub async fn run_poller(
         shutdown,
         event_ids,
         ids_open: true,
+        subject,
+        subject_open: true,
         last_status: None,
         last_problems: BTreeMap::new(),
         last_open_notes: Vec::new(),
