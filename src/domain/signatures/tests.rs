@@ -453,7 +453,7 @@ fn the_vector_search_finds_what_the_automaton_finds() {
             .wrapping_add(1442695040888963407);
         let w = words[(rng >> 33) as usize % words.len()];
         // Sometimes only a piece of it: literals cut short must not count.
-        let cut = if (rng >> 20) % 5 == 0 {
+        let cut = if (rng >> 20).is_multiple_of(5) {
             w.len() / 2
         } else {
             w.len()
