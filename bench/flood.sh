@@ -3,14 +3,25 @@
 # a log that grows by 50,000 lines/s for 10 s; frame times come from the
 # console's own debug log (CALLCAP_LOG=debug). Every line must be journaled.
 #
-# usage: bench/flood.sh [LINES_PER_SECOND] [SECONDS]
+# usage: bench/flood.sh [--profile storm] [LINES_PER_SECOND] [SECONDS]
+#   without --profile every line is the same KE-1 conflict; with `storm` the
+#   lines are bench/gen_synapse_log.py's storm profile (40 % KE lines, the
+#   rest access lines), as many as the flood writes.
+#   CALLCAP_BIN=path floods another build (default: this tree's release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PROFILE=
+if [ "${1:-}" = --profile ]; then PROFILE=$2; shift 2; fi
 RATE=${1:-50000}; SECS=${2:-10}
 command -v tmux >/dev/null 2>&1 || apt-get install -y -qq tmux >/dev/null
-cargo build --release --quiet
-BIN=$PWD/target/release/callcap
+if [ -z "${CALLCAP_BIN:-}" ]; then cargo build --release --quiet; fi
+BIN=${CALLCAP_BIN:-$PWD/target/release/callcap}
 W=$(mktemp -d); trap 'tmux -S "$W/tmux" kill-server 2>/dev/null || true; rm -rf "$W"' EXIT
+POOL=
+if [ -n "$PROFILE" ]; then
+  POOL=$W/pool.log
+  python3 bench/gen_synapse_log.py "$POOL" --profile "$PROFILE" --lines $((RATE * SECS)) 2>/dev/null
+fi
 : > "$W/hs.log"
 printf '[server-log]\npath = "%s"\n[bundle]\nout = "%s"\n' "$W/hs.log" "$W/out" > "$W/c.toml"
 export XDG_STATE_HOME=$W/state
@@ -18,15 +29,16 @@ tmux -S "$W/tmux" new-session -d -s c -x 160 -y 48 "CALLCAP_LOG=debug XDG_STATE_
 sleep 2
 # Key presses during the flood: scroll up and down every 200 ms.
 ( for i in $(seq 1 $((SECS * 5))); do tmux -S "$W/tmux" send-keys -t c k 2>/dev/null; sleep 0.1; tmux -S "$W/tmux" send-keys -t c j 2>/dev/null; sleep 0.1; done ) &
-python3 - "$W/hs.log" "$RATE" "$SECS" <<'PY'
+python3 - "$W/hs.log" "$RATE" "$SECS" "$POOL" <<'PY'
 import sys, time
-path, rate, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, rate, secs, pool = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 line = "2026-06-30 18:00:00,000 - synapse.http.server - 131 - INFO - POST-1 - SynapseError: 400 - One time key signed_curve25519:AAAAAAAAAFA already exists. Old key: {}; new key: {}\n"
 batch = rate // 100
+lines = open(pool).readlines() if pool else None
 t0 = time.monotonic()
 with open(path, "a") as f:
     for tick in range(secs * 100):
-        f.write(line * batch); f.flush()
+        f.write("".join(lines[tick * batch:(tick + 1) * batch]) if lines else line * batch); f.flush()
         delay = t0 + (tick + 1) / 100 - time.monotonic()
         if delay > 0: time.sleep(delay)
 print("wrote %d lines in %.2f s" % (rate * secs, time.monotonic() - t0))

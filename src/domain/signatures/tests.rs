@@ -395,3 +395,78 @@ fn the_embedded_signatures_and_the_secrets_keep_the_fast_literal_search() {
         .map_or(0, |ac| ac.min_pattern_len());
     assert!(shortest >= 4, "a literal of {shortest} bytes");
 }
+
+#[test]
+fn the_vector_search_finds_what_the_automaton_finds() {
+    // Every literal of the search, at every offset against a vector's
+    // width, packed tight, cut by newlines and alone on a line: the
+    // searcher called directly and the automaton give the same lines.
+    let m = matcher(&["$SASBBzoqjEvent1:lotus.example"]);
+    let c = &*m.compiled;
+    let (Prefilter::Literals(packed @ Finder::Packed(_)), Some(ac)) = (&c.prefilter, &c.literals)
+    else {
+        // No AVX2 here: there is only the automaton.
+        return;
+    };
+    let words = [
+        "keys/upload",
+        " already exists",
+        "One time key",
+        "OneTimeKey",
+        "to_device",
+        "/sendToDevice/m.room.encrypted",
+        "io.element.call.encryption_keys",
+        "org.matrix.msc4140/delayed_events",
+        "update_delayed_event",
+        "Processed request",
+        "Storing to-device messages",
+        "Adding one_time_keys ",
+        "syt_",
+        "mct_",
+        ".eyJ",
+        "eyJhbGci",
+        "MDAx",
+        "Bearer",
+        "PASSWORD",
+        "Password",
+        "access_token",
+        "Token",
+        "code",
+        "Secret",
+        "CSRF",
+        "Authorization",
+        "Cookie",
+        "$SASBBzoqjEvent1:lotus.example",
+        "Failed to send delayed event",
+        "Delayed event not found",
+        "is too large to send",
+        "x",
+        "\n",
+        " ",
+        "\n\n",
+    ];
+    let mut rng = 7u64;
+    let mut buf = String::new();
+    for _ in 0..40_000 {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let w = words[(rng >> 33) as usize % words.len()];
+        // Sometimes only a piece of it: literals cut short must not count.
+        let cut = if (rng >> 20).is_multiple_of(5) {
+            w.len() / 2
+        } else {
+            w.len()
+        };
+        buf.push_str(&w[..cut.max(1).min(w.len())]);
+    }
+    let scan = |finder: &Finder| {
+        let mut out = Vec::new();
+        c.scan_literals(finder, buf.as_bytes(), |s, e, lm| out.push((s, e, lm)));
+        out
+    };
+    let packed = scan(packed);
+    let automaton = scan(&Finder::Automaton(ac.clone()));
+    assert!(automaton.len() > 1_000, "{} lines", automaton.len());
+    assert_eq!(packed, automaton);
+}
