@@ -13,10 +13,13 @@
 //! reset and no value goes negative or absurd.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/prometheus.rs"]
+mod prometheus;
 #[path = "support/bundle.rs"]
 mod support;
 
 use chrono::{DateTime, Timelike, Utc};
+use prometheus::Prometheus;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -116,75 +119,28 @@ impl Drop for Lab {
     }
 }
 
-/// A real Prometheus on loopback, scraping `target` every second; killed
-/// (by its pid) on drop.
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    fn start(target: &str) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cfg = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &cfg,
+/// A real Prometheus scraping Synapse's listener at `target` every
+/// second, once it has scraped it.
+fn prometheus(target: &str) -> Prometheus {
+    let p = Prometheus::start(
+        tempfile::tempdir().unwrap(),
+        |_| {
             format!(
                 "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: synapse\n    metrics_path: /_synapse/metrics\n    static_configs: [{{targets: ['{target}']}}]\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus (Debian's package)");
-        let p = Prometheus {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        wait_until(
-            "Prometheus to scrape Synapse",
-            Duration::from_secs(60),
-            || {
-                p.get("/api/v1/query?query=up%7Bjob%3D%22synapse%22%7D")
-                    .is_some_and(|b| b.contains("\"value\"") && b.contains(",\"1\"]"))
-            },
-        );
-        p
-    }
-
-    /// A GET over plain HTTP/1.0 (the test's own, not callcap's).
-    fn get(&self, path: &str) -> Option<String> {
-        use std::io::{Read, Write};
-        let addr = self.url.trim_start_matches("http://");
-        let mut s = std::net::TcpStream::connect(addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            )
+        },
+        None,
+        &[],
+    );
+    wait_until(
+        "Prometheus to scrape Synapse",
+        Duration::from_secs(60),
+        || {
+            p.get("/api/v1/query?query=up%7Bjob%3D%22synapse%22%7D")
+                .is_some_and(|b| b.contains("\"value\"") && b.contains(",\"1\"]"))
+        },
+    );
+    p
 }
 
 /// The lab's config with its `[metrics]` section replaced by `metrics`
@@ -331,7 +287,7 @@ fn a_synapse_stall_shows_in_its_own_histogram_scraped_or_from_prometheus() {
         .next()
         .unwrap()
         .to_string();
-    let prom = Prometheus::start(&target);
+    let prom = prometheus(&target);
     let outs = tempfile::tempdir().unwrap();
     let scrape_cfg = config(
         &lab,

@@ -15,13 +15,15 @@
 mod bundle;
 #[path = "support/postgres.rs"]
 mod postgres;
+#[path = "support/prometheus.rs"]
+mod prometheus;
 #[path = "support/scenario.rs"]
 mod scenario;
 
+use prometheus::Prometheus;
 use scenario::*;
 use std::fmt::Write as _;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// Synapse's default buckets.
 const LE: [&str; 15] = [
@@ -56,16 +58,10 @@ fn slow(servlet: &'static str, minute: i64, n: u32) -> Requests {
     }
 }
 
-/// A real Prometheus holding `traffic` as Synapse's histogram, sampled
-/// every 5 s from five minutes before T0 to ten after (each minute's
-/// requests land at its 30th second); killed on drop.
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
 impl Prometheus {
+    /// A real Prometheus holding `traffic` as Synapse's histogram, sampled
+    /// every 5 s from five minutes before T0 to ten after (each minute's
+    /// requests land at its 30th second).
     fn with(traffic: &[Requests]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let t0 = T0_MS / 1000;
@@ -119,52 +115,13 @@ impl Prometheus {
             "promtool: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let cfg = dir.path().join("prometheus.yml");
-        std::fs::write(&cfg, "global: {scrape_interval: 15s}\n").unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            // The blocks are months old: keep them.
-            .arg("--storage.tsdb.retention.time=100y")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus (Debian's package)");
-        let p = Prometheus {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        let end = Instant::now() + Duration::from_secs(60);
-        while !p.get("/-/ready").is_some_and(|b| b.contains(" 200 ")) {
-            assert!(Instant::now() < end, "Prometheus was not ready within 60 s");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        p
-    }
-
-    fn get(&self, path: &str) -> Option<String> {
-        use std::io::{Read, Write};
-        let addr = self.url.trim_start_matches("http://");
-        let mut s = std::net::TcpStream::connect(addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The blocks are months old: keep them.
+        Prometheus::start(
+            dir,
+            |_| "global: {scrape_interval: 15s}\n".to_string(),
+            Some(&data),
+            &["--storage.tsdb.retention.time=100y"],
+        )
     }
 }
 

@@ -8,73 +8,30 @@
 //! bundle.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/prometheus.rs"]
+mod prometheus;
 #[path = "support/bundle.rs"]
 mod support;
 
+use prometheus::Prometheus;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::*;
 
-/// A real Prometheus on loopback scraping only itself; killed on drop.
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    fn start() -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cfg = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &cfg,
+/// A real Prometheus on loopback scraping only itself.
+fn prometheus_alone() -> Prometheus {
+    Prometheus::start(
+        tempfile::tempdir().unwrap(),
+        |port| {
             format!(
                 "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: prometheus\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus (Debian's package)");
-        let p = Prometheus {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        wait_until("Prometheus to be ready", Duration::from_secs(60), || {
-            std::net::TcpStream::connect(p.url.trim_start_matches("http://")).is_ok_and(|mut s| {
-                use std::io::Read;
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let _ = write!(s, "GET /-/ready HTTP/1.0\r\n\r\n");
-                let mut out = String::new();
-                let _ = s.read_to_string(&mut out);
-                out.contains(" 200 ")
-            })
-        });
-        p
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            )
+        },
+        None,
+        &[],
+    )
 }
 
 /// A running capture, killed if the test fails first.
@@ -142,7 +99,7 @@ fn stop(mut c: Capture) -> PathBuf {
 
 #[test]
 fn a_metrics_source_that_cannot_give_the_histogram_says_why_and_the_capture_goes_on() {
-    let prom = Prometheus::start();
+    let prom = prometheus_alone();
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
