@@ -401,19 +401,22 @@ impl<H: Heads> Scanner<'_, H> {
         // Only lines a pane shows need their display text.
         let shown = !f.m.kes.is_empty();
         if shown {
-            use std::fmt::Write;
-            let _ = write!(
-                out.texts,
-                "{} {} {} {} {} ms",
-                a.requester.unwrap_or("-"),
-                a.method,
-                match f.redactor {
-                    Some(r) => r.redact_str(a.path).0,
-                    None => a.path.into(),
-                },
-                sample.status,
-                sample.processing_ms
-            );
+            // `requester method path status ms ms`, without the formatting
+            // machinery: this runs for every access line a pane shows.
+            let t = &mut out.texts;
+            t.push_str(a.requester.unwrap_or("-"));
+            t.push(' ');
+            t.push_str(a.method);
+            t.push(' ');
+            match f.redactor {
+                Some(r) => t.push_str(&r.redact_str(a.path).0),
+                None => t.push_str(a.path),
+            }
+            t.push(' ');
+            push_decimal(t, u32::from(sample.status));
+            t.push(' ');
+            push_decimal(t, sample.processing_ms);
+            t.push_str(" ms");
         }
         out.access.push(sample);
         shown
@@ -456,6 +459,23 @@ impl<H: Heads> Scanner<'_, H> {
                 .filter(|_| f.m.kes.contains(Ke::Ke1))
                 .map(|h| stash(&mut out.texts, h.request)),
         });
+    }
+}
+
+/// `n` in decimal, as `{}` writes it.
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
     }
 }
 
@@ -537,6 +557,15 @@ mod tests {
             let part = &scanned.parts[0];
             let got = part.redacted.as_deref().unwrap_or(text.as_bytes());
             assert_eq!((got, &part.redactions), (&*want.0, &want.1));
+        }
+    }
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        for n in [0, 7, 10, 99, 200, 404, 65_535, 1_000_000, u32::MAX] {
+            let mut s = String::from("x");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
         }
     }
 

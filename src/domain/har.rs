@@ -76,7 +76,10 @@ impl ConflictMemo {
             return parse_otk_conflict(text).map(Arc::new);
         }
         // Otherwise the result depends only on the text from the head on.
-        let at = text.find("One time key ")?;
+        // (A searcher built once: this runs on every KE-1 line.)
+        static HEAD: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new("One time key "));
+        let at = HEAD.find(text.as_bytes())?;
         let tail = &text[at..];
         if let Some((last, parsed)) = &self.last
             && last == tail

@@ -250,7 +250,45 @@ fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
 
 /// `0.006sec` → 0.006 (may be negative).
 fn secs(s: &str) -> Option<f64> {
-    s.strip_suffix("sec")?.parse().ok()
+    let s = s.strip_suffix("sec")?;
+    decimal(s).or_else(|| s.parse().ok())
+}
+
+/// A plain decimal (`-0.006`) of at most 15 digits, as `str::parse` reads
+/// it: both integers are exact in an `f64`, so their quotient is the
+/// correctly rounded value that `parse` gives. Anything else is `None`
+/// (then `parse` decides). Two of these run on every access line.
+fn decimal(s: &str) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (negative, digits) = match s.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        rest => (false, rest),
+    };
+    let (mut mantissa, mut count, mut fraction) = (0u64, 0usize, None::<usize>);
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                count += 1;
+                if let Some(f) = fraction.as_mut() {
+                    *f += 1;
+                }
+            }
+            b'.' if fraction.is_none() => fraction = Some(0),
+            _ => return None,
+        }
+        if count > 15 {
+            return None;
+        }
+    }
+    let places = fraction.unwrap_or(0);
+    if count == 0 || fraction == Some(0) {
+        return None;
+    }
+    let value = mantissa as f64 / POW10[places];
+    Some(if negative { -value } else { value })
 }
 
 /// Skips `label(…) ` or `(…) ` at the start of `s`.
@@ -509,5 +547,52 @@ mod tests {
                 .unwrap_err()
                 .contains("Mars/Olympus")
         );
+    }
+
+    #[test]
+    fn durations_read_as_parse_reads_them() {
+        let mut cases: Vec<String> = [
+            "0.006",
+            "-0.000",
+            "0.000",
+            "12.345",
+            "1",
+            "1.",
+            ".5",
+            "-",
+            "",
+            "1e3",
+            "0.1234567890123",
+            "1234567890.123456",
+            "99999999999999.9",
+            "3.14159",
+            "-2.5",
+            "00.010",
+            "1.2.3",
+            "+1.0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let int = x % 100_000;
+            let places = (x >> 20) % 8;
+            let frac = (x >> 32) % 10u64.pow(places as u32).max(1);
+            let sign = if x & 1 == 0 { "" } else { "-" };
+            cases.push(if places == 0 {
+                format!("{sign}{int}")
+            } else {
+                format!("{sign}{int}.{frac:0width$}", width = places as usize)
+            });
+        }
+        for c in cases {
+            let want: Option<f64> = c.parse().ok();
+            let got = secs(&format!("{c}sec"));
+            assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{c}");
+        }
     }
 }
