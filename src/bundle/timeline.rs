@@ -7,14 +7,39 @@ use super::manifest::rfc3339;
 use crate::app::App;
 use crate::app::stats::minute_start;
 use crate::domain::Ke;
+use crate::model::client::{ClientArtifact, ClientEntry};
 use crate::model::journal_entry::JournalEntry;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use std::path::Path;
+
+/// Reads a client artefact's entries: from the copy in the bundle (the
+/// folder given) its journal line names, or from the line.
+pub type ReadEntries<'a> = &'a dyn Fn(&Path, &ClientArtifact) -> Result<Vec<ClientEntry>, String>;
 
 /// The timeline's lines (compact JSON objects, no newline), time-sorted.
-pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<String> {
+/// The client entries are read with `read` from the bundle in `dir`; what
+/// cannot be read is added to `problems`.
+pub fn build(
+    app: &App,
+    entries: &[JournalEntry],
+    (dir, read): (&Path, ReadEntries<'_>),
+    problems: &mut Vec<String>,
+) -> Vec<String> {
     let mut lines = Lines::default();
     for e in entries {
+        if let JournalEntry::Client { artifact, .. } = e
+            && artifact.copy.is_some()
+        {
+            // Read one report at a time, and let go once its lines are made.
+            match read(dir, artifact) {
+                Ok(client) => lines.client_entries(&client),
+                Err(why) => problems.push(format!(
+                    "timeline.jsonl: {}'s entries: {why}",
+                    artifact.file
+                )),
+            }
+        }
         lines.entry(e);
     }
     lines.server(app);
@@ -39,6 +64,24 @@ impl Lines {
             o.extend(x);
         }
         self.items.push((at, v.to_string()));
+    }
+
+    /// A client artefact's entries with a KE and a time.
+    fn client_entries(&mut self, entries: &[ClientEntry]) {
+        for en in entries {
+            if let (Some(t), Some(ke)) = (en.at, en.ke) {
+                self.push(
+                    t,
+                    "client",
+                    "entry",
+                    json!({
+                        "ke": ke,
+                        "ref": en.reference(),
+                        "message": en.message,
+                    }),
+                );
+            }
+        }
     }
 
     /// A journal entry: what happened, as it happened.
@@ -82,20 +125,7 @@ impl Lines {
                     "artifact",
                     json!({"file": format!("client/{}", artifact.file), "type": artifact.kind}),
                 );
-                for en in &artifact.entries {
-                    if let (Some(t), Some(ke)) = (en.at, en.ke) {
-                        self.push(
-                            t,
-                            "client",
-                            "entry",
-                            json!({
-                                "ke": ke,
-                                "ref": en.reference(),
-                                "message": en.message,
-                            }),
-                        );
-                    }
-                }
+                self.client_entries(&artifact.entries);
             }
             JournalEntry::Marker { at, id, label, .. } => {
                 self.push(*at, "operator", "marker", json!({"id": id, "label": label}))

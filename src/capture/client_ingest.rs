@@ -6,16 +6,107 @@ use crate::app::event::{ArtifactKind, ClientArtifact, ClientEntry, HarConflict};
 use crate::domain::Ke;
 use crate::domain::diag::{ke3_event_id, parse_diag};
 use crate::domain::har::{self, redact_har, scan_har};
+use crate::domain::redact::Redactor;
 use crate::domain::redact::Tally;
+use crate::domain::signatures::Matcher;
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A diag report larger than this is kept verbatim but not parsed.
 const DIAG_PARSE_MAX: u64 = 64 * 1024 * 1024;
 
+/// Reads a diag report's entries again from its copy in a bundle, where the
+/// journal names it ([`crate::model::client::ClientCopy`]) instead of
+/// keeping the entries; with the capture's signatures and redaction rules.
+#[derive(Clone)]
+pub struct CopyReader {
+    matcher: Arc<Matcher>,
+    redactor: Arc<Redactor>,
+}
+
+impl CopyReader {
+    /// The artefact's entries: read from the copy in `bundle` its journal
+    /// line names (checked against its size and sha256), or the ones the
+    /// line holds (a journal written before entries were kept by reference).
+    pub fn entries(&self, bundle: &Path, a: &ClientArtifact) -> Result<Vec<ClientEntry>, String> {
+        let Some(copy) = &a.copy else {
+            return Ok(a.entries.clone());
+        };
+        let raw = std::fs::read(bundle.join(&copy.path))
+            .map_err(|e| format!("cannot read {}: {e}", copy.path))?;
+        let sha = hex::encode(Sha256::digest(&raw));
+        if raw.len() as u64 != copy.bytes || sha != copy.sha256 {
+            return Err(format!(
+                "{} is not the copy the journal names ({} bytes, sha256 {sha}; the journal: {} bytes, sha256 {})",
+                copy.path,
+                raw.len(),
+                copy.bytes,
+                copy.sha256
+            ));
+        }
+        let mut art = ClientArtifact::new(a.file.clone(), a.kind, a.arrived_at);
+        read_diag(&self.matcher, &self.redactor, &raw, &mut art);
+        if art.entries.len() != copy.entries {
+            return Err(format!(
+                "{} gives {} entries, the journal counted {}",
+                copy.path,
+                art.entries.len(),
+                copy.entries
+            ));
+        }
+        Ok(art.entries)
+    }
+}
+
+/// A diag report's entries (redacted, with their KE and whether they are
+/// errors) and the KE-3 event ids they name.
+fn read_diag(matcher: &Matcher, redactor: &Redactor, raw: &[u8], art: &mut ClientArtifact) {
+    match parse_diag(raw, matcher) {
+        Ok(report) => {
+            art.user_id = report.user_id.clone();
+            art.device_id = report.device_id.clone();
+            for e in report.entries {
+                let (msg, _) = redactor.redact_str(&e.message);
+                let msg = msg.into_owned();
+                if e.ke == Some(Ke::Ke3)
+                    && let Some(id) = ke3_event_id(&msg)
+                    && !art.ke3_event_ids.contains(&id)
+                {
+                    art.ke3_event_ids.push(id);
+                }
+                let error = matcher
+                    .classify_client(&msg)
+                    .map(|c| c.error)
+                    .unwrap_or(e.ke.is_some());
+                art.entries.push(ClientEntry {
+                    file: art.file.clone(),
+                    index: e.index,
+                    at: e.ts,
+                    level: e.level,
+                    ke: e.ke,
+                    error,
+                    message: msg,
+                    line: None,
+                });
+            }
+        }
+        Err(e) => art.unparsed = Some(e.to_string()),
+    }
+}
+
 impl Capture {
+    /// What reads diag reports' entries again from their copies.
+    pub fn copy_reader(&self) -> CopyReader {
+        CopyReader {
+            matcher: self.matcher.clone(),
+            redactor: self.redactor.clone(),
+        }
+    }
+
     /// Copies a client download into `client/` (redacted) and parses it.
     /// Never fails on bad content: unparsable files are kept verbatim.
     pub fn client_file(
@@ -124,7 +215,7 @@ impl Capture {
         art.redactions = n.total();
         art.redactions_by_rule = n.names();
         if kind == ArtifactKind::Diag && complete {
-            self.read_diag(&raw, art);
+            read_diag(&self.matcher, &self.redactor, &raw, art);
         } else if kind == ArtifactKind::Diag {
             art.unparsed = Some(format!("larger than {DIAG_PARSE_MAX} bytes"));
         }
@@ -163,43 +254,6 @@ impl Capture {
             error,
             message: msg,
             line: None,
-        }
-    }
-
-    /// A diag report's entries (redacted, with their KE and whether they are
-    /// errors) and the KE-3 event ids they name.
-    fn read_diag(&self, raw: &[u8], art: &mut ClientArtifact) {
-        match parse_diag(raw, &self.matcher) {
-            Ok(report) => {
-                art.user_id = report.user_id.clone();
-                art.device_id = report.device_id.clone();
-                for e in report.entries {
-                    let (msg, _) = self.redactor.redact_str(&e.message);
-                    let msg = msg.into_owned();
-                    if e.ke == Some(Ke::Ke3)
-                        && let Some(id) = ke3_event_id(&msg)
-                        && !art.ke3_event_ids.contains(&id)
-                    {
-                        art.ke3_event_ids.push(id);
-                    }
-                    let error = self
-                        .matcher
-                        .classify_client(&msg)
-                        .map(|c| c.error)
-                        .unwrap_or(e.ke.is_some());
-                    art.entries.push(ClientEntry {
-                        file: art.file.clone(),
-                        index: e.index,
-                        at: e.ts,
-                        level: e.level,
-                        ke: e.ke,
-                        error,
-                        message: msg,
-                        line: None,
-                    });
-                }
-            }
-            Err(e) => art.unparsed = Some(e.to_string()),
         }
     }
 

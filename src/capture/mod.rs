@@ -13,6 +13,7 @@ pub use scan::{ScanContext, ScannedBuffer};
 
 mod access;
 mod client_ingest;
+pub use client_ingest::CopyReader;
 mod decoded;
 mod display;
 mod element_ingest;
