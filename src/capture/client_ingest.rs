@@ -49,7 +49,7 @@ impl CopyReader {
             ));
         }
         let mut art = ClientArtifact::new(a.file.clone(), a.kind, a.arrived_at);
-        read_diag(&self.matcher, &self.redactor, &raw, &mut art);
+        read_diag(&self.matcher, &self.redactor, raw, &mut art);
         if art.entries.len() != copy.entries {
             return Err(format!(
                 "{} gives {} entries, the journal counted {}",
@@ -63,15 +63,20 @@ impl CopyReader {
 }
 
 /// A diag report's entries (redacted, with their KE and whether they are
-/// errors) and the KE-3 event ids they name.
-fn read_diag(matcher: &Matcher, redactor: &Redactor, raw: &[u8], art: &mut ClientArtifact) {
-    match parse_diag(raw, matcher) {
+/// errors) and the KE-3 event ids they name. The report's bytes are let go
+/// once parsed (a report may be tens of MiB).
+fn read_diag(matcher: &Matcher, redactor: &Redactor, raw: Vec<u8>, art: &mut ClientArtifact) {
+    let parsed = parse_diag(&raw, matcher);
+    drop(raw);
+    match parsed {
         Ok(report) => {
             art.user_id = report.user_id.clone();
             art.device_id = report.device_id.clone();
             for e in report.entries {
-                let (msg, _) = redactor.redact_str(&e.message);
-                let msg = msg.into_owned();
+                let msg = match redactor.redact_str(&e.message).0 {
+                    std::borrow::Cow::Owned(red) => red,
+                    std::borrow::Cow::Borrowed(_) => e.message,
+                };
                 if e.ke == Some(Ke::Ke3)
                     && let Some(id) = ke3_event_id(&msg)
                     && !art.ke3_event_ids.contains(&id)
@@ -199,7 +204,7 @@ impl Capture {
         len: u64,
     ) -> io::Result<()> {
         let kind = art.kind;
-        let mut raw = Vec::new();
+        let mut raw = Vec::with_capacity(len.min(DIAG_PARSE_MAX) as usize + 1);
         File::open(path)?
             .take(DIAG_PARSE_MAX)
             .read_to_end(&mut raw)?;
@@ -215,7 +220,7 @@ impl Capture {
         art.redactions = n.total();
         art.redactions_by_rule = n.names();
         if kind == ArtifactKind::Diag && complete {
-            read_diag(&self.matcher, &self.redactor, &raw, art);
+            read_diag(&self.matcher, &self.redactor, raw, art);
         } else if kind == ArtifactKind::Diag {
             art.unparsed = Some(format!("larger than {DIAG_PARSE_MAX} bytes"));
         }
