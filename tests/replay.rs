@@ -228,7 +228,8 @@ fn replaying_something_that_is_not_a_bundle_is_a_usage_error() {
 #[test]
 fn a_big_diag_report_is_journaled_by_its_copy_and_replays_and_recovers_the_same() {
     let mut s = linked_call("diag-by-reference");
-    let stack = "    at decryptEvent (https://call.lotus.example/assets/index.js:1:2)\n".repeat(150);
+    let stack =
+        "    at decryptEvent (https://call.lotus.example/assets/index.js:1:2)\n".repeat(150);
     for i in 0..200 {
         let mut e = missing_key(2_600 + i * 10);
         let m = format!("{} (entry {i})\n{stack}", e["message"].as_str().unwrap());
@@ -247,7 +248,12 @@ fn a_big_diag_report_is_journaled_by_its_copy_and_replays_and_recovers_the_same(
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["path"].as_str().unwrap().starts_with("client/lotus-crypto-diag"))
+        .find(|f| {
+            f["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("client/lotus-crypto-diag")
+        })
         .expect("the report's copy")
         .clone();
     assert!(copy["bytes"].as_u64().unwrap() > 2_000_000);
@@ -257,7 +263,10 @@ fn a_big_diag_report_is_journaled_by_its_copy_and_replays_and_recovers_the_same(
         "the journal ({} bytes) holds the report's entries",
         journal.len()
     );
-    assert!(!journal.contains("(entry 7)"), "an entry's text is in the journal");
+    assert!(
+        !journal.contains("(entry 7)"),
+        "an entry's text is in the journal"
+    );
     let line: serde_json::Value = journal
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
