@@ -42,9 +42,12 @@ tmux -S "$W/tmux" new-session -d -s c -x 160 -y 48 "CALLCAP_LOG=debug XDG_STATE_
 sleep 2
 PID=$(pgrep -n -f "^$BIN live --config $W/c.toml")
 # The console's RSS (KiB) every 100 ms, with a mark where the report drops.
-( while kill -0 "$PID" 2>/dev/null; do awk '/VmRSS/ { print $2 }' "/proc/$PID/status" 2>/dev/null; sleep 0.1; done ) > "$W/rss" &
+( marked=; while kill -0 "$PID" 2>/dev/null; do
+    if [ -z "$marked" ] && [ -e "$W/dropped" ]; then echo drop; marked=1; fi
+    awk '/VmRSS/ { print $2 }' "/proc/$PID/status" 2>/dev/null; sleep 0.1
+  done ) > "$W/rss" &
 if [ -n "$DIAG_MIB" ]; then
-  ( sleep $((SECS / 2)); echo drop >> "$W/rss"; cp "$W/diag.json" "$W/dl/.partial"; mv "$W/dl/.partial" "$W/dl/lotus-crypto-diag-1782842680000.json" ) &
+  ( sleep $((SECS / 2)); touch "$W/dropped"; sleep 0.15; cp "$W/diag.json" "$W/dl/.partial"; mv "$W/dl/.partial" "$W/dl/lotus-crypto-diag-1782842680000.json" ) &
 fi
 # Key presses during the flood: scroll up and down every 200 ms.
 ( for i in $(seq 1 $((SECS * 5))); do tmux -S "$W/tmux" send-keys -t c k 2>/dev/null; sleep 0.1; tmux -S "$W/tmux" send-keys -t c j 2>/dev/null; sleep 0.1; done ) &

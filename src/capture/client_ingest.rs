@@ -292,3 +292,61 @@ impl Capture {
             .unwrap_or_else(|| name.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_capture as capture;
+    use crate::model::journal_entry::JournalEntry;
+
+    #[test]
+    fn the_journal_names_a_reports_copy_and_its_entries_are_read_back_from_it_unless_it_changed() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut c = capture(&tmp.path().join("j"));
+        let report = tmp.path().join("lotus-crypto-diag-1.json");
+        let entries: Vec<String> = (0..30)
+            .map(|i| format!(r#"{{"ts": {}, "level": "error", "message": "MissingKey: missing key at index {i} for participant @bob:x"}}"#, 1_782_842_410_000u64 + i))
+            .collect();
+        std::fs::write(
+            &report,
+            format!(
+                r#"{{"userId": "@a:x", "entries": [{}]}}"#,
+                entries.join(",")
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let at = chrono::Utc::now();
+        let art = c.client_file(&report, at).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(art.entries.len(), 30);
+        c.journal
+            .record(&JournalEntry::Client {
+                at,
+                artifact: Box::new(art.clone()),
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = c.journal.dir.clone();
+        let line = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap_or_default();
+        assert!(!line.contains("MissingKey"), "{line}");
+        let journaled = crate::bundle::journal::read_entries(&dir).unwrap_or_default();
+        let Some(JournalEntry::Client { artifact, .. }) = journaled.last() else {
+            panic!("{journaled:?}")
+        };
+        let copy = artifact
+            .copy
+            .clone()
+            .unwrap_or_else(|| panic!("no copy named"));
+        assert_eq!(
+            (copy.path.as_str(), copy.entries),
+            ("client/lotus-crypto-diag-1.json", 30)
+        );
+        assert!(artifact.entries.is_empty());
+        let reader = c.copy_reader();
+        assert_eq!(reader.entries(&dir, artifact), Ok(art.entries.clone()));
+        // Inline entries (a journal of before) are taken as they are.
+        assert_eq!(reader.entries(&dir, &art), Ok(art.entries.clone()));
+        // A copy changed since: not read as the report's.
+        std::fs::write(dir.join(&copy.path), b"{\"entries\": []}")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = reader.entries(&dir, artifact).err().unwrap_or_default();
+        assert!(err.contains("is not the copy the journal names"), "{err}");
+    }
+}
