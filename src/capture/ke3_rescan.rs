@@ -46,10 +46,9 @@ impl Capture {
 
     fn rescan_for(&mut self, ids: &[String]) -> io::Result<ServerBatch> {
         self.journal.flush()?;
-        let finders: Vec<memchr::memmem::Finder> = ids
-            .iter()
-            .map(|i| memchr::memmem::Finder::new(i.as_bytes()))
-            .collect();
+        // One automaton for all the ids: a report can name hundreds, and
+        // each line is searched once, not once per id.
+        let finders = aho_corasick::AhoCorasick::new(ids).map_err(io::Error::other)?;
         let keys: Vec<Option<u64>> = ids.iter().map(|i| key_of(i)).collect();
         let mut batch = ServerBatch {
             source: self.logs.name(0).to_string(),
@@ -70,7 +69,7 @@ impl Capture {
     fn rescan_log(
         &mut self,
         src: usize,
-        finders: &[memchr::memmem::Finder],
+        finders: &aho_corasick::AhoCorasick,
         keys: &[Option<u64>],
         batch: &mut ServerBatch,
     ) -> io::Result<()> {
@@ -178,7 +177,7 @@ impl Capture {
         {
             rd.last_at = Some(rd.clock.to_utc(t));
         }
-        if !rd.finders.iter().any(|f| f.find(l).is_some()) {
+        if !rd.finders.is_match(l) {
             return Ok(());
         }
         let mut ke_line = self.name_prefix_of(src);
@@ -233,7 +232,7 @@ struct Reading<'f> {
     /// A decoded log's last record time (for a record without one).
     carried: Option<chrono::NaiveDateTime>,
     last_at: Option<DateTime<Utc>>,
-    finders: &'f [memchr::memmem::Finder<'f>],
+    finders: &'f aho_corasick::AhoCorasick,
 }
 
 #[cfg(test)]
