@@ -10,8 +10,9 @@
 #   --diag-mib N drops a lotus-crypto-diag report of N MiB (bench/gen_diag.py:
 #   5 KB error entries, a third of them KE-3 with an event id each) into the
 #   watched downloads folder half-way through the flood; the console's RSS
-#   is sampled every 100 ms (growth: the largest after the drop less the
-#   last before it).
+#   is sampled every 100 ms (growth: the largest after the drop, until the
+#   flood is over, less the last before it; the largest while the bundle is
+#   written at the quit is printed apart).
 #   CALLCAP_BIN=path floods another build (default: this tree's release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,8 +43,9 @@ tmux -S "$W/tmux" new-session -d -s c -x 160 -y 48 "CALLCAP_LOG=debug XDG_STATE_
 sleep 2
 PID=$(pgrep -n -f "^$BIN live --config $W/c.toml")
 # The console's RSS (KiB) every 100 ms, with a mark where the report drops.
-( marked=; while kill -0 "$PID" 2>/dev/null; do
+( marked=; quit=; while kill -0 "$PID" 2>/dev/null; do
     if [ -z "$marked" ] && [ -e "$W/dropped" ]; then echo drop; marked=1; fi
+    if [ -z "$quit" ] && [ -e "$W/quit" ]; then echo quit; quit=1; fi
     awk '/VmRSS/ { print $2 }' "/proc/$PID/status" 2>/dev/null; sleep 0.1
   done ) > "$W/rss" &
 if [ -n "$DIAG_MIB" ]; then
@@ -67,15 +69,19 @@ print("wrote %d lines in %.2f s" % (rate * secs, time.monotonic() - t0))
 PY
 sleep 3
 RSS_END=$(awk '/VmRSS/ { print $2 }' "/proc/$PID/status")
+touch "$W/quit"; sleep 0.2
 tmux -S "$W/tmux" send-keys -t c C-c; sleep 3
 LOG=$(find "$W/state" -name callcap.log | head -1)
 grep -o 'frame_us=[0-9]*' "$LOG" | cut -d= -f2 | sort -n | awk '{ a[NR] = $1 } END { printf "frames: %d, draw time p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", NR, a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000, a[NR]/1000 }'
 grep -o 'key_to_frame_us=[0-9]*' "$LOG" | cut -d= -f2 | sort -n | awk '{ a[NR] = $1 } END { printf "key presses: %d, key to frame p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", NR, a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000, a[NR]/1000 }'
 B=$(find "$W/out" -maxdepth 1 -name 'call-*' | head -1)
 echo "journaled lines: $(wc -l < "$B/server/homeserver.log") of $((RATE * SECS))"
-awk -v end="$RSS_END" '/drop/ { d = 1; next } !d { before = $1; first = first ? first : $1 } d && $1 > peak { peak = $1 } { max = $1 > max ? $1 : max }
+awk -v end="$RSS_END" '/drop/ { d = 1; next } /quit/ { q = 1; next }
+  q { if ($1 > exit_peak) exit_peak = $1; next }
+  !d { before = $1; first = first ? first : $1 } d && $1 > peak { peak = $1 } { max = $1 > max ? $1 : max }
   END { printf "RSS: %.1f MiB at the start of the flood, %.1f MiB largest, %.1f MiB at its end", first/1024, max/1024, end/1024;
-        if (d) printf "; %.1f MiB before the report, %.1f MiB largest after it (growth %.1f MiB)", before/1024, peak/1024, (peak-before)/1024; print "" }' "$W/rss"
+        if (d) printf "; %.1f MiB before the report, %.1f MiB largest after it until the quit (growth %.1f MiB)", before/1024, peak/1024, (peak-before)/1024;
+        printf "; while the bundle is written at the quit: %.1f MiB largest\n", exit_peak/1024 }' "$W/rss"
 if [ -n "$DIAG_MIB" ]; then
   echo "client copy: $(ls "$B/client" 2>/dev/null | tr '\n' ' ')($(du -b "$B/client" | tail -1 | cut -f1) bytes); journal.jsonl $(stat -c %s "$B/journal.jsonl") bytes; client counts $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["client"])' "$B/manifest.json")"
 fi

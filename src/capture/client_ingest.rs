@@ -4,7 +4,7 @@
 use super::Capture;
 use crate::app::event::{ArtifactKind, ClientArtifact, ClientEntry, HarConflict};
 use crate::domain::Ke;
-use crate::domain::diag::{ke3_event_id, parse_diag};
+use crate::domain::diag::{ke3_event_id, parse_diag, parse_diag_reader};
 use crate::domain::har::{self, redact_har, scan_har};
 use crate::domain::redact::Redactor;
 use crate::domain::redact::Tally;
@@ -36,20 +36,27 @@ impl CopyReader {
         let Some(copy) = &a.copy else {
             return Ok(a.entries.clone());
         };
-        let raw = std::fs::read(bundle.join(&copy.path))
+        // Read as a stream, hashed on the way: the copy (tens of MiB for a
+        // big report) is never in memory whole beside its entries.
+        let file = File::open(bundle.join(&copy.path))
             .map_err(|e| format!("cannot read {}: {e}", copy.path))?;
-        let sha = hex::encode(Sha256::digest(&raw));
-        if raw.len() as u64 != copy.bytes || sha != copy.sha256 {
+        let mut hashed = HashingReader {
+            inner: file,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let parsed = parse_diag_reader(BufReader::new(&mut hashed), &self.matcher);
+        io::copy(&mut hashed, &mut io::sink())
+            .map_err(|e| format!("cannot read {}: {e}", copy.path))?;
+        let sha = hex::encode(hashed.hasher.finalize());
+        if hashed.bytes != copy.bytes || sha != copy.sha256 {
             return Err(format!(
                 "{} is not the copy the journal names ({} bytes, sha256 {sha}; the journal: {} bytes, sha256 {})",
-                copy.path,
-                raw.len(),
-                copy.bytes,
-                copy.sha256
+                copy.path, hashed.bytes, copy.bytes, copy.sha256
             ));
         }
         let mut art = ClientArtifact::new(a.file.clone(), a.kind, a.arrived_at);
-        read_diag(&self.matcher, &self.redactor, raw, &mut art);
+        take_diag(&self.redactor, &self.matcher, parsed, &mut art);
         if art.entries.len() != copy.entries {
             return Err(format!(
                 "{} gives {} entries, the journal counted {}",
@@ -68,6 +75,33 @@ impl CopyReader {
 fn read_diag(matcher: &Matcher, redactor: &Redactor, raw: Vec<u8>, art: &mut ClientArtifact) {
     let parsed = parse_diag(&raw, matcher);
     drop(raw);
+    take_diag(redactor, matcher, parsed, art);
+}
+
+/// Bytes read through it are hashed and counted.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// A parsed diag report into the artefact: its entries redacted, with
+/// their KE and whether they are errors, and the KE-3 event ids they name.
+fn take_diag(
+    redactor: &Redactor,
+    matcher: &Matcher,
+    parsed: Result<crate::domain::diag::DiagReport, crate::domain::diag::DiagError>,
+    art: &mut ClientArtifact,
+) {
     match parsed {
         Ok(report) => {
             art.user_id = report.user_id.clone();

@@ -52,7 +52,22 @@ pub enum DiagError {
 /// soon as it is read, so a report of tens of MiB never stands in memory
 /// as a whole JSON tree beside its entries.
 pub fn parse_diag(bytes: &[u8], matcher: &Matcher) -> Result<DiagReport, DiagError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    parse_from(serde_json::Deserializer::from_slice(bytes), matcher)
+}
+
+/// [`parse_diag`] from a reader (buffer it): the report's bytes are never
+/// all in memory at once.
+pub fn parse_diag_reader<R: std::io::Read>(
+    reader: R,
+    matcher: &Matcher,
+) -> Result<DiagReport, DiagError> {
+    parse_from(serde_json::Deserializer::from_reader(reader), matcher)
+}
+
+fn parse_from<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    matcher: &Matcher,
+) -> Result<DiagReport, DiagError> {
     let top = serde::de::DeserializeSeed::deserialize(Top { matcher }, &mut de)
         .and_then(|top| de.end().map(|()| top))
         .map_err(|e| DiagError::NotJson(e.to_string()))?;
