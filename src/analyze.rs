@@ -128,7 +128,17 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<PathBuf> {
         None => export::default_label(&app),
     };
     let now = Utc::now();
-    export::export(&app, &mut capture.journal, &out, &label, &sources, now)?.complete()
+    let copies = capture.copy_reader();
+    export::export(
+        &app,
+        &mut capture.journal,
+        &out,
+        &label,
+        &sources,
+        &|d, a| copies.entries(d, a),
+        now,
+    )?
+    .complete()
 }
 
 /// The KE signatures: the file's, or the embedded ones.

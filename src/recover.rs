@@ -116,8 +116,25 @@ pub fn recover(
 
     for e in entries {
         match e {
-            JournalEntry::Client { artifact, .. } => {
+            JournalEntry::Client { mut artifact, at } => {
                 let src = old.join("client").join(&artifact.file);
+                // A diag report's entries are in its copy (the journal
+                // names it), read before the copy is redacted again.
+                if artifact.copy.is_some() {
+                    match capture.copy_reader().entries(old, &artifact) {
+                        Ok(entries) => artifact.entries = entries,
+                        Err(why) => {
+                            let text = format!("{}: {why}", artifact.file);
+                            let fx = app.update(Event::Note {
+                                source: "client".into(),
+                                text,
+                                at,
+                            });
+                            apply(&mut capture, fx)?;
+                        }
+                    }
+                    artifact.copy = None;
+                }
                 if src.is_file() {
                     copy_client(&mut capture, &src, &artifact)?;
                 }
@@ -201,12 +218,14 @@ pub fn recover(
     let sources: SourceDescriptions = vec![
         serde_json::json!({"name": "server-log", "kind": "recovered-journal", "path": old.display().to_string()}),
     ];
+    let copies = capture.copy_reader();
     let exported = export::export(
         &app,
         &mut capture.journal,
         out,
         &label,
         &sources,
+        &|d, a| copies.entries(d, a),
         Utc::now(),
     )?;
     let mut done = old.as_os_str().to_owned();

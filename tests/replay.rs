@@ -220,3 +220,101 @@ fn replaying_something_that_is_not_a_bundle_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a callcap bundle"));
 }
+
+/// A big diag report (about 2 MB of 10 KB entries): the journal names its
+/// copy in `client/` (path, sha256, size) and does not hold its entries;
+/// the timeline still has them; a replay and a recovery of the bundle,
+/// which read them from the copy, give the same counts and verdicts.
+#[test]
+fn a_big_diag_report_is_journaled_by_its_copy_and_replays_and_recovers_the_same() {
+    let mut s = linked_call("diag-by-reference");
+    let stack =
+        "    at decryptEvent (https://call.lotus.example/assets/index.js:1:2)\n".repeat(150);
+    for i in 0..200 {
+        let mut e = missing_key(2_600 + i * 10);
+        let m = format!("{} (entry {i})\n{stack}", e["message"].as_str().unwrap());
+        e["message"] = m.into();
+        s.diag.push(e);
+    }
+    let entries = s.diag.len();
+    let o = s.run();
+    assert_eq!(o.answer("Q2"), "linked", "{}", o.verdicts);
+    let m = manifest(&o.bundle);
+    assert_eq!(
+        m["counts"]["client"]["KE-2"].as_u64(),
+        Some(entries as u64 - 1)
+    );
+    let copy = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("client/lotus-crypto-diag")
+        })
+        .expect("the report's copy")
+        .clone();
+    assert!(copy["bytes"].as_u64().unwrap() > 2_000_000);
+    let journal = std::fs::read_to_string(o.bundle.join("journal.jsonl")).unwrap();
+    assert!(
+        (journal.len() as u64) < copy["bytes"].as_u64().unwrap() / 20,
+        "the journal ({} bytes) holds the report's entries",
+        journal.len()
+    );
+    assert!(
+        !journal.contains("(entry 7)"),
+        "an entry's text is in the journal"
+    );
+    let line: serde_json::Value = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["kind"] == "client")
+        .expect("the report's journal line");
+    let named = &line["artifact"]["copy"];
+    assert_eq!(named["path"], copy["path"]);
+    assert_eq!(named["sha256"], copy["sha256"]);
+    assert_eq!(named["bytes"], copy["bytes"]);
+    assert_eq!(named["entries"].as_u64(), Some(entries as u64));
+    assert_eq!(line["artifact"]["entries"], serde_json::json!([]));
+    // The timeline has every entry still, read from the copy.
+    let timeline = std::fs::read_to_string(o.bundle.join("timeline.jsonl")).unwrap();
+    let client_lines = timeline
+        .lines()
+        .filter(|l| l.contains(r#""kind":"entry""#))
+        .count();
+    assert_eq!(client_lines, entries);
+    assert!(timeline.contains("(entry 7)"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let b = replay(&o.bundle, tmp.path());
+    assert_replays_the_same(&o.bundle, &b);
+    assert_eq!(
+        std::fs::read_to_string(b.join("timeline.jsonl"))
+            .unwrap()
+            .matches(r#""kind":"entry""#)
+            .count(),
+        entries
+    );
+    // A recovery of the same folder (as a journal a crash left) reads the
+    // entries from the copy too.
+    let journal_dir = tmp.path().join("callcap-journal-left");
+    std::fs::create_dir(&journal_dir).unwrap();
+    for f in walk(&o.bundle) {
+        let rel = f.strip_prefix(&o.bundle).unwrap();
+        let to = journal_dir.join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &to).unwrap();
+    }
+    let r = callcap_bundle(&[
+        "recover",
+        journal_dir.to_str().unwrap(),
+        "--out",
+        tmp.path().join("recovered").to_str().unwrap(),
+    ]);
+    verify_checksums(&r);
+    let mr = manifest(&r);
+    assert_eq!(m["counts"]["client"], mr["counts"]["client"]);
+    assert_eq!(m["verdicts"], mr["verdicts"]);
+}

@@ -13,16 +13,37 @@ use crate::domain::membership::is_sdk_timeout;
 use crate::model::journal_entry::JournalEntry;
 use chrono::{DateTime, Utc};
 
-/// Characters of a client entry a pane line shows (as of a server line).
+/// Characters of a client entry a pane line shows (as of a server line),
+/// and that the App keeps of a subject's error for the verdicts.
 const PANE_TEXT_MAX: usize = 1000;
 
-/// A client entry as a pane line: one screen line, cut as a server line is
-/// (the report in `client/` has all of it).
-fn pane_text(message: &str) -> String {
-    match message.char_indices().nth(PANE_TEXT_MAX) {
-        Some((i, _)) => format!("[client] {}…", &message[..i]),
-        None => format!("[client] {message}"),
+/// The first `max` characters of `text` (all of it when shorter).
+fn head(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => &text[..i],
+        None => text,
     }
+}
+
+/// A client entry as a pane line: its first line (a console entry's stack
+/// follows on the next ones), cut as a server line is (the copy in
+/// `client/` has all of it).
+fn pane_text(message: &str) -> String {
+    let first = message.lines().next().unwrap_or("");
+    let shown = head(first, PANE_TEXT_MAX);
+    if shown.len() < message.trim_end().len() {
+        format!("[client] {shown} …")
+    } else {
+        format!("[client] {shown}")
+    }
+}
+
+/// What the App keeps of a subject's error entry for the verdicts (they
+/// count it, quote its first line and look for an event id and the word
+/// `algorithm` in a KE-3 error's message, both at its start): its first
+/// [`PANE_TEXT_MAX`] characters, not a whole stack of a report of 64 MiB.
+fn kept_text(message: &str) -> String {
+    head(message, PANE_TEXT_MAX).to_string()
 }
 
 /// An artefact as the App keeps it once its entries are counted and shown:
@@ -130,9 +151,10 @@ impl App {
             self.auto(AutoCheck::Ke3Ids, &ev, at, fx);
             fx.push(Effect::Ke3Ids(new_ids));
         }
-        // The artefact goes to the journal whole (moved, not copied: a
-        // report may be tens of MiB); the App keeps what it lists and
-        // decides on, each entry's time, level and KE, not its text.
+        // The artefact goes to the journal (moved, not copied: a report may
+        // be tens of MiB), which names the report's copy instead of writing
+        // its entries again; the App keeps what it lists and decides on,
+        // each entry's time, level and KE, not its text.
         self.artifacts.push(slim(&mut artifact));
         fx.push(Effect::Journal(JournalEntry::Client {
             at,
@@ -200,7 +222,8 @@ impl App {
             }
         }
         if self.client_errors.len() < 10 * EVIDENCE_CAP {
-            self.client_errors.push((ke, r.clone(), e.message.clone()));
+            self.client_errors
+                .push((ke, r.clone(), kept_text(&e.message)));
         }
         if ke == Ke::Ke4
             && is_sdk_timeout(&e.message)
@@ -311,7 +334,14 @@ mod tests {
         // Its pane lines are cut as a server line is.
         let pane = &app.panes[Ke::Ke2.index()];
         assert_eq!(pane.len(), 50);
-        assert!(pane.iter().all(|l| l.text.chars().count() == 9 + 1000 + 1));
+        assert!(pane.iter().all(|l| l.text.chars().count() == 9 + 1000 + 2));
+        // And what the verdicts keep of each error is as short.
+        assert_eq!(app.client_errors.len(), 50);
+        assert!(
+            app.client_errors
+                .iter()
+                .all(|(_, _, m)| m.chars().count() == 1000 && m.starts_with("MissingKey: "))
+        );
         assert!(
             pane[3]
                 .text

@@ -66,12 +66,15 @@ pub fn set_position(sources: &mut SourceDescriptions, name: &str, position: Valu
 /// written: a file that fails is listed (in `report.md` and the manifest's
 /// `missing`) and the rest is still written. Only a bundle without its
 /// manifest, or one that cannot be moved into place, is an error.
+/// `read_client` reads a client artefact's entries again for the timeline
+/// (the journal keeps a diag report's by reference to its copy).
 pub fn export(
     app: &App,
     journal: &mut Journal,
     out_dir: &Path,
     label: &str,
     sources: &SourceDescriptions,
+    read_client: timeline::ReadEntries<'_>,
     now: DateTime<Utc>,
 ) -> io::Result<Exported> {
     let mut missing = journal.problems.clone();
@@ -101,7 +104,8 @@ pub fn export(
     );
 
     let entries = journal::read_entries(&journal.dir).unwrap_or_default();
-    let tl = timeline::build(app, &entries);
+    let mut unread = Vec::new();
+    let tl = timeline::build(app, &entries, (&journal.dir, read_client), &mut unread);
     let mut buf = Vec::new();
     for line in &tl {
         buf.extend_from_slice(line.as_bytes());
@@ -112,6 +116,7 @@ pub fn export(
         journal.write_whole("timeline.jsonl", &buf, 0),
     );
 
+    missing.extend(unread);
     let verdicts = verdicts::decide(app);
     let cited = cited_server_lines(&journal.dir, &verdicts).unwrap_or_default();
     let facts = settled_facts(journal, !missing.is_empty());

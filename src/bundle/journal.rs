@@ -3,6 +3,7 @@
 //! finishes the folder in place and renames it to the bundle's label.
 
 use crate::domain::redact::Tally;
+use crate::model::client::{ArtifactKind, ClientArtifact, ClientCopy};
 use crate::model::journal_entry::JournalEntry;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -333,12 +334,41 @@ impl Journal {
             .zip(std::iter::once(&self.server).chain(self.more_servers.iter()))
     }
 
+    /// Appends a structured entry to `journal.jsonl`. A diag report's
+    /// entries are not written again: its line names the report's copy in
+    /// `client/` (path, sha256, size) instead, the entries being in it.
     pub fn record(&mut self, entry: &JournalEntry) -> io::Result<()> {
+        let by_ref = match entry {
+            JournalEntry::Client { at, artifact } => {
+                self.client_copy(artifact).map(|copy| JournalEntry::Client {
+                    at: *at,
+                    artifact: Box::new(artifact.by_reference(copy)),
+                })
+            }
+            _ => None,
+        };
+        let entry = by_ref.as_ref().unwrap_or(entry);
         let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
         line.push(b'\n');
         self.entries.write(&line)?;
         // Structured entries are rare and precious: make them durable now.
         self.entries.flush()
+    }
+
+    /// The copy a diag report's entries can be read again from: one this
+    /// journal wrote whole.
+    fn client_copy(&self, a: &ClientArtifact) -> Option<ClientCopy> {
+        if a.kind != ArtifactKind::Diag || a.entries.is_empty() || a.copy.is_some() {
+            return None;
+        }
+        let path = format!("client/{}", a.file);
+        let facts = self.written.get(&path)?;
+        Some(ClientCopy {
+            sha256: facts.sha256.clone(),
+            bytes: facts.bytes,
+            entries: a.entries.len(),
+            path,
+        })
     }
 
     /// Appends one change line to `db/changes.jsonl`.

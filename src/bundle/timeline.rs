@@ -7,14 +7,39 @@ use super::manifest::rfc3339;
 use crate::app::App;
 use crate::app::stats::minute_start;
 use crate::domain::Ke;
+use crate::model::client::{ClientArtifact, ClientEntry};
 use crate::model::journal_entry::JournalEntry;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use std::path::Path;
+
+/// Reads a client artefact's entries: from the copy in the bundle (the
+/// folder given) its journal line names, or from the line.
+pub type ReadEntries<'a> = &'a dyn Fn(&Path, &ClientArtifact) -> Result<Vec<ClientEntry>, String>;
 
 /// The timeline's lines (compact JSON objects, no newline), time-sorted.
-pub fn build(app: &App, entries: &[JournalEntry]) -> Vec<String> {
+/// The client entries are read with `read` from the bundle in `dir`; what
+/// cannot be read is added to `problems`.
+pub fn build(
+    app: &App,
+    entries: &[JournalEntry],
+    (dir, read): (&Path, ReadEntries<'_>),
+    problems: &mut Vec<String>,
+) -> Vec<String> {
     let mut lines = Lines::default();
     for e in entries {
+        if let JournalEntry::Client { artifact, .. } = e
+            && artifact.copy.is_some()
+        {
+            // Read one report at a time, and let go once its lines are made.
+            match read(dir, artifact) {
+                Ok(client) => lines.client_entries(&client),
+                Err(why) => problems.push(format!(
+                    "timeline.jsonl: {}'s entries: {why}",
+                    artifact.file
+                )),
+            }
+        }
         lines.entry(e);
     }
     lines.server(app);
@@ -39,6 +64,24 @@ impl Lines {
             o.extend(x);
         }
         self.items.push((at, v.to_string()));
+    }
+
+    /// A client artefact's entries with a KE and a time.
+    fn client_entries(&mut self, entries: &[ClientEntry]) {
+        for en in entries {
+            if let (Some(t), Some(ke)) = (en.at, en.ke) {
+                self.push(
+                    t,
+                    "client",
+                    "entry",
+                    json!({
+                        "ke": ke,
+                        "ref": en.reference(),
+                        "message": en.message,
+                    }),
+                );
+            }
+        }
     }
 
     /// A journal entry: what happened, as it happened.
@@ -82,20 +125,7 @@ impl Lines {
                     "artifact",
                     json!({"file": format!("client/{}", artifact.file), "type": artifact.kind}),
                 );
-                for en in &artifact.entries {
-                    if let (Some(t), Some(ke)) = (en.at, en.ke) {
-                        self.push(
-                            t,
-                            "client",
-                            "entry",
-                            json!({
-                                "ke": ke,
-                                "ref": en.reference(),
-                                "message": en.message,
-                            }),
-                        );
-                    }
-                }
+                self.client_entries(&artifact.entries);
             }
             JournalEntry::Marker { at, id, label, .. } => {
                 self.push(*at, "operator", "marker", json!({"id": id, "label": label}))
@@ -236,5 +266,78 @@ impl Lines {
                 }),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report's line as a journal written before kept it (every entry
+    /// inline, no `copy`).
+    const INLINE: &str = r#"{"kind":"client","at":"2026-06-30T18:00:00Z","artifact":{"file":"d.json","kind":"diag","arrived_at":"2026-06-30T18:00:00Z","bytes":10,"unparsed":null,"user_id":null,"device_id":null,"entries":[{"file":"d.json","index":0,"at":"2026-06-30T18:00:01Z","level":"error","ke":"KE-2","error":true,"message":"MissingKey: inline"}],"ke3_event_ids":[],"har_conflicts":[],"har_keys_upload":0,"redactions":0}}"#;
+
+    #[test]
+    fn entries_come_from_the_copy_the_journal_names_or_inline_from_a_journal_of_before() {
+        let app = App::new(Default::default(), 2_000);
+        let old: JournalEntry = serde_json::from_str(INLINE).unwrap_or_else(|e| panic!("{e}"));
+        let JournalEntry::Client { at, artifact } = &old else {
+            panic!("{old:?}")
+        };
+        let copied = artifact.by_reference(crate::model::client::ClientCopy {
+            path: "client/d.json".into(),
+            sha256: "ab".into(),
+            bytes: 10,
+            entries: 1,
+        });
+        let mut from_copy = artifact.entries[0].clone();
+        from_copy.message = "MissingKey: from the copy".into();
+        let read = |dir: &Path, a: &ClientArtifact| -> Result<Vec<ClientEntry>, String> {
+            assert_eq!(dir, Path::new("/bundle"));
+            match &a.copy {
+                Some(c) if c.sha256 == "ab" => Ok(vec![from_copy.clone()]),
+                _ => Err("changed".into()),
+            }
+        };
+        let new = JournalEntry::Client {
+            at: *at,
+            artifact: Box::new(copied.clone()),
+        };
+        let mut problems = Vec::new();
+        let tl = build(
+            &app,
+            &[old.clone(), new],
+            (Path::new("/bundle"), &read),
+            &mut problems,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let entries: Vec<&String> = tl
+            .iter()
+            .filter(|l| l.contains(r#""kind":"entry""#))
+            .collect();
+        assert_eq!(entries.len(), 2, "{tl:?}");
+        assert!(entries.iter().any(|l| l.contains("MissingKey: inline")));
+        assert!(
+            entries
+                .iter()
+                .any(|l| l.contains("MissingKey: from the copy"))
+        );
+        // A copy that is not the one named: its entries are missing, and said so.
+        let mut other = copied;
+        if let Some(c) = other.copy.as_mut() {
+            c.sha256 = "cd".into();
+        }
+        let changed = JournalEntry::Client {
+            at: *at,
+            artifact: Box::new(other),
+        };
+        let tl = build(
+            &app,
+            &[changed],
+            (Path::new("/bundle"), &read),
+            &mut problems,
+        );
+        assert!(!tl.iter().any(|l| l.contains(r#""kind":"entry""#)));
+        assert_eq!(problems, ["timeline.jsonl: d.json's entries: changed"]);
     }
 }

@@ -4,18 +4,148 @@
 use super::Capture;
 use crate::app::event::{ArtifactKind, ClientArtifact, ClientEntry, HarConflict};
 use crate::domain::Ke;
-use crate::domain::diag::{ke3_event_id, parse_diag};
+use crate::domain::diag::{ke3_event_id, parse_diag, parse_diag_reader};
 use crate::domain::har::{self, redact_har, scan_har};
+use crate::domain::redact::Redactor;
 use crate::domain::redact::Tally;
+use crate::domain::signatures::Matcher;
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A diag report larger than this is kept verbatim but not parsed.
 const DIAG_PARSE_MAX: u64 = 64 * 1024 * 1024;
 
+/// Reads a diag report's entries again from its copy in a bundle, where the
+/// journal names it ([`crate::model::client::ClientCopy`]) instead of
+/// keeping the entries; with the capture's signatures and redaction rules.
+#[derive(Clone)]
+pub struct CopyReader {
+    matcher: Arc<Matcher>,
+    redactor: Arc<Redactor>,
+}
+
+impl CopyReader {
+    /// The artefact's entries: read from the copy in `bundle` its journal
+    /// line names (checked against its size and sha256), or the ones the
+    /// line holds (a journal written before entries were kept by reference).
+    pub fn entries(&self, bundle: &Path, a: &ClientArtifact) -> Result<Vec<ClientEntry>, String> {
+        let Some(copy) = &a.copy else {
+            return Ok(a.entries.clone());
+        };
+        // Read as a stream, hashed on the way: the copy (tens of MiB for a
+        // big report) is never in memory whole beside its entries.
+        let file = File::open(bundle.join(&copy.path))
+            .map_err(|e| format!("cannot read {}: {e}", copy.path))?;
+        let mut hashed = HashingReader {
+            inner: file,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let parsed = parse_diag_reader(BufReader::new(&mut hashed), &self.matcher);
+        io::copy(&mut hashed, &mut io::sink())
+            .map_err(|e| format!("cannot read {}: {e}", copy.path))?;
+        let sha = hex::encode(hashed.hasher.finalize());
+        if hashed.bytes != copy.bytes || sha != copy.sha256 {
+            return Err(format!(
+                "{} is not the copy the journal names ({} bytes, sha256 {sha}; the journal: {} bytes, sha256 {})",
+                copy.path, hashed.bytes, copy.bytes, copy.sha256
+            ));
+        }
+        let mut art = ClientArtifact::new(a.file.clone(), a.kind, a.arrived_at);
+        take_diag(&self.redactor, &self.matcher, parsed, &mut art);
+        if art.entries.len() != copy.entries {
+            return Err(format!(
+                "{} gives {} entries, the journal counted {}",
+                copy.path,
+                art.entries.len(),
+                copy.entries
+            ));
+        }
+        Ok(art.entries)
+    }
+}
+
+/// A diag report's entries (redacted, with their KE and whether they are
+/// errors) and the KE-3 event ids they name. The report's bytes are let go
+/// once parsed (a report may be tens of MiB).
+fn read_diag(matcher: &Matcher, redactor: &Redactor, raw: Vec<u8>, art: &mut ClientArtifact) {
+    let parsed = parse_diag(&raw, matcher);
+    drop(raw);
+    take_diag(redactor, matcher, parsed, art);
+}
+
+/// Bytes read through it are hashed and counted.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// A parsed diag report into the artefact: its entries redacted, with
+/// their KE and whether they are errors, and the KE-3 event ids they name.
+fn take_diag(
+    redactor: &Redactor,
+    matcher: &Matcher,
+    parsed: Result<crate::domain::diag::DiagReport, crate::domain::diag::DiagError>,
+    art: &mut ClientArtifact,
+) {
+    match parsed {
+        Ok(report) => {
+            art.user_id = report.user_id.clone();
+            art.device_id = report.device_id.clone();
+            for e in report.entries {
+                let msg = match redactor.redact_str(&e.message).0 {
+                    std::borrow::Cow::Owned(red) => red,
+                    std::borrow::Cow::Borrowed(_) => e.message,
+                };
+                if e.ke == Some(Ke::Ke3)
+                    && let Some(id) = ke3_event_id(&msg)
+                    && !art.ke3_event_ids.contains(&id)
+                {
+                    art.ke3_event_ids.push(id);
+                }
+                let error = matcher
+                    .classify_client(&msg)
+                    .map(|c| c.error)
+                    .unwrap_or(e.ke.is_some());
+                art.entries.push(ClientEntry {
+                    file: art.file.clone(),
+                    index: e.index,
+                    at: e.ts,
+                    level: e.level,
+                    ke: e.ke,
+                    error,
+                    message: msg,
+                    line: None,
+                });
+            }
+        }
+        Err(e) => art.unparsed = Some(e.to_string()),
+    }
+}
+
 impl Capture {
+    /// What reads diag reports' entries again from their copies.
+    pub fn copy_reader(&self) -> CopyReader {
+        CopyReader {
+            matcher: self.matcher.clone(),
+            redactor: self.redactor.clone(),
+        }
+    }
+
     /// Copies a client download into `client/` (redacted) and parses it.
     /// Never fails on bad content: unparsable files are kept verbatim.
     pub fn client_file(
@@ -108,7 +238,7 @@ impl Capture {
         len: u64,
     ) -> io::Result<()> {
         let kind = art.kind;
-        let mut raw = Vec::new();
+        let mut raw = Vec::with_capacity(len.min(DIAG_PARSE_MAX) as usize + 1);
         File::open(path)?
             .take(DIAG_PARSE_MAX)
             .read_to_end(&mut raw)?;
@@ -124,7 +254,7 @@ impl Capture {
         art.redactions = n.total();
         art.redactions_by_rule = n.names();
         if kind == ArtifactKind::Diag && complete {
-            self.read_diag(&raw, art);
+            read_diag(&self.matcher, &self.redactor, raw, art);
         } else if kind == ArtifactKind::Diag {
             art.unparsed = Some(format!("larger than {DIAG_PARSE_MAX} bytes"));
         }
@@ -166,43 +296,6 @@ impl Capture {
         }
     }
 
-    /// A diag report's entries (redacted, with their KE and whether they are
-    /// errors) and the KE-3 event ids they name.
-    fn read_diag(&self, raw: &[u8], art: &mut ClientArtifact) {
-        match parse_diag(raw, &self.matcher) {
-            Ok(report) => {
-                art.user_id = report.user_id.clone();
-                art.device_id = report.device_id.clone();
-                for e in report.entries {
-                    let (msg, _) = self.redactor.redact_str(&e.message);
-                    let msg = msg.into_owned();
-                    if e.ke == Some(Ke::Ke3)
-                        && let Some(id) = ke3_event_id(&msg)
-                        && !art.ke3_event_ids.contains(&id)
-                    {
-                        art.ke3_event_ids.push(id);
-                    }
-                    let error = self
-                        .matcher
-                        .classify_client(&msg)
-                        .map(|c| c.error)
-                        .unwrap_or(e.ke.is_some());
-                    art.entries.push(ClientEntry {
-                        file: art.file.clone(),
-                        index: e.index,
-                        at: e.ts,
-                        level: e.level,
-                        ke: e.ke,
-                        error,
-                        message: msg,
-                        line: None,
-                    });
-                }
-            }
-            Err(e) => art.unparsed = Some(e.to_string()),
-        }
-    }
-
     /// Copies a file too big to parse, redacted on the way (streaming).
     fn copy_redacted(&mut self, path: &Path, rel: &str) -> io::Result<Tally> {
         let out_path = self.journal.dir.join(rel);
@@ -231,5 +324,63 @@ impl Capture {
             .map(|i| format!("{stem}-{i}{ext}"))
             .find(|n| !taken(n))
             .unwrap_or_else(|| name.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_capture as capture;
+    use crate::model::journal_entry::JournalEntry;
+
+    #[test]
+    fn the_journal_names_a_reports_copy_and_its_entries_are_read_back_from_it_unless_it_changed() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut c = capture(&tmp.path().join("j"));
+        let report = tmp.path().join("lotus-crypto-diag-1.json");
+        let entries: Vec<String> = (0..30)
+            .map(|i| format!(r#"{{"ts": {}, "level": "error", "message": "MissingKey: missing key at index {i} for participant @bob:x"}}"#, 1_782_842_410_000u64 + i))
+            .collect();
+        std::fs::write(
+            &report,
+            format!(
+                r#"{{"userId": "@a:x", "entries": [{}]}}"#,
+                entries.join(",")
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let at = chrono::Utc::now();
+        let art = c.client_file(&report, at).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(art.entries.len(), 30);
+        c.journal
+            .record(&JournalEntry::Client {
+                at,
+                artifact: Box::new(art.clone()),
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = c.journal.dir.clone();
+        let line = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap_or_default();
+        assert!(!line.contains("MissingKey"), "{line}");
+        let journaled = crate::bundle::journal::read_entries(&dir).unwrap_or_default();
+        let Some(JournalEntry::Client { artifact, .. }) = journaled.last() else {
+            panic!("{journaled:?}")
+        };
+        let copy = artifact
+            .copy
+            .clone()
+            .unwrap_or_else(|| panic!("no copy named"));
+        assert_eq!(
+            (copy.path.as_str(), copy.entries),
+            ("client/lotus-crypto-diag-1.json", 30)
+        );
+        assert!(artifact.entries.is_empty());
+        let reader = c.copy_reader();
+        assert_eq!(reader.entries(&dir, artifact), Ok(art.entries.clone()));
+        // Inline entries (a journal of before) are taken as they are.
+        assert_eq!(reader.entries(&dir, &art), Ok(art.entries.clone()));
+        // A copy changed since: not read as the report's.
+        std::fs::write(dir.join(&copy.path), b"{\"entries\": []}")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = reader.entries(&dir, artifact).err().unwrap_or_default();
+        assert!(err.contains("is not the copy the journal names"), "{err}");
     }
 }

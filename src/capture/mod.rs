@@ -13,10 +13,12 @@ pub use scan::{ScanContext, ScannedBuffer};
 
 mod access;
 mod client_ingest;
+pub use client_ingest::CopyReader;
 mod decoded;
 mod display;
 mod element_ingest;
 mod file_scan;
+mod ke3_index;
 mod ke3_rescan;
 mod ke_merge;
 mod log_ingest;
@@ -70,6 +72,8 @@ pub struct Capture {
     /// written, to merge the KE logs in time order at the end.
     ke_order: [Vec<ke_merge::Key>; 4],
     conflicts: ConflictMemo,
+    /// Per server log, what KE-3 rescans learned of where `$`s are.
+    ke3_index: Vec<ke3_index::IdIndex>,
 }
 
 impl Capture {
@@ -124,6 +128,7 @@ impl Capture {
             ke_lines: [0; 4],
             ke_order: Default::default(),
             conflicts: ConflictMemo::default(),
+            ke3_index: Vec::new(),
         })
     }
 

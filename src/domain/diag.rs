@@ -47,37 +47,186 @@ pub enum DiagError {
 /// Parses a diag report: an object with the report's fields, or a bare
 /// array of entries. Entries without a usable `ke` get one from
 /// `matcher.classify_client(message)` (and `ke_derived`).
+///
+/// The report is read as a stream: each entry becomes a [`DiagEntry`] as
+/// soon as it is read, so a report of tens of MiB never stands in memory
+/// as a whole JSON tree beside its entries.
 pub fn parse_diag(bytes: &[u8], matcher: &Matcher) -> Result<DiagReport, DiagError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| DiagError::NotJson(e.to_string()))?;
-    let mut report = DiagReport::default();
-    match value {
-        Value::Array(entries) => {
-            report.entries = parse_entries(entries, matcher);
-        }
-        Value::Object(map) => {
-            let mut recognised = false;
-            for (key, v) in map {
-                recognised |= report_field(&mut report, &key, v, matcher);
-            }
-            if !recognised {
-                return Err(DiagError::NotAReport(
-                    "no report fields (entries, sdkVersion, deviceId, userId, counts …)".into(),
-                ));
-            }
-        }
-        other => {
-            return Err(DiagError::NotAReport(format!(
-                "the top level is {}, not an object or an array of entries",
-                kind(&other)
-            )));
-        }
-    }
-    Ok(report)
+    parse_from(serde_json::Deserializer::from_slice(bytes), matcher)
 }
 
-/// Applies one top-level field; false when it went to `extra`.
-fn report_field(report: &mut DiagReport, key: &str, v: Value, matcher: &Matcher) -> bool {
+/// [`parse_diag`] from a reader (buffer it): the report's bytes are never
+/// all in memory at once.
+pub fn parse_diag_reader<R: std::io::Read>(
+    reader: R,
+    matcher: &Matcher,
+) -> Result<DiagReport, DiagError> {
+    parse_from(serde_json::Deserializer::from_reader(reader), matcher)
+}
+
+fn parse_from<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    matcher: &Matcher,
+) -> Result<DiagReport, DiagError> {
+    let top = serde::de::DeserializeSeed::deserialize(Top { matcher }, &mut de)
+        .and_then(|top| de.end().map(|()| top))
+        .map_err(|e| DiagError::NotJson(e.to_string()))?;
+    match top {
+        Read::Report(report, true) => Ok(*report),
+        Read::Report(_, false) => Err(DiagError::NotAReport(
+            "no report fields (entries, sdkVersion, deviceId, userId, counts …)".into(),
+        )),
+        Read::Other(kind) => Err(DiagError::NotAReport(format!(
+            "the top level is {kind}, not an object or an array of entries"
+        ))),
+    }
+}
+
+/// What the top level held: a report (and whether any field was a
+/// report's), or something else (named as [`kind`] names it).
+enum Read {
+    Report(Box<DiagReport>, bool),
+    Other(&'static str),
+}
+
+/// The top level of a report, read as a stream.
+struct Top<'m> {
+    matcher: &'m Matcher,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Top<'_> {
+    type Value = Read;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Read, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Top<'_> {
+    type Value = Read;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a diag report")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Read, A::Error> {
+        let report = DiagReport {
+            entries: read_entries(seq, self.matcher)?,
+            ..DiagReport::default()
+        };
+        Ok(Read::Report(Box::new(report), true))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
+        let mut report = DiagReport::default();
+        let mut recognised = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if norm(&key) == "entries" {
+                match map.next_value_seed(Entries {
+                    matcher: self.matcher,
+                })? {
+                    Ok(entries) => {
+                        report.entries = entries;
+                        recognised = true;
+                    }
+                    Err(other) => {
+                        report.extra.insert(key, other);
+                    }
+                }
+            } else {
+                let v: Value = map.next_value()?;
+                recognised |= report_field(&mut report, &key, v);
+            }
+        }
+        Ok(Read::Report(Box::new(report), recognised))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Read, E> {
+        Ok(Read::Other("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Read, E> {
+        Ok(Read::Other("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Read, E> {
+        Ok(Read::Other("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Read, E> {
+        Ok(Read::Other("a number"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Read, E> {
+        Ok(Read::Other("a string"))
+    }
+    fn visit_unit<E>(self) -> Result<Read, E> {
+        Ok(Read::Other("null"))
+    }
+}
+
+/// Each entry of a sequence, made a [`DiagEntry`] as it is read.
+fn read_entries<'de, A: serde::de::SeqAccess<'de>>(
+    mut seq: A,
+    matcher: &Matcher,
+) -> Result<Vec<DiagEntry>, A::Error> {
+    let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+    while let Some(v) = seq.next_element::<Value>()? {
+        entries.push(parse_entry(entries.len(), v, matcher));
+    }
+    Ok(entries)
+}
+
+/// The value of a report's `entries`: the entries when it is an array,
+/// else the value itself (kept in `extra`).
+struct Entries<'m> {
+    matcher: &'m Matcher,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Entries<'_> {
+    type Value = Result<Vec<DiagEntry>, Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Entries<'_> {
+    type Value = Result<Vec<DiagEntry>, Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a report's entries")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        read_entries(seq, self.matcher).map(Ok)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        use serde::Deserialize;
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Err)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Err(Value::Bool(b)))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(Err(Value::from(n)))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(Err(Value::from(n)))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
+        Ok(Err(Value::from(n)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Err(Value::String(s.to_string())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Err(Value::String(s)))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Err(Value::Null))
+    }
+}
+
+/// Applies one top-level field other than `entries` (read as a stream);
+/// false when it went to `extra`.
+fn report_field(report: &mut DiagReport, key: &str, v: Value) -> bool {
     match norm(key).as_str() {
         "sdkversion" | "sdk" | "matrixjssdkversion" => report.sdk_version = text(&v),
         "deviceid" => report.device_id = text(&v),
@@ -85,27 +234,12 @@ fn report_field(report: &mut DiagReport, key: &str, v: Value, matcher: &Matcher)
         "syncstate" => report.sync_state = text(&v),
         "cryptoready" => report.crypto_ready = boolean(&v),
         "counts" | "perke" | "kecounts" | "countsperke" => report.counts = counts(&v),
-        "entries" => match v {
-            Value::Array(entries) => report.entries = parse_entries(entries, matcher),
-            other => {
-                report.extra.insert(key.to_string(), other);
-                return false;
-            }
-        },
         _ => {
             report.extra.insert(key.to_string(), v);
             return false;
         }
     }
     true
-}
-
-fn parse_entries(entries: Vec<Value>, matcher: &Matcher) -> Vec<DiagEntry> {
-    entries
-        .into_iter()
-        .enumerate()
-        .map(|(index, v)| parse_entry(index, v, matcher))
-        .collect()
 }
 
 fn parse_entry(index: usize, v: Value, matcher: &Matcher) -> DiagEntry {
@@ -291,17 +425,6 @@ fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
             .map(|t| t.and_utc())
         }
         _ => None,
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

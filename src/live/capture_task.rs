@@ -383,12 +383,14 @@ impl CaptureTask {
                     at,
                 },
             );
+            let copies = self.capture.copy_reader();
             export::export(
                 &app,
                 &mut self.capture.journal,
                 &self.out_dir,
                 &label,
                 &self.sources,
+                &|d, a| copies.entries(d, a),
                 now,
             )
             .map_err(|e| e.to_string())

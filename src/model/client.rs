@@ -36,6 +36,12 @@ impl ClientEntry {
 
 /// A client artefact picked up (diag report or HAR), already copied
 /// (redacted) into the journal.
+///
+/// The journal keeps a diag report's entries by reference: its line has
+/// `copy` (the copy in the bundle, its sha256 and size) and no `entries`,
+/// which are read again from the copy where they are needed (`recover`,
+/// the timeline). A journal written before had every entry inline (no
+/// `copy`), and is read as it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientArtifact {
     /// File name inside `client/`.
@@ -47,6 +53,8 @@ pub struct ClientArtifact {
     pub unparsed: Option<String>,
     pub user_id: Option<String>,
     pub device_id: Option<String>,
+    /// Empty in the journal when `copy` is there.
+    #[serde(default)]
     pub entries: Vec<ClientEntry>,
     /// KE-3 event ids harvested from `Error decrypting event (id=…)`.
     pub ke3_event_ids: Vec<String>,
@@ -67,6 +75,21 @@ pub struct ClientArtifact {
     /// `redactions` by rule name.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub redactions_by_rule: std::collections::BTreeMap<String, u64>,
+    /// In the journal: where the entries are (instead of `entries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<ClientCopy>,
+}
+
+/// The copy of a client file in the bundle that holds an artefact's
+/// entries, as the journal names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCopy {
+    /// Relative to the bundle (`client/<file>`).
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+    /// How many entries were read from it.
+    pub entries: usize,
 }
 
 impl ClientArtifact {
@@ -89,6 +112,31 @@ impl ClientArtifact {
             warnings: Vec::new(),
             redactions: 0,
             redactions_by_rule: Default::default(),
+            copy: None,
+        }
+    }
+
+    /// The artefact as the journal keeps it when its entries are in `copy`:
+    /// everything but the entries.
+    pub fn by_reference(&self, copy: ClientCopy) -> ClientArtifact {
+        ClientArtifact {
+            file: self.file.clone(),
+            kind: self.kind,
+            arrived_at: self.arrived_at,
+            bytes: self.bytes,
+            unparsed: self.unparsed.clone(),
+            user_id: self.user_id.clone(),
+            device_id: self.device_id.clone(),
+            entries: Vec::new(),
+            ke3_event_ids: self.ke3_event_ids.clone(),
+            har_conflicts: self.har_conflicts.clone(),
+            har_keys_upload: self.har_keys_upload,
+            token_users: self.token_users.clone(),
+            first_at: self.first_at,
+            warnings: self.warnings.clone(),
+            redactions: self.redactions,
+            redactions_by_rule: self.redactions_by_rule.clone(),
+            copy: Some(copy),
         }
     }
 }

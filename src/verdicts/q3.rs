@@ -4,32 +4,38 @@ use super::{DbRead, INSUFFICIENT, Verdict, rows, s, set_aside_artefacts, truthy}
 use crate::app::App;
 use crate::domain::Ke;
 use crate::model::Row;
+use aho_corasick::AhoCorasick;
 use serde_json::Value;
+use std::collections::HashMap;
 
-/// Whether the client's errors for event `id` say its `algorithm` is
-/// missing: `None` when no client entry names it (an id given by hand).
-/// KE-3's signature (`DecryptionError`) also catches other decryption
-/// failures, such as a missing Megolm session, which Q3 cannot speak to.
-fn says_algorithm_missing(app: &App, id: &str) -> Option<bool> {
-    let mut named = false;
-    for (_, _, message) in app
-        .client_errors
-        .iter()
-        .filter(|(k, _, m)| *k == Ke::Ke3 && m.contains(id))
-    {
-        named = true;
-        if message.contains("algorithm") {
-            return Some(true);
+/// Whether the client's errors for each KE-3 event id say its `algorithm`
+/// is missing; an id no client error names is not in the map (an id given
+/// by hand). KE-3's signature (`DecryptionError`) also catches other
+/// decryption failures, such as a missing Megolm session, which Q3 cannot
+/// speak to. One pass over the errors for all ids (a report can name
+/// hundreds of ids and hold thousands of errors, and the verdicts are
+/// decided again while a flood changes the App).
+fn says_algorithm_missing(app: &App) -> HashMap<&str, bool> {
+    let ids: Vec<&str> = app.ke3_ids.keys().map(String::as_str).collect();
+    let mut said: HashMap<&str, bool> = HashMap::new();
+    let Ok(ac) = AhoCorasick::new(&ids) else {
+        return said;
+    };
+    for (_, _, message) in app.client_errors.iter().filter(|(k, _, _)| *k == Ke::Ke3) {
+        let algorithm = message.contains("algorithm");
+        for m in ac.find_overlapping_iter(message.as_str()) {
+            *said.entry(ids[m.pattern().as_usize()]).or_insert(false) |= algorithm;
         }
     }
-    named.then_some(false)
+    said
 }
 
 pub(super) fn q3(app: &App) -> Verdict {
+    let said = says_algorithm_missing(app);
     let ids: Vec<&String> = app
         .ke3_ids
         .keys()
-        .filter(|id| says_algorithm_missing(app, id) != Some(false))
+        .filter(|id| said.get(id.as_str()) != Some(&false))
         .collect();
     let mut basis: Vec<String> = ids
         .iter()

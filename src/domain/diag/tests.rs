@@ -139,6 +139,44 @@ fn json_that_is_not_a_report_says_so() {
 }
 
 #[test]
+fn the_streamed_reading_keeps_what_the_whole_tree_gave() {
+    // Each kind of top level is named; `entries` that is not an array is
+    // kept in `extra` and is no report field; fields after the entries
+    // and trailing blanks are read; trailing garbage is not JSON.
+    for (json, kind) in [
+        ("true", "a boolean"),
+        ("-1.5", "a number"),
+        ("\"x\"", "a string"),
+        ("null", "null"),
+    ] {
+        match parse(json) {
+            Err(DiagError::NotAReport(m)) => assert!(m.contains(kind), "{json}: {m}"),
+            other => panic!("{json}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        parse(r#"{"entries": {"a": [1, {"b": null}]}}"#),
+        Err(DiagError::NotAReport(_))
+    ));
+    let r = parse(r#"{"entries": "none", "deviceId": "D"}"#).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.extra.get("entries"), Some(&Value::from("none")));
+    assert!(r.entries.is_empty());
+    let r = parse(
+        r#"{"entries": [{"message": "MissingKey at index 3", "ts": 1767225600000}, "plain"], "userId": "@u:hs"} "#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.user_id.as_deref(), Some("@u:hs"));
+    assert_eq!(r.entries.len(), 2);
+    assert_eq!((r.entries[0].index, r.entries[1].index), (0, 1));
+    assert_eq!(r.entries[1].message, "plain");
+    assert!(r.entries[0].ts.is_some());
+    assert!(matches!(
+        parse(r#"{"userId": "@u:hs"} x"#),
+        Err(DiagError::NotJson(_))
+    ));
+}
+
+#[test]
 fn ke3_event_id_is_taken_from_the_error_details() {
     let m = "W Error decrypting event (id=$SASBBzoqjAbC:server type=m.room.encrypted sender=@b:hs): DecryptionError[…]";
     assert_eq!(ke3_event_id(m).as_deref(), Some("$SASBBzoqjAbC:server"));
