@@ -236,7 +236,7 @@ impl App {
     }
 
     /// The offending key `algorithm:key_id`, first seen at `at` if new.
-    fn offending_key(
+    pub(super) fn offending_key(
         &mut self,
         algorithm: &str,
         key_id: &str,

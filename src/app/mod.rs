@@ -10,6 +10,7 @@ pub mod event;
 mod evidence;
 pub mod metrics;
 mod operator;
+mod pending;
 mod restore;
 mod server;
 mod sfu;
@@ -66,8 +67,9 @@ pub struct PaneLine {
     pub tracked: bool,
     /// `server` or `client`.
     pub origin: &'static str,
-    /// The server log the line is from, when there are several.
-    pub log: Option<String>,
+    /// The server log the line is from, when there are several (shared
+    /// with every line of that log: no copy per line).
+    pub log: Option<std::sync::Arc<str>>,
 }
 
 /// The whole capture state.
@@ -160,6 +162,8 @@ pub struct App {
     pub debug_loggers: Option<debug_loggers::DebugLoggersState>,
     /// Synapse's latency metrics, per minute and servlet.
     pub metrics: metrics::MetricsState,
+    /// The server logs' names as pane lines share them.
+    log_names: Vec<std::sync::Arc<str>>,
     /// Bumped by every update: what is derived from the App (the verdicts)
     /// is derived again only when it changes.
     revision: u64,
@@ -220,6 +224,7 @@ impl App {
             export_error: None,
             debug_loggers: None,
             metrics: metrics::MetricsState::default(),
+            log_names: Vec::new(),
             revision: 0,
         }
     }
