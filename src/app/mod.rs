@@ -45,6 +45,10 @@ const EVIDENCE_CAP: usize = 200;
 /// often silent; later ones are counted but neither listed nor weighed by Q4.
 const STALL_CAP: usize = 1000;
 
+/// KE-4 timeouts kept (client ones and slow restarts); later ones are
+/// neither listed nor classified.
+pub const TIMEOUTS_CAP: usize = 10_000;
+
 /// What the loop must do on the App's behalf.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -355,6 +359,20 @@ impl App {
         } else {
             self.server_ref(line_no)
         }
+    }
+
+    /// Keeps a timeout, up to [`TIMEOUTS_CAP`]: the list grows by doubling
+    /// but never past the cap, so a storm's full list holds no spare room.
+    fn keep_timeout(&mut self, t: Timeout) {
+        let (len, cap) = (self.timeouts.len(), self.timeouts.capacity());
+        if len >= TIMEOUTS_CAP {
+            return;
+        }
+        if len == cap {
+            self.timeouts
+                .reserve_exact(len.max(8).min(TIMEOUTS_CAP - len));
+        }
+        self.timeouts.push(t);
     }
 
     /// Per-KE server counts.

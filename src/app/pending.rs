@@ -221,3 +221,120 @@ pub(super) fn recipients(text: &str) -> impl Iterator<Item = (&str, &str)> {
         Some((&before[start..], device))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::recipients;
+    use crate::app::event::{
+        ArtifactKind, ClientArtifact, Event, OtkUpload, ServerBatch, ServerHit, ToDeviceTrace,
+    };
+    use crate::app::{App, Subject};
+    use crate::domain::{Ke, KeSet};
+    use chrono::DateTime;
+
+    #[test]
+    fn recipients_are_whole_devices_with_the_user_before_them() {
+        let got: Vec<_> = recipients(
+            "Storing to-device messages with stream_id 60: ['@a:hs/DEV2 (msgid m1)', '@b:hs/DEV (msgid m2)'] /x",
+        )
+        .collect();
+        assert_eq!(got, [("@a:hs", "DEV2"), ("@b:hs", "DEV"), ("", "x")]);
+    }
+
+    /// A storm of KE-1 conflicts and errors of several owners and key ids,
+    /// and to-device traces naming several recipients, line by line.
+    fn storm() -> Vec<Event> {
+        let mut out = Vec::new();
+        let owners = [
+            Some(("@a:hs", "DEV")),
+            Some(("@a:hs", "PHONE")),
+            Some(("@b:hs", "DEV")),
+            None,
+        ];
+        for n in 0..400u64 {
+            let mut b = ServerBatch::default();
+            let request = format!("POST-{n}");
+            if let Some((u, d)) = owners[(n % 4) as usize] {
+                b.otk_uploads.push(OtkUpload {
+                    request: request.as_str().into(),
+                    user: u.into(),
+                    device: d.into(),
+                });
+            }
+            let mut kes = KeSet::default();
+            kes.insert(Ke::Ke1);
+            // Some conflicts name no stored key, some no key at all (a
+            // plain 400), and the key ids differ.
+            let text = match n % 5 {
+                0 => "SynapseError: 400 - keys/upload failed".to_string(),
+                1 => format!(
+                    "One time key signed_curve25519:AAAA{} already exists. Old key: {{\"signatures\":{{}}}}; new key: {{'key': 'new{n}'}}",
+                    n % 3
+                ),
+                _ => format!(
+                    "One time key signed_curve25519:AAAA{} already exists. Old key: {{\"key\":\"old{n}\"}}; new key: {{'key': 'new{n}'}}",
+                    n % 3
+                ),
+            };
+            let off = crate::domain::har::parse_otk_conflict(&text).map(std::sync::Arc::new);
+            let span = b.add_text(&text);
+            b.hits.push(ServerHit {
+                line_no: 10 * n + 1,
+                at: DateTime::from_timestamp(1_782_842_400 + (n as i64 * 37) % 500, 0),
+                text: span,
+                kes,
+                ke_line_no: [if n % 7 == 3 { 0 } else { n + 1 }, 0, 0, 0],
+                error: n % 6 != 5,
+                offending: off,
+                request: Some(request.as_str().into()),
+            });
+            let who = ["@a:hs/DEV", "@b:hs/DEV", "@a:hs/DEV2", "@a:hs/PHONE"];
+            b.to_device.push(ToDeviceTrace {
+                line_no: 10 * n + 2,
+                at: None,
+                text: format!(
+                    "Storing to-device messages with stream_id {n}: ['{} (msgid m{n})', '{} (msgid m{n})']",
+                    who[(n % 4) as usize],
+                    who[((n / 4) % 4) as usize]
+                ),
+            });
+            out.push(Event::Server(Box::new(b)));
+        }
+        out
+    }
+
+    #[test]
+    fn the_summaries_judge_as_every_line_judged_again_would() {
+        let mut known = App::new(
+            Subject {
+                user_id: Some("@a:hs".into()),
+                device_id: Some("DEV".into()),
+                participants: vec![],
+            },
+            2000,
+        );
+        let mut learnt = App::new(Subject::default(), 2000);
+        for e in storm() {
+            known.update(e.clone());
+            learnt.update(e);
+        }
+        let t = DateTime::from_timestamp(1_782_843_000, 0).unwrap();
+        let mut diag = ClientArtifact::new("d.json".into(), ArtifactKind::Diag, t);
+        diag.user_id = Some("@a:hs".into());
+        diag.device_id = Some("DEV".into());
+        learnt.update(Event::Client(Box::new(diag.clone())));
+        known.update(Event::Client(Box::new(diag)));
+        assert_eq!(learnt.subject.device_id.as_deref(), Some("DEV"));
+        assert!(learnt.subject_warnings.is_empty());
+        assert!(known.own_ke1_errors > 100 && known.foreign_conflicts > 100);
+        assert!(known.to_device_for_us_count > 100);
+        assert_eq!(learnt.own_ke1_errors, known.own_ke1_errors);
+        assert_eq!(learnt.own_ke1_error_refs, known.own_ke1_error_refs);
+        assert_eq!(learnt.foreign_conflicts, known.foreign_conflicts);
+        assert_eq!(learnt.attribution, known.attribution);
+        assert_eq!(learnt.offending, known.offending);
+        assert_eq!(learnt.to_device_for_us_count, known.to_device_for_us_count);
+        assert_eq!(learnt.to_device_for_us, known.to_device_for_us);
+    }
+}

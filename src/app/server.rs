@@ -6,7 +6,7 @@ use super::event::{self, AccessSample, ServerHit, ServerStall};
 use super::stats::minute_of;
 use super::{
     App, EVIDENCE_CAP, EvidenceRef, Owner, PANE_CAPACITY, PaneLine, STALL_CAP, SightingKind,
-    Timeout,
+    TIMEOUTS_CAP, Timeout,
 };
 use crate::domain::Ke;
 use crate::model::server_logs::split_line_number;
@@ -277,9 +277,9 @@ impl App {
         }
         if a.delayed_restart
             && a.processing_ms >= self.restart_timeout_ms
-            && self.timeouts.len() < 10_000
+            && self.timeouts.len() < TIMEOUTS_CAP
         {
-            self.timeouts.push(Timeout {
+            self.keep_timeout(Timeout {
                 at: a.at,
                 origin: "server",
                 evidence: EvidenceRef(self.server_ref(a.line_no)),
