@@ -6,7 +6,7 @@ use super::checklist::AutoCheck;
 use super::event::{self, ClientArtifact, ClientEntry};
 use super::{
     App, EVIDENCE_CAP, Effect, EvidenceRef, OffendingKeyInfo, PANE_CAPACITY, PaneLine,
-    SightingKind, Timeout,
+    SightingKind, TIMEOUTS_CAP, Timeout,
 };
 use crate::domain::Ke;
 use crate::domain::membership::is_sdk_timeout;
@@ -228,9 +228,9 @@ impl App {
         if ke == Ke::Ke4
             && is_sdk_timeout(&e.message)
             && let Some(at) = e.at
-            && self.timeouts.len() < 10_000
+            && self.timeouts.len() < TIMEOUTS_CAP
         {
-            self.timeouts.push(Timeout {
+            self.keep_timeout(Timeout {
                 at,
                 origin: "client",
                 evidence: r,
@@ -259,7 +259,7 @@ impl App {
     }
 
     /// The offending key `algorithm:key_id`, first seen at `at` if new.
-    fn offending_key(
+    pub(super) fn offending_key(
         &mut self,
         algorithm: &str,
         key_id: &str,

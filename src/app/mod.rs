@@ -10,6 +10,7 @@ pub mod event;
 mod evidence;
 pub mod metrics;
 mod operator;
+mod pending;
 mod restore;
 mod server;
 mod sfu;
@@ -44,6 +45,10 @@ const EVIDENCE_CAP: usize = 200;
 /// often silent; later ones are counted but neither listed nor weighed by Q4.
 const STALL_CAP: usize = 1000;
 
+/// KE-4 timeouts kept (client ones and slow restarts); later ones are
+/// neither listed nor classified.
+pub const TIMEOUTS_CAP: usize = 10_000;
+
 /// What the loop must do on the App's behalf.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -66,8 +71,9 @@ pub struct PaneLine {
     pub tracked: bool,
     /// `server` or `client`.
     pub origin: &'static str,
-    /// The server log the line is from, when there are several.
-    pub log: Option<String>,
+    /// The server log the line is from, when there are several (shared
+    /// with every line of that log: no copy per line).
+    pub log: Option<std::sync::Arc<str>>,
 }
 
 /// The whole capture state.
@@ -160,6 +166,8 @@ pub struct App {
     pub debug_loggers: Option<debug_loggers::DebugLoggersState>,
     /// Synapse's latency metrics, per minute and servlet.
     pub metrics: metrics::MetricsState,
+    /// The server logs' names as pane lines share them.
+    log_names: Vec<std::sync::Arc<str>>,
     /// Bumped by every update: what is derived from the App (the verdicts)
     /// is derived again only when it changes.
     revision: u64,
@@ -220,6 +228,7 @@ impl App {
             export_error: None,
             debug_loggers: None,
             metrics: metrics::MetricsState::default(),
+            log_names: Vec::new(),
             revision: 0,
         }
     }
@@ -350,6 +359,20 @@ impl App {
         } else {
             self.server_ref(line_no)
         }
+    }
+
+    /// Keeps a timeout, up to [`TIMEOUTS_CAP`]: the list grows by doubling
+    /// but never past the cap, so a storm's full list holds no spare room.
+    fn keep_timeout(&mut self, t: Timeout) {
+        let (len, cap) = (self.timeouts.len(), self.timeouts.capacity());
+        if len >= TIMEOUTS_CAP {
+            return;
+        }
+        if len == cap {
+            self.timeouts
+                .reserve_exact(len.max(8).min(TIMEOUTS_CAP - len));
+        }
+        self.timeouts.push(t);
     }
 
     /// Per-KE server counts.

@@ -6,7 +6,7 @@ use super::event::{self, AccessSample, ServerHit, ServerStall};
 use super::stats::minute_of;
 use super::{
     App, EVIDENCE_CAP, EvidenceRef, Owner, PANE_CAPACITY, PaneLine, STALL_CAP, SightingKind,
-    Timeout,
+    TIMEOUTS_CAP, Timeout,
 };
 use crate::domain::Ke;
 use crate::model::server_logs::split_line_number;
@@ -139,10 +139,7 @@ impl App {
 
     fn on_hit(&mut self, text: &str, hit: ServerHit) {
         let tracked = self.is_tracked(text);
-        let log = self
-            .server_logs
-            .name_of_line(hit.line_no)
-            .map(str::to_string);
+        let log = self.pane_log_name(hit.line_no);
         for ke in hit.kes.iter() {
             let i = ke.index();
             self.server[i].add(hit.at, hit.error);
@@ -197,6 +194,22 @@ impl App {
             self.pending_subject.keep_ke1(&sighting);
         }
         self.attribute_ke1(&sighting);
+    }
+
+    /// The name of a line's server log when there are several, shared by
+    /// every pane line of that log (made once, not per line).
+    pub(super) fn pane_log_name(&mut self, line_no: u64) -> Option<std::sync::Arc<str>> {
+        if !self.server_logs.several() {
+            return None;
+        }
+        let index = split_line_number(line_no).0;
+        let name = self.server_logs.names().get(index)?;
+        if self.log_names.get(index).is_none_or(|n| **n != **name) {
+            self.log_names
+                .resize(self.log_names.len().max(index + 1), "".into());
+            self.log_names[index] = name.as_str().into();
+        }
+        self.log_names.get(index).cloned()
     }
 
     /// Counts a KE-1 error or conflict as ours, someone else's or
@@ -264,9 +277,9 @@ impl App {
         }
         if a.delayed_restart
             && a.processing_ms >= self.restart_timeout_ms
-            && self.timeouts.len() < 10_000
+            && self.timeouts.len() < TIMEOUTS_CAP
         {
-            self.timeouts.push(Timeout {
+            self.keep_timeout(Timeout {
                 at: a.at,
                 origin: "server",
                 evidence: EvidenceRef(self.server_ref(a.line_no)),

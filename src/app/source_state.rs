@@ -79,7 +79,7 @@ impl App {
                     error: false,
                     tracked: false,
                     origin: "gap",
-                    log: several.then(|| source.clone()),
+                    log: several.then(|| source.as_str().into()),
                 });
                 if pane.len() > PANE_CAPACITY {
                     pane.pop_front();

@@ -8,40 +8,13 @@
 //! is downloaded after the fault) are judged again once the device is
 //! known: their KE-1 errors and to-device tracing are kept until then.
 
-use super::App;
 use super::event::{ArtifactKind, ClientArtifact};
-use super::server::Ke1Sighting;
+use super::pending::{LineRef, OWNERS_CAP, RECIPIENTS_CAP};
+use super::{App, EVIDENCE_CAP, EvidenceRef, Owner, SightingKind};
+use crate::domain::Ke;
 use chrono::{DateTime, Utc};
 
-/// Server evidence kept while no device is known (at most this many of
-/// each; past that, the earlier lines stay undecided, never ours).
-const PENDING_CAP: usize = 20_000;
-
-/// What is judged again when the device becomes known.
-#[derive(Debug, Clone, Default)]
-pub(super) struct PendingSubject {
-    ke1: Vec<Ke1Sighting>,
-    to_device: Vec<(u64, String)>,
-    overflow: bool,
-}
-
-impl PendingSubject {
-    pub(super) fn keep_ke1(&mut self, k: &Ke1Sighting) {
-        if self.ke1.len() < PENDING_CAP {
-            self.ke1.push(k.clone());
-        } else {
-            self.overflow = true;
-        }
-    }
-
-    pub(super) fn keep_to_device(&mut self, line_no: u64, text: &str) {
-        if self.to_device.len() < PENDING_CAP {
-            self.to_device.push((line_no, text.to_string()));
-        } else {
-            self.overflow = true;
-        }
-    }
-}
+pub(super) use super::pending::PendingSubject;
 
 impl App {
     /// Takes our user and device from a client file when nothing named
@@ -127,13 +100,14 @@ impl App {
     }
 
     /// The server evidence read while no device was known, judged again
-    /// now that it is.
+    /// now that it is: each owner's summary counts as its lines would, and
+    /// the first references are taken in the order the lines arrived.
     fn judge_pending(&mut self) {
         let pending = std::mem::take(&mut self.pending_subject);
         if pending.overflow {
             // Not all of it was kept: what was counted stays undecided.
             self.subject_warnings.push(format!(
-                "our device became known after more than {PENDING_CAP} KE-1 or to-device lines: those before it stay undecided"
+                "our device became known after KE-1 or to-device lines naming more than {OWNERS_CAP} owners or {RECIPIENTS_CAP} devices: those before it stay undecided"
             ));
             return;
         }
@@ -143,11 +117,95 @@ impl App {
         self.attribution.ke1_undecided = Default::default();
         self.attribution.ke1_undecided_conflicts = 0;
         self.attribution.ke1_undecided_refs.clear();
-        for k in &pending.ke1 {
-            self.attribute_ke1(k);
+        let mut error_refs: Vec<LineRef> = Vec::new();
+        let mut undecided_refs: Vec<LineRef> = Vec::new();
+        let mut keys: Vec<&super::pending::KeySummary> = Vec::new();
+        for o in &pending.owners {
+            let owner = self
+                .subject
+                .owner_of(o.owner.as_ref().map(|(u, d)| (u.as_str(), d.as_str())));
+            if owner != Owner::Foreign {
+                self.own_ke1_errors += o.errors;
+                error_refs.extend(&o.error_refs);
+            }
+            let range = match owner {
+                Owner::Ours => Some(&mut self.attribution.ke1_ours),
+                Owner::Undecided => Some(&mut self.attribution.ke1_undecided),
+                Owner::Foreign => None,
+            };
+            if let Some(range) = range {
+                range.add(o.error_first);
+                range.add(o.error_last);
+            }
+            match owner {
+                Owner::Foreign => self.foreign_conflicts += o.conflicts,
+                Owner::Undecided => {
+                    self.attribution.ke1_undecided_conflicts += o.conflicts;
+                    undecided_refs.extend(&o.conflict_refs);
+                }
+                Owner::Ours => keys.extend(&o.keys),
+            }
         }
-        for (line_no, text) in &pending.to_device {
-            self.count_to_device_for_us(*line_no, text);
+        let ke1_ref =
+            |app: &App, (_, ke, line): LineRef| EvidenceRef(app.ke_ref(Ke::Ke1, ke, line));
+        error_refs.sort_unstable();
+        for r in error_refs.into_iter().take(5) {
+            let r = ke1_ref(self, r);
+            self.own_ke1_error_refs.push(r);
+        }
+        undecided_refs.sort_unstable();
+        for r in undecided_refs.into_iter().take(5) {
+            let r = ke1_ref(self, r);
+            self.attribution.ke1_undecided_refs.push(r);
+        }
+        // One key id of several owners (all ours): in arrival order.
+        keys.sort_by_key(|k| k.first.0);
+        for k in keys {
+            let mut refs: Vec<EvidenceRef> = k.refs.iter().map(|r| ke1_ref(self, *r)).collect();
+            let info = self.offending_key(&k.algorithm, &k.key_id, k.first.1);
+            if info.stored_key.is_none() {
+                info.stored_key = k.stored.as_ref().map(|(_, v)| v.clone());
+            }
+            if info.uploaded_key.is_none() {
+                info.uploaded_key = k.uploaded.as_ref().map(|(_, v)| v.clone());
+            }
+            let more = k.count - refs.len() as u64;
+            for r in refs.drain(..) {
+                info.sighting(SightingKind::Server, r);
+            }
+            info.seen.server += more;
+        }
+        self.judge_pending_to_device(&pending);
+    }
+
+    /// The to-device traces that named our device, counted once each.
+    fn judge_pending_to_device(&mut self, pending: &PendingSubject) {
+        let Some(device) = self.subject.device_id.clone() else {
+            return;
+        };
+        let Some(r) = pending.recipients.iter().find(|r| r.device == device) else {
+            return;
+        };
+        let (count, mut lines) = match self.subject.user_id.as_deref() {
+            None => (r.traces, r.lines.clone()),
+            Some(u) => r
+                .users
+                .iter()
+                .filter(|(user, _, _)| user.ends_with(u))
+                .fold((0, Vec::new()), |(n, mut all), (_, k, l)| {
+                    all.extend(l);
+                    (n + k, all)
+                }),
+        };
+        lines.sort_unstable();
+        lines.dedup();
+        self.to_device_for_us_count += count;
+        for line in lines {
+            if self.to_device_for_us.len() >= EVIDENCE_CAP {
+                break;
+            }
+            let r = EvidenceRef(self.server_ref(line));
+            self.to_device_for_us.push(r);
         }
     }
 }
