@@ -13,8 +13,10 @@ use crate::model::server_logs::split_line_number;
 use compact_str::CompactString;
 use std::collections::HashMap;
 
-/// Recent keys/upload request owners kept for attributing conflicts.
-const UPLOAD_OWNERS_CAP: usize = 4096;
+/// Recent keys/upload request owners kept for attributing conflicts, per
+/// generation: 7/8 of 4096, as many as a table of 4096 buckets holds, so a
+/// full generation never doubles its table to 8192 (300 KB, not 600 KB).
+const UPLOAD_OWNERS_CAP: usize = 3584;
 
 /// Minutes of latency kept whole behind the newest one seen (lines a little
 /// out of order still land in their minute's histogram); older minutes are
@@ -279,12 +281,7 @@ impl App {
             && a.processing_ms >= self.restart_timeout_ms
             && self.timeouts.len() < TIMEOUTS_CAP
         {
-            self.keep_timeout(Timeout {
-                at: a.at,
-                origin: "server",
-                evidence: EvidenceRef(self.server_ref(a.line_no)),
-                took_ms: Some(a.processing_ms),
-            });
+            self.keep_timeout(Timeout::server(a.at, a.line_no, a.processing_ms));
         }
     }
 }
@@ -362,6 +359,9 @@ mod tests {
         }
         assert_eq!(o.get("POST-0"), None);
         assert!(o.current.len() + o.previous.len() <= 2 * UPLOAD_OWNERS_CAP);
+        // A full generation's table was not doubled for its last entry.
+        assert!(o.current.capacity() <= UPLOAD_OWNERS_CAP, "{}", o.current.capacity());
+        assert!(o.previous.capacity() <= UPLOAD_OWNERS_CAP, "{}", o.previous.capacity());
     }
 
     #[test]
