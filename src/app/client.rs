@@ -230,12 +230,7 @@ impl App {
             && let Some(at) = e.at
             && self.timeouts.len() < TIMEOUTS_CAP
         {
-            self.keep_timeout(Timeout {
-                at,
-                origin: "client",
-                evidence: r,
-                took_ms: None,
-            });
+            self.keep_timeout(Timeout::client(at, r));
         }
     }
 

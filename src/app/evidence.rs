@@ -1,6 +1,7 @@
 //! References to evidence, and what the App keeps about refused one-time
 //! keys and KE-4 timeouts.
 
+use crate::model::server_logs::ServerLogs;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -62,20 +63,89 @@ impl OffendingKeyInfo {
 }
 
 /// A KE-4 timeout seen by the client or implied by a slow restart request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A storm keeps thousands of them (up to `TIMEOUTS_CAP`), so a server
+/// one holds its line's number, not its reference: 40 bytes each.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Timeout {
     pub at: DateTime<Utc>,
+    pub seen: TimeoutSeen,
+}
+
+/// Where a timeout was seen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimeoutSeen {
+    /// A client entry saying the SDK's request timed out.
+    Client(EvidenceRef),
+    /// A restart request's access line, slower than the timeout.
+    Server { line_no: u64, took_ms: u32 },
+}
+
+impl Timeout {
+    pub fn client(at: DateTime<Utc>, evidence: EvidenceRef) -> Timeout {
+        Timeout {
+            at,
+            seen: TimeoutSeen::Client(evidence),
+        }
+    }
+
+    pub fn server(at: DateTime<Utc>, line_no: u64, took_ms: u32) -> Timeout {
+        Timeout {
+            at,
+            seen: TimeoutSeen::Server { line_no, took_ms },
+        }
+    }
+
     /// `client` or `server`.
-    pub origin: &'static str,
-    pub evidence: EvidenceRef,
+    pub fn origin(&self) -> &'static str {
+        match self.seen {
+            TimeoutSeen::Client(_) => "client",
+            TimeoutSeen::Server { .. } => "server",
+        }
+    }
+
     /// For a server restart request: how long it took.
-    pub took_ms: Option<u32>,
+    pub fn took_ms(&self) -> Option<u32> {
+        match self.seen {
+            TimeoutSeen::Client(_) => None,
+            TimeoutSeen::Server { took_ms, .. } => Some(took_ms),
+        }
+    }
+
+    /// The client entry, or `server/homeserver.log:N` (with several logs
+    /// `server/<name>.log:N`) of the restart request's line.
+    pub fn evidence(&self, logs: &ServerLogs) -> String {
+        match &self.seen {
+            TimeoutSeen::Client(r) => r.0.clone(),
+            TimeoutSeen::Server { line_no, .. } => logs.reference(*line_no),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_server_timeout_keeps_no_text_and_names_its_line_as_a_stall_does() {
+        // The cap's worth of timeouts stays under half a MiB.
+        assert!(std::mem::size_of::<Timeout>() <= 40);
+        let t = Timeout::server(DateTime::UNIX_EPOCH, 17, 12_000);
+        assert_eq!((t.origin(), t.took_ms()), ("server", Some(12_000)));
+        assert_eq!(
+            t.evidence(&ServerLogs::default()),
+            "server/homeserver.log:17"
+        );
+        let c = Timeout::client(
+            DateTime::UNIX_EPOCH,
+            EvidenceRef("client/d.json#entries[3]".into()),
+        );
+        assert_eq!((c.origin(), c.took_ms()), ("client", None));
+        assert_eq!(
+            c.evidence(&ServerLogs::default()),
+            "client/d.json#entries[3]"
+        );
+    }
 
     #[test]
     fn a_storm_of_one_kind_leaves_room_for_the_others() {

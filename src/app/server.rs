@@ -13,8 +13,10 @@ use crate::model::server_logs::split_line_number;
 use compact_str::CompactString;
 use std::collections::HashMap;
 
-/// Recent keys/upload request owners kept for attributing conflicts.
-const UPLOAD_OWNERS_CAP: usize = 4096;
+/// Recent keys/upload request owners kept for attributing conflicts, per
+/// generation: 7/8 of 4096, as many as a table of 4096 buckets holds, so a
+/// full generation never doubles its table to 8192 (300 KB, not 600 KB).
+const UPLOAD_OWNERS_CAP: usize = 3584;
 
 /// Minutes of latency kept whole behind the newest one seen (lines a little
 /// out of order still land in their minute's histogram); older minutes are
@@ -146,18 +148,21 @@ impl App {
             self.pane_pushed[i] += 1;
             let pane = &mut self.panes[i];
             // A full pane's oldest line lends its buffer to the newest: a
-            // flood of hits allocates nothing.
+            // flood of hits allocates nothing. Not a buffer more than twice
+            // the size needed: lent on and on, every buffer would grow to
+            // the longest line it ever held, and a long call's panes with
+            // it.
             let text = match (pane.len() >= PANE_CAPACITY)
                 .then(|| pane.pop_front())
                 .flatten()
             {
-                Some(old) => {
+                Some(old) if old.text.capacity() <= lend_limit(text.len()) => {
                     let mut buf = old.text;
                     buf.clear();
                     buf.push_str(text);
                     buf
                 }
-                None => text.to_owned(),
+                _ => text.to_owned(),
             };
             pane.push_back(PaneLine {
                 line_no: hit.line_no,
@@ -279,14 +284,15 @@ impl App {
             && a.processing_ms >= self.restart_timeout_ms
             && self.timeouts.len() < TIMEOUTS_CAP
         {
-            self.keep_timeout(Timeout {
-                at: a.at,
-                origin: "server",
-                evidence: EvidenceRef(self.server_ref(a.line_no)),
-                took_ms: Some(a.processing_ms),
-            });
+            self.keep_timeout(Timeout::server(a.at, a.line_no, a.processing_ms));
         }
     }
+}
+
+/// The largest buffer a pane line of `len` bytes is given: twice its size
+/// (at least 64 bytes, what the allocator gives a short line anyway).
+fn lend_limit(len: usize) -> usize {
+    (2 * len).max(64)
 }
 
 /// Whether a `Storing to-device messages …: ['@u:hs/DEVICE (msgid …)', …]`
@@ -362,6 +368,17 @@ mod tests {
         }
         assert_eq!(o.get("POST-0"), None);
         assert!(o.current.len() + o.previous.len() <= 2 * UPLOAD_OWNERS_CAP);
+        // A full generation's table was not doubled for its last entry.
+        assert!(
+            o.current.capacity() <= UPLOAD_OWNERS_CAP,
+            "{}",
+            o.current.capacity()
+        );
+        assert!(
+            o.previous.capacity() <= UPLOAD_OWNERS_CAP,
+            "{}",
+            o.previous.capacity()
+        );
     }
 
     #[test]
@@ -429,6 +446,37 @@ mod tests {
             assert_eq!(line.ke_line_no, k as u64 + 1);
         }
         assert_eq!(app.pane_pushed[Ke::Ke2.index()], n as u64);
+    }
+
+    /// Lines of every length pass through a full pane for a long call:
+    /// the buffers the pane holds stay within twice what their lines need,
+    /// instead of each keeping the longest line it ever held.
+    #[test]
+    fn a_full_pane_of_short_lines_after_long_ones_holds_about_what_they_need() {
+        use crate::app::PANE_CAPACITY;
+        use crate::app::view::fixtures::hit;
+        use crate::domain::Ke;
+        let mut app = App::new(Subject::default(), 2000);
+        let mut k = 0i64;
+        let mut push = |app: &mut App, len: usize| {
+            let text = format!("{k:08} {}", "x".repeat(len));
+            hit(app, Ke::Ke2, k, &text, false);
+            k += 1;
+        };
+        // Every buffer once held a 4 KB line…
+        for _ in 0..PANE_CAPACITY {
+            push(&mut app, 4000);
+        }
+        // …then the storm's lines of 200-600 bytes, for a long time.
+        for n in 0..5 * PANE_CAPACITY {
+            push(&mut app, 200 + (n * 37) % 400);
+        }
+        let pane = &app.panes[Ke::Ke2.index()];
+        let (held, needed): (usize, usize) = pane
+            .iter()
+            .map(|l| (l.text.capacity(), l.text.len()))
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+        assert!(held <= 2 * needed, "held {held} for {needed}");
     }
 
     #[test]

@@ -315,8 +315,8 @@ fn timeouts(r: &mut String, app: &App) {
                 r,
                 "| {} | {} | {} | {} | {} | {} | {judged} | {delayed} | `{}` |",
                 rfc3339(to.at),
-                to.origin,
-                to.took_ms
+                to.origin(),
+                to.took_ms()
                     .map(|m| format!("{m} ms"))
                     .unwrap_or_else(|| "–".into()),
                 l.map(|l| format!("≈{} ms", l.p99_ms()))
@@ -327,7 +327,7 @@ fn timeouts(r: &mut String, app: &App) {
                 } else {
                     "no"
                 },
-                to.evidence.0
+                to.evidence(&app.server_logs)
             );
         }
         if app.timeouts.len() > 200 {

@@ -230,12 +230,12 @@ impl Lines {
             }
         }
         for t in &app.timeouts {
-            if t.origin == "server" {
+            if t.origin() == "server" {
                 self.push(
                     t.at,
                     "server",
                     "slow-restart",
-                    json!({"ref": t.evidence.0, "took_ms": t.took_ms}),
+                    json!({"ref": t.evidence(&app.server_logs), "took_ms": t.took_ms()}),
                 );
             }
         }

@@ -462,21 +462,9 @@ impl<H: Heads> Scanner<'_, H> {
     }
 }
 
-/// `n` in decimal, as `{}` writes it.
-fn push_decimal(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+/// `n` in decimal, as `{}` writes it (without `fmt`'s machinery).
+fn push_decimal(out: &mut String, n: u32) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// An interesting line, as [`Scanner::scan_into`] hands it on.

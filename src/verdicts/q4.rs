@@ -150,7 +150,7 @@ fn delayed_requests(app: &App, from_ms: i64, to_ms: i64) -> DelayedLatency {
 /// A client timeout no slow restart or stall accounts for: the
 /// delayed-event requests of its minutes, else its minute's p99.
 fn by_minute(app: &App, c: &Timeout, start_ms: i64) -> Classified {
-    let me = c.evidence.0.clone();
+    let me = c.evidence(&app.server_logs);
     let d = delayed_requests(app, start_ms, c.at.timestamp_millis());
     if d.n > 0 && d.at_or_above_timeout == 0 {
         return Classified::new(Why::FastDelayed, vec![me, app.server_ref(d.max_line)]);
@@ -184,14 +184,14 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
     let client: Vec<&Timeout> = app
         .timeouts
         .iter()
-        .filter(|t| t.took_ms.is_none())
+        .filter(|t| t.took_ms().is_none())
         .collect();
     let server: Vec<&Timeout> = app
         .timeouts
         .iter()
-        .filter(|t| t.took_ms.is_some())
+        .filter(|t| t.took_ms().is_some())
         .collect();
-    let started = |t: &Timeout| t.at.timestamp_millis() - t.took_ms.map_or(timeout, i64::from);
+    let started = |t: &Timeout| t.at.timestamp_millis() - t.took_ms().map_or(timeout, i64::from);
     let client_starts: Vec<i64> = client.iter().map(|c| started(c)).collect();
     let server_starts: Vec<i64> = server.iter().map(|s| started(s)).collect();
     let (client_match, server_used) = match_nearest(&client_starts, &server_starts);
@@ -207,13 +207,16 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
         if let Some(si) = m {
             out.push(Classified::new(
                 Why::SlowRequest,
-                vec![c.evidence.0.clone(), server[*si].evidence.0.clone()],
+                vec![
+                    c.evidence(&app.server_logs),
+                    server[*si].evidence(&app.server_logs),
+                ],
             ));
             continue;
         }
         if let Some(st) = stall.map(|i| &app.stalls[i]) {
             out.push(Classified::stalled(
-                vec![c.evidence.0.clone(), st.evidence(&app.server_logs)],
+                vec![c.evidence(&app.server_logs), st.evidence(&app.server_logs)],
                 st,
             ));
             continue;
@@ -225,7 +228,7 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
     for (s, _) in server.iter().zip(&server_used).filter(|(_, used)| !**used) {
         out.push(Classified::new(
             Why::SlowRequest,
-            vec![s.evidence.0.clone()],
+            vec![s.evidence(&app.server_logs)],
         ));
     }
     // A slow restart that ends in a stall's burst: sorted by end, searched.
@@ -533,21 +536,14 @@ mod tests {
     use crate::verdicts::test_app as app;
 
     fn client(app: &mut App, ms: i64, n: usize) {
-        app.timeouts.push(Timeout {
-            at: at(ms),
-            origin: "client",
-            evidence: EvidenceRef(format!("client/d.json#entries[{n}]")),
-            took_ms: None,
-        });
+        app.timeouts.push(Timeout::client(
+            at(ms),
+            EvidenceRef(format!("client/d.json#entries[{n}]")),
+        ));
     }
 
     fn server(app: &mut App, end_ms: i64, took: u32, line: u64) {
-        app.timeouts.push(Timeout {
-            at: at(end_ms),
-            origin: "server",
-            evidence: EvidenceRef(format!("server/homeserver.log:{line}")),
-            took_ms: Some(took),
-        });
+        app.timeouts.push(Timeout::server(at(end_ms), line, took));
     }
 
     fn stall(app: &mut App, from_ms: i64, to_ms: i64, line: u64, restart: bool) {
@@ -853,14 +849,15 @@ mod tests {
         let client: Vec<&Timeout> = app
             .timeouts
             .iter()
-            .filter(|t| t.took_ms.is_none())
+            .filter(|t| t.took_ms().is_none())
             .collect();
         let server: Vec<&Timeout> = app
             .timeouts
             .iter()
-            .filter(|t| t.took_ms.is_some())
+            .filter(|t| t.took_ms().is_some())
             .collect();
-        let started = |t: &Timeout| t.at.timestamp_millis() - t.took_ms.map_or(timeout, i64::from);
+        let started =
+            |t: &Timeout| t.at.timestamp_millis() - t.took_ms().map_or(timeout, i64::from);
         let mut pairs: Vec<(i64, usize, usize)> = Vec::new();
         for (ci, c) in client.iter().enumerate() {
             for (si, s) in server.iter().enumerate() {
@@ -895,13 +892,16 @@ mod tests {
             if let Some(si) = m {
                 out.push(Classified::new(
                     Why::SlowRequest,
-                    vec![c.evidence.0.clone(), server[*si].evidence.0.clone()],
+                    vec![
+                        c.evidence(&app.server_logs),
+                        server[*si].evidence(&app.server_logs),
+                    ],
                 ));
                 continue;
             }
             if let Some(st) = stall.map(|i| &app.stalls[i]) {
                 out.push(Classified::stalled(
-                    vec![c.evidence.0.clone(), st.evidence(&app.server_logs)],
+                    vec![c.evidence(&app.server_logs), st.evidence(&app.server_logs)],
                     st,
                 ));
                 continue;
@@ -911,7 +911,7 @@ mod tests {
         for (s, _) in server.iter().zip(&server_used).filter(|(_, used)| !**used) {
             out.push(Classified::new(
                 Why::SlowRequest,
-                vec![s.evidence.0.clone()],
+                vec![s.evidence(&app.server_logs)],
             ));
         }
         let in_burst = |st: &ServerStall, t: &Timeout| {
@@ -974,19 +974,16 @@ mod tests {
                 t += chrono::Duration::microseconds(r.below(1_000));
             }
             if r.below(2) == 0 {
-                a.timeouts.push(Timeout {
-                    at: t,
-                    origin: "client",
-                    evidence: EvidenceRef(format!("client/d.json#entries[{n}]")),
-                    took_ms: None,
-                });
+                a.timeouts.push(Timeout::client(
+                    t,
+                    EvidenceRef(format!("client/d.json#entries[{n}]")),
+                ));
             } else {
-                a.timeouts.push(Timeout {
-                    at: t,
-                    origin: "server",
-                    evidence: EvidenceRef(format!("server/homeserver.log:{n}")),
-                    took_ms: Some(2_000 + r.below(3) as u32 * [1, 250, 500][r.below(3) as usize]),
-                });
+                a.timeouts.push(Timeout::server(
+                    t,
+                    n as u64,
+                    2_000 + r.below(3) as u32 * [1, 250, 500][r.below(3) as usize],
+                ));
             }
         }
         let mut from = 0;

@@ -149,7 +149,7 @@ impl FigureData {
             );
         }
         let mut client_timeouts = vec![0u32; buckets];
-        for t in app.timeouts.iter().filter(|t| t.origin == "client") {
+        for t in app.timeouts.iter().filter(|t| t.origin() == "client") {
             if let Some(i) = grid.index(minute_of(t.at)) {
                 client_timeouts[i] += 1;
             }

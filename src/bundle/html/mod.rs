@@ -241,12 +241,10 @@ mod tests {
         app.wall_clock_span = false;
         for k in 0..10_000 {
             let at = start + chrono::Duration::seconds(k * 120);
-            app.timeouts.push(Timeout {
+            app.timeouts.push(Timeout::client(
                 at,
-                origin: "client",
-                evidence: EvidenceRef(format!("client/d.json#entries[{k}]")),
-                took_ms: None,
-            });
+                EvidenceRef(format!("client/d.json#entries[{k}]")),
+            ));
             if k < 1000 {
                 app.stalls.push(ServerStall {
                     from: at,

@@ -13,7 +13,7 @@ use crate::domain::histogram::{Histogram, Judgement};
 use crate::domain::synapse_metrics::{DELAYED_EVENT_SERVLETS, KEY_SERVLETS};
 use crate::model::metrics::LATENCY_CSV;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// Minutes shown in the summary.
 const MINUTES_SHOWN: usize = 3;
@@ -34,20 +34,26 @@ pub fn cite(app: &App, minute: DateTime<Utc>, servlet: &str) -> Option<String> {
         .map(|n| format!("{LATENCY_CSV}:{n}"))
 }
 
-/// When a classified timeout ended: its first evidence is a client entry
-/// or server line of [`App::timeouts`], or a stall's first line.
-fn time_of(app: &App, c: &Classified) -> Option<DateTime<Utc>> {
-    let first = c.evidence.first()?;
-    app.timeouts
-        .iter()
-        .find(|t| &t.evidence.0 == first)
-        .map(|t| t.at)
-        .or_else(|| {
-            app.stalls
-                .iter()
-                .find(|s| &s.evidence(&app.server_logs) == first)
-                .map(|s| s.to)
-        })
+/// When each classified timeout ended, by its first evidence: a client
+/// entry or server line of [`App::timeouts`], or a stall's first line.
+/// Built once per classification (a storm keeps thousands of timeouts).
+struct Ends(HashMap<String, DateTime<Utc>>);
+
+impl Ends {
+    fn of(app: &App) -> Ends {
+        let mut ends = HashMap::with_capacity(app.timeouts.len() + app.stalls.len());
+        for t in &app.timeouts {
+            ends.entry(t.evidence(&app.server_logs)).or_insert(t.at);
+        }
+        for s in &app.stalls {
+            ends.entry(s.evidence(&app.server_logs)).or_insert(s.to);
+        }
+        Ends(ends)
+    }
+
+    fn of_classified(&self, c: &Classified) -> Option<DateTime<Utc>> {
+        self.0.get(c.evidence.first()?).copied()
+    }
 }
 
 /// The minutes a timeout's request was in flight in.
@@ -82,8 +88,11 @@ pub(super) fn refine(app: &App, classified: &mut [Classified]) {
     }
     let timeout = app.restart_timeout_ms;
     let timeout_s = f64::from(timeout) / 1000.0;
+    let ends = Ends::of(app);
     for c in classified.iter_mut() {
-        let Some(at) = time_of(app, c) else { continue };
+        let Some(at) = ends.of_classified(c) else {
+            continue;
+        };
         let minute = minute_floor(at);
         match c.why {
             Why::NoAccess | Why::TooFew => {
@@ -142,9 +151,10 @@ fn p99_text(h: &Histogram) -> String {
 
 /// The minutes with timeouts, oldest first.
 fn timeout_minutes(app: &App, classified: &[Classified]) -> Vec<DateTime<Utc>> {
+    let ends = Ends::of(app);
     let set: BTreeSet<DateTime<Utc>> = classified
         .iter()
-        .filter_map(|c| time_of(app, c))
+        .filter_map(|c| ends.of_classified(c))
         .map(minute_floor)
         .collect();
     set.into_iter().collect()
@@ -293,12 +303,10 @@ mod tests {
     }
 
     fn client(a: &mut App, ms: i64, n: usize) {
-        a.timeouts.push(Timeout {
-            at: at(ms),
-            origin: "client",
-            evidence: EvidenceRef(format!("client/d.json#entries[{n}]")),
-            took_ms: None,
-        });
+        a.timeouts.push(Timeout::client(
+            at(ms),
+            EvidenceRef(format!("client/d.json#entries[{n}]")),
+        ));
     }
 
     /// `n` access lines in the minute of `ms`, `slow` of them at 3 s.
