@@ -84,19 +84,18 @@ impl PendingSubject {
     pub(super) fn keep_ke1(&mut self, k: &Ke1Sighting) {
         self.seq += 1;
         let seq = self.seq;
-        let i = match self.owners.iter().position(|o| o.owner == k.owner) {
-            Some(i) => i,
-            None if self.owners.len() < OWNERS_CAP => {
-                self.owners.push(OwnerSummary {
-                    owner: k.owner.clone(),
-                    ..Default::default()
-                });
-                self.owners.len() - 1
-            }
-            None => {
-                self.overflow = true;
-                return;
-            }
+        let found = find_or_push(
+            &mut self.owners,
+            OWNERS_CAP,
+            |o| o.owner == k.owner,
+            || OwnerSummary {
+                owner: k.owner.clone(),
+                ..Default::default()
+            },
+        );
+        let Some(i) = found else {
+            self.overflow = true;
+            return;
         };
         let o = &mut self.owners[i];
         let at = (seq, k.ke_line_no, k.line_no);
@@ -158,19 +157,18 @@ impl PendingSubject {
             }
             let new_device = !seen.iter().any(|(_, d)| *d == device);
             seen.push((user, device));
-            let i = match self.recipients.iter().position(|r| r.device == device) {
-                Some(i) => i,
-                None if self.recipients.len() < RECIPIENTS_CAP => {
-                    self.recipients.push(Recipient {
-                        device: device.into(),
-                        ..Default::default()
-                    });
-                    self.recipients.len() - 1
-                }
-                None => {
-                    self.overflow = true;
-                    continue;
-                }
+            let found = find_or_push(
+                &mut self.recipients,
+                RECIPIENTS_CAP,
+                |r| r.device == device,
+                || Recipient {
+                    device: device.into(),
+                    ..Default::default()
+                },
+            );
+            let Some(i) = found else {
+                self.overflow = true;
+                continue;
             };
             let r = &mut self.recipients[i];
             if new_device {
@@ -219,6 +217,23 @@ pub(super) fn recipients(text: &str) -> impl Iterator<Item = (&str, &str)> {
             i + before[i..].chars().next().map_or(1, char::len_utf8)
         });
         Some((&before[start..], device))
+    })
+}
+
+/// The index of the entry `is` finds, else of one `new` makes while `v`
+/// holds fewer than `cap`; `None` once it is full.
+fn find_or_push<T>(
+    v: &mut Vec<T>,
+    cap: usize,
+    is: impl Fn(&T) -> bool,
+    new: impl FnOnce() -> T,
+) -> Option<usize> {
+    if let Some(i) = v.iter().position(is) {
+        return Some(i);
+    }
+    (v.len() < cap).then(|| {
+        v.push(new());
+        v.len() - 1
     })
 }
 
