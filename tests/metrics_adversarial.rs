@@ -58,12 +58,28 @@ fn slow(servlet: &'static str, minute: i64, n: u32) -> Requests {
     }
 }
 
+/// promtool reserves a whole chunk segment (512 MiB, `fallocate`) for each
+/// block while it writes it and truncates it to the few KiB it holds at the
+/// end. One promtool at a time, so that the suite never asks for more than
+/// one such reservation.
+static PROMTOOL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The scenario's directory: in memory (`/dev/shm`) where the machine has
+/// it, so that promtool's reservation takes no disk; else the temp dir.
+fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("callcap-prom-")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
+}
+
 impl Prometheus {
     /// A real Prometheus holding `traffic` as Synapse's histogram, sampled
     /// every 5 s from five minutes before T0 to ten after (each minute's
     /// requests land at its 30th second).
     fn with(traffic: &[Requests]) -> Prometheus {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = scratch_dir();
         let t0 = T0_MS / 1000;
         let mut series: Vec<(&str, &str)> = traffic.iter().map(|r| (r.job, r.servlet)).collect();
         series.sort();
@@ -104,12 +120,15 @@ impl Prometheus {
         let file = dir.path().join("synapse.om");
         std::fs::write(&file, om).unwrap();
         let data = dir.path().join("data");
-        let out = Command::new("promtool")
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(&file)
-            .arg(&data)
-            .output()
-            .expect("promtool (Debian's prometheus package)");
+        let out = {
+            let _one_at_a_time = PROMTOOL.lock().unwrap_or_else(|e| e.into_inner());
+            Command::new("promtool")
+                .args(["tsdb", "create-blocks-from", "openmetrics"])
+                .arg(&file)
+                .arg(&data)
+                .output()
+                .expect("promtool (Debian's prometheus package)")
+        };
         assert!(
             out.status.success(),
             "promtool: {}",
