@@ -9,7 +9,7 @@ use crate::app::event::ServerStall;
 use crate::app::stats::{DelayedLatency, MinuteLatency, minute_of};
 use crate::app::{App, Timeout};
 use crate::domain::stall::BURST_WINDOW_MS;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 
 /// How far apart (ms) a client timeout's request start and a server restart
 /// request's start may be and still be the same request: under half the
@@ -69,13 +69,17 @@ enum Why {
 struct Classified {
     latency: Latency,
     why: Why,
+    /// When the timeout ended: its client entry's time or its slow
+    /// restart's access line's, or the end of the silence of a stall that
+    /// is a timeout of its own. Synapse's histogram judges its minutes.
+    ended: DateTime<Utc>,
     evidence: Vec<String>,
     /// Slow because the homeserver stalled: the stall's silence in ms.
     stall_ms: Option<i64>,
 }
 
 impl Classified {
-    fn new(why: Why, evidence: Vec<String>) -> Classified {
+    fn new(why: Why, ended: DateTime<Utc>, evidence: Vec<String>) -> Classified {
         let latency = match why {
             Why::SlowRequest | Why::Stall | Why::SlowMinute | Why::MetricsSlowMinute => {
                 Latency::Slow
@@ -89,6 +93,7 @@ impl Classified {
         Classified {
             latency,
             why,
+            ended,
             evidence,
             stall_ms: None,
         }
@@ -100,14 +105,14 @@ impl Classified {
         evidence.extend(more);
         *self = Classified {
             stall_ms: self.stall_ms,
-            ..Classified::new(why, evidence)
+            ..Classified::new(why, self.ended, evidence)
         };
     }
 
-    fn stalled(evidence: Vec<String>, stall: &ServerStall) -> Classified {
+    fn stalled(ended: DateTime<Utc>, evidence: Vec<String>, stall: &ServerStall) -> Classified {
         Classified {
             stall_ms: Some(stall.silence_ms()),
-            ..Classified::new(Why::Stall, evidence)
+            ..Classified::new(Why::Stall, ended, evidence)
         }
     }
 }
@@ -153,18 +158,18 @@ fn by_minute(app: &App, c: &Timeout, start_ms: i64) -> Classified {
     let me = c.evidence(&app.server_logs);
     let d = delayed_requests(app, start_ms, c.at.timestamp_millis());
     if d.n > 0 && d.at_or_above_timeout == 0 {
-        return Classified::new(Why::FastDelayed, vec![me, app.server_ref(d.max_line)]);
+        return Classified::new(Why::FastDelayed, c.at, vec![me, app.server_ref(d.max_line)]);
     }
     match app.latency.get(&minute_of(c.at)) {
-        None => Classified::new(Why::NoAccess, vec![me]),
+        None => Classified::new(Why::NoAccess, c.at, vec![me]),
         Some(l) => match minute_verdict(l) {
             Some(true) => {
                 let mut ev = vec![me];
                 ev.extend(l.slow_lines().map(|n| app.server_ref(n)));
-                Classified::new(Why::SlowMinute, ev)
+                Classified::new(Why::SlowMinute, c.at, ev)
             }
-            Some(false) => Classified::new(Why::FastMinute, vec![me]),
-            None => Classified::new(Why::TooFew, vec![me]),
+            Some(false) => Classified::new(Why::FastMinute, c.at, vec![me]),
+            None => Classified::new(Why::TooFew, c.at, vec![me]),
         },
     }
 }
@@ -207,6 +212,7 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
         if let Some(si) = m {
             out.push(Classified::new(
                 Why::SlowRequest,
+                c.at,
                 vec![
                     c.evidence(&app.server_logs),
                     server[*si].evidence(&app.server_logs),
@@ -216,6 +222,7 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
         }
         if let Some(st) = stall.map(|i| &app.stalls[i]) {
             out.push(Classified::stalled(
+                c.at,
                 vec![c.evidence(&app.server_logs), st.evidence(&app.server_logs)],
                 st,
             ));
@@ -228,6 +235,7 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
     for (s, _) in server.iter().zip(&server_used).filter(|(_, used)| !**used) {
         out.push(Classified::new(
             Why::SlowRequest,
+            s.at,
             vec![s.evidence(&app.server_logs)],
         ));
     }
@@ -249,7 +257,11 @@ fn classify_timeouts(app: &App) -> Vec<Classified> {
         .filter(|(_, used)| !**used)
     {
         if st.delayed_restart && !in_burst(st) {
-            out.push(Classified::stalled(vec![st.evidence(&app.server_logs)], st));
+            out.push(Classified::stalled(
+                st.to,
+                vec![st.evidence(&app.server_logs)],
+                st,
+            ));
         }
     }
     out
@@ -580,6 +592,7 @@ mod tests {
             c[0],
             Classified::new(
                 Why::SlowRequest,
+                at(10_000),
                 vec![
                     "client/d.json#entries[0]".to_string(),
                     "server/homeserver.log:7".to_string()
@@ -591,6 +604,7 @@ mod tests {
             c[2],
             Classified::new(
                 Why::SlowRequest,
+                at(36_100),
                 vec!["server/homeserver.log:9".to_string()]
             )
         );
@@ -651,6 +665,7 @@ mod tests {
                 stall_ms: Some(6_000),
                 ..Classified::new(
                     Why::Stall,
+                    at(10_000),
                     vec![
                         "client/d.json#entries[0]".to_string(),
                         "server/homeserver.log:40".to_string()
@@ -660,7 +675,11 @@ mod tests {
         );
         assert_eq!(
             c[1],
-            Classified::new(Why::FastMinute, vec!["client/d.json#entries[1]".into()])
+            Classified::new(
+                Why::FastMinute,
+                at(30_000),
+                vec!["client/d.json#entries[1]".into()]
+            )
         );
         assert_eq!(c.len(), 2);
         let v = q4(&a);
@@ -706,7 +725,11 @@ mod tests {
             c,
             vec![Classified {
                 stall_ms: Some(6_000),
-                ..Classified::new(Why::Stall, vec!["server/homeserver.log:77".into()])
+                ..Classified::new(
+                    Why::Stall,
+                    at(26_000),
+                    vec!["server/homeserver.log:77".into()]
+                )
             }]
         );
         let v = q4(&a);
@@ -819,6 +842,7 @@ mod tests {
             c,
             vec![Classified::new(
                 Why::FastDelayed,
+                at(30_000),
                 vec![
                     "client/d.json#entries[0]".into(),
                     "server/homeserver.log:13".into()
@@ -892,6 +916,7 @@ mod tests {
             if let Some(si) = m {
                 out.push(Classified::new(
                     Why::SlowRequest,
+                    c.at,
                     vec![
                         c.evidence(&app.server_logs),
                         server[*si].evidence(&app.server_logs),
@@ -901,6 +926,7 @@ mod tests {
             }
             if let Some(st) = stall.map(|i| &app.stalls[i]) {
                 out.push(Classified::stalled(
+                    c.at,
                     vec![c.evidence(&app.server_logs), st.evidence(&app.server_logs)],
                     st,
                 ));
@@ -911,6 +937,7 @@ mod tests {
         for (s, _) in server.iter().zip(&server_used).filter(|(_, used)| !**used) {
             out.push(Classified::new(
                 Why::SlowRequest,
+                s.at,
                 vec![s.evidence(&app.server_logs)],
             ));
         }
@@ -925,7 +952,11 @@ mod tests {
             .filter(|(_, used)| !**used)
         {
             if st.delayed_restart && !server.iter().any(|t| in_burst(st, t)) {
-                out.push(Classified::stalled(vec![st.evidence(&app.server_logs)], st));
+                out.push(Classified::stalled(
+                    st.to,
+                    vec![st.evidence(&app.server_logs)],
+                    st,
+                ));
             }
         }
         out
@@ -997,6 +1028,48 @@ mod tests {
             a.stalls.reverse();
         }
         a
+    }
+
+    #[test]
+    fn each_timeout_ends_when_the_entry_its_first_reference_names_does() {
+        // Each reference names one timeout or stall (a capture numbers its
+        // lines and names its client files uniquely): the end a timeout
+        // carries is that entry's, as a lookup by its first reference
+        // (timeouts before stalls) finds it.
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        let mut checked = [0usize; 3];
+        for case in 0..2_000 {
+            let a = generated(&mut r);
+            let mut ends: std::collections::HashMap<String, DateTime<Utc>> =
+                std::collections::HashMap::new();
+            for t in &a.timeouts {
+                ends.entry(t.evidence(&a.server_logs)).or_insert(t.at);
+            }
+            for s in &a.stalls {
+                ends.entry(s.evidence(&a.server_logs)).or_insert(s.to);
+            }
+            for c in classify_timeouts(&a) {
+                assert_eq!(
+                    Some(&c.ended),
+                    ends.get(&c.evidence[0]),
+                    "case {case}: {c:?}"
+                );
+                let first = &c.evidence[0];
+                checked[if first.starts_with("client/") {
+                    0
+                } else if a
+                    .timeouts
+                    .iter()
+                    .any(|t| t.evidence(&a.server_logs) == *first)
+                {
+                    1
+                } else {
+                    2
+                }] += 1;
+            }
+        }
+        // Client timeouts, lone slow restarts and lone stalls all occur.
+        assert!(checked.iter().all(|n| *n > 100), "{checked:?}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::domain::histogram::{Histogram, Judgement};
 use crate::domain::synapse_metrics::{DELAYED_EVENT_SERVLETS, KEY_SERVLETS};
 use crate::model::metrics::LATENCY_CSV;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// Minutes shown in the summary.
 const MINUTES_SHOWN: usize = 3;
@@ -32,28 +32,6 @@ pub fn cite(app: &App, minute: DateTime<Utc>, servlet: &str) -> Option<String> {
     app.metrics
         .csv_line(minute, servlet)
         .map(|n| format!("{LATENCY_CSV}:{n}"))
-}
-
-/// When each classified timeout ended, by its first evidence: a client
-/// entry or server line of [`App::timeouts`], or a stall's first line.
-/// Built once per classification (a storm keeps thousands of timeouts).
-struct Ends(HashMap<String, DateTime<Utc>>);
-
-impl Ends {
-    fn of(app: &App) -> Ends {
-        let mut ends = HashMap::with_capacity(app.timeouts.len() + app.stalls.len());
-        for t in &app.timeouts {
-            ends.entry(t.evidence(&app.server_logs)).or_insert(t.at);
-        }
-        for s in &app.stalls {
-            ends.entry(s.evidence(&app.server_logs)).or_insert(s.to);
-        }
-        Ends(ends)
-    }
-
-    fn of_classified(&self, c: &Classified) -> Option<DateTime<Utc>> {
-        self.0.get(c.evidence.first()?).copied()
-    }
 }
 
 /// The minutes a timeout's request was in flight in.
@@ -88,11 +66,8 @@ pub(super) fn refine(app: &App, classified: &mut [Classified]) {
     }
     let timeout = app.restart_timeout_ms;
     let timeout_s = f64::from(timeout) / 1000.0;
-    let ends = Ends::of(app);
     for c in classified.iter_mut() {
-        let Some(at) = ends.of_classified(c) else {
-            continue;
-        };
+        let at = c.ended;
         let minute = minute_floor(at);
         match c.why {
             Why::NoAccess | Why::TooFew => {
@@ -150,13 +125,8 @@ fn p99_text(h: &Histogram) -> String {
 }
 
 /// The minutes with timeouts, oldest first.
-fn timeout_minutes(app: &App, classified: &[Classified]) -> Vec<DateTime<Utc>> {
-    let ends = Ends::of(app);
-    let set: BTreeSet<DateTime<Utc>> = classified
-        .iter()
-        .filter_map(|c| ends.of_classified(c))
-        .map(minute_floor)
-        .collect();
+fn timeout_minutes(classified: &[Classified]) -> Vec<DateTime<Utc>> {
+    let set: BTreeSet<DateTime<Utc>> = classified.iter().map(|c| minute_floor(c.ended)).collect();
     set.into_iter().collect()
 }
 
@@ -169,7 +139,7 @@ pub(super) fn annotate(app: &App, classified: &[Classified]) -> (String, Vec<Str
     };
     let timeout = app.restart_timeout_ms;
     let timeout_s = f64::from(timeout) / 1000.0;
-    let minutes = timeout_minutes(app, classified);
+    let minutes = timeout_minutes(classified);
     let mut shown = Vec::new();
     let mut unread = 0;
     let mut disagree = Vec::new();
@@ -438,6 +408,31 @@ mod tests {
         assert!(
             v.summary
                 .contains("access log's p99 is slow and the histogram's fast"),
+            "{}",
+            v.summary
+        );
+    }
+
+    #[test]
+    fn two_timeouts_citing_the_same_entry_are_each_judged_in_their_own_minute() {
+        // Two timeouts that name one client entry (a capture never makes
+        // such a pair; a hand-built App can), five minutes apart: the
+        // first minute slow in the histogram, the second fast.
+        let mut a = app();
+        client(&mut a, 30_000, 0);
+        client(&mut a, 330_000, 0);
+        read(&mut a, 30_000, &[("KeyUploadServlet", hist(37.0, 3.0))]);
+        read(&mut a, 330_000, &[("KeyUploadServlet", hist(300.0, 0.0))]);
+        let v = q4(&a);
+        assert_eq!(v.answer, "homeserver-latency", "{v:?}");
+        assert!(
+            v.summary
+                .contains("1 of 2 delayed-event timeouts were the homeserver's latency"),
+            "{}",
+            v.summary
+        );
+        assert!(
+            v.summary.contains("18:00 p99") && v.summary.contains("18:05 p99"),
             "{}",
             v.summary
         );
