@@ -202,13 +202,18 @@ pub fn media_download(ms: i64, seq: u32, secs: f64) -> String {
 
 /// A fast request of another kind.
 pub fn room_send(ms: i64, seq: u32) -> String {
+    room_send_taking(ms, seq, 0.02)
+}
+
+/// Bob's message send into the call's room, taking `secs`.
+pub fn room_send_taking(ms: i64, seq: u32, secs: f64) -> String {
     access(
         ms,
         seq,
         "PUT",
         "/_matrix/client/v3/rooms/!call:lotus.example/send/m.room.message/t1",
         200,
-        0.02,
+        secs,
         BOB,
     )
 }
@@ -301,6 +306,21 @@ pub fn otk_row_added(key_id: &str, key: &str, added_ms: i64) -> String {
     format!(
         "INSERT INTO e2e_one_time_keys_json VALUES ('{ME}', '{DEV}', 'signed_curve25519', '{key_id}', {added_ms}, \
          '{{\"key\":\"{key}\",\"signatures\":{{\"{ME}\":{{\"ed25519:{DEV}\":\"c2lnMQ\"}}}}}}');\n"
+    )
+}
+
+/// Our device's `KEY_ID` stored as `STORED`, and its fallback key unused.
+pub fn stored_key_and_unused_fallback() -> String {
+    format!("{}{}", otk_row(KEY_ID, STORED), fallback_row(false))
+}
+
+/// The offending `KEY_ID` claimed since: another key of our device still
+/// stored, and its fallback key unused.
+pub fn key_claimed_since() -> String {
+    format!(
+        "{}{}",
+        otk_row("AAAAAAAAAFB", "b3RoZXI"),
+        fallback_row(false)
     )
 }
 
@@ -553,6 +573,18 @@ impl Scenario {
             report,
         }
     }
+}
+
+/// A device that ran out of one-time keys: its upload of `KEY_ID` refused
+/// twice (1 s and 2 s into the call), none of its keys left in the
+/// database and its fallback key used.
+pub fn exhausted_device(name: &'static str) -> Scenario {
+    let mut s = Scenario::new(name);
+    s.log = otk_conflict(1_000, 10, KEY_ID, STORED, UPLOADED);
+    s.log
+        .extend(otk_conflict(2_000, 11, KEY_ID, STORED, UPLOADED));
+    s.db = Db::Rows(fallback_row(true));
+    s
 }
 
 /// Element Web's console line for a diag entry, as its `ConsoleLogger`
