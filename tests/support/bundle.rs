@@ -34,6 +34,27 @@ pub fn callcap_bundle(args: &[&str]) -> PathBuf {
     bundle_path(&out)
 }
 
+/// `rageshake.tar` in `dir` as Element Web's "Download logs" saves it:
+/// `issue.txt` and `log-0.log` with these contents, written by the real
+/// `tar`.
+pub fn rageshake_tar(dir: &Path, issue_txt: &str, log_0: &str) -> PathBuf {
+    let src = dir.join("rageshake-src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("issue.txt"), issue_txt).unwrap();
+    std::fs::write(src.join("log-0.log"), log_0).unwrap();
+    let tar = dir.join("rageshake.tar");
+    let st = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&src)
+        .args(["issue.txt", "log-0.log"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar failed");
+    tar
+}
+
 /// The bundle path: the last line of stdout.
 pub fn bundle_path(out: &Output) -> PathBuf {
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -608,8 +608,6 @@ pub fn console_line(e: &Value) -> String {
 /// (with some ordinary lines around the entries, and an error with its
 /// stack) and `issue.txt` naming ME/DEV, written by the real `tar`.
 pub fn write_rageshake(dir: &std::path::Path, entries: &[Value]) -> PathBuf {
-    let src = dir.join("rageshake-src");
-    std::fs::create_dir_all(&src).unwrap();
     let mut log = vec![format!(
         "{} I Starting load of AsyncWrapper for modal",
         chrono::DateTime::from_timestamp_millis(t0() - 60_000)
@@ -620,25 +618,10 @@ pub fn write_rageshake(dir: &std::path::Path, entries: &[Value]) -> PathBuf {
         log.push(console_line(e));
         log.push("    at Object.decryptEvent (crypto-api.ts:120:9)".into());
     }
-    std::fs::write(src.join("log-0.log"), log.join("\n") + "\n").unwrap();
-    std::fs::write(
-        src.join("issue.txt"),
-        format!(
-            "user_id = {ME}\ndevice_id = {DEV}\ndevice_keys = curve25519:Y3VydmU, ed25519:ZWQyNTUxOQ\napp = element-web\n"
-        ),
-    )
-    .unwrap();
-    let tar = dir.join("rageshake.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-cf")
-        .arg(&tar)
-        .arg("-C")
-        .arg(&src)
-        .args(["issue.txt", "log-0.log"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "tar failed");
-    tar
+    let issue = format!(
+        "user_id = {ME}\ndevice_id = {DEV}\ndevice_keys = curve25519:Y3VydmU, ed25519:ZWQyNTUxOQ\napp = element-web\n"
+    );
+    bundle::rageshake_tar(dir, &issue, &(log.join("\n") + "\n"))
 }
 
 pub struct Outcome {
