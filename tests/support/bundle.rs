@@ -286,6 +286,96 @@ pub fn journal_file(out: &Path, file: &str) -> String {
         .collect()
 }
 
+/// The journal text says `source` went live (its status line).
+pub fn says_live(journal: &str, source: &str) -> bool {
+    journal.contains(&format!(
+        "\"source\":\"{source}\",\"status\":{{\"state\":\"live\""
+    ))
+}
+
+/// Waits until the journal under `out` says each of `sources` is live.
+pub fn wait_live(out: &Path, sources: &[&str], what: &str, timeout: std::time::Duration) {
+    wait_until(what, timeout, || {
+        let j = journal_file(out, "journal.jsonl");
+        sources.iter().all(|s| says_live(&j, s))
+    });
+}
+
+/// A running `callcap live --headless` (stdout and stderr piped), killed
+/// if the test fails before it is stopped.
+pub struct Live(Option<std::process::Child>);
+
+impl Live {
+    /// `callcap live --headless ARGS` with `RUST_BACKTRACE` set to
+    /// `backtrace`.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S], backtrace: &str) -> Live {
+        Live::spawn(
+            Command::new(bin())
+                .args(["live", "--headless"])
+                .args(args)
+                .env("RUST_BACKTRACE", backtrace),
+        )
+    }
+
+    /// Runs `cmd`, which execs the console, with stdout and stderr piped.
+    pub fn spawn(cmd: &mut Command) -> Live {
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        Live(Some(child))
+    }
+
+    /// Sends `signal` (`-TERM`, `-HUP`) and waits for the console to exit.
+    pub fn signal(mut self, signal: &str) -> Output {
+        let child = self.0.take().unwrap();
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        child.wait_with_output().unwrap()
+    }
+
+    /// `signal`; the console must exit 0: the bundle its last stdout line
+    /// names.
+    pub fn stop_with(self, signal: &str) -> PathBuf {
+        let out = self.signal(signal);
+        assert!(
+            out.status.success(),
+            "callcap exited {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        bundle_path(&out)
+    }
+
+    /// SIGTERM; the console must exit 0: the bundle.
+    pub fn stop(self) -> PathBuf {
+        self.stop_with("-TERM")
+    }
+
+    /// SIGKILL: the console writes nothing on its way out.
+    pub fn kill_9(mut self) {
+        let mut child = self.0.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// `sha256sum -c NAME` in `dir`, as the recipient of an archive runs it.
 pub fn sha256sum_check(dir: &Path, sidecar: &str) -> Output {
     Command::new("sha256sum")
