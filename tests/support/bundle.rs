@@ -327,18 +327,31 @@ impl Live {
         Live(Some(child))
     }
 
-    /// Sends `signal` (`-TERM`, `-HUP`) and waits for the console to exit.
-    pub fn signal(mut self, signal: &str) -> Output {
-        let child = self.0.take().unwrap();
-        let pid = child.id().to_string();
+    /// The console's pid.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+
+    /// Sends `signal` (`-TERM`, `-HUP`, `-INT`).
+    pub fn send(&self, signal: &str) {
         assert!(
             Command::new("kill")
-                .args([signal, &pid])
+                .args([signal, &self.id().to_string()])
                 .status()
                 .unwrap()
                 .success()
         );
-        child.wait_with_output().unwrap()
+    }
+
+    /// Waits for the console to exit.
+    pub fn wait(mut self) -> Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+
+    /// Sends `signal` and waits for the console to exit.
+    pub fn signal(self, signal: &str) -> Output {
+        self.send(signal);
+        self.wait()
     }
 
     /// `signal`; the console must exit 0: the bundle its last stdout line
