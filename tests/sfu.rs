@@ -214,13 +214,9 @@ fn lkjwt_printf(ms: i64, msg: &str) -> String {
 /// was marked at 8 s.
 fn keys_fine(name: &'static str) -> Scenario {
     let mut s = Scenario::new(name);
-    let mut log = Vec::new();
-    for i in 0..3u32 {
-        let ms = 1_000 + i as i64 * 5_000;
-        log.push(send_to_device(ms, 30 + i, BOB));
-        log.push(to_device_stored(ms + 5, 30 + i, ME, DEV));
-    }
-    s.log = log;
+    s.log = (0..3u32)
+        .flat_map(|i| delivered_to_us(1_000 + i as i64 * 5_000, 30 + i))
+        .collect();
     s.diag = vec![restart_timed_out(4_000)];
     s.db = Db::Rows(inbox_rows(ME, DEV, 2));
     s.marks = vec![mark(8_500, "bob's video froze")];

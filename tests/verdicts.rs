@@ -285,9 +285,7 @@ fn linked_call(name: &'static str) -> Scenario {
     let mut s = Scenario::new(name);
     let mut log = otk_conflict(500, 9, KEY_ID, STORED, UPLOADED);
     for i in 0..4u32 {
-        let ms = 2_000 + i as i64 * 5_000;
-        log.push(send_to_device(ms, 20 + i, BOB));
-        log.push(to_device_stored(ms + 5, 20 + i, ME, DEV));
+        log.extend(delivered_to_us(2_000 + i as i64 * 5_000, 20 + i));
     }
     s.log = log;
     s.diag = vec![
@@ -387,13 +385,9 @@ fn a_flag_wins_over_the_diag_report_and_the_conflict_is_a_warning() {
 #[test]
 fn q2_sfu_downstream_when_keys_arrive_fine_but_media_cut_out() {
     let mut s = Scenario::new("q2-sfu");
-    let mut log = Vec::new();
-    for i in 0..3u32 {
-        let ms = 1_000 + i as i64 * 5_000;
-        log.push(send_to_device(ms, 30 + i, BOB));
-        log.push(to_device_stored(ms + 5, 30 + i, ME, DEV));
-    }
-    s.log = log;
+    s.log = (0..3u32)
+        .flat_map(|i| delivered_to_us(1_000 + i as i64 * 5_000, 30 + i))
+        .collect();
     // The client report has entries, but no KE-2 signature.
     s.diag = vec![restart_timed_out(4_000)];
     s.db = Db::Rows(inbox_rows(ME, DEV, 2));

@@ -27,15 +27,6 @@ const BOB_TOKEN: &str = "syt_Ym9i_FakeRandomPartAbCdEf12_0aBcDe";
 const EV_NOALG: &str = "$SASBBzoqjNoAlgorithm:lotus.example";
 const EV_UISI: &str = "$NoMegolmSessionYet:lotus.example";
 
-/// Our device's to-device delivery as Bob's client sends it and Synapse
-/// traces it, at `ms`.
-fn delivered_to_us(ms: i64, seq: u32) -> Vec<String> {
-    vec![
-        send_to_device(ms, seq, BOB),
-        to_device_stored(ms + 5, seq, ME, DEV),
-    ]
-}
-
 /// Fast requests every 5 s over `[from, to]` ms, none a sendToDevice.
 fn fast_requests(from: i64, to: i64, seq: u32) -> Vec<String> {
     (0..)

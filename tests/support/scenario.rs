@@ -150,6 +150,15 @@ pub fn to_device_stored(ms: i64, seq: u32, user: &str, device: &str) -> String {
     )
 }
 
+/// Our device's to-device delivery as Bob's client sends it and Synapse
+/// traces it, at `ms`.
+pub fn delivered_to_us(ms: i64, seq: u32) -> Vec<String> {
+    vec![
+        send_to_device(ms, seq, BOB),
+        to_device_stored(ms + 5, seq, ME, DEV),
+    ]
+}
+
 pub fn send_to_device(ms: i64, seq: u32, from: &str) -> String {
     access(
         ms,
@@ -163,15 +172,7 @@ pub fn send_to_device(ms: i64, seq: u32, from: &str) -> String {
 }
 
 pub fn restart(ms: i64, seq: u32, secs: f64) -> String {
-    access(
-        ms,
-        seq,
-        "POST",
-        &format!("/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_{seq}/restart"),
-        200,
-        secs,
-        ME,
-    )
+    restart_by(ms, seq, secs, ME)
 }
 
 /// A delayed-event restart of `who`'s.
