@@ -237,21 +237,8 @@ fn a_cut_rageshake_tar_a_cut_gzip_and_a_log_without_times_are_kept_and_said() {
     )
     .unwrap();
     // A rageshake.tar written by tar, then cut inside its second member.
-    let src = tmp.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("issue.txt"), "user_id = @a:hs\ndevice_id = DEV\n").unwrap();
     let big: String = (0..2000).map(|_| CONSOLE).collect();
-    std::fs::write(src.join("log-0.log"), &big).unwrap();
-    let tar = tmp.path().join("rageshake.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-cf")
-        .arg(&tar)
-        .arg("-C")
-        .arg(&src)
-        .args(["issue.txt", "log-0.log"])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let tar = rageshake_tar(tmp.path(), "user_id = @a:hs\ndevice_id = DEV\n", &big);
     let whole = std::fs::read(&tar).unwrap();
     std::fs::write(&tar, &whole[..whole.len() / 2]).unwrap();
     // A gzip cut short, and a log without any timestamp.

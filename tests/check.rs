@@ -236,7 +236,6 @@ async fn check_passes_on_a_good_config_and_names_each_broken_thing() {
 /// bundle written on SIGTERM.
 #[test]
 fn the_console_runs_the_checks_at_its_start_and_archives_by_config() {
-    use std::process::{Command, Stdio};
     use std::time::Duration;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -256,13 +255,7 @@ fn the_console_runs_the_checks_at_its_start_and_archives_by_config() {
         ),
     )
     .unwrap();
-    let child = Command::new(bin())
-        .args(["live", "--headless", "--config", cfg.to_str().unwrap()])
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let console = Live::start(&["--config", cfg.to_str().unwrap()], "0");
     wait_until("the check's note", Duration::from_secs(30), || {
         journal_file(&out, "journal.jsonl").contains("\"source\":\"check\"")
     });
@@ -276,17 +269,7 @@ fn the_console_runs_the_checks_at_its_start_and_archives_by_config() {
     );
     // Nothing was raised: no --debug-loggers, no `raise = true`.
     assert!(!j.contains("\"kind\":\"debug-loggers\""), "{j}");
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let bundle = bundle_path(&o);
+    let bundle = console.stop();
     let name = bundle.file_name().unwrap().to_string_lossy().into_owned();
     let c = sha256sum_check(&out, &format!("{name}.tar.gz.sha256"));
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stdout));

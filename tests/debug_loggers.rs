@@ -18,7 +18,6 @@ mod support;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::*;
 
@@ -131,15 +130,11 @@ impl Setup {
         journal_file(&self.out, "journal.jsonl")
     }
 
-    fn start(&self) -> Child {
-        Command::new(bin())
-            .args(["live", "--headless", "--debug-loggers", "--config"])
-            .arg(&self.config)
-            .env("RUST_BACKTRACE", "0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+    fn start(&self) -> Live {
+        Live::start(
+            &["--debug-loggers", "--config", self.config.to_str().unwrap()],
+            "0",
+        )
     }
 
     fn wait_raised(&self) {
@@ -217,18 +212,6 @@ impl Setup {
     }
 }
 
-fn stop(child: Child, signal: &str) -> std::process::Output {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn sigint_and_sighup_revert_and_the_bundle_says_so() {
     let s = sshd::Sshd::start();
@@ -241,7 +224,7 @@ fn sigint_and_sighup_revert_and_the_bundle_says_so() {
         wait_until("the confirmation", Duration::from_secs(30), || {
             t.journal().contains("\"step\":\"confirmed\"")
         });
-        let out = stop(child, signal);
+        let out = child.signal(signal);
         assert!(
             out.status.success(),
             "{signal}: {}",
@@ -278,17 +261,10 @@ fn a_dropped_ssh_link_is_reconnected_before_the_revert() {
     t.wait_raised();
     // The server goes away with every connection; it is back 2 s later.
     s.kill_all();
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    child.send("-TERM");
     std::thread::sleep(Duration::from_secs(2));
     s.restart();
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait();
     assert!(
         out.status.success(),
         "{}",
@@ -305,7 +281,7 @@ fn a_failed_revert_is_loud_and_callcap_revert_finishes_it() {
     t.wait_raised();
     // Synapse cannot be reloaded any more.
     std::fs::write(t.dir.join("reload-fails"), "").unwrap();
-    let out = stop(child, "-TERM");
+    let out = child.signal("-TERM");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("REVERT FAILED"), "{stderr}");
@@ -344,16 +320,16 @@ fn a_second_callcap_refuses_and_names_the_first() {
     t.wait_raised();
     let raised = std::fs::read(&t.log_config).unwrap();
     let second_out = t.dir.join("out2");
-    let second = Command::new(bin())
-        .args(["live", "--headless", "--debug-loggers", "--config"])
-        .arg(&t.config)
-        .arg("--out")
-        .arg(&second_out)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let second = Live::start(
+        &[
+            "--debug-loggers",
+            "--config",
+            t.config.to_str().unwrap(),
+            "--out",
+            second_out.to_str().unwrap(),
+        ],
+        "0",
+    );
     wait_until("the refusal", Duration::from_secs(30), || {
         journal_file(&second_out, "journal.jsonl").contains("\"step\":\"raise-failed\"")
     });
@@ -363,7 +339,7 @@ fn a_second_callcap_refuses_and_names_the_first() {
             && j.contains(&format!("pid {}", first.id())),
         "{j}"
     );
-    let out = stop(second, "-TERM");
+    let out = second.signal("-TERM");
     assert!(
         out.status.success(),
         "{}",
@@ -374,7 +350,7 @@ fn a_second_callcap_refuses_and_names_the_first() {
         raised,
         "the second left it alone"
     );
-    let out = stop(first, "-TERM");
+    let out = first.signal("-TERM");
     assert!(
         out.status.success(),
         "{}",

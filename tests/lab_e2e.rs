@@ -190,67 +190,23 @@ const DEBUG_LOGGERS: [&str; 4] = [
 
 /// `callcap live --headless` on the lab's config, writing under `out`;
 /// returns once the log is followed over SSH and the database was read.
-fn start_callcap(lab: &Lab, out: &Path, label: &str) -> Callcap {
+fn start_callcap(lab: &Lab, out: &Path, label: &str) -> Live {
     start_callcap_with(lab, out, label, &[])
 }
 
-fn start_callcap_with(lab: &Lab, out: &Path, label: &str, extra: &[&str]) -> Callcap {
-    let child = Command::new(bin())
-        .args(["live", "--headless", "--label", label])
-        .args(extra)
-        .arg("--config")
-        .arg(lab.s(&["config"]))
-        .arg("--out")
-        .arg(out)
-        .env("RUST_BACKTRACE", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let child = Callcap(Some(child));
-    wait_until(
+fn start_callcap_with(lab: &Lab, out: &Path, label: &str, extra: &[&str]) -> Live {
+    let config = lab.s(&["config"]);
+    let mut args = vec!["--label", label];
+    args.extend(extra);
+    args.extend(["--config", &config, "--out", out.to_str().unwrap()]);
+    let cc = Live::start(&args, "1");
+    wait_live(
+        out,
+        &["server-log", "database"],
         "the log over SSH and the database through the tunnel",
         Duration::from_secs(60),
-        || {
-            let j = journal(out);
-            j.contains("\"source\":\"server-log\",\"status\":{\"state\":\"live\"")
-                && j.contains("\"source\":\"database\",\"status\":{\"state\":\"live\"")
-        },
     );
-    child
-}
-
-/// A running `callcap live`, killed if the test fails before it is stopped.
-struct Callcap(Option<Child>);
-
-impl Drop for Callcap {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// SIGTERM, then the bundle the last stdout line names.
-fn stop_callcap(mut cc: Callcap) -> PathBuf {
-    let child = cc.0.take().unwrap();
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "callcap exited {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bundle_path(&out)
+    cc
 }
 
 fn verdict(m: &Value, q: &str) -> (String, String) {
@@ -303,7 +259,7 @@ fn a_real_synapse_call_through_the_whole_fault_chain() {
     );
     // Two more polls, so the last snapshot has the final state.
     std::thread::sleep(Duration::from_millis(2500));
-    let bundle = stop_callcap(cc);
+    let bundle = cc.stop();
     let m = manifest(&bundle);
     verify_checksums(&bundle);
     let log = lab.synapse_log();
@@ -437,7 +393,7 @@ fn a_real_synapse_call_through_the_whole_fault_chain() {
     wait_until("the second diag report", Duration::from_secs(30), || {
         journal(&out2).contains(&diag)
     });
-    let bundle = stop_callcap(cc);
+    let bundle = cc.stop();
     let log = lab.synapse_log();
     let during = &log[before..];
     // No restart request took as long as the client's timeout...
@@ -513,7 +469,7 @@ fn debug_loggers_on_a_real_synapse(lab: &Lab, outs: &Path) {
         Duration::from_secs(30),
         || journal(&out).contains("\"step\":\"confirmed\""),
     );
-    let bundle = stop_callcap(cc);
+    let bundle = cc.stop();
     assert_eq!(
         std::fs::read(&log_config).unwrap(),
         original,
@@ -542,13 +498,11 @@ fn debug_loggers_on_a_real_synapse(lab: &Lab, outs: &Path) {
 
     // --- kill -9, then callcap recover ---
     let out = outs.join("debug-kill9");
-    let mut cc = start_callcap_with(lab, &out, "lab-debug-9", &["--debug-loggers"]);
+    let cc = start_callcap_with(lab, &out, "lab-debug-9", &["--debug-loggers"]);
     wait_until("the raise", Duration::from_secs(30), || {
         journal(&out).contains("\"step\":\"raised\"")
     });
-    let mut child = cc.0.take().unwrap();
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    cc.kill_9();
     assert_ne!(
         std::fs::read(&log_config).unwrap(),
         original,

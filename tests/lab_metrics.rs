@@ -158,56 +158,30 @@ fn config(lab: &Lab, metrics: &str, name: &str) -> PathBuf {
     path
 }
 
-/// A running `callcap live --headless`, killed if the test fails first.
-struct Callcap(Option<Child>);
-
-impl Drop for Callcap {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn start(cfg: &Path, out: &Path, label: &str, metrics: bool) -> Callcap {
-    let child = Command::new(bin())
-        .args(["live", "--headless", "--label", label, "--config"])
-        .arg(cfg)
-        .arg("--out")
-        .arg(out)
-        .env("RUST_BACKTRACE", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let cc = Callcap(Some(child));
-    wait_until("the capture's sources", Duration::from_secs(60), || {
-        let j = journal_file(out, "journal.jsonl");
-        j.contains("\"source\":\"server-log\",\"status\":{\"state\":\"live\"")
-            && (!metrics || j.contains("\"source\":\"metrics\",\"status\":{\"state\":\"live\""))
-    });
+/// `callcap live --headless` on `cfg`, writing under `out`; returns once
+/// the log (and with `metrics` the metrics source) is live.
+fn start(cfg: &Path, out: &Path, label: &str, metrics: bool) -> Live {
+    let args = [
+        "--label",
+        label,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let cc = Live::start(&args, "1");
+    let sources: &[&str] = if metrics {
+        &["server-log", "metrics"]
+    } else {
+        &["server-log"]
+    };
+    wait_live(
+        out,
+        sources,
+        "the capture's sources",
+        Duration::from_secs(60),
+    );
     cc
-}
-
-fn stop(mut cc: Callcap) -> PathBuf {
-    let child = cc.0.take().unwrap();
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "callcap exited {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bundle_path(&out)
 }
 
 /// `metrics/latency.csv` as (line number, fields by header name).
@@ -318,7 +292,7 @@ fn a_synapse_stall_shows_in_its_own_histogram_scraped_or_from_prometheus() {
     let scrape = start(&scrape_cfg, &o1, "metrics-scrape", true);
     let asked = start(&prom_cfg, &o2, "metrics-prometheus", true);
     let bare = start(&bare_cfg, &o3, "no-metrics", false);
-    let mut killed = start(&direct_cfg, &o4, "metrics-killed", true);
+    let killed = start(&direct_cfg, &o4, "metrics-killed", true);
 
     // The phase takes about 12 s: keep it inside one minute.
     let now = Utc::now();
@@ -358,12 +332,10 @@ fn a_synapse_stall_shows_in_its_own_histogram_scraped_or_from_prometheus() {
     // Synapse's INFO lines are buffered for up to 5 s.
     std::thread::sleep(Duration::from_secs(3));
 
-    let b1 = stop(scrape);
-    let b2 = stop(asked);
-    let b3 = stop(bare);
-    let mut child = killed.0.take().unwrap();
-    child.kill().unwrap(); // SIGKILL: no export
-    child.wait().unwrap();
+    let b1 = scrape.stop();
+    let b2 = asked.stop();
+    let b3 = bare.stop();
+    killed.kill_9(); // no export
     let out = callcap(&["recover", "--out", o4.to_str().unwrap()]);
     assert!(
         out.status.success(),

@@ -8,7 +8,7 @@ mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use support::*;
 
@@ -16,7 +16,7 @@ fn journal_text(out: &Path) -> String {
     journal_file(out, "journal.jsonl")
 }
 
-fn start(dir: &Path) -> (Child, PathBuf, PathBuf, PathBuf) {
+fn start(dir: &Path) -> (Live, PathBuf, PathBuf, PathBuf) {
     let log = dir.join("homeserver.log");
     std::fs::write(&log, "2026-06-30 17:59:59,000 - synapse.x - 1 - INFO - sentinel - before the capture keys/upload\n").unwrap();
     let downloads = dir.join("Downloads");
@@ -31,32 +31,18 @@ fn start(dir: &Path) -> (Child, PathBuf, PathBuf, PathBuf) {
         ),
     )
     .unwrap();
-    let child = Command::new(bin())
-        .args(["live", "--headless", "--config", cfg.to_str().unwrap()])
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("the log to be followed", Duration::from_secs(30), || {
-        journal_text(&out).contains("\"source\":\"server-log\",\"status\":{\"state\":\"live\"")
-    });
+    let child = Live::start(&["--config", cfg.to_str().unwrap()], "0");
+    wait_followed(&out);
     (child, log, downloads, out)
 }
 
-fn stop(child: Child, signal: &str) -> PathBuf {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap()
-            .success()
+fn wait_followed(out: &Path) {
+    wait_live(
+        out,
+        &["server-log"],
+        "the log to be followed",
+        Duration::from_secs(30),
     );
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
-    bundle_path(&out)
 }
 
 #[test]
@@ -107,7 +93,7 @@ fn sigterm_writes_a_bundle_with_every_line_and_the_download() {
         },
     );
     std::thread::sleep(Duration::from_millis(500));
-    let bundle = stop(child, "-TERM");
+    let bundle = child.stop();
     verify_checksums(&bundle);
     let kept = std::fs::read_to_string(bundle.join("server/homeserver.log")).unwrap();
     assert_eq!(
@@ -157,7 +143,7 @@ fn sighup_also_writes_the_bundle() {
                     .is_ok_and(|t| t.contains("after delayed_event"))
             })
     });
-    let bundle = stop(child, "-HUP");
+    let bundle = child.stop_with("-HUP");
     assert_eq!(manifest(&bundle)["counts"]["server"]["KE-4"], 1);
 }
 
@@ -175,7 +161,7 @@ fn a_config_error_exits_2_before_starting() {
 #[test]
 fn a_journal_left_by_kill_9_is_recovered_into_a_bundle() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut child, log, _downloads, out) = start(tmp.path());
+    let (child, log, _downloads, out) = start(tmp.path());
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     let mut written = String::new();
     for i in 0..500 {
@@ -196,8 +182,7 @@ fn a_journal_left_by_kill_9_is_recovered_into_a_bundle() {
                     .is_ok_and(|t| t.contains("line 499 "))
             })
     });
-    child.kill().unwrap(); // SIGKILL: no export
-    child.wait().unwrap();
+    child.kill_9(); // no export
     let o = callcap(&["recover", "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bundle = bundle_path(&o);
@@ -238,16 +223,12 @@ fn a_journal_that_cannot_be_written_gives_an_incomplete_bundle_and_exit_1() {
         bin(),
         cfg
     );
-    let child = Command::new("bash")
-        .args(["-c", &script])
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("the log to be followed", Duration::from_secs(30), || {
-        journal_text(&out).contains("\"source\":\"server-log\",\"status\":{\"state\":\"live\"")
-    });
+    let child = Live::spawn(
+        Command::new("bash")
+            .args(["-c", &script])
+            .env("RUST_BACKTRACE", "0"),
+    );
+    wait_followed(&out);
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     for i in 0..3000 {
         writeln!(
@@ -262,15 +243,7 @@ fn a_journal_that_cannot_be_written_gives_an_incomplete_bundle_and_exit_1() {
     wait_until("the write to fail", Duration::from_secs(30), || {
         journal_text(&out).contains("File too large")
     });
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let o = child.wait_with_output().unwrap();
+    let o = child.signal("-TERM");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(

@@ -17,7 +17,7 @@ use log_hosts::{Dockerd, IMAGE, JournalDir, now_us};
 use sshd::Sshd;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -76,20 +76,10 @@ fn assert_each_once(text: &str, worker: &str, n: u64) {
     assert_eq!(s.len() as u64, n, "{worker}: lines beyond those written");
 }
 
-struct Capture {
-    /// `None` once stopped.
-    child: Option<Child>,
-    out: PathBuf,
-}
-
 /// A test that fails leaves no capture running.
-impl Drop for Capture {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+struct Capture {
+    live: Live,
+    out: PathBuf,
 }
 
 fn start_capture(dir: &Path, s: &Sshd, journal: &Path, engine: &Dockerd) -> Capture {
@@ -118,15 +108,8 @@ fn start_capture(dir: &Path, s: &Sshd, journal: &Path, engine: &Dockerd) -> Capt
         ),
     )
     .unwrap();
-    let child = Command::new(bin())
-        .args(["live", "--headless", "--config", cfg.to_str().unwrap()])
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     Capture {
-        child: Some(child),
+        live: Live::start(&["--config", cfg.to_str().unwrap()], "0"),
         out,
     }
 }
@@ -138,24 +121,8 @@ impl Capture {
         });
     }
 
-    fn stop(mut self) -> PathBuf {
-        let child = self.child.take().unwrap();
-        let pid = child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "exit {:?}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        bundle_path(&out)
+    fn stop(self) -> PathBuf {
+        self.live.stop()
     }
 }
 
@@ -544,15 +511,8 @@ fn a_container_replaced_mid_capture_is_followed_on_this_machine() {
         ),
     )
     .unwrap();
-    let child = Command::new(bin())
-        .args(["live", "--headless", "--config", cfg.to_str().unwrap()])
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let cap = Capture {
-        child: Some(child),
+        live: Live::start(&["--config", cfg.to_str().unwrap()], "0"),
         out,
     };
     wait_until("the container followed", LONG, || {

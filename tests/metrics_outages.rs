@@ -16,7 +16,6 @@ mod support;
 use prometheus::Prometheus;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::*;
 
@@ -36,18 +35,9 @@ fn prometheus_alone() -> Prometheus {
 
 /// A running capture, killed if the test fails first.
 struct Capture {
-    child: Option<Child>,
+    live: Live,
     log: PathBuf,
     out: PathBuf,
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 fn start(dir: &Path, metrics: &str) -> Capture {
@@ -67,34 +57,11 @@ fn start(dir: &Path, metrics: &str) -> Capture {
         ),
     )
     .unwrap();
-    let child = Command::new(bin())
-        .args(["live", "--headless", "--config", cfg.to_str().unwrap()])
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     Capture {
-        child: Some(child),
+        live: Live::start(&["--config", cfg.to_str().unwrap()], "0"),
         log,
         out,
     }
-}
-
-fn stop(mut c: Capture) -> PathBuf {
-    let child = c.child.take().unwrap();
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
-    bundle_path(&out)
 }
 
 #[test]
@@ -179,7 +146,7 @@ fn a_metrics_source_that_cannot_give_the_histogram_says_why_and_the_capture_goes
             Duration::from_secs(30),
             || journal_file(&out, "server/homeserver.log").contains("captured while the metrics"),
         );
-        let b = stop(c);
+        let b = c.live.stop();
         let log = std::fs::read_to_string(b.join("server/homeserver.log")).unwrap();
         assert!(
             log.contains(&format!("{name} - captured while the metrics are out")),

@@ -179,6 +179,17 @@ fn sfu_log(zap: Zap, sid: Sid, ours: &str, close: Option<(i64, &str)>) -> Vec<St
     out
 }
 
+/// livekit-server's log in which our participant `ours` is closed with
+/// SUBSCRIPTION_ERROR at 8 s, after failing to subscribe.
+fn our_subscriber_closed(zap: Zap, sid: Sid, ours: &str) -> Vec<String> {
+    sfu_log(zap, sid, ours, Some((8_000, "SUBSCRIPTION_ERROR")))
+}
+
+/// Our device's LiveKit identity in the legacy form, `user:device`.
+fn legacy_identity() -> String {
+    format!("{ME}:{DEV}")
+}
+
 /// lk-jwt-service's `LiveKitIdentityFor`: unpadded base64 of SHA-256 over
 /// the JSON array of user, device and member id.
 fn hashed(user: &str, device: &str, member: &str) -> String {
@@ -203,13 +214,9 @@ fn lkjwt_printf(ms: i64, msg: &str) -> String {
 /// was marked at 8 s.
 fn keys_fine(name: &'static str) -> Scenario {
     let mut s = Scenario::new(name);
-    let mut log = Vec::new();
-    for i in 0..3u32 {
-        let ms = 1_000 + i as i64 * 5_000;
-        log.push(send_to_device(ms, 30 + i, BOB));
-        log.push(to_device_stored(ms + 5, 30 + i, ME, DEV));
-    }
-    s.log = log;
+    s.log = (0..3u32)
+        .flat_map(|i| delivered_to_us(1_000 + i as i64 * 5_000, 30 + i))
+        .collect();
     s.diag = vec![restart_timed_out(4_000)];
     s.db = Db::Rows(inbox_rows(ME, DEV, 2));
     s.marks = vec![mark(8_500, "bob's video froze")];
@@ -232,16 +239,8 @@ fn expect_closed(o: &Outcome, log: &str) {
 #[test]
 fn json_format_legacy_identity_our_subscriber_closed() {
     let mut s = keys_fine("sfu-json-closed");
-    let ours = format!("{ME}:{DEV}");
-    s.extra_logs = vec![(
-        "livekit",
-        sfu_log(
-            Zap::Json,
-            Sid::New,
-            &ours,
-            Some((8_000, "SUBSCRIPTION_ERROR")),
-        ),
-    )];
+    let ours = legacy_identity();
+    s.extra_logs = vec![("livekit", our_subscriber_closed(Zap::Json, Sid::New, &ours))];
     let o = s.run();
     expect_closed(&o, "livekit");
     // Bob's participant is someone else's: never cited.
@@ -251,15 +250,10 @@ fn json_format_legacy_identity_our_subscriber_closed() {
 #[test]
 fn console_format_old_sid_key_our_subscriber_closed() {
     let mut s = keys_fine("sfu-console-closed");
-    let ours = format!("{ME}:{DEV}");
+    let ours = legacy_identity();
     s.extra_logs = vec![(
         "livekit",
-        sfu_log(
-            Zap::Console,
-            Sid::Old,
-            &ours,
-            Some((8_000, "SUBSCRIPTION_ERROR")),
-        ),
+        our_subscriber_closed(Zap::Console, Sid::Old, &ours),
     )];
     expect_closed(&s.run(), "livekit");
 }
@@ -270,15 +264,7 @@ fn hashed_identity_mapped_by_lk_jwt_services_slog_line() {
     let ours = hashed(ME, DEV, "m1a2b3");
     let theirs = hashed(BOB, BOB_DEV, "m9z8y7");
     s.extra_logs = vec![
-        (
-            "livekit",
-            sfu_log(
-                Zap::Json,
-                Sid::New,
-                &ours,
-                Some((8_000, "SUBSCRIPTION_ERROR")),
-            ),
-        ),
+        ("livekit", our_subscriber_closed(Zap::Json, Sid::New, &ours)),
         (
             "lk-jwt",
             vec![
@@ -295,15 +281,7 @@ fn hashed_identity_mapped_by_lk_jwt_services_slog_line() {
 fn hashed_identity_without_lk_jwt_service_says_what_would_settle_it() {
     let mut s = keys_fine("sfu-hashed-unmapped");
     let ours = hashed(ME, DEV, "m1a2b3");
-    s.extra_logs = vec![(
-        "livekit",
-        sfu_log(
-            Zap::Json,
-            Sid::New,
-            &ours,
-            Some((8_000, "SUBSCRIPTION_ERROR")),
-        ),
-    )];
+    s.extra_logs = vec![("livekit", our_subscriber_closed(Zap::Json, Sid::New, &ours))];
     let o = s.run();
     o.expect_q(
         "Q2",
@@ -320,7 +298,7 @@ fn hashed_identity_without_lk_jwt_service_says_what_would_settle_it() {
 #[test]
 fn sfu_healthy_points_at_the_clients_rendering() {
     let mut s = keys_fine("sfu-healthy");
-    let ours = format!("{ME}:{DEV}");
+    let ours = legacy_identity();
     s.extra_logs = vec![
         ("livekit", sfu_log(Zap::Console, Sid::New, &ours, None)),
         (
@@ -359,16 +337,8 @@ fn keys_missing_the_sfu_is_irrelevant() {
         .collect();
     s.diag = vec![restart_timed_out(4_000)];
     s.marks = vec![mark(8_500, "no video")];
-    let ours = format!("{ME}:{DEV}");
-    s.extra_logs = vec![(
-        "livekit",
-        sfu_log(
-            Zap::Json,
-            Sid::New,
-            &ours,
-            Some((8_000, "SUBSCRIPTION_ERROR")),
-        ),
-    )];
+    let ours = legacy_identity();
+    s.extra_logs = vec![("livekit", our_subscriber_closed(Zap::Json, Sid::New, &ours))];
     let o = s.run();
     assert_ne!(o.answer("Q2"), "sfu-downstream", "{}", o.summary("Q2"));
     assert!(!o.summary("Q2").contains("SFU saw"), "{}", o.summary("Q2"));
@@ -387,12 +357,7 @@ fn through_a_real_journal_and_a_real_container() {
     // them), the identity hashed: the same answer as from plain files.
     let mut s = keys_fine("sfu-journal-docker");
     let ours = hashed(ME, DEV, "m1a2b3");
-    let lines = sfu_log(
-        Zap::Console,
-        Sid::New,
-        &ours,
-        Some((8_000, "SUBSCRIPTION_ERROR")),
-    );
+    let lines = our_subscriber_closed(Zap::Console, Sid::New, &ours);
     let mut journal = log_hosts::JournalDir::new();
     // journald's own time: a little after the line's (its stderr pipe).
     let records: Vec<(u64, String)> = lines
@@ -464,15 +429,7 @@ fn lk_jwt_service_names_our_device_when_nothing_else_does() {
     )];
     let ours = hashed(ME, DEV, "m1a2b3");
     s.extra_logs = vec![
-        (
-            "livekit",
-            sfu_log(
-                Zap::Json,
-                Sid::New,
-                &ours,
-                Some((8_000, "SUBSCRIPTION_ERROR")),
-            ),
-        ),
+        ("livekit", our_subscriber_closed(Zap::Json, Sid::New, &ours)),
         ("lk-jwt", vec![lkjwt_slog(250, ME, DEV, &ours)]),
     ];
     let o = s.run();
@@ -487,13 +444,8 @@ fn a_livekit_log_alone_is_read_as_one_and_the_report_lists_the_participants() {
     // `analyze --log livekit.log` without a name or a Synapse log: told
     // from its first lines, every line kept, none matched as Synapse's.
     let tmp = tempfile::tempdir().unwrap();
-    let ours = format!("{ME}:{DEV}");
-    let lines = sfu_log(
-        Zap::Console,
-        Sid::New,
-        &ours,
-        Some((8_000, "SUBSCRIPTION_ERROR")),
-    );
+    let ours = legacy_identity();
+    let lines = our_subscriber_closed(Zap::Console, Sid::New, &ours);
     let log = tmp.path().join("livekit.log");
     std::fs::write(&log, lines.join("\n") + "\n").unwrap();
     let out_dir = tmp.path().join("out");

@@ -46,10 +46,10 @@ fn q1_divergence_when_the_stored_key_differs_from_the_uploaded_one() {
         fallback_row(false)
     ));
     let o = s.run();
-    assert_eq!(o.answer("Q1"), "divergence", "{}", o.verdicts);
-    assert!(
-        o.summary("Q1")
-            .contains(&format!("signed_curve25519:{KEY_ID}"))
+    o.expect_q(
+        "Q1",
+        "divergence",
+        &[&format!("signed_curve25519:{KEY_ID}")],
     );
     o.cites("Q1", "server/KE-1.log:", "already exists");
     o.cites("Q1", "db/last.json#otk_inventory", &stored);
@@ -74,13 +74,9 @@ fn q1_exhaustion_when_no_key_is_left_and_the_fallback_is_used() {
     // Counts and the fallback's `used` are current state: the database is
     // read right after the call.
     recent_call();
-    let mut s = Scenario::new("q1-exhaustion");
-    s.log = otk_conflict(1_000, 10, KEY_ID, STORED, UPLOADED);
-    s.log
-        .extend(otk_conflict(2_000, 11, KEY_ID, STORED, UPLOADED));
-    s.diag = vec![ke1_entry(1_500)];
     // The offending key is no longer stored; none left; fallback used.
-    s.db = Db::Rows(fallback_row(true));
+    let mut s = exhausted_device("q1-exhaustion");
+    s.diag = vec![ke1_entry(1_500)];
     let o = s.run();
     o.expect(["exhaustion", "not-targeted", INSUFFICIENT, INSUFFICIENT]);
     o.cites("Q1", "db/last.json#otk_counts", "\"count\":0");
@@ -100,17 +96,12 @@ fn q1_insufficient_when_the_offending_key_is_no_longer_stored() {
     s.log = otk_conflict(1_000, 10, KEY_ID, STORED, UPLOADED);
     s.diag = vec![ke1_entry(1_200)];
     s.har = Some(har_keys_upload(UPLOADED));
-    s.db = Db::Rows(format!(
-        "{}{}",
-        otk_row("AAAAAAAAAFB", "b3RoZXI"),
-        fallback_row(false)
-    ));
+    s.db = Db::Rows(key_claimed_since());
     let o = s.run();
-    assert_eq!(o.answer("Q1"), INSUFFICIENT, "{}", o.verdicts);
-    let q1 = o.summary("Q1");
-    assert!(
-        q1.contains("is no longer stored") && q1.contains("suggests divergence"),
-        "{q1}"
+    o.expect_q(
+        "Q1",
+        INSUFFICIENT,
+        &["is no longer stored", "suggests divergence"],
     );
     o.cites("Q1", "db/last.json#otk_inventory", "AAAAAAAAAFB");
     o.cites("Q1", "client/lotus.har#log.entries[1]", "keys/upload");
@@ -161,12 +152,7 @@ fn q1_insufficient_when_no_error_names_the_offending_key() {
         .collect();
     s.db = Db::Rows(format!("{}{}", otk_row(KEY_ID, STORED), fallback_row(true)));
     let o = s.run();
-    assert_eq!(o.answer("Q1"), INSUFFICIENT, "{}", o.verdicts);
-    assert!(
-        o.summary("Q1").contains("none names the offending"),
-        "{}",
-        o.summary("Q1")
-    );
+    o.expect_q("Q1", INSUFFICIENT, &["none names the offending"]);
     o.cites("Q1", "server/KE-1.log:", "keys/upload");
 }
 
@@ -187,12 +173,7 @@ fn q1_insufficient_when_the_uploaded_key_is_unknown() {
     )];
     s.db = Db::Rows(format!("{}{}", otk_row(KEY_ID, STORED), fallback_row(true)));
     let o = s.run();
-    assert_eq!(o.answer("Q1"), INSUFFICIENT, "{}", o.verdicts);
-    assert!(
-        o.summary("Q1").contains("neither confirmed nor ruled out"),
-        "{}",
-        o.summary("Q1")
-    );
+    o.expect_q("Q1", INSUFFICIENT, &["neither confirmed nor ruled out"]);
     o.cites("Q1", "db/last.json#otk_inventory", STORED);
 }
 
@@ -236,18 +217,9 @@ fn q1_sets_aside_conflicts_of_other_users_and_devices() {
         .skip(1),
     );
     s.log = log;
-    s.db = Db::Rows(format!(
-        "{}{}",
-        otk_row(KEY_ID, STORED),
-        fallback_row(false)
-    ));
+    s.db = Db::Rows(stored_key_and_unused_fallback());
     let o = s.run();
-    assert_eq!(o.answer("Q1"), INSUFFICIENT, "{}", o.verdicts);
-    assert!(
-        o.summary("Q1").contains("3 conflict(s) of other devices"),
-        "{}",
-        o.summary("Q1")
-    );
+    o.expect_q("Q1", INSUFFICIENT, &["3 conflict(s) of other devices"]);
     // The counts still follow grep: these lines are KE-1 lines.
     let grep = bundle::grep_count(
         "keys/upload|One time key .* already exists|OneTimeKey",
@@ -263,11 +235,7 @@ fn q1_insufficient_without_a_conflict_and_q3_without_event_ids() {
     let mut s = Scenario::new("q1-no-conflict");
     s.log = (0..20).map(|i| filler(i * 1000, 100 + i as u32)).collect();
     s.diag = vec![];
-    s.db = Db::Rows(format!(
-        "{}{}",
-        otk_row(KEY_ID, STORED),
-        fallback_row(false)
-    ));
+    s.db = Db::Rows(stored_key_and_unused_fallback());
     let o = s.run();
     // Q2 said `not-targeted` here once: a log of federation lines only, with
     // no access lines, cannot show that nobody sent a to-device message.
@@ -303,27 +271,7 @@ fn q1_insufficient_when_the_database_is_unreachable_says_what_the_error_suggests
 #[test]
 fn q2_linked_when_to_device_reaches_us_and_the_client_cannot_open_it() {
     recent_call();
-    let mut s = Scenario::new("q2-linked");
-    let mut log = otk_conflict(500, 9, KEY_ID, STORED, UPLOADED);
-    for i in 0..4u32 {
-        let ms = 2_000 + i as i64 * 5_000;
-        log.push(send_to_device(ms, 20 + i, BOB));
-        log.push(to_device_stored(ms + 5, 20 + i, ME, DEV));
-    }
-    s.log = log;
-    s.diag = vec![
-        ke1_entry(600),
-        unexpected_encrypted(2_100),
-        missing_key(2_500),
-        unexpected_encrypted(7_100),
-    ];
-    s.db = Db::Rows(format!(
-        "{}{}{}",
-        otk_row(KEY_ID, STORED),
-        fallback_row(false),
-        inbox_rows(ME, DEV, 4)
-    ));
-    let o = s.run();
+    let o = linked_call("q2-linked").run();
     o.expect(["divergence", "linked", INSUFFICIENT, INSUFFICIENT]);
     o.cites("Q2", "server/homeserver.log:", "Storing to-device messages");
     o.cites("Q2", "db/last.json#device_inbox_pending", DEV);
@@ -337,9 +285,7 @@ fn linked_call(name: &'static str) -> Scenario {
     let mut s = Scenario::new(name);
     let mut log = otk_conflict(500, 9, KEY_ID, STORED, UPLOADED);
     for i in 0..4u32 {
-        let ms = 2_000 + i as i64 * 5_000;
-        log.push(send_to_device(ms, 20 + i, BOB));
-        log.push(to_device_stored(ms + 5, 20 + i, ME, DEV));
+        log.extend(delivered_to_us(2_000 + i as i64 * 5_000, 20 + i));
     }
     s.log = log;
     s.diag = vec![
@@ -348,12 +294,7 @@ fn linked_call(name: &'static str) -> Scenario {
         missing_key(2_500),
         unexpected_encrypted(7_100),
     ];
-    s.db = Db::Rows(format!(
-        "{}{}{}",
-        otk_row(KEY_ID, STORED),
-        fallback_row(false),
-        inbox_rows(ME, DEV, 4)
-    ));
+    s.db = Db::Rows(stored_key_and_unused_fallback() + &inbox_rows(ME, DEV, 4));
     s
 }
 
@@ -444,24 +385,15 @@ fn a_flag_wins_over_the_diag_report_and_the_conflict_is_a_warning() {
 #[test]
 fn q2_sfu_downstream_when_keys_arrive_fine_but_media_cut_out() {
     let mut s = Scenario::new("q2-sfu");
-    let mut log = Vec::new();
-    for i in 0..3u32 {
-        let ms = 1_000 + i as i64 * 5_000;
-        log.push(send_to_device(ms, 30 + i, BOB));
-        log.push(to_device_stored(ms + 5, 30 + i, ME, DEV));
-    }
-    s.log = log;
+    s.log = (0..3u32)
+        .flat_map(|i| delivered_to_us(1_000 + i as i64 * 5_000, 30 + i))
+        .collect();
     // The client report has entries, but no KE-2 signature.
     s.diag = vec![restart_timed_out(4_000)];
     s.db = Db::Rows(inbox_rows(ME, DEV, 2));
     s.marks = vec!["2026-06-30T18:00:09Z=bob's video froze".into()];
     let o = s.run();
-    assert_eq!(o.answer("Q2"), "sfu-downstream", "{}", o.verdicts);
-    assert!(
-        o.summary("Q2").contains("1 fault marker"),
-        "{}",
-        o.summary("Q2")
-    );
+    o.expect_q("Q2", "sfu-downstream", &["1 fault marker"]);
     o.cites("Q2", "server/homeserver.log:", "Storing to-device messages");
     let markers: Value =
         serde_json::from_str(&std::fs::read_to_string(o.bundle.join("markers.json")).unwrap())
@@ -481,12 +413,7 @@ fn q2_insufficient_when_media_cut_out_but_no_client_report_shows_decryption() {
     s.db = Db::Rows(inbox_rows(ME, DEV, 2));
     s.marks = vec![mark(9_000, "audio cut")];
     let o = s.run();
-    assert_eq!(o.answer("Q2"), INSUFFICIENT, "{}", o.verdicts);
-    assert!(
-        o.summary("Q2").contains("no client diag report"),
-        "{}",
-        o.summary("Q2")
-    );
+    o.expect_q("Q2", INSUFFICIENT, &["no client diag report"]);
     o.cites("Q2", "db/last.json#device_inbox_pending", DEV);
 }
 
@@ -536,9 +463,7 @@ fn q2_insufficient_when_participants_sent_to_device_but_nothing_shows_where_it_w
     s.diag = vec![unexpected_encrypted(2_000)];
     s.db = Db::Rows(String::new());
     let o = s.run();
-    assert_eq!(o.answer("Q2"), INSUFFICIENT, "{}", o.verdicts);
-    let q2 = o.summary("Q2");
-    assert!(q2.contains("sendToDevice") && q2.contains("9533"), "{q2}");
+    o.expect_q("Q2", INSUFFICIENT, &["sendToDevice", "9533"]);
     o.cites("Q2", "server/homeserver.log:", "sendToDevice");
 }
 
@@ -582,31 +507,31 @@ fn q3_malformed_event_when_the_homeserver_has_no_algorithm() {
     o.cites("Q3", "db/last.json#event_lookup", EV_NOALG);
 }
 
+/// Our client failed to decrypt `event_id` (KE-3's DecryptionError, 1 s
+/// into the call); the database holds `rows`.
+fn undecryptable_event(name: &'static str, event_id: &str, rows: String) -> Scenario {
+    let mut s = Scenario::new(name);
+    s.log = vec![filler(0, 1)];
+    s.diag = vec![decryption_error(1_000, event_id)];
+    s.db = Db::Rows(rows);
+    s
+}
+
 #[test]
 fn q3_malformed_event_when_algorithm_is_json_null() {
-    let mut s = Scenario::new("q3-null");
-    s.log = vec![filler(0, 1)];
-    s.diag = vec![decryption_error(1_000, EV_NULL)];
-    s.db = Db::Rows(event_row(
-        EV_NULL,
-        1,
-        r#"{"algorithm":null,"ciphertext":"x"}"#,
-    ));
-    let o = s.run();
+    let rows = event_row(EV_NULL, 1, r#"{"algorithm":null,"ciphertext":"x"}"#);
+    let o = undecryptable_event("q3-null", EV_NULL, rows).run();
     assert_eq!(o.answer("Q3"), "malformed-event", "{}", o.verdicts);
 }
 
 #[test]
 fn q3_client_deserialization_when_every_event_has_its_algorithm() {
-    let mut s = Scenario::new("q3-client");
-    s.log = vec![filler(0, 1)];
-    s.diag = vec![decryption_error(1_000, EV_GOOD)];
-    s.db = Db::Rows(event_row(
+    let rows = event_row(
         EV_GOOD,
         1,
         r#"{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"x"}"#,
-    ));
-    let o = s.run();
+    );
+    let o = undecryptable_event("q3-client", EV_GOOD, rows).run();
     assert_eq!(o.answer("Q3"), "client-deserialization", "{}", o.verdicts);
     o.cites("Q3", "db/last.json#event_lookup", "m.megolm.v1.aes-sha2");
 }
@@ -615,32 +540,19 @@ fn q3_client_deserialization_when_every_event_has_its_algorithm() {
 fn q3_insufficient_when_the_event_was_redacted_and_its_content_pruned() {
     // Synapse censors redacted events' stored JSON: no algorithm, but not
     // because the sender left it out.
-    let mut s = Scenario::new("q3-redacted");
-    s.log = vec![filler(0, 1)];
-    s.diag = vec![decryption_error(1_000, EV_NOALG)];
-    s.db = Db::Rows(format!(
+    let rows = format!(
         "{}INSERT INTO redactions VALUES ('$redaction', '{EV_NOALG}', true, {T0_MS});\n",
         event_row(EV_NOALG, 1, "{}")
-    ));
-    let o = s.run();
-    assert_eq!(o.answer("Q3"), INSUFFICIENT, "{}", o.verdicts);
-    assert!(o.summary("Q3").contains("redacted"), "{}", o.summary("Q3"));
+    );
+    let o = undecryptable_event("q3-redacted", EV_NOALG, rows).run();
+    o.expect_q("Q3", INSUFFICIENT, &["redacted"]);
     o.cites("Q3", "db/last.json#event_lookup", "\"redacted\":true");
 }
 
 #[test]
 fn q3_insufficient_when_the_homeserver_does_not_hold_the_event() {
-    let mut s = Scenario::new("q3-unknown");
-    s.log = vec![filler(0, 1)];
-    s.diag = vec![decryption_error(1_000, EV_UNKNOWN)];
-    s.db = Db::Rows(String::new());
-    let o = s.run();
-    assert_eq!(o.answer("Q3"), INSUFFICIENT, "{}", o.verdicts);
-    assert!(
-        o.summary("Q3").contains("none could be looked up"),
-        "{}",
-        o.summary("Q3")
-    );
+    let o = undecryptable_event("q3-unknown", EV_UNKNOWN, String::new()).run();
+    o.expect_q("Q3", INSUFFICIENT, &["none could be looked up"]);
     o.cites("Q3", "client/", EV_UNKNOWN);
 }
 
@@ -654,15 +566,7 @@ fn minute_of_requests(minute_ms: i64, seq: u32, n: u32, slow: u32) -> Vec<String
     for i in 0..n {
         let ms = minute_ms + 100 + i as i64 * (55_000 / n as i64);
         let secs = if i < slow { 3.0 } else { 0.02 };
-        v.push(access(
-            ms,
-            seq + i,
-            "PUT",
-            "/_matrix/client/v3/rooms/!call:lotus.example/send/m.room.message/t1",
-            200,
-            secs,
-            BOB,
-        ));
+        v.push(room_send_taking(ms, seq + i, secs));
         v.push(access(
             ms + 1,
             seq + 1000 + i,
@@ -724,8 +628,7 @@ fn q4_client_retry_when_the_homeserver_was_fast() {
     s.log = log;
     s.diag = vec![restart_timed_out(10_000), restart_timed_out(70_000)];
     let o = s.run();
-    assert_eq!(o.answer("Q4"), "client-retry", "{}", o.verdicts);
-    assert!(o.summary("Q4").contains("0 of 2"), "{}", o.summary("Q4"));
+    o.expect_q("Q4", "client-retry", &["0 of 2"]);
     o.cites("Q4", "client/", "timed out");
 }
 
@@ -746,8 +649,7 @@ fn q4_homeserver_latency_when_the_matching_restart_itself_was_slow() {
         restart_timed_out(70_000),
     ];
     let o = s.run();
-    assert_eq!(o.answer("Q4"), "homeserver-latency", "{}", o.verdicts);
-    assert!(o.summary("Q4").contains("2 of 3"), "{}", o.summary("Q4"));
+    o.expect_q("Q4", "homeserver-latency", &["2 of 3"]);
     o.cites(
         "Q4",
         "server/homeserver.log:",
@@ -761,12 +663,7 @@ fn q4_insufficient_when_timeouts_have_no_access_lines() {
     s.log = (0..5).map(|i| filler(i * 1000, 60 + i as u32)).collect();
     s.diag = vec![restart_timed_out(1_000), restart_timed_out(2_000)];
     let o = s.run();
-    assert_eq!(o.answer("Q4"), INSUFFICIENT, "{}", o.verdicts);
-    assert!(
-        o.summary("Q4").contains("access lines"),
-        "{}",
-        o.summary("Q4")
-    );
+    o.expect_q("Q4", INSUFFICIENT, &["access lines"]);
     assert_eq!(o.basis("Q4").len(), 2);
 }
 
@@ -782,12 +679,7 @@ fn q4_insufficient_when_most_timeouts_fall_outside_the_logged_minutes() {
         restart_timed_out(260_000),
     ];
     let o = s.run();
-    assert_eq!(o.answer("Q4"), INSUFFICIENT, "{}", o.verdicts);
-    assert!(
-        o.summary("Q4").contains("no access lines"),
-        "{}",
-        o.summary("Q4")
-    );
+    o.expect_q("Q4", INSUFFICIENT, &["no access lines"]);
 }
 
 /// Fast requests every 500 ms, a 6 s silence (19.5 s to 25.5 s), a burst
@@ -809,15 +701,7 @@ fn stall_log(stalled: bool) -> Vec<String> {
         .enumerate()
         .map(|(i, &ms)| match i {
             41 => restart(ms, 900, 0.004),
-            _ => access(
-                ms,
-                100 + i as u32,
-                "PUT",
-                "/_matrix/client/v3/rooms/!call:lotus.example/send/m.room.message/t1",
-                200,
-                0.02,
-                BOB,
-            ),
+            _ => room_send(ms, 100 + i as u32),
         })
         .collect()
 }
@@ -830,14 +714,13 @@ fn q4_homeserver_latency_when_the_homeserver_stalled_though_its_request_times_we
     s.log = stall_log(true);
     s.diag = timeouts.clone();
     let o = s.run();
-    assert_eq!(o.answer("Q4"), "homeserver-latency", "{}", o.verdicts);
-    let summary = o.summary("Q4");
-    assert!(
-        summary.contains("2 of 2")
-            && summary.contains(
-                "including 2 during homeserver stalls (log silent ≥ 6.0 s while requests were outstanding)"
-            ),
-        "{summary}"
+    o.expect_q(
+        "Q4",
+        "homeserver-latency",
+        &[
+            "2 of 2",
+            "including 2 during homeserver stalls (log silent ≥ 6.0 s while requests were outstanding)",
+        ],
     );
     o.cites("Q4", "client/", "Restart delayed event timed out");
     o.cites("Q4", "server/homeserver.log:41", "2026-06-30 18:00:25,500");

@@ -27,15 +27,6 @@ const BOB_TOKEN: &str = "syt_Ym9i_FakeRandomPartAbCdEf12_0aBcDe";
 const EV_NOALG: &str = "$SASBBzoqjNoAlgorithm:lotus.example";
 const EV_UISI: &str = "$NoMegolmSessionYet:lotus.example";
 
-/// Our device's to-device delivery as Bob's client sends it and Synapse
-/// traces it, at `ms`.
-fn delivered_to_us(ms: i64, seq: u32) -> Vec<String> {
-    vec![
-        send_to_device(ms, seq, BOB),
-        to_device_stored(ms + 5, seq, ME, DEV),
-    ]
-}
-
 /// Fast requests every 5 s over `[from, to]` ms, none a sendToDevice.
 fn fast_requests(from: i64, to: i64, seq: u32) -> Vec<String> {
     (0..)
@@ -52,15 +43,7 @@ fn minute_with(minute_ms: i64, seq: u32, n: u32, slow: u32) -> Vec<String> {
         .map(|i| {
             let ms = minute_ms + 500 + i as i64 * (58_000 / n as i64);
             let secs = if i < slow { 3.0 } else { 0.02 };
-            access(
-                ms,
-                seq + i,
-                "PUT",
-                "/_matrix/client/v3/rooms/!call:lotus.example/send/m.room.message/t1",
-                200,
-                secs,
-                BOB,
-            )
+            room_send_taking(ms, seq + i, secs)
         })
         .collect()
 }
@@ -109,11 +92,7 @@ fn q1_divergence_look_alike_a_conflict_whose_owner_line_was_not_seen() {
         .into_iter()
         .skip(1)
         .collect();
-    s.db = Db::Rows(format!(
-        "{}{}",
-        otk_row(KEY_ID, STORED),
-        fallback_row(false)
-    ));
+    s.db = Db::Rows(stored_key_and_unused_fallback());
     let o = s.run();
     o.expect_q(
         "Q1",
@@ -130,12 +109,8 @@ fn q1_divergence_look_alike_a_conflict_whose_owner_line_was_not_seen() {
 fn q1_exhaustion_look_alike_counts_read_months_after_the_call() {
     // No key left and the fallback used, as read today: the device may
     // have run out long after the call.
-    let mut s = Scenario::new("adv-q1-late-exhaustion");
-    s.log = otk_conflict(1_000, 10, KEY_ID, STORED, UPLOADED);
-    s.log
-        .extend(otk_conflict(2_000, 11, KEY_ID, STORED, UPLOADED));
+    let mut s = exhausted_device("adv-q1-late-exhaustion");
     s.diag = vec![ke1_entry(1_500)];
-    s.db = Db::Rows(fallback_row(true));
     let o = s.run();
     o.expect_q(
         "Q1",
@@ -155,11 +130,7 @@ fn q1_sdk_regression_look_alike_the_key_claimed_since() {
     recent_call();
     let mut s = Scenario::new("adv-q1-claimed");
     s.log = otk_conflict(1_000, 10, KEY_ID, STORED, UPLOADED);
-    s.db = Db::Rows(format!(
-        "{}{}",
-        otk_row("AAAAAAAAAFB", "b3RoZXI"),
-        fallback_row(false)
-    ));
+    s.db = Db::Rows(key_claimed_since());
     let o = s.run();
     o.expect_q(
         "Q1",
@@ -199,11 +170,7 @@ fn q1_sdk_regression_look_alike_another_users_har() {
     let mut s = Scenario::new("adv-q1-their-har");
     s.log = vec![filler(0, 1), filler(3_000, 2)];
     s.har = Some(har_keys_upload_as(STORED, Some(BOB_TOKEN)));
-    s.db = Db::Rows(format!(
-        "{}{}",
-        otk_row(KEY_ID, STORED),
-        fallback_row(false)
-    ));
+    s.db = Db::Rows(stored_key_and_unused_fallback());
     let o = s.run();
     o.expect_q("Q1", INSUFFICIENT, &["No KE-1"]);
     assert!(
@@ -252,24 +219,21 @@ fn q2_linked_look_alike_ke2_without_any_ke1() {
 fn q2_linked_look_alike_ke1_hours_before_ke2() {
     // KE-1 for our device two hours before the KE-2 signatures: not at the
     // same time. Four minutes before is.
-    let two_hours = 2 * 3_600_000;
-    let mut s = Scenario::new("adv-q2-ke1-long-before");
-    s.log = otk_conflict(0, 9, KEY_ID, STORED, UPLOADED);
-    s.log.extend(delivered_to_us(two_hours, 20));
-    s.diag = vec![missing_key(two_hours + 500)];
-    let o = s.run();
+    let ke1_before_ke2 = |name: &'static str, gap_ms: i64| {
+        let mut s = Scenario::new(name);
+        s.log = otk_conflict(0, 9, KEY_ID, STORED, UPLOADED);
+        s.log.extend(delivered_to_us(gap_ms, 20));
+        s.diag = vec![missing_key(gap_ms + 500)];
+        s.run()
+    };
+    let o = ke1_before_ke2("adv-q2-ke1-long-before", 2 * 3_600_000);
     o.expect_q(
         "Q2",
         "unlinked",
         &["KE-1 for our device was seen only at 18:00:00–18:00:00, more than 5 min away"],
     );
 
-    let four_minutes = 4 * 60_000;
-    let mut s = Scenario::new("adv-q2-ke1-just-before");
-    s.log = otk_conflict(0, 9, KEY_ID, STORED, UPLOADED);
-    s.log.extend(delivered_to_us(four_minutes, 20));
-    s.diag = vec![missing_key(four_minutes + 500)];
-    let o = s.run();
+    let o = ke1_before_ke2("adv-q2-ke1-just-before", 4 * 60_000);
     o.expect_q("Q2", "linked", &["link confirmed"]);
     o.cites("Q2", "server/KE-1.log:", "already exists");
 }
@@ -314,12 +278,7 @@ fn another_users_diag_report_feeds_no_verdict() {
             missing_key(2_500),
         ],
     )];
-    s.db = Db::Rows(format!(
-        "{}{}{}",
-        otk_row(KEY_ID, STORED),
-        fallback_row(false),
-        inbox_rows(ME, DEV, 2)
-    ));
+    s.db = Db::Rows(stored_key_and_unused_fallback() + &inbox_rows(ME, DEV, 2));
     let o = s.run();
     let aside = "1 client artefact(s) set aside as not the subject's: lotus-crypto-diag-bob.json";
     o.expect_q("Q1", INSUFFICIENT, &["No KE-1", aside]);
@@ -670,12 +629,7 @@ fn q1_divergence_on_an_old_log_when_the_row_predates_the_conflict() {
 fn a_database_read_within_15_minutes_of_the_call_is_current_state_and_not_beyond() {
     let run = |name: &'static str, minutes_ago: i64| {
         call_started_minutes_ago(minutes_ago);
-        let mut s = Scenario::new(name);
-        s.log = otk_conflict(1_000, 10, KEY_ID, STORED, UPLOADED);
-        s.log
-            .extend(otk_conflict(2_000, 11, KEY_ID, STORED, UPLOADED));
-        s.db = Db::Rows(fallback_row(true));
-        s.run()
+        exhausted_device(name).run()
     };
     // The capture ended 2 s after it started: 15 min 58 s before the
     // read is too far.

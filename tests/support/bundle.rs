@@ -34,6 +34,27 @@ pub fn callcap_bundle(args: &[&str]) -> PathBuf {
     bundle_path(&out)
 }
 
+/// `rageshake.tar` in `dir` as Element Web's "Download logs" saves it:
+/// `issue.txt` and `log-0.log` with these contents, written by the real
+/// `tar`.
+pub fn rageshake_tar(dir: &Path, issue_txt: &str, log_0: &str) -> PathBuf {
+    let src = dir.join("rageshake-src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("issue.txt"), issue_txt).unwrap();
+    std::fs::write(src.join("log-0.log"), log_0).unwrap();
+    let tar = dir.join("rageshake.tar");
+    let st = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&src)
+        .args(["issue.txt", "log-0.log"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar failed");
+    tar
+}
+
 /// The bundle path: the last line of stdout.
 pub fn bundle_path(out: &Output) -> PathBuf {
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -263,6 +284,109 @@ pub fn journal_file(out: &Path, file: &str) -> String {
         .filter_map(|e| std::fs::read(e.path().join(file)).ok())
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .collect()
+}
+
+/// The journal text says `source` went live (its status line).
+pub fn says_live(journal: &str, source: &str) -> bool {
+    journal.contains(&format!(
+        "\"source\":\"{source}\",\"status\":{{\"state\":\"live\""
+    ))
+}
+
+/// Waits until the journal under `out` says each of `sources` is live.
+pub fn wait_live(out: &Path, sources: &[&str], what: &str, timeout: std::time::Duration) {
+    wait_until(what, timeout, || {
+        let j = journal_file(out, "journal.jsonl");
+        sources.iter().all(|s| says_live(&j, s))
+    });
+}
+
+/// A running `callcap live --headless` (stdout and stderr piped), killed
+/// if the test fails before it is stopped.
+pub struct Live(Option<std::process::Child>);
+
+impl Live {
+    /// `callcap live --headless ARGS` with `RUST_BACKTRACE` set to
+    /// `backtrace`.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S], backtrace: &str) -> Live {
+        Live::spawn(
+            Command::new(bin())
+                .args(["live", "--headless"])
+                .args(args)
+                .env("RUST_BACKTRACE", backtrace),
+        )
+    }
+
+    /// Runs `cmd`, which execs the console, with stdout and stderr piped.
+    pub fn spawn(cmd: &mut Command) -> Live {
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        Live(Some(child))
+    }
+
+    /// The console's pid.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+
+    /// Sends `signal` (`-TERM`, `-HUP`, `-INT`).
+    pub fn send(&self, signal: &str) {
+        assert!(
+            Command::new("kill")
+                .args([signal, &self.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits for the console to exit.
+    pub fn wait(mut self) -> Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+
+    /// Sends `signal` and waits for the console to exit.
+    pub fn signal(self, signal: &str) -> Output {
+        self.send(signal);
+        self.wait()
+    }
+
+    /// `signal`; the console must exit 0: the bundle its last stdout line
+    /// names.
+    pub fn stop_with(self, signal: &str) -> PathBuf {
+        let out = self.signal(signal);
+        assert!(
+            out.status.success(),
+            "callcap exited {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        bundle_path(&out)
+    }
+
+    /// SIGTERM; the console must exit 0: the bundle.
+    pub fn stop(self) -> PathBuf {
+        self.stop_with("-TERM")
+    }
+
+    /// SIGKILL: the console writes nothing on its way out.
+    pub fn kill_9(mut self) {
+        let mut child = self.0.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// `sha256sum -c NAME` in `dir`, as the recipient of an archive runs it.

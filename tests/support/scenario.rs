@@ -150,6 +150,15 @@ pub fn to_device_stored(ms: i64, seq: u32, user: &str, device: &str) -> String {
     )
 }
 
+/// Our device's to-device delivery as Bob's client sends it and Synapse
+/// traces it, at `ms`.
+pub fn delivered_to_us(ms: i64, seq: u32) -> Vec<String> {
+    vec![
+        send_to_device(ms, seq, BOB),
+        to_device_stored(ms + 5, seq, ME, DEV),
+    ]
+}
+
 pub fn send_to_device(ms: i64, seq: u32, from: &str) -> String {
     access(
         ms,
@@ -163,15 +172,7 @@ pub fn send_to_device(ms: i64, seq: u32, from: &str) -> String {
 }
 
 pub fn restart(ms: i64, seq: u32, secs: f64) -> String {
-    access(
-        ms,
-        seq,
-        "POST",
-        &format!("/_matrix/client/unstable/org.matrix.msc4140/delayed_events/syd_{seq}/restart"),
-        200,
-        secs,
-        ME,
-    )
+    restart_by(ms, seq, secs, ME)
 }
 
 /// A delayed-event restart of `who`'s.
@@ -202,13 +203,18 @@ pub fn media_download(ms: i64, seq: u32, secs: f64) -> String {
 
 /// A fast request of another kind.
 pub fn room_send(ms: i64, seq: u32) -> String {
+    room_send_taking(ms, seq, 0.02)
+}
+
+/// Bob's message send into the call's room, taking `secs`.
+pub fn room_send_taking(ms: i64, seq: u32, secs: f64) -> String {
     access(
         ms,
         seq,
         "PUT",
         "/_matrix/client/v3/rooms/!call:lotus.example/send/m.room.message/t1",
         200,
-        0.02,
+        secs,
         BOB,
     )
 }
@@ -301,6 +307,21 @@ pub fn otk_row_added(key_id: &str, key: &str, added_ms: i64) -> String {
     format!(
         "INSERT INTO e2e_one_time_keys_json VALUES ('{ME}', '{DEV}', 'signed_curve25519', '{key_id}', {added_ms}, \
          '{{\"key\":\"{key}\",\"signatures\":{{\"{ME}\":{{\"ed25519:{DEV}\":\"c2lnMQ\"}}}}}}');\n"
+    )
+}
+
+/// Our device's `KEY_ID` stored as `STORED`, and its fallback key unused.
+pub fn stored_key_and_unused_fallback() -> String {
+    format!("{}{}", otk_row(KEY_ID, STORED), fallback_row(false))
+}
+
+/// The offending `KEY_ID` claimed since: another key of our device still
+/// stored, and its fallback key unused.
+pub fn key_claimed_since() -> String {
+    format!(
+        "{}{}",
+        otk_row("AAAAAAAAAFB", "b3RoZXI"),
+        fallback_row(false)
     )
 }
 
@@ -555,6 +576,18 @@ impl Scenario {
     }
 }
 
+/// A device that ran out of one-time keys: its upload of `KEY_ID` refused
+/// twice (1 s and 2 s into the call), none of its keys left in the
+/// database and its fallback key used.
+pub fn exhausted_device(name: &'static str) -> Scenario {
+    let mut s = Scenario::new(name);
+    s.log = otk_conflict(1_000, 10, KEY_ID, STORED, UPLOADED);
+    s.log
+        .extend(otk_conflict(2_000, 11, KEY_ID, STORED, UPLOADED));
+    s.db = Db::Rows(fallback_row(true));
+    s
+}
+
 /// Element Web's console line for a diag entry, as its `ConsoleLogger`
 /// writes it (element-hq/element-web `src/rageshake/rageshake.ts`):
 /// `${toISOString()} ${level} ${args.join(" ")}`, level I/W/E.
@@ -576,8 +609,6 @@ pub fn console_line(e: &Value) -> String {
 /// (with some ordinary lines around the entries, and an error with its
 /// stack) and `issue.txt` naming ME/DEV, written by the real `tar`.
 pub fn write_rageshake(dir: &std::path::Path, entries: &[Value]) -> PathBuf {
-    let src = dir.join("rageshake-src");
-    std::fs::create_dir_all(&src).unwrap();
     let mut log = vec![format!(
         "{} I Starting load of AsyncWrapper for modal",
         chrono::DateTime::from_timestamp_millis(t0() - 60_000)
@@ -588,25 +619,10 @@ pub fn write_rageshake(dir: &std::path::Path, entries: &[Value]) -> PathBuf {
         log.push(console_line(e));
         log.push("    at Object.decryptEvent (crypto-api.ts:120:9)".into());
     }
-    std::fs::write(src.join("log-0.log"), log.join("\n") + "\n").unwrap();
-    std::fs::write(
-        src.join("issue.txt"),
-        format!(
-            "user_id = {ME}\ndevice_id = {DEV}\ndevice_keys = curve25519:Y3VydmU, ed25519:ZWQyNTUxOQ\napp = element-web\n"
-        ),
-    )
-    .unwrap();
-    let tar = dir.join("rageshake.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-cf")
-        .arg(&tar)
-        .arg("-C")
-        .arg(&src)
-        .args(["issue.txt", "log-0.log"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "tar failed");
-    tar
+    let issue = format!(
+        "user_id = {ME}\ndevice_id = {DEV}\ndevice_keys = curve25519:Y3VydmU, ed25519:ZWQyNTUxOQ\napp = element-web\n"
+    );
+    bundle::rageshake_tar(dir, &issue, &(log.join("\n") + "\n"))
 }
 
 pub struct Outcome {
