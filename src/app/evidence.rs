@@ -68,12 +68,12 @@ impl OffendingKeyInfo {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeout {
     pub at: DateTime<Utc>,
-    pub seen: TimeoutSeen,
+    seen: TimeoutSeen,
 }
 
 /// Where a timeout was seen.
 #[derive(Debug, Clone, PartialEq)]
-pub enum TimeoutSeen {
+enum TimeoutSeen {
     /// A client entry saying the SDK's request timed out.
     Client(EvidenceRef),
     /// A restart request's access line, slower than the timeout.

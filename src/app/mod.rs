@@ -21,7 +21,7 @@ mod subject_learn;
 pub mod view;
 
 pub use db::DbState;
-pub use evidence::{EvidenceRef, OffendingKeyInfo, SightingKind, Sightings, Timeout, TimeoutSeen};
+pub use evidence::{EvidenceRef, OffendingKeyInfo, SightingKind, Sightings, Timeout};
 pub use operator::{Marker, default_label};
 pub use sfu::{SfuParticipant, SfuReport, SfuView};
 pub use source_state::SourceInfo;
