@@ -248,11 +248,6 @@ impl Scanned {
         heads.record_millis(text, &mut self.starts, &mut self.records);
         self.lines = self.starts.len() as u64;
     }
-
-    /// The 1-based number of the line holding byte `pos`.
-    fn line_of(&self, pos: usize) -> u64 {
-        self.starts.partition_point(|&s| s <= pos) as u64
-    }
 }
 
 /// Where to cut `buf` (complete lines) into two halves worth a thread
@@ -280,14 +275,18 @@ impl<H: Heads> Scanner<'_, H> {
         out.clear();
         let base = part.start;
         let text = &buf[part.clone()];
-        // One literal search finds the KEs' lines and those redaction
-        // must look at.
-        let mut found: Vec<(usize, usize, LineMatch)> = Vec::new();
-        self.matcher.scan(text, |s, e, m| found.push((s, e, m)));
+        // One walk over the lines, then one literal search finds the KEs'
+        // lines and those redaction must look at.
+        out.range = part;
+        out.read_lines(text, self.heads);
+        let mut found: Vec<(u64, usize, usize, LineMatch)> = Vec::new();
+        self.matcher.scan_lines(text, &out.starts, |i, s, e, m| {
+            found.push((i as u64 + 1, s, e, m))
+        });
         let literal_lines = found
             .iter()
-            .filter(|(_, _, m)| m.secret_literal)
-            .map(|&(s, e, _)| (s, e))
+            .filter(|(_, _, _, m)| m.secret_literal)
+            .map(|&(_, s, e, _)| (s, e))
             .collect();
         let (redacted, redactions, suspects) =
             match self.redactor.redact_bytes_noting_lines(text, literal_lines) {
@@ -298,12 +297,10 @@ impl<H: Heads> Scanner<'_, H> {
         // after the current one that may hold a secret. Every other line is
         // clean, and so is all of its text (no redaction to run).
         let mut next_suspect = 0;
-        out.range = part;
         out.redacted = redacted;
         out.redactions = redactions;
-        out.read_lines(text, self.heads);
 
-        for (s, e, m) in found {
+        for (line_no, s, e, m) in found {
             if m.kes.is_empty() && !m.access && !m.to_device_trace && !m.otk_upload {
                 continue; // found for redaction only
             }
@@ -313,7 +310,7 @@ impl<H: Heads> Scanner<'_, H> {
             let f = Found {
                 line: &text[s..e],
                 range: base + s..base + e,
-                line_no: out.line_of(s),
+                line_no,
                 m,
                 redactor: suspects
                     .get(next_suspect)

@@ -130,7 +130,7 @@ enum Prefilter {
     /// Every pattern has required literals: the literal search (the same
     /// literals as `Compiled::literals`, the same matches) finds every
     /// interesting line.
-    Literals(Finder),
+    Literals(LiteralSearch),
     /// Some pattern has no required literal: a combined regex (multi-line).
     Regex(Regex),
 }
@@ -147,10 +147,11 @@ enum Finder {
 }
 
 impl Finder {
-    fn new(literals: &[Vec<u8>], ac: &AhoCorasick) -> Finder {
+    /// The vector searcher where it runs on its own, else an automaton.
+    fn build(literals: &[Vec<u8>]) -> Result<Finder, String> {
         match Finder::packed(literals) {
-            Some(s) => Finder::Packed(s),
-            None => Finder::Automaton(ac.clone()),
+            Some(s) => Ok(Finder::Packed(s)),
+            None => automaton(literals).map(Finder::Automaton),
         }
     }
 
@@ -183,6 +184,68 @@ impl Finder {
             Finder::Packed(s) => s.find_in(buf, aho_corasick::Span::from(span)),
             Finder::Automaton(ac) => ac.find(Input::new(buf).span(span)),
         }
+    }
+}
+
+/// The automaton for `literals`, leftmost-longest.
+fn automaton(literals: &[Vec<u8>]) -> Result<AhoCorasick, String> {
+    let build = |kind| {
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(kind)
+            .build(literals)
+    };
+    build(Some(AhoCorasickKind::DFA))
+        .or_else(|_| build(None))
+        .map_err(|e| e.to_string())
+}
+
+/// The buffer-wide literal search, in two: the secret literals (many, and
+/// seldom on a line) apart from the rest (few, on nearly every line of a
+/// busy log). Together they are too many for Teddy's fast form; apart,
+/// the frequent ones get it, and the search that finds next to nothing
+/// runs through the buffer without being restarted at every line.
+#[derive(Debug)]
+struct LiteralSearch {
+    main: Option<LiteralGroup>,
+    secrets: Option<LiteralGroup>,
+}
+
+/// One of the two searches.
+#[derive(Debug)]
+struct LiteralGroup {
+    finder: Finder,
+    /// (Read by the tests: which literal went to which search.)
+    #[allow(dead_code)]
+    literals: Vec<Vec<u8>>,
+    /// For each of its literals, the literal's index in
+    /// [`Compiled::literal_owners`].
+    ids: Vec<usize>,
+}
+
+impl LiteralSearch {
+    /// `secret[k]`: literal `k` is only ever a secret pattern's.
+    fn new(
+        literals: &[Vec<u8>],
+        secret: &[bool],
+        finder: impl Fn(&[Vec<u8>]) -> Result<Finder, String>,
+    ) -> Result<LiteralSearch, String> {
+        let group = |want: bool| -> Result<Option<LiteralGroup>, String> {
+            let ids: Vec<usize> = (0..literals.len()).filter(|&k| secret[k] == want).collect();
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            let literals: Vec<Vec<u8>> = ids.iter().map(|&k| literals[k].clone()).collect();
+            Ok(Some(LiteralGroup {
+                finder: finder(&literals)?,
+                literals,
+                ids,
+            }))
+        };
+        Ok(LiteralSearch {
+            main: group(false)?,
+            secrets: group(true)?,
+        })
     }
 }
 
@@ -262,22 +325,39 @@ impl Matcher {
     /// `\n`; `end` excludes it) that is interesting, in order. Lines that
     /// match nothing are skipped without being examined one by one. A last
     /// line without `\n` is a line.
+    #[cfg(test)]
     pub fn scan(&self, buf: &[u8], mut f: impl FnMut(usize, usize, LineMatch)) {
+        let mut starts = Vec::new();
+        super::stall::for_each_line(buf, |start, _| starts.push(start));
+        self.scan_lines(buf, &starts, |_, start, end, m| f(start, end, m));
+    }
+
+    /// [`Matcher::scan`] of a buffer whose lines are known: `starts` holds
+    /// where each line starts, as [`super::stall::for_each_line`] gives
+    /// them. No line's bounds are searched for again; `f(index, start,
+    /// end, match)` gets the line's index in `starts` too.
+    pub fn scan_lines(
+        &self,
+        buf: &[u8],
+        starts: &[usize],
+        mut f: impl FnMut(usize, usize, usize, LineMatch),
+    ) {
         let c = &*self.compiled;
+        let lines = Lines { buf, starts };
         match &c.prefilter {
-            Prefilter::Literals(ac) => c.scan_literals(ac, buf, f),
+            Prefilter::Literals(ac) => c.scan_literals(ac, &lines, f),
             Prefilter::Regex(re) => {
                 let len = buf.len();
-                let mut pos = 0;
+                let (mut pos, mut line) = (0, 0);
                 while let Some(hit) = (pos < len).then(|| re.find_at(buf, pos)).flatten() {
-                    let hit = hit.start();
-                    let start = memchr::memrchr(b'\n', &buf[pos..hit]).map_or(pos, |i| pos + i + 1);
-                    let end = memchr::memchr(b'\n', &buf[hit..]).map_or(len, |i| hit + i);
+                    line = lines.holding(line, hit.start());
+                    let (start, end) = lines.bounds(line);
                     let m = c.classify(&buf[start..end]);
                     if m.is_interesting() {
-                        f(start, end, m);
+                        f(line, start, end, m);
                     }
                     pos = end + 1;
+                    line += 1;
                 }
             }
         }
@@ -428,20 +508,14 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
     let literals_ac = if literals.is_empty() {
         None
     } else {
-        let build = |kind| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .kind(kind)
-                .build(&literals)
-        };
-        Some(
-            build(Some(AhoCorasickKind::DFA))
-                .or_else(|_| build(None))
-                .map_err(|e| e.to_string())?,
-        )
+        Some(automaton(&literals)?)
     };
-    let prefilter = if let (true, Some(ac)) = (all_have_literals, &literals_ac) {
-        Prefilter::Literals(Finder::new(&literals, ac))
+    let prefilter = if all_have_literals && literals_ac.is_some() {
+        let secret: Vec<bool> = literal_owners
+            .iter()
+            .map(|owners| owners.iter().all(|&(p, _)| sources[p].0 == SECRET))
+            .collect();
+        Prefilter::Literals(LiteralSearch::new(&literals, &secret, Finder::build)?)
     } else {
         let alternation = sources
             .iter()
@@ -465,43 +539,98 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
     })
 }
 
+/// A buffer and where its lines start (as `for_each_line` gives them).
+struct Lines<'a> {
+    buf: &'a [u8],
+    starts: &'a [usize],
+}
+
+impl Lines<'_> {
+    /// Where line `i` starts and ends (its newline excluded; a last line
+    /// without one ends with the buffer).
+    #[inline]
+    fn bounds(&self, i: usize) -> (usize, usize) {
+        let end = match self.starts.get(i + 1) {
+            Some(&next) => next - 1,
+            None if self.buf.ends_with(b"\n") => self.buf.len() - 1,
+            None => self.buf.len(),
+        };
+        (self.starts.get(i).copied().unwrap_or(end), end)
+    }
+
+    /// The line holding byte `pos`, looked for from line `from` on (a
+    /// line at or before it): scans walk forward, so each line is stepped
+    /// over once.
+    #[inline]
+    fn holding(&self, from: usize, pos: usize) -> usize {
+        let mut i = from.min(self.starts.len().saturating_sub(1));
+        while self.starts.get(i + 1).is_some_and(|&next| next <= pos) {
+            i += 1;
+        }
+        i
+    }
+}
+
 impl Compiled {
-    /// [`Matcher::scan`] with the literal prefilter: one search over the
-    /// whole buffer reports every literal (see `literals`); the first one
-    /// past a line's end starts the next interesting line, so no line is
-    /// searched twice.
+    /// [`Matcher::scan`] with the literal prefilter: the secret literals
+    /// are found first, all through the buffer; then the other search
+    /// reports every literal (see `literals`), and the first one past a
+    /// line's end starts the next interesting line, so no line is searched
+    /// twice. A line holding only a secret literal is one too.
     fn scan_literals(
         &self,
-        finder: &Finder,
-        buf: &[u8],
-        mut f: impl FnMut(usize, usize, LineMatch),
+        search: &LiteralSearch,
+        lines: &Lines<'_>,
+        mut f: impl FnMut(usize, usize, usize, LineMatch),
     ) {
+        let buf = lines.buf;
         let len = buf.len();
-        let find = |at: usize| (at < len).then(|| finder.find(buf, at..len));
-        let mut pos = 0;
-        let mut next = find(0).flatten();
-        while let Some(first) = next {
-            let hit = first.start();
-            let start = memchr::memrchr(b'\n', &buf[pos..hit]).map_or(pos, |i| pos + i + 1);
-            let end = memchr::memchr(b'\n', &buf[hit..]).map_or(len, |i| hit + i);
+        let all = |g: &LiteralGroup, from: usize| {
+            (from < len)
+                .then(|| g.finder.find(buf, from..len))
+                .flatten()
+                .map(|m| (m.start(), m.end(), g.ids[m.pattern().as_usize()]))
+        };
+        let mut secrets: Vec<(usize, usize, usize)> = Vec::new();
+        if let Some(s) = &search.secrets {
+            let mut next = all(s, 0);
+            while let Some(m) = next {
+                secrets.push(m);
+                next = all(s, m.0 + 1);
+            }
+        }
+        let find = |from: usize| search.main.as_ref().and_then(|m| all(m, from));
+        let mut secrets = secrets.into_iter().peekable();
+        let mut next = find(0);
+        let mut line = 0;
+        loop {
+            let first = match (next, secrets.peek()) {
+                (Some(m), Some(s)) => m.0.min(s.0),
+                (Some(m), None) => m.0,
+                (None, Some(s)) => s.0,
+                (None, None) => break,
+            };
+            line = lines.holding(line, first);
+            let (start, end) = lines.bounds(line);
             let mut masks = LiteralMasks::default();
-            let mut m = first;
-            loop {
-                // A literal holding a newline never matches one line.
-                if m.end() <= end {
-                    masks.add(&self.literal_owners[m.pattern().as_usize()]);
+            // A literal holding a newline never matches one line.
+            let mut add = |(_, lit_end, lit): (usize, usize, usize)| {
+                if lit_end <= end {
+                    masks.add(&self.literal_owners[lit]);
                 }
-                next = find(m.start() + 1).flatten();
-                match next {
-                    Some(n) if n.start() < end => m = n,
-                    _ => break,
-                }
+            };
+            while let Some(m) = next.filter(|m| m.0 <= end) {
+                add(m);
+                next = find(m.0 + 1);
+            }
+            while let Some(s) = secrets.next_if(|s| s.0 <= end) {
+                add(s);
             }
             let lm = self.decide(&buf[start..end], masks);
             if lm.is_interesting() {
-                f(start, end, lm);
+                f(line, start, end, lm);
             }
-            pos = end + 1;
+            line += 1;
         }
     }
 

@@ -144,10 +144,24 @@ pub struct AccessFields<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub bytes: u64,
-    pub user_agent: &'a str,
+    /// What follows the request's closing quote, its opening quote off:
+    /// the user agent is cut from it only when asked for (the capture
+    /// reads every access line and never needs it).
+    agent: &'a str,
 }
 
-impl AccessFields<'_> {
+impl<'a> AccessFields<'a> {
+    /// The client's user agent.
+    pub fn user_agent(&self) -> &'a str {
+        static AGENT_END: LazyLock<memchr::memmem::FinderRev<'static>> =
+            LazyLock::new(|| memchr::memmem::FinderRev::new("\" ["));
+        let agent = self.agent;
+        match AGENT_END.rfind(agent.as_bytes()) {
+            Some(i) => &agent[..i],
+            None => agent.strip_suffix('"').unwrap_or(agent),
+        }
+    }
+
     pub fn to_owned_line(&self) -> AccessLine {
         AccessLine {
             client_ip: self.client_ip.to_string(),
@@ -160,7 +174,7 @@ impl AccessFields<'_> {
             method: self.method.to_string(),
             path: self.path.to_string(),
             bytes: self.bytes,
-            user_agent: self.user_agent.to_string(),
+            user_agent: self.user_agent().to_string(),
         }
     }
 }
@@ -220,12 +234,6 @@ pub fn parse_access_fields(message: &str) -> Option<AccessFields<'_>> {
         None => path,
     };
     let agent = rest.trim_start().strip_prefix('"').unwrap_or("");
-    static AGENT_END: LazyLock<memchr::memmem::FinderRev<'static>> =
-        LazyLock::new(|| memchr::memmem::FinderRev::new("\" ["));
-    let user_agent = match AGENT_END.rfind(agent.as_bytes()) {
-        Some(i) => &agent[..i],
-        None => agent.strip_suffix('"').unwrap_or(agent),
-    };
     Some(AccessFields {
         client_ip,
         site,
@@ -237,7 +245,7 @@ pub fn parse_access_fields(message: &str) -> Option<AccessFields<'_>> {
         method,
         path,
         bytes,
-        user_agent,
+        agent,
     })
 }
 

@@ -199,6 +199,18 @@ fn scan_agrees_with_match_line_on_every_line() {
         "to_device",
         PLAIN,
         "update_delayed_event delayed_events",
+        // Secret literals (their own search): alone, before and after a KE
+        // literal, cut by a newline, on the line after a KE line and on the
+        // last line.
+        "GET /x?access_token=abc",
+        "syt_abc keys/upload",
+        "keys/upload Bearer syt_abc",
+        "pass",
+        "to",
+        "ken",
+        "to_device",
+        "secret",
+        "password PASSWORD",
     ];
     let buf = lines.join("\n");
     let mut from_scan = Vec::new();
@@ -213,6 +225,11 @@ fn scan_agrees_with_match_line_on_every_line() {
         off += l.len() + 1;
     }
     assert_eq!(from_scan, expected);
+    let secret_lines = expected
+        .iter()
+        .filter(|(_, _, lm)| lm.secret_literal)
+        .count();
+    assert_eq!(secret_lines, 6, "{expected:?}");
 }
 
 #[test]
@@ -380,20 +397,26 @@ fn scan_throughput() {
 fn the_embedded_signatures_and_the_secrets_keep_the_fast_literal_search() {
     // The literal search fingerprints the first four bytes of each literal
     // only when none is shorter, and gives up fingerprinting past 64
-    // literals: either made a whole analysis several times slower.
+    // literals: either made a whole analysis several times slower. The
+    // search that runs on every line takes Teddy's faster form, which
+    // holds at most 32.
     let m = matcher(&[]);
-    let n = m
-        .compiled
-        .literals
-        .as_ref()
-        .map_or(0, |ac| ac.patterns_len());
-    assert!(n <= 64, "{n} literals");
-    let shortest = m
-        .compiled
-        .literals
-        .as_ref()
-        .map_or(0, |ac| ac.min_pattern_len());
-    assert!(shortest >= 4, "a literal of {shortest} bytes");
+    let Prefilter::Literals(search) = &m.compiled.prefilter else {
+        panic!("no literal search");
+    };
+    let (Some(main), Some(secrets)) = (&search.main, &search.secrets) else {
+        panic!("not two searches: {search:?}");
+    };
+    for (g, most) in [(main, 32), (secrets, 64)] {
+        assert!(g.literals.len() <= most, "{} literals", g.literals.len());
+        let shortest = g.literals.iter().map(Vec::len).min().unwrap_or(0);
+        assert!(shortest >= 4, "a literal of {shortest} bytes");
+    }
+    assert!(
+        main.literals.iter().any(|l| l == b"Processed request")
+            && secrets.literals.iter().any(|l| l == b"syt_"),
+        "{search:?}"
+    );
 }
 
 #[test]
@@ -403,7 +426,16 @@ fn the_vector_search_finds_what_the_automaton_finds() {
     // searcher called directly and the automaton give the same lines.
     let m = matcher(&["$SASBBzoqjEvent1:lotus.example"]);
     let c = &*m.compiled;
-    let (Prefilter::Literals(packed @ Finder::Packed(_)), Some(ac)) = (&c.prefilter, &c.literals)
+    let Prefilter::Literals(
+        packed @ LiteralSearch {
+            main:
+                Some(LiteralGroup {
+                    finder: Finder::Packed(_),
+                    ..
+                }),
+            ..
+        },
+    ) = &c.prefilter
     else {
         // No AVX2 here: there is only the automaton.
         return;
@@ -460,13 +492,29 @@ fn the_vector_search_finds_what_the_automaton_finds() {
         };
         buf.push_str(&w[..cut.max(1).min(w.len())]);
     }
-    let scan = |finder: &Finder| {
+    let mut starts = Vec::new();
+    crate::domain::stall::for_each_line(buf.as_bytes(), |s, _| starts.push(s));
+    let lines = Lines {
+        buf: buf.as_bytes(),
+        starts: &starts,
+    };
+    let scan = |search: &LiteralSearch| {
         let mut out = Vec::new();
-        c.scan_literals(finder, buf.as_bytes(), |s, e, lm| out.push((s, e, lm)));
+        c.scan_literals(search, &lines, |i, s, e, lm| out.push((i, s, e, lm)));
         out
     };
+    let by_automaton = |g: &Option<LiteralGroup>| {
+        g.as_ref().map(|g| LiteralGroup {
+            finder: Finder::Automaton(automaton(&g.literals).unwrap_or_else(|e| panic!("{e}"))),
+            literals: g.literals.clone(),
+            ids: g.ids.clone(),
+        })
+    };
+    let automaton = scan(&LiteralSearch {
+        main: by_automaton(&packed.main),
+        secrets: by_automaton(&packed.secrets),
+    });
     let packed = scan(packed);
-    let automaton = scan(&Finder::Automaton(ac.clone()));
     assert!(automaton.len() > 1_000, "{} lines", automaton.len());
     assert_eq!(packed, automaton);
 }
