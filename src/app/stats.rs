@@ -22,6 +22,15 @@ pub fn minute_start(m: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(m * 60, 0).unwrap_or_default()
 }
 
+/// Adds one to `key`'s count. Lines come in time order, so the newest
+/// bucket is nearly always the one: it is tried before a search.
+fn bump(counts: &mut BTreeMap<i64, u32>, key: i64) {
+    match counts.last_entry() {
+        Some(mut newest) if *newest.key() == key => *newest.get_mut() += 1,
+        _ => *counts.entry(key).or_default() += 1,
+    }
+}
+
 /// One KE's server or client occurrences.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Occurrences {
@@ -44,8 +53,8 @@ impl Occurrences {
         if let Some(t) = at {
             self.first = Some(self.first.map_or(t, |f| f.min(t)));
             self.last = Some(self.last.map_or(t, |l| l.max(t)));
-            *self.per_minute.entry(minute_of(t)).or_default() += 1;
-            *self.per_10s.entry(ten_seconds_of(t)).or_default() += 1;
+            bump(&mut self.per_minute, minute_of(t));
+            bump(&mut self.per_10s, ten_seconds_of(t));
             while self.per_10s.len() > TEN_SECOND_BUCKETS {
                 self.per_10s.pop_first();
             }

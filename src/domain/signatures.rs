@@ -264,6 +264,56 @@ struct Compiled {
     /// For each literal: (pattern index, the literal alone is a match), for
     /// the literal itself and every literal that is a prefix of it.
     literal_owners: Vec<Vec<(usize, bool)>>,
+    /// The patterns by bit, for lines the literals decide alone.
+    bits: PatternBits,
+}
+
+/// Which patterns (bit i: pattern i) have a regex, have no literal, and
+/// stand for what.
+#[derive(Debug, Default)]
+struct PatternBits {
+    /// Whether every pattern has a bit (at most 64 patterns).
+    complete: bool,
+    regex: u64,
+    no_literals: u64,
+    kes: [u64; 4],
+    access: u64,
+    to_device_trace: u64,
+    otk_upload: u64,
+    secret: u64,
+    /// Error patterns of each KE.
+    errors: [u64; 4],
+}
+
+impl PatternBits {
+    fn new(patterns: &[Pattern]) -> PatternBits {
+        let mut b = PatternBits {
+            complete: patterns.len() <= MAX_LITERAL_PATTERNS,
+            ..PatternBits::default()
+        };
+        for (i, p) in patterns.iter().enumerate().take(MAX_LITERAL_PATTERNS) {
+            let bit = 1u64 << i;
+            if p.regex.is_some() {
+                b.regex |= bit;
+            }
+            if !p.has_literals {
+                b.no_literals |= bit;
+            }
+            match p.slot {
+                ACCESS => b.access |= bit,
+                TO_DEVICE_TRACE => b.to_device_trace |= bit,
+                OTK_UPLOAD => b.otk_upload |= bit,
+                SECRET => b.secret |= bit,
+                s if s < ACCESS => b.kes[s] |= bit,
+                s => {
+                    if let Some(e) = b.errors.get_mut(s - ERRORS) {
+                        *e |= bit;
+                    }
+                }
+            }
+        }
+        b
+    }
 }
 
 /// Matches server lines and client messages against all KEs at once.
@@ -532,6 +582,7 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
     };
 
     Ok(Compiled {
+        bits: PatternBits::new(&patterns),
         patterns,
         prefilter,
         literals: literals_ac,
@@ -636,6 +687,11 @@ impl Compiled {
 
     /// Classifies one line.
     fn classify(&self, line: &[u8]) -> LineMatch {
+        self.decide(line, self.masks_of(line))
+    }
+
+    /// The literals on one line, by pattern.
+    fn masks_of(&self, line: &[u8]) -> LiteralMasks {
         let mut masks = LiteralMasks::default();
         if let Some(ac) = &self.literals {
             let mut at = 0;
@@ -647,11 +703,38 @@ impl Compiled {
                 at = m.start() + 1;
             }
         }
-        self.decide(line, masks)
+        masks
     }
 
     /// Which patterns match a line, given the literals found on it.
     fn decide(&self, line: &[u8], masks: LiteralMasks) -> LineMatch {
+        let LiteralMasks { possible, certain } = masks;
+        let b = &self.bits;
+        // Most lines: the literals decide every pattern, no regex runs.
+        if b.complete && b.regex & !certain & (possible | b.no_literals) == 0 {
+            let mut out = LineMatch {
+                access: certain & b.access != 0,
+                to_device_trace: certain & b.to_device_trace != 0,
+                otk_upload: certain & b.otk_upload != 0,
+                secret_literal: certain & b.secret != 0,
+                ..LineMatch::default()
+            };
+            let mut errors = 0;
+            for (i, ke) in Ke::ALL.into_iter().enumerate() {
+                if certain & b.kes[i] != 0 {
+                    out.kes.insert(ke);
+                    errors |= b.errors[i];
+                }
+            }
+            out.error = certain & errors != 0;
+            return out;
+        }
+        self.decide_by_pattern(line, masks)
+    }
+
+    /// [`Compiled::decide`] pattern by pattern, regexes run where the
+    /// literals leave it open.
+    fn decide_by_pattern(&self, line: &[u8], masks: LiteralMasks) -> LineMatch {
         let LiteralMasks { possible, certain } = masks;
         let matches = |i: usize, p: &Pattern| {
             let bit = 1u64.checked_shl(i as u32).unwrap_or(0);

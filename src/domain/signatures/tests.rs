@@ -518,3 +518,47 @@ fn the_vector_search_finds_what_the_automaton_finds() {
     assert!(automaton.len() > 1_000, "{} lines", automaton.len());
     assert_eq!(packed, automaton);
 }
+
+#[test]
+fn lines_the_literals_decide_alone_get_what_each_pattern_gives() {
+    // `decide` answers from the literals' bits when no regex is needed;
+    // pattern by pattern, every regex it may run, the answer is the same.
+    let m = matcher(&["$ev1:hs"]);
+    let c = &*m.compiled;
+    assert!(c.bits.complete && c.bits.regex != 0, "{:?}", c.bits);
+    let lines = [
+        PLAIN,
+        KE1_ACCESS,
+        KE1_ADD,
+        TO_DEVICE,
+        "One time key signed_curve25519:AAAAHQ already exists. Old key: x",
+        "One time key already exists",
+        "keys/upload 400 \"POST /_matrix/client/v3/keys/upload HTTP/1.1\"",
+        "Processed request: 0.1sec/0.0sec 2B 500 \"PUT /_matrix/client/v3/sendToDevice/m.room.encrypted/1 HTTP/1.1\"",
+        "Dropping to-device messages for unknown devices",
+        "Failed to send delayed event msc4140",
+        "Delayed event not found",
+        "delayed_event access_token=syt_x",
+        "Storing to-device messages for @a:hs D1",
+        "Adding one_time_keys dict_keys([]) for device 'D' for user '@a:hs'",
+        "$ev1:hs to_device",
+        "password",
+    ];
+    let mut fast = 0;
+    for l in lines {
+        let masks = c.masks_of(l.as_bytes());
+        let needs_regex = c.bits.regex & !masks.certain & (masks.possible | c.bits.no_literals);
+        fast += usize::from(needs_regex == 0);
+        assert_eq!(
+            c.decide(l.as_bytes(), masks),
+            c.decide_by_pattern(l.as_bytes(), masks),
+            "{l}"
+        );
+    }
+    // Both ways are taken.
+    assert!(
+        fast > 3 && fast < lines.len(),
+        "{fast} of {} decided by bits",
+        lines.len()
+    );
+}
