@@ -186,6 +186,8 @@ fn prepare(
     // The bundle's window is the evidence's own (log records, client
     // entries), not when the files happened to be read.
     app.wall_clock_span = false;
+    // No view is drawn: the panes would hold copies nothing reads.
+    app.server_panes = false;
     let (specs, infos) = logs::specs(log_files, clock, &args.timezone);
     let mut capture = Capture::with_logs(journal, sigs, specs, args.event_ids.clone(), restart_ms)
         .map_err(|e| UsageError(format!("signatures: {e}")))?;

@@ -95,6 +95,10 @@ pub struct App {
     /// the stable sequence number `pane_pushed - len + k`, which the view
     /// anchors to while paused (the ring drops lines from the front).
     pub pane_pushed: [u64; 4],
+    /// Whether server hits are kept in the panes. Only a view reads the
+    /// panes: `analyze` draws none and keeps none (each hit would be
+    /// copied once more for nothing).
+    pub server_panes: bool,
     pub lines_total: u64,
     pub bytes_total: u64,
     /// The server logs by name: their files, and the log each line number
@@ -186,6 +190,7 @@ impl App {
             client: Default::default(),
             panes: Default::default(),
             pane_pushed: [0; 4],
+            server_panes: true,
             lines_total: 0,
             bytes_total: 0,
             server_logs: ServerLogs::default(),

@@ -140,11 +140,48 @@ impl App {
     }
 
     fn on_hit(&mut self, text: &str, hit: ServerHit) {
+        for ke in hit.kes.iter() {
+            self.server[ke.index()].add(hit.at, hit.error);
+        }
+        if self.server_panes {
+            self.pane_hit(text, &hit);
+        } else {
+            for ke in hit.kes.iter() {
+                self.pane_pushed[ke.index()] += 1;
+            }
+        }
+        // Another device's keys/upload (key ids like AAAAAAAAAFA repeat
+        // across devices): neither its conflict nor its 400 is ours. One
+        // whose owner line was not seen is undecided, never ours.
+        let ke1_error = hit.kes.contains(Ke::Ke1) && hit.error;
+        if !ke1_error && hit.offending.is_none() {
+            return;
+        }
+        let sighting = Ke1Sighting {
+            at: hit.at,
+            owner: hit
+                .request
+                .as_ref()
+                .and_then(|r| self.upload_owner.get(r))
+                .cloned(),
+            error: ke1_error,
+            offending: hit.offending,
+            ke_line_no: hit.ke_line_no[Ke::Ke1.index()],
+            line_no: hit.line_no,
+        };
+        if self.subject.device_id.is_none() {
+            // Judged again if a client file names our device later.
+            self.pending_subject.keep_ke1(&sighting);
+        }
+        self.attribute_ke1(&sighting);
+    }
+
+    /// A hit shown in the panes of its KEs.
+    fn pane_hit(&mut self, text: &str, hit: &ServerHit) {
         let tracked = self.is_tracked(text);
         let log = self.pane_log_name(hit.line_no);
         for ke in hit.kes.iter() {
             let i = ke.index();
-            self.server[i].add(hit.at, hit.error);
             self.pane_pushed[i] += 1;
             let pane = &mut self.panes[i];
             // A full pane's oldest line lends its buffer to the newest: a
@@ -175,30 +212,6 @@ impl App {
                 log: log.clone(),
             });
         }
-        // Another device's keys/upload (key ids like AAAAAAAAAFA repeat
-        // across devices): neither its conflict nor its 400 is ours. One
-        // whose owner line was not seen is undecided, never ours.
-        let ke1_error = hit.kes.contains(Ke::Ke1) && hit.error;
-        if !ke1_error && hit.offending.is_none() {
-            return;
-        }
-        let sighting = Ke1Sighting {
-            at: hit.at,
-            owner: hit
-                .request
-                .as_ref()
-                .and_then(|r| self.upload_owner.get(r))
-                .cloned(),
-            error: ke1_error,
-            offending: hit.offending,
-            ke_line_no: hit.ke_line_no[Ke::Ke1.index()],
-            line_no: hit.line_no,
-        };
-        if self.subject.device_id.is_none() {
-            // Judged again if a client file names our device later.
-            self.pending_subject.keep_ke1(&sighting);
-        }
-        self.attribute_ke1(&sighting);
     }
 
     /// The name of a line's server log when there are several, shared by
@@ -477,6 +490,33 @@ mod tests {
             .map(|l| (l.text.capacity(), l.text.len()))
             .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
         assert!(held <= 2 * needed, "held {held} for {needed}");
+    }
+
+    /// `analyze` keeps no panes: every count is the same, the panes stay
+    /// empty.
+    #[test]
+    fn without_panes_a_hit_counts_as_with_them() {
+        use crate::app::view::fixtures::hit;
+        use crate::domain::Ke;
+        let feed = |server_panes: bool| {
+            let mut app = App::new(Subject::default(), 2000);
+            app.server_panes = server_panes;
+            for k in 0..50i64 {
+                let ke = Ke::ALL[k as usize % 4];
+                hit(&mut app, ke, k, &format!("line {k}"), k % 3 == 0);
+            }
+            app
+        };
+        let (with, without) = (feed(true), feed(false));
+        assert_eq!(without.server, with.server);
+        assert_eq!(without.pane_pushed, with.pane_pushed);
+        assert!(with.panes.iter().all(|p| !p.is_empty()));
+        assert!(
+            without
+                .panes
+                .iter()
+                .all(std::collections::VecDeque::is_empty)
+        );
     }
 
     #[test]
