@@ -192,6 +192,7 @@ fn prepare(
     let mut capture = Capture::with_logs(journal, sigs, specs, args.event_ids.clone(), restart_ms)
         .map_err(|e| UsageError(format!("signatures: {e}")))?;
     capture.set_redactor(redactor);
+    capture.without_pane_texts();
     app.server_logs = capture.logs().clone();
     capture.journal.record(&JournalEntry::Start {
         at: started,

@@ -74,6 +74,8 @@ pub struct Capture {
     conflicts: ConflictMemo,
     /// Per server log, what KE-3 rescans learned of where `$`s are.
     ke3_index: Vec<ke3_index::IdIndex>,
+    /// Whether hits carry their pane text (see [`Capture::without_pane_texts`]).
+    pane_texts: bool,
 }
 
 impl Capture {
@@ -129,6 +131,7 @@ impl Capture {
             ke_order: Default::default(),
             conflicts: ConflictMemo::default(),
             ke3_index: Vec::new(),
+            pane_texts: true,
         })
     }
 
@@ -201,7 +204,15 @@ impl Capture {
             redactor: self.redactor.clone(),
             clock: self.sources[index].scan_clock(),
             generation: self.generation,
+            pane_texts: self.pane_texts,
         }
+    }
+
+    /// For a capture no view shows (`analyze`): hits carry no pane text,
+    /// except KE-1's, which the capture reads for the key ids a conflict
+    /// names.
+    pub fn without_pane_texts(&mut self) {
+        self.pane_texts = false;
     }
 }
 

@@ -34,6 +34,9 @@ pub struct ScanContext {
     pub(super) clock: LogClock,
     /// Which version of the capture's matcher this is (KE-3 ids change it).
     pub(super) generation: u64,
+    /// Whether every hit carries its pane text. Without a view (`analyze`)
+    /// only KE-1's is read, for the key ids a conflict names.
+    pub(super) pane_texts: bool,
 }
 
 /// A buffer of complete lines, scanned: what [`ScanContext::scan`] found,
@@ -77,6 +80,7 @@ impl ScanContext {
             redactor: &self.redactor,
             clock: &self.clock,
             heads,
+            pane_texts: self.pane_texts,
         }
     }
 
@@ -114,6 +118,7 @@ struct Scanner<'a, H> {
     redactor: &'a Redactor,
     clock: &'a LogClock,
     heads: &'a H,
+    pane_texts: bool,
 }
 
 /// Where a scan reads a line's record head and times: from the line
@@ -396,7 +401,7 @@ impl<H: Heads> Scanner<'_, H> {
         };
         let sample = access_sample(f.line_no, at, &a, long_poll);
         // Only lines a pane shows need their display text.
-        let shown = !f.m.kes.is_empty();
+        let shown = !f.m.kes.is_empty() && self.wants_text(f.m.kes);
         if shown {
             // `requester method path status ms ms`, without the formatting
             // machinery: this runs for every access line a pane shows.
@@ -419,6 +424,11 @@ impl<H: Heads> Scanner<'_, H> {
         shown
     }
 
+    /// Whether a hit of `kes` gets its pane text.
+    fn wants_text(&self, kes: KeSet) -> bool {
+        self.pane_texts || kes.contains(Ke::Ke1)
+    }
+
     /// A KE line: redacted, with its display text (from `text_start` in
     /// the part's texts; already written for an access line).
     fn hit(
@@ -436,7 +446,7 @@ impl<H: Heads> Scanner<'_, H> {
         };
         // Panes show `request logger: message`; the journal keeps the line.
         match &head {
-            _ if access_text => {}
+            _ if access_text || !self.wants_text(f.m.kes) => {}
             Some(h) => push_record_text(f.redactor, h, &mut out.texts),
             None => out.texts.push_str(&display_cow(&red_line)),
         }
@@ -507,7 +517,48 @@ mod tests {
             redactor: Arc::new(Redactor::new()),
             clock: LogClock::utc(),
             generation: 0,
+            pane_texts: true,
         }
+    }
+
+    #[test]
+    fn without_pane_texts_hits_are_the_same_and_only_ke1_keeps_its_text() {
+        let t = "2026-06-30 14:02:11,123";
+        let text = format!(
+            "{t} - synapse.handlers.e2e_keys - 1 - INFO - POST-1 - One time key signed_curve25519:AAAAHQ already exists. Old key: x new key: y\n\
+             {t} - synapse.access.http.8008 - 521 - INFO - POST-1 - 192.0.2.1 - 8008 - {{@a:hs}} Processed request: 0.012sec/0.000sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.001sec/1) 2B 400 \"POST /_matrix/client/v3/keys/upload HTTP/1.1\" \"-\" [0 dbevts]\n\
+             {t} - synapse.access.http.8008 - 521 - INFO - PUT-2 - 192.0.2.1 - 8008 - {{@a:hs}} Processed request: 0.012sec/0.000sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.001sec/1) 2B 200 \"PUT /_matrix/client/v3/sendToDevice/m.room.encrypted/t1 HTTP/1.1\" \"-\" [0 dbevts]\n\
+             {t} - synapse.x - 1 - INFO - GET-3 - delayed_event access_token=syt_secret\n\
+             to_device continuation\n"
+        );
+        let sigs = crate::domain::signatures::Signatures::embedded();
+        let with = context(&sigs)
+            .scan(text.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut ctx = context(&sigs);
+        ctx.pane_texts = false;
+        let without = ctx.scan(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let (a, b) = (&with.parts[0], &without.parts[0]);
+        assert_eq!(a.hits.len(), 5);
+        assert_eq!(b.hits.len(), a.hits.len());
+        assert_eq!(b.access, a.access);
+        let mut ke1 = 0;
+        for (x, y) in a.hits.iter().zip(&b.hits) {
+            let same = |h: &FoundHit, p: &Scanned| {
+                let request = h.request.clone().map(|r| p.texts[r].to_string());
+                (h.line_no, h.line.clone(), h.at, h.kes, h.error, request)
+            };
+            assert_eq!(same(y, b), same(x, a));
+            assert_eq!(y.redacted.is_some(), x.redacted.is_some());
+            assert!(!a.texts[x.text.clone()].is_empty());
+            if x.kes.contains(Ke::Ke1) {
+                ke1 += 1;
+                assert_eq!(b.texts[y.text.clone()], a.texts[x.text.clone()]);
+            } else {
+                assert!(y.text.is_empty(), "{}", &b.texts[y.text.clone()]);
+            }
+        }
+        assert_eq!(ke1, 2);
     }
 
     #[test]
