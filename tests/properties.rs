@@ -277,7 +277,7 @@ proptest! {
         prop_assert_eq!(a.status, status);
         prop_assert_eq!(a.requester, (requester != "None").then_some(requester.as_str()));
         prop_assert!((a.processing_s * 1000.0 - f64::from(ms)).abs() < 0.5);
-        prop_assert_eq!(a.user_agent, agent.as_str());
+        prop_assert_eq!(a.user_agent(), agent.as_str());
     }
 
     #[test]

@@ -130,7 +130,7 @@ enum Prefilter {
     /// Every pattern has required literals: the literal search (the same
     /// literals as `Compiled::literals`, the same matches) finds every
     /// interesting line.
-    Literals(LiteralSearch),
+    Literals(Box<LiteralSearch>),
     /// Some pattern has no required literal: a combined regex (multi-line).
     Regex(Regex),
 }
@@ -375,7 +375,6 @@ impl Matcher {
     /// `\n`; `end` excludes it) that is interesting, in order. Lines that
     /// match nothing are skipped without being examined one by one. A last
     /// line without `\n` is a line.
-    #[cfg(test)]
     pub fn scan(&self, buf: &[u8], mut f: impl FnMut(usize, usize, LineMatch)) {
         let mut starts = Vec::new();
         super::stall::for_each_line(buf, |start, _| starts.push(start));
@@ -565,7 +564,11 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
             .iter()
             .map(|owners| owners.iter().all(|&(p, _)| sources[p].0 == SECRET))
             .collect();
-        Prefilter::Literals(LiteralSearch::new(&literals, &secret, Finder::build)?)
+        Prefilter::Literals(Box::new(LiteralSearch::new(
+            &literals,
+            &secret,
+            Finder::build,
+        )?))
     } else {
         let alternation = sources
             .iter()

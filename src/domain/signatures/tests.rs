@@ -426,16 +426,13 @@ fn the_vector_search_finds_what_the_automaton_finds() {
     // searcher called directly and the automaton give the same lines.
     let m = matcher(&["$SASBBzoqjEvent1:lotus.example"]);
     let c = &*m.compiled;
-    let Prefilter::Literals(
-        packed @ LiteralSearch {
-            main:
-                Some(LiteralGroup {
-                    finder: Finder::Packed(_),
-                    ..
-                }),
-            ..
-        },
-    ) = &c.prefilter
+    let Prefilter::Literals(packed) = &c.prefilter else {
+        panic!("no literal search");
+    };
+    let Some(LiteralGroup {
+        finder: Finder::Packed(_),
+        ..
+    }) = &packed.main
     else {
         // No AVX2 here: there is only the automaton.
         return;
@@ -514,7 +511,7 @@ fn the_vector_search_finds_what_the_automaton_finds() {
         main: by_automaton(&packed.main),
         secrets: by_automaton(&packed.secrets),
     });
-    let packed = scan(packed);
+    let packed = scan(packed.as_ref());
     assert!(automaton.len() > 1_000, "{} lines", automaton.len());
     assert_eq!(packed, automaton);
 }
