@@ -5,9 +5,11 @@
 //! time, and all KEs are matched in one pass over the input.
 //!
 //! How `scan` stays fast: every pattern is reduced to a small set of literals
-//! that any match must contain (`literals.rs`). One Aho-Corasick search for
-//! all of them runs over the whole buffer; only the lines it lands on are
-//! classified, and patterns that are plain strings need no regex at all.
+//! that any match must contain (`literals.rs`). The literal search
+//! (`search.rs`: the secret literals apart from the rest) runs over the
+//! whole buffer; only the lines it lands on are classified, mostly from the
+//! literals' bits alone (`bits.rs`), and patterns that are plain strings
+//! need no regex at all.
 //! Patterns with no usable literal fall back to one combined regex over the
 //! buffer, which is still a single pass.
 

@@ -4,7 +4,7 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
-/// The buffer-wide literal search. Where the vector searcher (Teddy) runs
+/// One buffer-wide literal search. Where the vector searcher (Teddy) runs
 /// on its own, it is called directly: the automaton would only wrap it as
 /// its prefilter and confirm each candidate again (on the storm profile
 /// about a sixth of the search's time). Both report the same leftmost-longest
