@@ -559,3 +559,84 @@ fn lines_the_literals_decide_alone_get_what_each_pattern_gives() {
         lines.len()
     );
 }
+
+/// The literal search split in two against one search of every literal,
+/// on a real-shaped log: `CALLCAP_SCAN_LOG=PATH cargo test --release --lib
+/// literal_search_split_throughput -- --ignored --nocapture` (the README's
+/// figures: the storm profile of `bench/gen_synapse_log.py`, cut to 0.3 GB).
+/// Without the variable it times 200,000 generated lines, most of them KE
+/// lines, instead.
+#[test]
+#[ignore]
+fn literal_search_split_throughput() {
+    let buf = match std::env::var_os("CALLCAP_SCAN_LOG") {
+        Some(p) => std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.to_string_lossy())),
+        None => {
+            let mut b = String::new();
+            for i in 0..200_000u32 {
+                let line = match i % 5 {
+                    0 | 1 => KE1_ACCESS,
+                    2 => TO_DEVICE,
+                    3 => KE1_ADD,
+                    _ => PLAIN,
+                };
+                b.push_str(line);
+                b.push('\n');
+            }
+            b.into_bytes()
+        }
+    };
+    let mut starts = Vec::new();
+    crate::domain::stall::for_each_line(&buf, |s, _| starts.push(s));
+    let lines = Lines {
+        buf: &buf,
+        starts: &starts,
+    };
+    let m = matcher(&[]);
+    let c = &*m.compiled;
+    let Prefilter::Literals(split) = &c.prefilter else {
+        panic!("no literal search");
+    };
+    // The same literals, as one search and as each half alone.
+    let groups: Vec<&LiteralGroup> = split.main.iter().chain(split.secrets.iter()).collect();
+    let literals: Vec<Vec<u8>> = groups.iter().flat_map(|g| g.literals.clone()).collect();
+    let ids: Vec<usize> = groups.iter().flat_map(|g| g.ids.clone()).collect();
+    let mut by_id = vec![Vec::new(); ids.iter().max().map_or(0, |m| m + 1)];
+    for (l, &id) in literals.iter().zip(&ids) {
+        by_id[id] = l.clone();
+    }
+    let one = LiteralSearch::new(&by_id, &vec![false; by_id.len()], Finder::build)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let half = |g: &Option<LiteralGroup>| {
+        g.as_ref().map(|g| LiteralGroup {
+            finder: Finder::build(&g.literals).unwrap_or_else(|e| panic!("{e}")),
+            literals: g.literals.clone(),
+            ids: g.ids.clone(),
+        })
+    };
+    let main_only = LiteralSearch {
+        main: half(&split.main),
+        secrets: None,
+    };
+    let secrets_only = LiteralSearch {
+        main: None,
+        secrets: half(&split.secrets),
+    };
+    for round in 0..3 {
+        for (name, search) in [
+            ("split", split.as_ref()),
+            ("one search", &one),
+            ("frequent literals alone", &main_only),
+            ("secret literals alone", &secrets_only),
+        ] {
+            let t = std::time::Instant::now();
+            let mut n = 0usize;
+            c.scan_literals(search, &lines, |_, _, _, _| n += 1);
+            println!(
+                "round {round}: {name}: {:.3} s for {} MB ({n} lines)",
+                t.elapsed().as_secs_f64(),
+                buf.len() / 1_000_000
+            );
+        }
+    }
+}
