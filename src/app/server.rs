@@ -142,13 +142,10 @@ impl App {
     fn on_hit(&mut self, text: &str, hit: ServerHit) {
         for ke in hit.kes.iter() {
             self.server[ke.index()].add(hit.at, hit.error);
+            self.pane_pushed[ke.index()] += 1;
         }
         if self.server_panes {
             self.pane_hit(text, &hit);
-        } else {
-            for ke in hit.kes.iter() {
-                self.pane_pushed[ke.index()] += 1;
-            }
         }
         // Another device's keys/upload (key ids like AAAAAAAAAFA repeat
         // across devices): neither its conflict nor its 400 is ours. One
@@ -176,13 +173,13 @@ impl App {
         self.attribute_ke1(&sighting);
     }
 
-    /// A hit shown in the panes of its KEs.
+    /// A hit shown in the panes of its KEs (counted in `pane_pushed` by
+    /// the caller).
     fn pane_hit(&mut self, text: &str, hit: &ServerHit) {
         let tracked = self.is_tracked(text);
         let log = self.pane_log_name(hit.line_no);
         for ke in hit.kes.iter() {
             let i = ke.index();
-            self.pane_pushed[i] += 1;
             let pane = &mut self.panes[i];
             // A full pane's oldest line lends its buffer to the newest: a
             // flood of hits allocates nothing. Not a buffer more than twice
