@@ -561,6 +561,78 @@ mod tests {
         assert_eq!(ke1, 2);
     }
 
+    /// Not a test: the scanner's own speed, one thread, on a real-shaped
+    /// log (`CALLCAP_SCAN_LOG=PATH cargo test --release --lib
+    /// scan_throughput -- --ignored --nocapture`), in `analyze`'s buffers
+    /// and without pane texts, as `analyze` scans. Prints the fastest and
+    /// the median of seven rounds.
+    #[test]
+    #[ignore]
+    fn scan_throughput() {
+        let buf = match std::env::var_os("CALLCAP_SCAN_LOG") {
+            Some(p) => std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+            // Without a log: access lines, a conflict and a plain record.
+            None => {
+                let t = "2026-06-30 14:02:11,123";
+                let lines = [
+                    format!(
+                        "{t} - synapse.handlers.e2e_keys - 1 - INFO - POST-1 - One time key signed_curve25519:AAAAHQ already exists. Old key: x new key: y"
+                    ),
+                    format!(
+                        "{t} - synapse.access.http.8008 - 521 - INFO - POST-1 - 192.0.2.1 - 8008 - {{@a:hs}} Processed request: 0.012sec/0.000sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.001sec/1) 2B 400 \"POST /_matrix/client/v3/keys/upload HTTP/1.1\" \"-\" [0 dbevts]"
+                    ),
+                    format!(
+                        "{t} - synapse.access.http.8008 - 521 - INFO - GET-2 - 192.0.2.1 - 8008 - {{@a:hs}} Processed request: 30.012sec/0.000sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.001sec/1) 2B 200 \"GET /_matrix/client/v3/sync HTTP/1.1\" \"-\" [0 dbevts]"
+                    ),
+                    format!("{t} - synapse.x - 1 - INFO - GET-3 - plain"),
+                ];
+                lines
+                    .iter()
+                    .cycle()
+                    .take(400_000)
+                    .flat_map(|l| [l.as_bytes(), b"\n"])
+                    .flatten()
+                    .copied()
+                    .collect()
+            }
+        };
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        while at < buf.len() {
+            let end = (at + 1024 * 1024).min(buf.len());
+            let end = match memchr::memrchr(b'\n', &buf[at..end]) {
+                Some(i) if end < buf.len() => at + i + 1,
+                _ => end,
+            };
+            chunks.push(at..end);
+            at = end;
+        }
+        let sigs = crate::domain::signatures::Signatures::embedded();
+        let mut ctx = context(&sigs);
+        ctx.pane_texts = false;
+        let mut times = Vec::new();
+        let mut reuse = None;
+        let mut found = 0;
+        for _ in 0..7 {
+            let t = std::time::Instant::now();
+            found = 0;
+            for c in &chunks {
+                let scanned = ctx.scan_whole(&buf[c.clone()], reuse.take());
+                found += scanned.parts[0].hits.len() + scanned.parts[0].access.len();
+                reuse = Some(scanned);
+            }
+            times.push(t.elapsed().as_secs_f64());
+        }
+        assert!(found > 0, "the scan found nothing");
+        times.sort_by(f64::total_cmp);
+        println!(
+            "scan: {:.3} s fastest, {:.3} s median, {} MB, {found} hits and access lines",
+            times[0],
+            times[3],
+            buf.len() / 1_000_000
+        );
+    }
+
     #[test]
     fn the_scan_redacts_exactly_what_the_redactor_does_on_its_own() {
         let key = "EsTc LW2K PGiF wKEA 3As5 aX4G gAXn q5Hb bzMF CFx7 9KXU Kd5N";
