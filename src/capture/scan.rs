@@ -563,9 +563,9 @@ mod tests {
 
     /// Not a test: the scanner's own speed, one thread, on a real-shaped
     /// log (`CALLCAP_SCAN_LOG=PATH cargo test --release --lib
-    /// scan_throughput -- --ignored --nocapture`), in `analyze`'s buffers
-    /// and without pane texts, as `analyze` scans. Prints the fastest and
-    /// the median of seven rounds.
+    /// capture::scan::tests::scan_throughput -- --ignored --nocapture`), in
+    /// `analyze`'s buffers and without pane texts, as `analyze` scans.
+    /// Prints the fastest and the median of seven rounds.
     #[test]
     #[ignore]
     fn scan_throughput() {
