@@ -569,33 +569,30 @@ mod tests {
     #[test]
     #[ignore]
     fn scan_throughput() {
-        let buf = match std::env::var_os("CALLCAP_SCAN_LOG") {
-            Some(p) => std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
-            // Without a log: access lines, a conflict and a plain record.
-            None => {
-                let t = "2026-06-30 14:02:11,123";
-                let lines = [
-                    format!(
-                        "{t} - synapse.handlers.e2e_keys - 1 - INFO - POST-1 - One time key signed_curve25519:AAAAHQ already exists. Old key: x new key: y"
-                    ),
-                    format!(
-                        "{t} - synapse.access.http.8008 - 521 - INFO - POST-1 - 192.0.2.1 - 8008 - {{@a:hs}} Processed request: 0.012sec/0.000sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.001sec/1) 2B 400 \"POST /_matrix/client/v3/keys/upload HTTP/1.1\" \"-\" [0 dbevts]"
-                    ),
-                    format!(
-                        "{t} - synapse.access.http.8008 - 521 - INFO - GET-2 - 192.0.2.1 - 8008 - {{@a:hs}} Processed request: 30.012sec/0.000sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.001sec/1) 2B 200 \"GET /_matrix/client/v3/sync HTTP/1.1\" \"-\" [0 dbevts]"
-                    ),
-                    format!("{t} - synapse.x - 1 - INFO - GET-3 - plain"),
-                ];
-                lines
-                    .iter()
-                    .cycle()
-                    .take(400_000)
-                    .flat_map(|l| [l.as_bytes(), b"\n"])
-                    .flatten()
-                    .copied()
-                    .collect()
-            }
-        };
+        // Without a log: access lines, a conflict and a plain record.
+        let buf = crate::domain::bench_log_or(|| {
+            let t = "2026-06-30 14:02:11,123";
+            let lines = [
+                format!(
+                    "{t} - synapse.handlers.e2e_keys - 1 - INFO - POST-1 - One time key signed_curve25519:AAAAHQ already exists. Old key: x new key: y"
+                ),
+                format!(
+                    "{t} - synapse.access.http.8008 - 521 - INFO - POST-1 - 192.0.2.1 - 8008 - {{@a:hs}} Processed request: 0.012sec/0.000sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.001sec/1) 2B 400 \"POST /_matrix/client/v3/keys/upload HTTP/1.1\" \"-\" [0 dbevts]"
+                ),
+                format!(
+                    "{t} - synapse.access.http.8008 - 521 - INFO - GET-2 - 192.0.2.1 - 8008 - {{@a:hs}} Processed request: 30.012sec/0.000sec ru=(0.001sec, 0.000sec) db=(0.000sec/0.001sec/1) 2B 200 \"GET /_matrix/client/v3/sync HTTP/1.1\" \"-\" [0 dbevts]"
+                ),
+                format!("{t} - synapse.x - 1 - INFO - GET-3 - plain"),
+            ];
+            lines
+                .iter()
+                .cycle()
+                .take(400_000)
+                .flat_map(|l| [l.as_bytes(), b"\n"])
+                .flatten()
+                .copied()
+                .collect()
+        });
         let mut chunks = Vec::new();
         let mut at = 0;
         while at < buf.len() {

@@ -17,3 +17,13 @@ pub mod synapse_log;
 pub mod synapse_metrics;
 
 pub use ke::{Ke, KeSet, PerKe};
+
+/// The log an ignored benchmark measures: the file `CALLCAP_SCAN_LOG`
+/// names, else what `generate` makes.
+#[cfg(test)]
+pub(crate) fn bench_log_or(generate: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+    match std::env::var_os("CALLCAP_SCAN_LOG") {
+        Some(p) => std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.to_string_lossy())),
+        None => generate(),
+    }
+}

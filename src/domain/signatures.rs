@@ -22,7 +22,7 @@ mod search;
 pub use file::{ClientSignature, KeSignatures, Signatures, SignaturesError};
 
 use bits::PatternBits;
-use search::{Finder, Lines, LiteralGroup, LiteralSearch, automaton};
+use search::{Lines, LiteralGroup, LiteralSearch, automaton};
 
 use super::ke::{Ke, KeSet};
 use aho_corasick::{AhoCorasick, Input};
@@ -409,11 +409,7 @@ fn compile(sigs: &Signatures, ke3_ids: &[String]) -> Result<Compiled, String> {
             .iter()
             .map(|owners| owners.iter().all(|&(p, _)| sources[p].0 == SECRET))
             .collect();
-        Prefilter::Literals(Box::new(LiteralSearch::new(
-            &literals,
-            &secret,
-            Finder::build,
-        )?))
+        Prefilter::Literals(Box::new(LiteralSearch::new(&literals, &secret)?))
     } else {
         let alternation = sources
             .iter()

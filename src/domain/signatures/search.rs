@@ -98,11 +98,7 @@ pub(super) struct LiteralGroup {
 
 impl LiteralSearch {
     /// `secret[k]`: literal `k` is only ever a secret pattern's.
-    pub(super) fn new(
-        literals: &[Vec<u8>],
-        secret: &[bool],
-        finder: impl Fn(&[Vec<u8>]) -> Result<Finder, String>,
-    ) -> Result<LiteralSearch, String> {
+    pub(super) fn new(literals: &[Vec<u8>], secret: &[bool]) -> Result<LiteralSearch, String> {
         let group = |want: bool| -> Result<Option<LiteralGroup>, String> {
             let ids: Vec<usize> = (0..literals.len()).filter(|&k| secret[k] == want).collect();
             if ids.is_empty() {
@@ -110,7 +106,7 @@ impl LiteralSearch {
             }
             let literals: Vec<Vec<u8>> = ids.iter().map(|&k| literals[k].clone()).collect();
             Ok(Some(LiteralGroup {
-                finder: finder(&literals)?,
+                finder: Finder::build(&literals)?,
                 literals,
                 ids,
             }))

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+use super::search::Finder;
 use super::*;
 use std::path::Path;
 
@@ -569,23 +570,20 @@ fn lines_the_literals_decide_alone_get_what_each_pattern_gives() {
 #[test]
 #[ignore]
 fn literal_search_split_throughput() {
-    let buf = match std::env::var_os("CALLCAP_SCAN_LOG") {
-        Some(p) => std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.to_string_lossy())),
-        None => {
-            let mut b = String::new();
-            for i in 0..200_000u32 {
-                let line = match i % 5 {
-                    0 | 1 => KE1_ACCESS,
-                    2 => TO_DEVICE,
-                    3 => KE1_ADD,
-                    _ => PLAIN,
-                };
-                b.push_str(line);
-                b.push('\n');
-            }
-            b.into_bytes()
+    let buf = crate::domain::bench_log_or(|| {
+        let mut b = String::new();
+        for i in 0..200_000u32 {
+            let line = match i % 5 {
+                0 | 1 => KE1_ACCESS,
+                2 => TO_DEVICE,
+                3 => KE1_ADD,
+                _ => PLAIN,
+            };
+            b.push_str(line);
+            b.push('\n');
         }
-    };
+        b.into_bytes()
+    });
     let mut starts = Vec::new();
     crate::domain::stall::for_each_line(&buf, |s, _| starts.push(s));
     let lines = Lines {
@@ -605,8 +603,8 @@ fn literal_search_split_throughput() {
     for (l, &id) in literals.iter().zip(&ids) {
         by_id[id] = l.clone();
     }
-    let one = LiteralSearch::new(&by_id, &vec![false; by_id.len()], Finder::build)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let one =
+        LiteralSearch::new(&by_id, &vec![false; by_id.len()]).unwrap_or_else(|e| panic!("{e}"));
     let half = |g: &Option<LiteralGroup>| {
         g.as_ref().map(|g| LiteralGroup {
             finder: Finder::build(&g.literals).unwrap_or_else(|e| panic!("{e}")),
