@@ -10,6 +10,9 @@
 #   (default: both, 1 GiB; data cached in $BENCH_DIR)
 #   ROUNDS=N (default 5); CALLCAP_BASE=path/to/another/callcap adds it as a
 #   contender (`base`) in the same rounds, for an A/B of two builds.
+#   FLOOR=1 adds `floor` (examples/bundle_floor.rs): only the bundle's fixed
+#   work, reading the log, writing and hashing its copy and as many bytes of
+#   KE logs as the warm-up's bundle held; no line scanned.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=both
@@ -38,6 +41,8 @@ done
 cargo build --release --quiet
 BIN=target/release/callcap
 BASE=${CALLCAP_BASE:-}
+FLOOR=${FLOOR:-}
+if [ -n "$FLOOR" ]; then cargo build --release --quiet --example bundle_floor; fi
 
 KE1='keys/upload|One time key .* already exists|OneTimeKey'
 KE2='io.element.call.encryption_keys|m.room.encrypted|/sendToDevice|to_device'
@@ -78,8 +83,15 @@ mkdir -p "$OUT"
 for p in $PROFILES; do # untimed warm-up: page cache and binaries
   cat "$(log_of "$p")" > /dev/null
   "$BIN" analyze --log "$(log_of "$p")" --out "$OUT" --label warmup >/dev/null
+  # The floor writes as many bytes of KE logs as callcap does.
+  declare "KE_BYTES_$p=$(cat "$OUT"/warmup/server/KE-*.log | wc -c)"
   rm -rf "$OUT"; mkdir -p "$OUT"
 done
+floor_run() { # profile round
+  local ke="KE_BYTES_$1"
+  sync; rm -rf "$OUT"; mkdir -p "$OUT"
+  measure "floor-$1 $2" target/release/examples/bundle_floor "$(log_of "$1")" "$OUT/floor" "${!ke}"
+}
 callcap_run() { # name profile round binary
   sync; rm -rf "$OUT"; mkdir -p "$OUT"
   measure "$1-$2 $3" "$4" analyze --log "$(log_of "$2")" --out "$OUT" --label bench
@@ -96,6 +108,9 @@ results=$(
       measure "grep-$p $round" bash -c 'four_passes grep "$0"' "$L"
       sync
       measure "rg-$p $round" bash -c 'four_passes rg "$0"' "$L"
+      # The floor before callcap: right after callcap's bundle is deleted,
+      # its page-cache copies measured up to twice as slow.
+      if [ -n "$FLOOR" ]; then floor_run "$p" "$round"; fi
       # With a base build, the two builds take turns going first.
       if [ -n "$BASE" ] && [ $((round % 2)) = 0 ]; then callcap_run base "$p" "$round" "$BASE"; fi
       callcap_run callcap "$p" "$round" "$BIN"
@@ -132,14 +147,15 @@ def ratio(a, b):
     rs = [runs[a][k][0] / runs[b][k][0] for k in runs[a] if k in runs[b]]
     return "%.2f (%.2f-%.2f)" % (statistics.median(rs), min(rs), max(rs))
 rows = []
-for who in ("callcap", "base", "rg", "grep", "callcap-after-pause"):
+for who in ("callcap", "base", "floor", "rg", "grep", "callcap-after-pause"):
     cells = [cell("%s-%s" % (who, p)) for p in profiles]
     if any(cells):
         rows.append(("%s wall, median (min-max)" % who, [c[0] if c else "-" for c in cells]))
         if who in ("callcap", "base"):
             rows.append(("%s peak RSS" % who, [c[1] if c else "-" for c in cells]))
         rows.append(("%s CPU user / kernel, median" % who, [c[2] if c else "-" for c in cells]))
-for a, b in (("callcap", "rg"), ("callcap", "grep"), ("base", "rg"), ("callcap", "base")):
+for a, b in (("callcap", "rg"), ("callcap", "grep"), ("base", "rg"), ("callcap", "base"),
+             ("floor", "rg")):
     rs = [ratio("%s-%s" % (a, p), "%s-%s" % (b, p)) for p in profiles]
     if any(rs):
         what = "4 passes" if b in ("rg", "grep") else "per round"
