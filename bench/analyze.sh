@@ -91,6 +91,9 @@ floor_run() { # profile round
   local ke="KE_BYTES_$1"
   sync; rm -rf "$OUT"; mkdir -p "$OUT"
   measure "floor-$1 $2" target/release/examples/bundle_floor "$(log_of "$1")" "$OUT/floor" "${!ke}"
+  # A floor that copied less is not a lower one.
+  [ "$(stat -c %s "$OUT/floor/server/homeserver.log" 2>/dev/null)" = "$(stat -c %s "$(log_of "$1")")" ] ||
+    { echo "the floor did not copy the whole log" >&2; exit 1; }
 }
 callcap_run() { # name profile round binary
   sync; rm -rf "$OUT"; mkdir -p "$OUT"
