@@ -61,7 +61,7 @@ fn main() -> io::Result<()> {
             copy.write_all(&buf)?;
             let _ = back.send(buf);
         }
-        Ok(hex(&hash.finalize()))
+        Ok(hex::encode(hash.finalize()))
     });
     let mut ke_hash = Sha256::new();
     let mut ke_written = 0u64;
@@ -91,11 +91,7 @@ fn main() -> io::Result<()> {
         .map_err(|_| io::Error::other("the writer panicked"))??;
     println!(
         "{full_hash}  homeserver.log ({log_read} bytes)\n{}  KE.log ({ke_written} bytes)",
-        hex(&ke_hash.finalize())
+        hex::encode(ke_hash.finalize())
     );
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
