@@ -621,6 +621,7 @@ fn literal_search_split_throughput() {
         secrets: half(&split.secrets),
     };
     for round in 0..3 {
+        let mut landed = Vec::new();
         for (name, search) in [
             ("split", split.as_ref()),
             ("one search", &one),
@@ -635,6 +636,9 @@ fn literal_search_split_throughput() {
                 t.elapsed().as_secs_f64(),
                 buf.len() / 1_000_000
             );
+            landed.push(n);
         }
+        // The split lands on the lines one search does, and on some.
+        assert!(landed[0] > 0 && landed[0] == landed[1], "{landed:?}");
     }
 }
